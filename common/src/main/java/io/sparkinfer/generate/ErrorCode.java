@@ -1,0 +1,15 @@
+package io.sparkinfer.generate;
+
+/** Machine-readable reasons a request produced an error row instead of a completion. */
+public final class ErrorCode {
+  /** The prompt is null, empty, or tokenizes to no tokens. */
+  public static final String EMPTY_PROMPT = "empty_prompt";
+  /** The prompt leaves no room for a new token in the model's context, or exceeds the configured limit. */
+  public static final String PROMPT_TOO_LONG = "prompt_too_long";
+  /** The request itself is malformed (bad JSON line, bad option values). */
+  public static final String INVALID_REQUEST = "invalid_request";
+  /** The model failed while generating for this request's batch. */
+  public static final String GENERATION_FAILED = "generation_failed";
+
+  private ErrorCode() {}
+}

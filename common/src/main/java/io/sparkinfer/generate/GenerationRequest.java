@@ -1,0 +1,37 @@
+package io.sparkinfer.generate;
+
+import java.io.Serializable;
+import java.util.List;
+
+/**
+ * One prompt to complete, with its own limits and sampling settings.
+ *
+ * @param id the caller's stable identifier, returned with the completion
+ * @param prompt the text to complete (null or empty gives an error completion)
+ * @param maxNewTokens the most tokens to generate (fewer if the model's context ends first)
+ * @param sampling greedy or sampling settings, with this request's seed
+ * @param stopStrings generation stops once the completion contains one of them; the text is cut before it
+ * @param ignoreEos keep generating past eos tokens (benchmarks)
+ */
+public record GenerationRequest(
+    String id, String prompt, int maxNewTokens, SamplingParams sampling, List<String> stopStrings, boolean ignoreEos)
+    implements Serializable {
+
+  public static final int DEFAULT_MAX_NEW_TOKENS = 64;
+
+  public GenerationRequest {
+    if (maxNewTokens <= 0) {
+      throw new IllegalArgumentException("max new tokens must be > 0, got " + maxNewTokens);
+    }
+    sampling = sampling == null ? SamplingParams.GREEDY : sampling;
+    stopStrings = stopStrings == null ? List.of() : List.copyOf(stopStrings);
+    if (stopStrings.stream().anyMatch(String::isEmpty)) {
+      throw new IllegalArgumentException("stop strings must not be empty");
+    }
+  }
+
+  /** A greedy request with the default token limit. */
+  public static GenerationRequest greedy(String id, String prompt, int maxNewTokens) {
+    return new GenerationRequest(id, prompt, maxNewTokens, SamplingParams.GREEDY, List.of(), false);
+  }
+}

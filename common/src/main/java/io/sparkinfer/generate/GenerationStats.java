@@ -1,0 +1,61 @@
+package io.sparkinfer.generate;
+
+import java.util.concurrent.atomic.AtomicLong;
+
+/** Running totals of a generator's work, for progress lines and benchmarks. Thread-safe. */
+public final class GenerationStats {
+  private final AtomicLong requests = new AtomicLong();
+  private final AtomicLong errors = new AtomicLong();
+  private final AtomicLong promptTokens = new AtomicLong();
+  private final AtomicLong generatedTokens = new AtomicLong();
+  private final AtomicLong prefillNanos = new AtomicLong();
+  private final AtomicLong decodeNanos = new AtomicLong();
+  private final AtomicLong decodeSteps = new AtomicLong();
+  private final AtomicLong batches = new AtomicLong();
+
+  void addRequests(long n, long errorCount) {
+    requests.addAndGet(n);
+    errors.addAndGet(errorCount);
+  }
+
+  void addBatch(long prompt, long generated, long prefillNs, long decodeNs, long steps) {
+    batches.incrementAndGet();
+    promptTokens.addAndGet(prompt);
+    generatedTokens.addAndGet(generated);
+    prefillNanos.addAndGet(prefillNs);
+    decodeNanos.addAndGet(decodeNs);
+    decodeSteps.addAndGet(steps);
+  }
+
+  public long requests() {
+    return requests.get();
+  }
+
+  public long errors() {
+    return errors.get();
+  }
+
+  public long promptTokens() {
+    return promptTokens.get();
+  }
+
+  public long generatedTokens() {
+    return generatedTokens.get();
+  }
+
+  public long prefillNanos() {
+    return prefillNanos.get();
+  }
+
+  public long decodeNanos() {
+    return decodeNanos.get();
+  }
+
+  public long decodeSteps() {
+    return decodeSteps.get();
+  }
+
+  public long batches() {
+    return batches.get();
+  }
+}

@@ -1,0 +1,23 @@
+package io.sparkinfer.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+
+/**
+ * Runs a Llama-family model step: the layer math, apart from weights (shared, {@link ModelWeights}), the
+ * KV cache ({@link KvCache}) and the generation loop. Implementations: the eager Java model
+ * ({@link CausalLm}), and TorchScript kernels that run a whole step per call.
+ */
+public interface CausalLmBackend {
+
+  /**
+   * Runs {@code batch} through the model, writing its keys and values into {@code cache}.
+   *
+   * @param scope the manager that owns every temporary and the result
+   * @return (B, V) float32 logits at each row's last real token
+   */
+  NDArray forward(NDManager scope, ForwardBatch batch, KvCache cache);
+
+  /** The backend's name on command lines: {@code eager} or {@code scripted}. */
+  String name();
+}

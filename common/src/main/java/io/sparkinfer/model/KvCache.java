@@ -1,0 +1,108 @@
+package io.sparkinfer.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+
+/**
+ * Keys and values of every layer for a batch of sequences, allocated once for the batch's whole life.
+ *
+ * <p>Each row holds one sequence; slot {@code p} of a row holds the token at position {@code p} of that
+ * sequence, so rows advance independently (prompts of different lengths, sequences that join later).
+ * Writes go in place at given positions; nothing is concatenated per step.
+ *
+ * <p>Dimensions: B rows, K key/value heads, C capacity (slots per row), D head dim.
+ */
+public final class KvCache implements AutoCloseable {
+
+  private final NDManager manager;
+  private final NDArray[] keys; // per layer (B, K, C, D)
+  private final NDArray[] values; // per layer (B, K, C, D)
+  private final NDArray rowIndex; // (B, 1) int64: 0..B-1, broadcast against positions when writing
+  private final int batchSize;
+  private final int capacity;
+
+  private KvCache(NDManager manager, NDArray[] keys, NDArray[] values, NDArray rowIndex, int batchSize, int capacity) {
+    this.manager = manager;
+    this.keys = keys;
+    this.values = values;
+    this.rowIndex = rowIndex;
+    this.batchSize = batchSize;
+    this.capacity = capacity;
+  }
+
+  /**
+   * Allocates a zeroed cache (zeros, so slots not yet written are finite and masking stays exact).
+   *
+   * @param parent the manager whose device holds the cache; the cache gets a sub-manager of it
+   */
+  public static KvCache allocate(NDManager parent, ModelConfig config, int batchSize, int capacity, DataType dataType) {
+    if (batchSize <= 0 || capacity <= 0) {
+      throw new IllegalArgumentException("KV cache needs batch > 0 and capacity > 0, got " + batchSize + " x " + capacity);
+    }
+    NDManager manager = parent.newSubManager();
+    int layers = config.numHiddenLayers();
+    NDArray[] k = new NDArray[layers];
+    NDArray[] v = new NDArray[layers];
+    Shape shape = new Shape(batchSize, config.numKeyValueHeads(), capacity, config.headDim());
+    for (int i = 0; i < layers; i++) {
+      k[i] = manager.zeros(shape, dataType);
+      v[i] = manager.zeros(shape, dataType);
+    }
+    NDArray rows = manager.arange(0, batchSize, 1, DataType.INT64).reshape(batchSize, 1); // (B) -> (B, 1)
+    return new KvCache(manager, k, v, rows, batchSize, capacity);
+  }
+
+  /** Bytes one sequence needs per slot: keys and values of every layer. */
+  public static long bytesPerToken(ModelConfig config, DataType dataType) {
+    return 2L * config.numHiddenLayers() * config.numKeyValueHeads() * config.headDim() * dataType.getNumOfBytes();
+  }
+
+  /**
+   * Writes a layer's new keys and values at each row's positions, in place.
+   *
+   * @param positions (B, S) int64: the slot of each new token
+   * @param k (B, K, S, D)
+   * @param v (B, K, S, D)
+   */
+  public void write(int layer, NDArray positions, NDArray k, NDArray v) {
+    NDIndex at = new NDIndex("{}, :, {}", rowIndex, positions); // selects (B, S, K, D)
+    keys[layer].set(at, k.transpose(0, 2, 1, 3)); // (B, K, S, D) -> (B, S, K, D)
+    values[layer].set(at, v.transpose(0, 2, 1, 3));
+  }
+
+  /** The first {@code length} slots of a layer's keys, (B, K, length, D), attached to {@code scope}. */
+  public NDArray keys(NDManager scope, int layer, int length) {
+    return keys[layer].get(scope, new NDIndex(":, :, :{}", length));
+  }
+
+  /** The first {@code length} slots of a layer's values, (B, K, length, D), attached to {@code scope}. */
+  public NDArray values(NDManager scope, int layer, int length) {
+    return values[layer].get(scope, new NDIndex(":, :, :{}", length));
+  }
+
+  /** The raw per-layer key arrays (B, K, C, D), for backends that take the whole cache in one call. */
+  public NDArray[] keyArrays() {
+    return keys.clone();
+  }
+
+  /** The raw per-layer value arrays (B, K, C, D). */
+  public NDArray[] valueArrays() {
+    return values.clone();
+  }
+
+  public int batchSize() {
+    return batchSize;
+  }
+
+  public int capacity() {
+    return capacity;
+  }
+
+  @Override
+  public void close() {
+    manager.close();
+  }
+}

@@ -1,0 +1,284 @@
+package io.sparkinfer.model;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParseException;
+import com.google.gson.JsonParser;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+
+/**
+ * A Llama-family model's shape and numerics, parsed from a Hugging Face {@code config.json}.
+ *
+ * <p>One record covers {@code llama}, {@code qwen2} and {@code mistral}: their differences are flags
+ * (attention biases, tied embeddings, sliding windows), never separate classes.
+ *
+ * @param modelType {@code model_type}
+ * @param vocabSize {@code vocab_size}
+ * @param hiddenSize {@code hidden_size}
+ * @param intermediateSize {@code intermediate_size} (the MLP's inner width)
+ * @param numHiddenLayers {@code num_hidden_layers}
+ * @param numAttentionHeads {@code num_attention_heads}
+ * @param numKeyValueHeads {@code num_key_value_heads} (GQA; defaults to the attention heads)
+ * @param headDim {@code head_dim} (defaults to hidden / heads)
+ * @param rmsNormEps {@code rms_norm_eps}
+ * @param ropeTheta the rope base, top-level {@code rope_theta} or {@code rope_parameters.rope_theta}
+ * @param ropeScaling the rope type and its parameters
+ * @param maxPositionEmbeddings {@code max_position_embeddings}: the context length
+ * @param tieWordEmbeddings whether the LM head reuses {@code embed_tokens}
+ * @param qkvBias whether q/k/v projections have a bias (always for Qwen2, {@code attention_bias} for Llama)
+ * @param oProjBias whether the output projection has a bias ({@code attention_bias} for Llama)
+ * @param mlpBias {@code mlp_bias} (Llama)
+ * @param slidingWindows per layer, the attention window in tokens, 0 for full attention
+ * @param torchDtype the checkpoint's {@code torch_dtype} / {@code dtype}, or null
+ * @param eosTokenIds {@code eos_token_id}, one or several
+ */
+public record ModelConfig(
+    String modelType,
+    int vocabSize,
+    int hiddenSize,
+    int intermediateSize,
+    int numHiddenLayers,
+    int numAttentionHeads,
+    int numKeyValueHeads,
+    int headDim,
+    double rmsNormEps,
+    double ropeTheta,
+    RopeScaling ropeScaling,
+    int maxPositionEmbeddings,
+    boolean tieWordEmbeddings,
+    boolean qkvBias,
+    boolean oProjBias,
+    boolean mlpBias,
+    int[] slidingWindows,
+    String torchDtype,
+    List<Long> eosTokenIds) {
+
+  /** The {@code model_type} values this engine runs. */
+  public static final Set<String> SUPPORTED_MODEL_TYPES = Set.of("llama", "qwen2", "mistral");
+
+  /** Upper bound on {@code config.json}'s size: real configs are a few KiB. */
+  static final long MAX_CONFIG_BYTES = 4L << 20;
+
+  public ModelConfig {
+    positive("vocab_size", vocabSize);
+    positive("hidden_size", hiddenSize);
+    positive("intermediate_size", intermediateSize);
+    positive("num_hidden_layers", numHiddenLayers);
+    positive("num_attention_heads", numAttentionHeads);
+    positive("num_key_value_heads", numKeyValueHeads);
+    positive("head_dim", headDim);
+    positive("max_position_embeddings", maxPositionEmbeddings);
+    if (numAttentionHeads % numKeyValueHeads != 0) {
+      throw new IllegalArgumentException("num_attention_heads " + numAttentionHeads
+          + " is not divisible by num_key_value_heads " + numKeyValueHeads);
+    }
+    if (headDim % 2 != 0) {
+      throw new IllegalArgumentException("head_dim " + headDim + " must be even for rotary embeddings");
+    }
+    if (!(rmsNormEps > 0)) {
+      throw new IllegalArgumentException("rms_norm_eps must be > 0, got " + rmsNormEps);
+    }
+    if (!(ropeTheta > 0)) {
+      throw new IllegalArgumentException("rope_theta must be > 0, got " + ropeTheta);
+    }
+    if (slidingWindows.length != numHiddenLayers) {
+      throw new IllegalArgumentException("one sliding window per layer expected: got " + slidingWindows.length
+          + " for " + numHiddenLayers + " layers");
+    }
+    eosTokenIds = List.copyOf(eosTokenIds);
+  }
+
+  /** Query heads per key/value head. */
+  public int groupSize() {
+    return numAttentionHeads / numKeyValueHeads;
+  }
+
+  /** Reads and validates {@code config.json} in a checkpoint directory. */
+  public static ModelConfig load(Path modelDir) {
+    Path file = modelDir.resolve("config.json");
+    try {
+      if (Files.size(file) > MAX_CONFIG_BYTES) {
+        throw new ModelLoadException(file + " is larger than " + MAX_CONFIG_BYTES + " bytes; not a model config");
+      }
+      return parse(Files.readString(file, StandardCharsets.UTF_8));
+    } catch (NoSuchFileException e) {
+      throw new ModelLoadException("no config.json in " + modelDir + ": not a Hugging Face checkpoint directory", e);
+    } catch (IOException e) {
+      throw new ModelLoadException("cannot read " + file + ": " + e.getMessage(), e);
+    } catch (IllegalArgumentException e) {
+      throw new ModelLoadException(file + ": " + e.getMessage(), e);
+    }
+  }
+
+  /** Parses the text of a {@code config.json}. */
+  public static ModelConfig parse(String json) {
+    JsonObject c;
+    try {
+      JsonElement root = JsonParser.parseString(json);
+      if (!root.isJsonObject()) {
+        throw new IllegalArgumentException("config.json must hold a JSON object");
+      }
+      c = root.getAsJsonObject();
+    } catch (JsonParseException e) {
+      throw new IllegalArgumentException("config.json is not valid JSON: " + e.getMessage(), e);
+    }
+    String modelType = string(c, "model_type", null);
+    if (modelType == null || !SUPPORTED_MODEL_TYPES.contains(modelType)) {
+      throw new IllegalArgumentException("model_type '" + modelType + "' is not supported (supported: "
+          + String.join(", ", SUPPORTED_MODEL_TYPES.stream().sorted().toList()) + ")");
+    }
+    String act = string(c, "hidden_act", "silu");
+    if (!act.equals("silu")) {
+      throw new IllegalArgumentException("hidden_act '" + act + "' is not supported (supported: silu)");
+    }
+    int hidden = requiredInt(c, "hidden_size");
+    int heads = requiredInt(c, "num_attention_heads");
+    int layers = requiredInt(c, "num_hidden_layers");
+    int headDim;
+    if (present(c, "head_dim")) {
+      headDim = c.get("head_dim").getAsInt();
+    } else {
+      if (heads <= 0 || hidden % heads != 0) {
+        throw new IllegalArgumentException("hidden_size " + hidden + " is not divisible by num_attention_heads " + heads);
+      }
+      headDim = hidden / heads;
+    }
+    boolean isQwen2 = modelType.equals("qwen2");
+    boolean attentionBias = bool(c, "attention_bias", false);
+
+    JsonObject ropeParams = present(c, "rope_parameters") ? c.getAsJsonObject("rope_parameters")
+        : present(c, "rope_scaling") ? c.getAsJsonObject("rope_scaling") : new JsonObject();
+    double theta = present(c, "rope_theta") ? c.get("rope_theta").getAsDouble()
+        : present(ropeParams, "rope_theta") ? ropeParams.get("rope_theta").getAsDouble() : 10000.0;
+    String ropeType = string(ropeParams, "rope_type", string(ropeParams, "type", "default"));
+    RopeScaling rope = new RopeScaling(ropeType,
+        number(ropeParams, "factor", 1.0),
+        number(ropeParams, "low_freq_factor", 0),
+        number(ropeParams, "high_freq_factor", 0),
+        (int) number(ropeParams, "original_max_position_embeddings", 0));
+
+    String dtype = string(c, "torch_dtype", string(c, "dtype", null));
+    return new ModelConfig(
+        modelType,
+        requiredInt(c, "vocab_size"),
+        hidden,
+        requiredInt(c, "intermediate_size"),
+        layers,
+        heads,
+        present(c, "num_key_value_heads") ? c.get("num_key_value_heads").getAsInt() : heads,
+        headDim,
+        number(c, "rms_norm_eps", 1e-6),
+        theta,
+        rope,
+        requiredInt(c, "max_position_embeddings"),
+        bool(c, "tie_word_embeddings", false),
+        isQwen2 || attentionBias,
+        !isQwen2 && attentionBias,
+        bool(c, "mlp_bias", false),
+        slidingWindows(c, modelType, layers),
+        dtype,
+        tokenIds(c.get("eos_token_id")));
+  }
+
+  /** The attention window of each layer, as transformers decides it for each architecture (0: full). */
+  private static int[] slidingWindows(JsonObject c, String modelType, int layers) {
+    int[] windows = new int[Math.max(layers, 0)];
+    if (!present(c, "sliding_window")) {
+      return windows;
+    }
+    int window = c.get("sliding_window").getAsInt();
+    if (window <= 0) {
+      throw new IllegalArgumentException("sliding_window must be > 0 or null, got " + window);
+    }
+    if (present(c, "layer_types")) {
+      JsonArray types = c.getAsJsonArray("layer_types");
+      if (types.size() != layers) {
+        throw new IllegalArgumentException("layer_types has " + types.size() + " entries for " + layers + " layers");
+      }
+      boolean qwenWithoutSwa = modelType.equals("qwen2") && !bool(c, "use_sliding_window", false);
+      for (int i = 0; i < layers; i++) {
+        boolean sliding = types.get(i).getAsString().equals("sliding_attention");
+        windows[i] = sliding && !qwenWithoutSwa ? window : 0;
+      }
+      return windows;
+    }
+    switch (modelType) {
+      case "mistral" -> java.util.Arrays.fill(windows, window);
+      case "qwen2" -> {
+        if (bool(c, "use_sliding_window", false)) {
+          int first = present(c, "max_window_layers") ? c.get("max_window_layers").getAsInt() : layers;
+          for (int i = Math.max(first, 0); i < layers; i++) {
+            windows[i] = window;
+          }
+        }
+      }
+      default -> { }
+    }
+    return windows;
+  }
+
+  static List<Long> tokenIds(JsonElement e) {
+    List<Long> ids = new ArrayList<>();
+    if (e == null || e.isJsonNull()) {
+      return ids;
+    }
+    if (e.isJsonArray()) {
+      for (JsonElement x : e.getAsJsonArray()) {
+        ids.add(x.getAsLong());
+      }
+    } else {
+      ids.add(e.getAsLong());
+    }
+    return ids;
+  }
+
+  private static void positive(String name, int value) {
+    if (value <= 0) {
+      throw new IllegalArgumentException(name + " must be > 0, got " + value);
+    }
+  }
+
+  private static boolean present(JsonObject c, String key) {
+    return c.has(key) && !c.get(key).isJsonNull();
+  }
+
+  private static int requiredInt(JsonObject c, String key) {
+    if (!present(c, key)) {
+      throw new IllegalArgumentException("missing required field " + key);
+    }
+    try {
+      return c.get(key).getAsInt();
+    } catch (RuntimeException e) {
+      throw new IllegalArgumentException(key + " must be an integer, got " + c.get(key), e);
+    }
+  }
+
+  private static double number(JsonObject c, String key, double fallback) {
+    return present(c, key) ? c.get(key).getAsDouble() : fallback;
+  }
+
+  private static boolean bool(JsonObject c, String key, boolean fallback) {
+    return present(c, key) ? c.get(key).getAsBoolean() : fallback;
+  }
+
+  private static String string(JsonObject c, String key, String fallback) {
+    return present(c, key) ? c.get(key).getAsString() : fallback;
+  }
+
+  @Override
+  public String toString() {
+    return String.format(Locale.ROOT,
+        "%s: %d layers, hidden %d, %d heads / %d kv heads (head_dim %d), ffn %d, vocab %d, context %d",
+        modelType, numHiddenLayers, hiddenSize, numAttentionHeads, numKeyValueHeads, headDim,
+        intermediateSize, vocabSize, maxPositionEmbeddings);
+  }
+}

@@ -1,0 +1,86 @@
+package io.sparkinfer.predict;
+
+import ai.djl.Device;
+import ai.djl.engine.Engine;
+import io.sparkinfer.model.Precision;
+import java.io.Serializable;
+import java.nio.file.Path;
+import java.util.Locale;
+
+/**
+ * What to load and where: a checkpoint directory, the precision, the device and the backend.
+ *
+ * @param modelDir a Hugging Face checkpoint directory
+ * @param precision fp32 or fp16; null: fp32 on CPU, fp16 on GPU
+ * @param device {@code cpu}, {@code gpu}, {@code gpu:N}, or {@code auto} (the first GPU when there is one)
+ * @param backend {@code eager} (the Java model) or {@code scripted}; null: eager
+ * @param ropeInCheckpointDtype round rotary frequencies to the checkpoint's dtype, as a transformers model
+ *     cast with {@code model.to(dtype)} computes them (see {@link io.sparkinfer.model.RotaryEmbedding})
+ */
+public record EngineOptions(String modelDir, Precision precision, String device, String backend,
+    boolean ropeInCheckpointDtype) implements Serializable {
+
+  public static final String EAGER = "eager";
+  public static final String SCRIPTED = "scripted";
+
+  public EngineOptions {
+    if (modelDir == null || modelDir.isBlank()) {
+      throw new IllegalArgumentException("a model directory is required");
+    }
+    device = device == null ? "auto" : device.toLowerCase(Locale.ROOT);
+    parseDevice(device, 1); // validates the syntax without touching the engine
+    backend = backend == null ? EAGER : backend.toLowerCase(Locale.ROOT);
+    if (!backend.equals(EAGER) && !backend.equals(SCRIPTED)) {
+      throw new IllegalArgumentException("backend '" + backend + "' is not supported (supported: eager, scripted)");
+    }
+  }
+
+  public static EngineOptions of(Path modelDir, Precision precision, String device) {
+    return new EngineOptions(modelDir.toString(), precision, device, null, false);
+  }
+
+  public EngineOptions withBackend(String name) {
+    return new EngineOptions(modelDir, precision, device, name, ropeInCheckpointDtype);
+  }
+
+  public EngineOptions withRopeInCheckpointDtype(boolean round) {
+    return new EngineOptions(modelDir, precision, device, backend, round);
+  }
+
+  /** The DJL device this names, resolving {@code auto} against the GPUs the engine sees. */
+  public Device resolveDevice() {
+    return parseDevice(device, Engine.getEngine("PyTorch").getGpuCount());
+  }
+
+  /** The precision to load in: the given one, else fp16 on GPU and fp32 on CPU. */
+  public Precision resolvePrecision(Device d) {
+    return precision != null ? precision : d.isGpu() ? Precision.FP16 : Precision.FP32;
+  }
+
+  static Device parseDevice(String device, int gpuCount) {
+    switch (device) {
+      case "cpu":
+        return Device.cpu();
+      case "auto":
+        return gpuCount > 0 ? Device.gpu(0) : Device.cpu();
+      case "gpu":
+        return requireGpu(0, gpuCount);
+      default:
+        if (device.startsWith("gpu:")) {
+          try {
+            return requireGpu(Integer.parseInt(device.substring(4)), gpuCount);
+          } catch (NumberFormatException e) {
+            // falls through to the error below
+          }
+        }
+        throw new IllegalArgumentException("device '" + device + "' is not one of cpu, gpu, gpu:N, auto");
+    }
+  }
+
+  private static Device requireGpu(int index, int gpuCount) {
+    if (index < 0 || index >= gpuCount) {
+      throw new IllegalArgumentException("GPU " + index + " requested but the engine sees " + gpuCount + " GPU(s)");
+    }
+    return Device.gpu(index);
+  }
+}

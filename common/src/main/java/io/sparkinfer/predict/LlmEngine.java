@@ -1,0 +1,137 @@
+package io.sparkinfer.predict;
+
+import ai.djl.Device;
+import ai.djl.Model;
+import ai.djl.inference.Predictor;
+import ai.djl.nn.LambdaBlock;
+import io.sparkinfer.generate.Completion;
+import io.sparkinfer.generate.GenerationConfig;
+import io.sparkinfer.generate.GenerationRequest;
+import io.sparkinfer.generate.Generator;
+import io.sparkinfer.model.CausalLm;
+import io.sparkinfer.model.CausalLmBackend;
+import io.sparkinfer.model.ModelConfig;
+import io.sparkinfer.model.ModelLoadException;
+import io.sparkinfer.model.ModelWeights;
+import io.sparkinfer.model.Precision;
+import io.sparkinfer.model.RotaryEmbedding;
+import io.sparkinfer.safetensors.Checkpoint;
+import io.sparkinfer.tokenizer.TextTokenizer;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * A loaded model ready to generate: config, weights on the device, tokenizer and generation loop. Load
+ * once per process (per executor in Spark) and share; close it to free the device memory.
+ */
+public final class LlmEngine implements AutoCloseable {
+
+  private final EngineOptions options;
+  private final ModelConfig config;
+  private final ModelWeights weights;
+  private final TextTokenizer tokenizer;
+  private final Generator generator;
+  private final Model djlModel;
+  private final double loadSeconds;
+
+  private LlmEngine(EngineOptions options, ModelConfig config, ModelWeights weights, TextTokenizer tokenizer,
+      Generator generator, Model djlModel, double loadSeconds) {
+    this.options = options;
+    this.config = config;
+    this.weights = weights;
+    this.tokenizer = tokenizer;
+    this.generator = generator;
+    this.djlModel = djlModel;
+    this.loadSeconds = loadSeconds;
+  }
+
+  /** Loads a checkpoint directory as {@code options} say. */
+  public static LlmEngine load(EngineOptions options) {
+    long start = System.nanoTime();
+    Path dir = Path.of(options.modelDir());
+    ModelConfig config = ModelConfig.load(dir);
+    GenerationConfig generation = GenerationConfig.load(dir, config);
+    Checkpoint checkpoint = Checkpoint.open(dir);
+    Device device = options.resolveDevice();
+    Precision precision = options.resolvePrecision(device);
+    TextTokenizer tokenizer = TextTokenizer.load(dir);
+    ModelWeights weights = null;
+    try {
+      weights = ModelWeights.load(checkpoint, config, precision, device);
+      CausalLmBackend backend = switch (options.backend()) {
+        case EngineOptions.EAGER -> new CausalLm(weights, new RotaryEmbedding(config, options.ropeInCheckpointDtype()));
+        default -> throw new ModelLoadException("backend '" + options.backend() + "' is not available in this build");
+      };
+      Generator generator = new Generator(weights, backend, tokenizer, generation);
+      Model model = Model.newInstance("sparkinfer-" + config.modelType(), device, "PyTorch");
+      model.setBlock(new LambdaBlock(list -> list));
+      return new LlmEngine(options, config, weights, tokenizer, generator, model, (System.nanoTime() - start) / 1e9);
+    } catch (RuntimeException e) {
+      if (weights != null) {
+        weights.close();
+      }
+      tokenizer.close();
+      throw e;
+    }
+  }
+
+  /** Completes requests in batches of {@code batchSize}; see {@link Generator#generate}. */
+  public List<Completion> generate(List<GenerationRequest> requests, int batchSize) {
+    return generator.generate(requests, batchSize);
+  }
+
+  /**
+   * A DJL predictor over this engine: {@code predict(requests)} returns their completions in order. Close
+   * it after use; the engine stays loaded.
+   */
+  public Predictor<List<GenerationRequest>, List<Completion>> newPredictor(int batchSize) {
+    return djlModel.newPredictor(new GenerationTranslator(generator, batchSize));
+  }
+
+  public ModelConfig config() {
+    return config;
+  }
+
+  public Generator generator() {
+    return generator;
+  }
+
+  public TextTokenizer tokenizer() {
+    return tokenizer;
+  }
+
+  public ModelWeights weights() {
+    return weights;
+  }
+
+  public EngineOptions options() {
+    return options;
+  }
+
+  public Precision precision() {
+    return weights.precision();
+  }
+
+  public Device device() {
+    return weights.device();
+  }
+
+  /** Seconds spent in {@link #load}. */
+  public double loadSeconds() {
+    return loadSeconds;
+  }
+
+  /** One line for logs: model, precision, device, backend. */
+  public String describe() {
+    return String.format(Locale.ROOT, "%s [%s, %s, %s backend]", config, weights.precision().label(),
+        weights.device(), generator.backend().name());
+  }
+
+  @Override
+  public void close() {
+    try (Model m = djlModel; ModelWeights w = weights; TextTokenizer t = tokenizer; Generator g = generator) {
+      // closes in reverse order: generator, tokenizer, weights, the DJL model
+    }
+  }
+}

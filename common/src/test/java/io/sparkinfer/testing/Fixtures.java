@@ -1,0 +1,94 @@
+package io.sparkinfer.testing;
+
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/** Locates the reference checkpoints of {@code ../shared/fixtures} and reads their {@code reference.json}. */
+public final class Fixtures {
+
+  private Fixtures() {}
+
+  /** The fixtures root: {@code -Dsparkinfer.fixtures}, else {@code ../shared/fixtures} beside the repo. */
+  public static Path root() {
+    String prop = System.getProperty("sparkinfer.fixtures");
+    List<Path> candidates = new ArrayList<>();
+    if (prop != null) {
+      candidates.add(Path.of(prop));
+    }
+    Path here = Path.of("").toAbsolutePath();
+    for (Path p = here; p != null; p = p.getParent()) {
+      candidates.add(p.resolve("../shared/fixtures"));
+    }
+    for (Path c : candidates) {
+      if (Files.isDirectory(c.resolve("qwen2-tiny"))) {
+        return c.normalize();
+      }
+    }
+    throw new IllegalStateException("shared fixtures not found (looked at " + candidates.get(0)
+        + "); CI provides ../shared beside the repository");
+  }
+
+  public static Path model(String name) {
+    return root().resolve(name);
+  }
+
+  /** The demo checkpoint shipped inside the repository. */
+  public static Path demoModel() {
+    Path here = Path.of("").toAbsolutePath();
+    for (Path p = here; p != null; p = p.getParent()) {
+      Path demo = p.resolve("common/demo/qwen2-code-demo");
+      if (Files.isDirectory(demo)) {
+        return demo;
+      }
+    }
+    assumeTrue(false, "demo model not found");
+    return null;
+  }
+
+  /** One prompt of a {@code reference.json}: what transformers computed for it. */
+  public record Case(String prompt, long[] inputIds, long[] greedyIds, String greedyText, float[] lastLogits) {}
+
+  public static List<Case> reference(Path modelDir) {
+    try {
+      JsonObject root = JsonParser.parseString(
+          Files.readString(modelDir.resolve("reference.json"), StandardCharsets.UTF_8)).getAsJsonObject();
+      List<Case> cases = new ArrayList<>();
+      for (JsonElement e : root.getAsJsonArray("cases")) {
+        JsonObject c = e.getAsJsonObject();
+        cases.add(new Case(c.get("prompt").getAsString(), longs(c.getAsJsonArray("input_ids")),
+            longs(c.getAsJsonArray("greedy_ids")), c.get("greedy_text").getAsString(),
+            floats(c.getAsJsonArray("last_logits"))));
+      }
+      return cases;
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  private static long[] longs(JsonArray a) {
+    long[] out = new long[a.size()];
+    for (int i = 0; i < out.length; i++) {
+      out[i] = a.get(i).getAsLong();
+    }
+    return out;
+  }
+
+  private static float[] floats(JsonArray a) {
+    float[] out = new float[a.size()];
+    for (int i = 0; i < out.length; i++) {
+      out[i] = a.get(i).getAsFloat();
+    }
+    return out;
+  }
+}
