@@ -13,8 +13,8 @@ import java.io.Serializable;
  * @param finishReason stop, length or error
  * @param errorCode one of {@link ErrorCode}, null unless the finish reason is error
  * @param errorMessage a sentence for a person, null unless the finish reason is error
- * @param latencyMs from the start of this request's batch to its last token
- * @param timeToFirstTokenMs from the start of its batch to its first token
+ * @param latencyMs from the start of this request's prefill to its last token
+ * @param timeToFirstTokenMs from the start of its prefill to its first token
  */
 public record Completion(
     String id,

@@ -9,9 +9,11 @@ import io.sparkinfer.model.KvCache;
 import io.sparkinfer.model.ModelConfig;
 import io.sparkinfer.model.ModelWeights;
 import io.sparkinfer.tokenizer.TextTokenizer;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
+import java.util.Deque;
 import java.util.List;
 import java.util.Set;
 
@@ -71,7 +73,8 @@ public final class Generator implements AutoCloseable {
   }
 
   /**
-   * Completes every request, in batches of at most {@code batchSize} prompts of similar length.
+   * Completes every request with continuous batching: up to {@code batchSize} sequences decode together,
+   * shortest prompts first, and as sequences finish, waiting ones are prefilled and take their rows.
    *
    * @return one completion per request, in the requests' order
    */
@@ -92,20 +95,23 @@ public final class Generator implements AutoCloseable {
     }
     stats.addRequests(requests.size(), requests.size() - valid.size());
     valid.sort(Comparator.comparingInt(s -> s.promptIds.length));
-    for (int start = 0; start < valid.size(); start += batchSize) {
-      List<Sequence> batch = valid.subList(start, Math.min(valid.size(), start + batchSize));
+    if (!valid.isEmpty()) {
       try {
-        runBatch(batch);
-        for (Sequence s : batch) {
-          out[s.index] = s.completion();
-        }
+        new Batch(valid, Math.min(batchSize, valid.size())).run();
       } catch (RuntimeException e) {
-        String message = "generation failed for this batch of " + batch.size() + ": " + e;
-        for (Sequence s : batch) {
-          out[s.index] = Completion.error(s.request.id(), s.promptIds.length, ErrorCode.GENERATION_FAILED, message);
+        String message = "generation failed: " + e;
+        long failed = 0;
+        for (Sequence s : valid) {
+          if (!s.isFinished()) {
+            s.failure = Completion.error(s.request.id(), s.promptIds.length, ErrorCode.GENERATION_FAILED, message);
+            failed++;
+          }
         }
-        stats.addRequests(0, batch.size());
+        stats.addRequests(0, failed);
       }
+    }
+    for (Sequence s : valid) {
+      out[s.index] = s.failure != null ? s.failure : s.completion();
     }
     return Arrays.asList(out);
   }
@@ -127,81 +133,164 @@ public final class Generator implements AutoCloseable {
     return ids;
   }
 
-  private void runBatch(List<Sequence> batch) {
-    int b = batch.size();
-    int longest = 0;
-    int capacity = 0;
-    long promptTokens = 0;
-    for (Sequence s : batch) {
-      longest = Math.max(longest, s.promptIds.length);
-      capacity = Math.max(capacity, s.promptIds.length + s.maxNew);
-      promptTokens += s.promptIds.length;
+  /**
+   * The rows of one running batch over a KV cache that lives as long as the batch. Rows are refilled from
+   * the waiting queue once at least {@link #REFILL_FRACTION} of them are free (or none is running), so
+   * each refill's prefill pass serves several sequences.
+   */
+  private final class Batch {
+    static final int REFILL_FRACTION = 8;
+
+    private final Deque<Sequence> waiting;
+    private final Sequence[] rows;
+    private final List<Sequence> admitted = new ArrayList<>();
+    private final ModelConfig config = weights.config();
+    private long prefillNanos;
+    private long decodeNanos;
+    private long steps;
+
+    Batch(List<Sequence> sorted, int width) {
+      this.waiting = new ArrayDeque<>(sorted);
+      this.rows = new Sequence[width];
     }
-    ModelConfig config = weights.config();
-    long start = System.nanoTime();
-    long prefillEnd;
-    long steps = 0;
-    try (NDManager scope = root.newSubManager();
-        KvCache cache = KvCache.allocate(scope, config, b, capacity, weights.precision().dataType())) {
-      // Prefill: prompts right-padded to the longest, each row at positions 0..len-1.
-      long[] ids = new long[b * longest];
-      long[] positions = new long[b * longest];
-      long[] last = new long[b];
-      for (int i = 0; i < b; i++) {
-        long[] p = batch.get(i).promptIds;
-        System.arraycopy(p, 0, ids, i * longest, p.length);
+
+    void run() {
+      int width = rows.length;
+      long promptTokens = waiting.stream().mapToLong(s -> s.promptIds.length).sum();
+      try (NDManager scope = root.newSubManager()) {
+        KvCache cache = KvCache.allocate(scope, config, width, capacityFor(waiting.stream().limit(width).toList()),
+            weights.precision().dataType());
+        try {
+          while (true) {
+            int free = freeRows();
+            if (!waiting.isEmpty() && (free * REFILL_FRACTION >= width || free == width)) {
+              cache = admit(scope, cache);
+            }
+            if (freeRows() == width && waiting.isEmpty()) {
+              break;
+            }
+            decodeStep(scope, cache);
+          }
+        } finally {
+          cache.close();
+        }
+      }
+      long generated = admitted.stream().mapToLong(s -> s.count).sum();
+      stats.addBatch(promptTokens, generated, prefillNanos, decodeNanos, steps);
+    }
+
+    private int freeRows() {
+      int free = 0;
+      for (Sequence s : rows) {
+        if (s == null || s.isFinished()) {
+          free++;
+        }
+      }
+      return free;
+    }
+
+    private int capacityFor(List<Sequence> seqs) {
+      int c = 1;
+      for (Sequence s : seqs) {
+        c = Math.max(c, s.promptIds.length + s.maxNew);
+      }
+      return c;
+    }
+
+    /** Prefills waiting sequences on a cache of their own and moves them into the free rows. */
+    private KvCache admit(NDManager scope, KvCache cache) {
+      List<Integer> freeRows = new ArrayList<>();
+      for (int i = 0; i < rows.length; i++) {
+        if (rows[i] == null || rows[i].isFinished()) {
+          freeRows.add(i);
+        }
+      }
+      List<Sequence> joining = new ArrayList<>();
+      while (joining.size() < freeRows.size() && !waiting.isEmpty()) {
+        joining.add(waiting.poll());
+      }
+      int needed = capacityFor(joining);
+      if (needed > cache.capacity()) {
+        KvCache bigger = cache.grow(scope, Math.min(contextLength, Math.max(needed, cache.capacity() * 5 / 4)));
+        cache.close();
+        cache = bigger;
+      }
+      int k = joining.size();
+      int longest = 0;
+      for (Sequence s : joining) {
+        longest = Math.max(longest, s.promptIds.length);
+      }
+      long[] ids = new long[k * longest];
+      long[] positions = new long[k * longest];
+      long[] last = new long[k];
+      long[] targetRows = new long[k];
+      for (int i = 0; i < k; i++) {
+        long[] p = joining.get(i).promptIds;
+        System.arraycopy(p, 0, ids, i * longest, p.length); // right-padded with token 0
         for (int j = 0; j < longest; j++) {
           positions[i * longest + j] = j;
         }
         last[i] = p.length - 1;
+        targetRows[i] = freeRows.get(i);
       }
-      step(scope, cache, batch, ids, positions, last, longest, longest, start);
-      prefillEnd = System.nanoTime();
-
-      // Decode: one token per row per step; finished rows idle at their last slot.
-      long[] one = new long[b];
-      long[] pos = new long[b];
-      long[] zero = new long[b];
-      while (batch.stream().anyMatch(s -> !s.isFinished())) {
-        int keyLength = 0;
-        for (int i = 0; i < b; i++) {
-          Sequence s = batch.get(i);
-          one[i] = s.lastToken();
-          pos[i] = s.lastPosition();
-          keyLength = (int) Math.max(keyLength, pos[i] + 1);
+      long start = System.nanoTime();
+      try (NDManager step = scope.newSubManager();
+          KvCache prefill = KvCache.allocate(step, config, k, longest, weights.precision().dataType())) {
+        ForwardBatch fb = new ForwardBatch(step.create(ids, new Shape(k, longest)),
+            step.create(positions, new Shape(k, longest)), step.create(last), longest);
+        NDArray logits = backend.forward(step, fb, prefill);
+        long[] next = chooseTokens(logits, joining);
+        cache.copyRowsFrom(prefill, targetRows, longest);
+        long now = System.nanoTime();
+        for (int i = 0; i < k; i++) {
+          Sequence s = joining.get(i);
+          rows[freeRows.get(i)] = s;
+          admitted.add(s);
+          s.admittedAt = start;
+          s.accept(next[i], now);
         }
-        step(scope, cache, batch, one, pos, zero, 1, keyLength, start);
-        steps++;
       }
+      prefillNanos += System.nanoTime() - start;
+      return cache;
     }
-    long end = System.nanoTime();
-    long generated = batch.stream().mapToLong(s -> s.count).sum();
-    stats.addBatch(promptTokens, generated, prefillEnd - start, end - prefillEnd, steps);
-  }
 
-  /** Runs one forward pass and appends a token to every unfinished row. */
-  private void step(NDManager scope, KvCache cache, List<Sequence> batch, long[] ids, long[] positions, long[] last,
-      int width, int keyLength, long batchStart) {
-    int b = batch.size();
-    try (NDManager step = scope.newSubManager()) {
-      ForwardBatch fb = new ForwardBatch(
-          step.create(ids, new Shape(b, width)), step.create(positions, new Shape(b, width)), step.create(last), keyLength);
-      NDArray logits = backend.forward(step, fb, cache); // (B, V) float32
-      long[] next = chooseTokens(logits, batch);
-      long now = System.nanoTime();
+    /** One decode step over every row; idle rows feed a dummy token at slot 0. */
+    private void decodeStep(NDManager scope, KvCache cache) {
+      int b = rows.length;
+      long[] ids = new long[b];
+      long[] positions = new long[b];
+      int keyLength = 1;
+      List<Sequence> active = new ArrayList<>(b);
       for (int i = 0; i < b; i++) {
-        Sequence s = batch.get(i);
-        if (!s.isFinished()) {
-          s.accept(next[i], now, batchStart);
+        Sequence s = rows[i];
+        boolean running = s != null && !s.isFinished();
+        ids[i] = running ? s.lastToken() : 0;
+        positions[i] = running ? s.lastPosition() : 0;
+        keyLength = (int) Math.max(keyLength, positions[i] + 1);
+        active.add(running ? s : null);
+      }
+      long start = System.nanoTime();
+      try (NDManager step = scope.newSubManager()) {
+        ForwardBatch fb = new ForwardBatch(step.create(ids, new Shape(b, 1)), step.create(positions, new Shape(b, 1)),
+            step.create(new long[b]), keyLength);
+        NDArray logits = backend.forward(step, fb, cache); // (B, V) float32
+        long[] next = chooseTokens(logits, active);
+        long now = System.nanoTime();
+        for (int i = 0; i < b; i++) {
+          if (active.get(i) != null) {
+            active.get(i).accept(next[i], now);
+          }
         }
       }
+      decodeNanos += System.nanoTime() - start;
+      steps++;
     }
   }
 
   /** Argmax on the device for greedy rows; host-side sampling with each row's own seed for the others. */
   private long[] chooseTokens(NDArray logits, List<Sequence> batch) {
     long[] greedy = logits.argMax(-1).toLongArray();
-    boolean anySampling = batch.stream().anyMatch(s -> !s.isFinished() && s.sampler != null);
+    boolean anySampling = batch.stream().anyMatch(s -> s != null && !s.isFinished() && s.sampler != null);
     if (!anySampling) {
       return greedy;
     }
@@ -209,7 +298,7 @@ public final class Generator implements AutoCloseable {
     float[] all = logits.toFloatArray();
     for (int i = 0; i < batch.size(); i++) {
       Sequence s = batch.get(i);
-      if (!s.isFinished() && s.sampler != null) {
+      if (s != null && !s.isFinished() && s.sampler != null) {
         greedy[i] = s.sampler.sample(Arrays.copyOfRange(all, i * vocab, (i + 1) * vocab));
       }
     }
@@ -234,6 +323,8 @@ public final class Generator implements AutoCloseable {
     String text;
     double firstTokenMs;
     double latencyMs;
+    long admittedAt;
+    Completion failure;
 
     Sequence(int index, GenerationRequest request, long[] promptIds) {
       this.index = index;
@@ -257,12 +348,12 @@ public final class Generator implements AutoCloseable {
       return promptIds.length + count - 1;
     }
 
-    void accept(long token, long now, long batchStart) {
+    void accept(long token, long now) {
       if (count == generated.length) {
         generated = Arrays.copyOf(generated, Math.min(maxNew, generated.length * 2));
       }
       generated[count++] = token;
-      double elapsedMs = (now - batchStart) / 1e6;
+      double elapsedMs = (now - admittedAt) / 1e6;
       if (count == 1) {
         firstTokenMs = elapsedMs;
       }

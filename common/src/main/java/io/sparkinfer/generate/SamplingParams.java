@@ -27,6 +27,19 @@ public record SamplingParams(double temperature, int topK, double topP, long see
     }
   }
 
+  /**
+   * The seed of a request that names none: derived from the run's seed and the request id, so a request
+   * samples the same tokens whichever tool, batch or partition runs it.
+   */
+  public static long requestSeed(long runSeed, String id) {
+    return runSeed * 0x9E3779B97F4A7C15L + (id == null ? 0 : id.hashCode());
+  }
+
+  /** The same settings with another seed. */
+  public SamplingParams withSeed(long newSeed) {
+    return new SamplingParams(temperature, topK, topP, newSeed);
+  }
+
   /** Greedy: the most likely token every step (temperature 0, or top-k 1). */
   public boolean isGreedy() {
     return temperature == 0 || topK == 1;

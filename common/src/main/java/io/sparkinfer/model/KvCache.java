@@ -73,6 +73,47 @@ public final class KvCache implements AutoCloseable {
     values[layer].set(at, v.transpose(0, 2, 1, 3));
   }
 
+  /**
+   * Copies the first {@code length} slots of every row of {@code src} into rows {@code dstRows} of this
+   * cache: sequences prefilled on their own join a running batch.
+   */
+  public void copyRowsFrom(KvCache src, long[] dstRows, int length) {
+    if (dstRows.length != src.batchSize || length > src.capacity || length > capacity) {
+      throw new IllegalArgumentException("cannot copy " + src.batchSize + " rows of " + length + " slots into rows "
+          + java.util.Arrays.toString(dstRows) + " of a cache with capacity " + capacity);
+    }
+    try (NDManager scope = manager.newSubManager()) {
+      NDArray rows = scope.create(dstRows);
+      NDIndex at = new NDIndex("{}, :, :{}", rows, length); // selects (R, K, length, D)
+      NDIndex head = new NDIndex(":, :, :{}", length);
+      for (int i = 0; i < keys.length; i++) {
+        keys[i].set(at, src.keys[i].get(scope, head));
+        values[i].set(at, src.values[i].get(scope, head));
+      }
+    }
+  }
+
+  /** A cache with more slots per row holding this one's contents; this one stays open (close it). */
+  public KvCache grow(NDManager parent, int newCapacity) {
+    if (newCapacity < capacity) {
+      throw new IllegalArgumentException("cannot shrink a cache from " + capacity + " to " + newCapacity + " slots");
+    }
+    Shape shape = keys[0].getShape();
+    NDManager m = parent.newSubManager();
+    NDArray[] k = new NDArray[keys.length];
+    NDArray[] v = new NDArray[keys.length];
+    Shape bigger = new Shape(shape.get(0), shape.get(1), newCapacity, shape.get(3));
+    NDIndex old = new NDIndex(":, :, :{}", capacity);
+    for (int i = 0; i < keys.length; i++) {
+      k[i] = m.zeros(bigger, keys[i].getDataType());
+      v[i] = m.zeros(bigger, values[i].getDataType());
+      k[i].set(old, keys[i]);
+      v[i].set(old, values[i]);
+    }
+    NDArray rows = m.arange(0, batchSize, 1, DataType.INT64).reshape(batchSize, 1); // (B) -> (B, 1)
+    return new KvCache(m, k, v, rows, batchSize, newCapacity);
+  }
+
   /** The first {@code length} slots of a layer's keys, (B, K, length, D), attached to {@code scope}. */
   public NDArray keys(NDManager scope, int layer, int length) {
     return keys[layer].get(scope, new NDIndex(":, :, :{}", length));

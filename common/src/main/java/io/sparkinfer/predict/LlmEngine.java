@@ -82,6 +82,14 @@ public final class LlmEngine implements AutoCloseable {
   }
 
   /**
+   * The largest batch of sequences of this length that fits the device's free memory now
+   * ({@code --batch-size auto}).
+   */
+  public int autoBatchSize(int promptTokens, int newTokens) {
+    return BatchSizer.fit(device(), config, precision().dataType(), promptTokens, newTokens);
+  }
+
+  /**
    * A DJL predictor over this engine: {@code predict(requests)} returns their completions in order. Close
    * it after use; the engine stays loaded.
    */

@@ -1,0 +1,210 @@
+package io.sparkinfer.generate;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import ai.djl.ndarray.BaseNDManager;
+import io.sparkinfer.model.Precision;
+import io.sparkinfer.predict.EngineOptions;
+import io.sparkinfer.predict.LlmEngine;
+import io.sparkinfer.testing.Fixtures;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** The generation loop on the trained demo checkpoint, whose reference greedy outputs come from transformers. */
+class GeneratorTest {
+
+  static LlmEngine engine;
+  static List<Fixtures.Case> cases;
+
+  @BeforeAll
+  static void load() {
+    engine = LlmEngine.load(EngineOptions.of(Fixtures.model("qwen2-code-demo"), Precision.FP32, "cpu"));
+    cases = Fixtures.reference(Fixtures.model("qwen2-code-demo"));
+  }
+
+  @AfterAll
+  static void close() {
+    engine.close();
+  }
+
+  static GenerationRequest sampled(String id, String prompt, int maxNew, double temperature, int topK, double topP,
+      long seed) {
+    return new GenerationRequest(id, prompt, maxNew, new SamplingParams(temperature, topK, topP, seed), List.of(), false);
+  }
+
+  @Test
+  void continuousBatchingWithFewerRowsThanPromptsGivesTheReferenceTokens() {
+    // Different token limits make rows finish at different steps, so waiting prompts join mid-batch.
+    int[] limits = {3, 32, 7, 32, 12, 32, 5, 20};
+    List<GenerationRequest> requests = new ArrayList<>();
+    for (int i = 0; i < cases.size(); i++) {
+      requests.add(GenerationRequest.greedy("c" + i, cases.get(i).prompt(), limits[i]));
+    }
+    List<Completion> out = engine.generate(requests, 3);
+    for (int i = 0; i < cases.size(); i++) {
+      long[] ref = cases.get(i).greedyIds();
+      long[] expected = Arrays.copyOf(ref, Math.min(ref.length, limits[i]));
+      assertThat(out.get(i).id()).isEqualTo("c" + i);
+      assertThat(out.get(i).outputTokenIds()).as(cases.get(i).prompt()).containsExactly(expected);
+    }
+  }
+
+  @Test
+  void joiningPromptsLongerThanTheFirstBatchGrowTheCacheAndStayExact() {
+    // Batch width 1: every later prompt joins a cache sized for the shortest one.
+    List<GenerationRequest> requests = new ArrayList<>();
+    for (int i = 0; i < cases.size(); i++) {
+      requests.add(GenerationRequest.greedy("g" + i, cases.get(i).prompt(), 6));
+    }
+    List<Completion> out = engine.generate(requests, 1);
+    for (int i = 0; i < cases.size(); i++) {
+      long[] ref = cases.get(i).greedyIds();
+      assertThat(out.get(i).outputTokenIds()).containsExactly(Arrays.copyOf(ref, Math.min(ref.length, 6)));
+    }
+  }
+
+  @Test
+  void samplingWithTheSameSeedRepeatsWhateverElseIsInTheBatch() {
+    String prompt = cases.get(0).prompt();
+    GenerationRequest r = sampled("s", prompt, 16, 1.0, 0, 1.0, 42);
+    Completion alone = engine.generate(List.of(r), 1).get(0);
+    List<GenerationRequest> crowd = new ArrayList<>();
+    crowd.add(sampled("x", cases.get(2).prompt(), 16, 0.8, 50, 0.9, 7));
+    crowd.add(r);
+    crowd.add(GenerationRequest.greedy("y", cases.get(4).prompt(), 9));
+    Completion inCrowd = engine.generate(crowd, 3).get(1);
+    assertThat(inCrowd.outputTokenIds()).containsExactly(alone.outputTokenIds());
+    assertThat(alone.outputTokenIds()).hasSize(16);
+  }
+
+  @Test
+  void differentSeedsSampleDifferentTokens() {
+    String prompt = cases.get(1).prompt();
+    List<GenerationRequest> requests = new ArrayList<>();
+    for (int seed = 0; seed < 4; seed++) {
+      requests.add(sampled("s" + seed, prompt, 24, 1.5, 0, 1.0, seed));
+    }
+    List<Completion> out = engine.generate(requests, 4);
+    long distinct = out.stream().map(c -> Arrays.toString(c.outputTokenIds())).distinct().count();
+    assertThat(distinct).as("4 seeds at temperature 1.5 over 24 tokens").isGreaterThan(1);
+  }
+
+  @Test
+  void topKOneSamplesTheGreedyTokens() {
+    Fixtures.Case c = cases.get(2);
+    Completion out = engine.generate(List.of(sampled("k1", c.prompt(), 32, 0.7, 1, 1.0, 3)), 1).get(0);
+    assertThat(out.outputTokenIds()).containsExactly(c.greedyIds());
+  }
+
+  @Test
+  void tinyTopPKeepsOnlyTheMostLikelyToken() {
+    Fixtures.Case c = cases.get(3);
+    Completion out = engine.generate(List.of(sampled("p", c.prompt(), 32, 1.0, 0, 1e-6, 11)), 1).get(0);
+    assertThat(out.outputTokenIds()).containsExactly(c.greedyIds());
+  }
+
+  @Test
+  void stopStringCutsTheTextAndEndsWithStop() {
+    Fixtures.Case c = cases.get(2); // "class Stack:..." -> "\n        self.stack = []\n        self.current..."
+    String full = c.greedyText();
+    String stop = "self.current";
+    assertThat(full).contains(stop);
+    GenerationRequest r = new GenerationRequest("st", c.prompt(), 32, SamplingParams.GREEDY, List.of("zzz", stop), false);
+    Completion out = engine.generate(List.of(r), 1).get(0);
+    assertThat(out.finishReason()).isEqualTo(FinishReason.STOP);
+    assertThat(out.text()).isEqualTo(full.substring(0, full.indexOf(stop)));
+    assertThat(out.completionTokens()).isLessThan(32).isEqualTo(out.outputTokenIds().length);
+  }
+
+  @Test
+  void tokenLimitEndsWithLength() {
+    Completion out = engine.generate(List.of(GenerationRequest.greedy("l", cases.get(0).prompt(), 4)), 1).get(0);
+    assertThat(out.finishReason()).isEqualTo(FinishReason.LENGTH);
+    assertThat(out.outputTokenIds()).containsExactly(Arrays.copyOf(cases.get(0).greedyIds(), 4));
+  }
+
+  @Test
+  void eosEndsWithStopAndIgnoreEosGoesOn() {
+    Fixtures.Case c = cases.get(5); // the reference stops at eos after 5 tokens
+    assertThat(c.greedyIds()).hasSize(5).endsWith(0L);
+    Completion stopped = engine.generate(List.of(GenerationRequest.greedy("e", c.prompt(), 32)), 1).get(0);
+    assertThat(stopped.finishReason()).isEqualTo(FinishReason.STOP);
+    assertThat(stopped.outputTokenIds()).containsExactly(c.greedyIds());
+    assertThat(stopped.text()).isEqualTo("\n    main()\n");
+    GenerationRequest past = new GenerationRequest("e2", c.prompt(), 12, SamplingParams.GREEDY, List.of(), true);
+    Completion longer = engine.generate(List.of(past), 1).get(0);
+    assertThat(longer.finishReason()).isEqualTo(FinishReason.LENGTH);
+    assertThat(longer.outputTokenIds()).hasSize(12).startsWith(c.greedyIds());
+  }
+
+  @Test
+  void emptyAndOverLongPromptsBecomeErrorsWhileTheOthersAreAnswered() {
+    String longPrompt = "x = 1\n".repeat(2000); // far beyond the 1024-token context
+    List<GenerationRequest> requests = List.of(
+        GenerationRequest.greedy("ok", cases.get(0).prompt(), 4),
+        GenerationRequest.greedy("empty", "", 4),
+        GenerationRequest.greedy("null", null, 4),
+        GenerationRequest.greedy("long", longPrompt, 4));
+    List<Completion> out = engine.generate(requests, 4);
+    assertThat(out.get(0).isError()).isFalse();
+    assertThat(out.get(0).outputTokenIds()).containsExactly(Arrays.copyOf(cases.get(0).greedyIds(), 4));
+    assertThat(out.get(1).errorCode()).isEqualTo(ErrorCode.EMPTY_PROMPT);
+    assertThat(out.get(2).errorCode()).isEqualTo(ErrorCode.EMPTY_PROMPT);
+    assertThat(out.get(3).errorCode()).isEqualTo(ErrorCode.PROMPT_TOO_LONG);
+    assertThat(out.get(3).errorMessage()).contains("limit is 1023").contains("context 1024");
+    assertThat(out.get(3).promptTokens()).isGreaterThan(1024);
+    assertThat(out.get(3).finishReason()).isEqualTo(FinishReason.ERROR);
+    assertThat(out.get(3).text()).isNull();
+  }
+
+  @Test
+  void maxPromptTokensLimitIsEnforcedAndRestorable() {
+    Fixtures.Case c = cases.get(7); // 18 prompt tokens
+    try {
+      engine.generator().setMaxPromptTokens(10);
+      Completion out = engine.generate(List.of(GenerationRequest.greedy("m", c.prompt(), 2)), 1).get(0);
+      assertThat(out.errorCode()).isEqualTo(ErrorCode.PROMPT_TOO_LONG);
+      assertThat(out.errorMessage()).contains("18 tokens").contains("limit is 10");
+    } finally {
+      engine.generator().setMaxPromptTokens(Integer.MAX_VALUE);
+    }
+    assertThat(engine.generator().maxPromptTokens()).isEqualTo(1023);
+    assertThatThrownBy(() -> engine.generator().setMaxPromptTokens(0)).hasMessageContaining("must be > 0");
+  }
+
+  @Test
+  void tokensStopAtTheEndOfTheContext() {
+    // A prompt 3 tokens short of the 1024-token context can only get 3 new tokens.
+    long[] prefix = engine.tokenizer().encode("x");
+    StringBuilder sb = new StringBuilder();
+    while (engine.tokenizer().encode(sb.toString() + "a = 1\n").length <= 1021) {
+      sb.append("a = 1\n");
+    }
+    int promptTokens = engine.tokenizer().encode(sb.toString()).length;
+    GenerationRequest r = new GenerationRequest("ctx", sb.toString(), 50, SamplingParams.GREEDY, List.of(), true);
+    Completion out = engine.generate(List.of(r), 1).get(0);
+    assertThat(prefix).isNotEmpty();
+    assertThat(out.finishReason()).isEqualTo(FinishReason.LENGTH);
+    assertThat(out.completionTokens()).isEqualTo(1024 - promptTokens);
+  }
+
+  @Test
+  void generationLeavesNoArraysBehind() {
+    BaseNDManager weights = (BaseNDManager) engine.weights().manager();
+    int before = weights.getManagedArrays().size();
+    engine.generate(List.of(GenerationRequest.greedy("a", cases.get(0).prompt(), 5),
+        sampled("b", cases.get(1).prompt(), 5, 1.0, 5, 0.9, 1)), 2);
+    assertThat(weights.getManagedArrays()).hasSize(before);
+  }
+
+  @Test
+  void rejectsANonPositiveBatchSize() {
+    assertThatThrownBy(() -> engine.generate(List.of(), 0)).isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("batch size must be > 0, got 0");
+  }
+}

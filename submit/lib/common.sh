@@ -1,0 +1,18 @@
+# Shared by the submit/ scripts: where the jars are, and building them when they are missing.
+# HOME_DIR must be set to the repository root before sourcing.
+
+engine_jar() {
+  ls "$HOME_DIR"/common/target/sparkinfer-common-*.jar 2>/dev/null | grep -v -- '-tests.jar' | head -n 1
+}
+
+# Builds common (and installs it for the jobs module) when its jar or runtime classpath is missing.
+ensure_engine_built() {
+  if [ -n "${SPARKINFER_REBUILD:-}" ] || [ -z "$(engine_jar)" ] || [ ! -d "$HOME_DIR/common/target/lib" ]; then
+    echo "building the engine (mvn package, first run only)..." >&2
+    (cd "$HOME_DIR" && mvn -q -B -DskipTests install -pl common -am) >&2
+  fi
+}
+
+engine_classpath() {
+  echo "$(engine_jar):$HOME_DIR/common/target/lib/*"
+}
