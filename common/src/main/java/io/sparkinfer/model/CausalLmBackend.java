@@ -8,7 +8,7 @@ import ai.djl.ndarray.NDManager;
  * KV cache ({@link KvCache}) and the generation loop. Implementations: the eager Java model
  * ({@link CausalLm}), and TorchScript kernels that run a whole step per call.
  */
-public interface CausalLmBackend {
+public interface CausalLmBackend extends AutoCloseable {
 
   /**
    * Runs {@code batch} through the model, writing its keys and values into {@code cache}.
@@ -20,4 +20,8 @@ public interface CausalLmBackend {
 
   /** The backend's name on command lines: {@code eager} or {@code scripted}. */
   String name();
+
+  /** Frees what the backend holds beyond the shared weights (kernels, fused copies). */
+  @Override
+  default void close() {}
 }

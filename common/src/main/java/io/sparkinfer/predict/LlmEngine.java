@@ -8,10 +8,10 @@ import io.sparkinfer.generate.Completion;
 import io.sparkinfer.generate.GenerationConfig;
 import io.sparkinfer.generate.GenerationRequest;
 import io.sparkinfer.generate.Generator;
+import io.sparkinfer.kernels.ScriptedCausalLm;
 import io.sparkinfer.model.CausalLm;
 import io.sparkinfer.model.CausalLmBackend;
 import io.sparkinfer.model.ModelConfig;
-import io.sparkinfer.model.ModelLoadException;
 import io.sparkinfer.model.ModelWeights;
 import io.sparkinfer.model.Precision;
 import io.sparkinfer.model.RotaryEmbedding;
@@ -59,9 +59,10 @@ public final class LlmEngine implements AutoCloseable {
     ModelWeights weights = null;
     try {
       weights = ModelWeights.load(checkpoint, config, precision, device);
+      RotaryEmbedding rope = new RotaryEmbedding(config, options.ropeInCheckpointDtype());
       CausalLmBackend backend = switch (options.backend()) {
-        case EngineOptions.EAGER -> new CausalLm(weights, new RotaryEmbedding(config, options.ropeInCheckpointDtype()));
-        default -> throw new ModelLoadException("backend '" + options.backend() + "' is not available in this build");
+        case EngineOptions.SCRIPTED -> new ScriptedCausalLm(weights, rope);
+        default -> new CausalLm(weights, rope);
       };
       Generator generator = new Generator(weights, backend, tokenizer, generation);
       Model model = Model.newInstance("sparkinfer-" + config.modelType(), device, "PyTorch");
@@ -138,8 +139,9 @@ public final class LlmEngine implements AutoCloseable {
 
   @Override
   public void close() {
-    try (Model m = djlModel; ModelWeights w = weights; TextTokenizer t = tokenizer; Generator g = generator) {
-      // closes in reverse order: generator, tokenizer, weights, the DJL model
+    try (Model m = djlModel; ModelWeights w = weights; TextTokenizer t = tokenizer; CausalLmBackend b = generator.backend();
+        Generator g = generator) {
+      // closes in reverse order: generator, backend, tokenizer, weights, the DJL model
     }
   }
 }

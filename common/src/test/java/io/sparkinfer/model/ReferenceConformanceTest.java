@@ -2,9 +2,6 @@ package io.sparkinfer.model;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.Shape;
 import io.sparkinfer.generate.Completion;
 import io.sparkinfer.generate.FinishReason;
 import io.sparkinfer.generate.GenerationRequest;
@@ -24,7 +21,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  * The engine against transformers' own outputs ({@code reference.json}: fp32 compute on the bf16
  * weights, one prompt at a time, greedy).
  */
-class ReferenceConformanceTest {
+public class ReferenceConformanceTest {
 
   static Stream<Arguments> fixtures() {
     return Stream.of(Arguments.of("qwen2-tiny"), Arguments.of("qwen2-code-demo"));
@@ -84,7 +81,7 @@ class ReferenceConformanceTest {
     EngineOptions options = EngineOptions.of(dir, Precision.FP32, "cpu").withRopeInCheckpointDtype(true);
     try (LlmEngine engine = LlmEngine.load(options)) {
       List<Fixtures.Case> cases = Fixtures.reference(dir);
-      float[][] logits = lastLogits(engine, cases);
+      float[][] logits = Fixtures.lastLogits(engine, cases);
       for (int i = 0; i < cases.size(); i++) {
         assertThat(maxAbsDiff(logits[i], cases.get(i).lastLogits())).as(cases.get(i).prompt()).isLessThan(1e-3f);
       }
@@ -103,7 +100,7 @@ class ReferenceConformanceTest {
     Path dir = Fixtures.model(name);
     try (LlmEngine engine = LlmEngine.load(EngineOptions.of(dir, Precision.FP32, "cpu"))) {
       List<Fixtures.Case> cases = Fixtures.reference(dir);
-      float[][] logits = lastLogits(engine, cases);
+      float[][] logits = Fixtures.lastLogits(engine, cases);
       for (int i = 0; i < cases.size(); i++) {
         float bound = cases.get(i).inputIds().length == 1 ? 1e-4f : 2e-2f;
         assertThat(maxAbsDiff(logits[i], cases.get(i).lastLogits())).as(cases.get(i).prompt()).isLessThan(bound);
@@ -126,7 +123,7 @@ class ReferenceConformanceTest {
     EngineOptions options = EngineOptions.of(dir, Precision.FP16, "cpu").withRopeInCheckpointDtype(true);
     try (LlmEngine engine = LlmEngine.load(options)) {
       List<Fixtures.Case> cases = Fixtures.reference(dir);
-      float[][] logits = lastLogits(engine, cases);
+      float[][] logits = Fixtures.lastLogits(engine, cases);
       for (int i = 0; i < cases.size(); i++) {
         float[] ref = cases.get(i).lastLogits();
         assertThat(maxAbsDiff(logits[i], ref)).as(cases.get(i).prompt()).isLessThan(5e-2f);
@@ -137,28 +134,7 @@ class ReferenceConformanceTest {
     }
   }
 
-  /** Runs each prompt's prefill alone and returns its last-position logits. */
-  static float[][] lastLogits(LlmEngine engine, List<Fixtures.Case> cases) {
-    CausalLmBackend model = engine.generator().backend();
-    float[][] out = new float[cases.size()][];
-    try (NDManager scope = NDManager.newBaseManager(engine.device())) {
-      for (int i = 0; i < cases.size(); i++) {
-        long[] ids = cases.get(i).inputIds();
-        long[] pos = new long[ids.length];
-        Arrays.setAll(pos, j -> j);
-        try (NDManager step = scope.newSubManager();
-            KvCache cache = KvCache.allocate(step, engine.config(), 1, ids.length, engine.precision().dataType())) {
-          ForwardBatch batch = new ForwardBatch(step.create(ids, new Shape(1, ids.length)),
-              step.create(pos, new Shape(1, ids.length)), step.create(new long[] {ids.length - 1}), ids.length);
-          NDArray logits = model.forward(step, batch, cache);
-          out[i] = logits.toFloatArray();
-        }
-      }
-    }
-    return out;
-  }
-
-  static float maxAbsDiff(float[] a, float[] b) {
+  public static float maxAbsDiff(float[] a, float[] b) {
     assertThat(a).hasSameSizeAs(b);
     float max = 0;
     for (int i = 0; i < a.length; i++) {

@@ -11,7 +11,15 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import io.sparkinfer.model.CausalLmBackend;
+import io.sparkinfer.model.ForwardBatch;
+import io.sparkinfer.model.KvCache;
+import io.sparkinfer.predict.LlmEngine;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /** Locates the reference checkpoints of {@code ../shared/fixtures} and reads their {@code reference.json}. */
@@ -74,6 +82,27 @@ public final class Fixtures {
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
+  }
+
+  /** Runs each case's prompt through the engine's backend alone (one prefill) and returns its last-position logits. */
+  public static float[][] lastLogits(LlmEngine engine, List<Case> cases) {
+    CausalLmBackend model = engine.generator().backend();
+    float[][] out = new float[cases.size()][];
+    try (NDManager scope = NDManager.newBaseManager(engine.device())) {
+      for (int i = 0; i < cases.size(); i++) {
+        long[] ids = cases.get(i).inputIds();
+        long[] pos = new long[ids.length];
+        Arrays.setAll(pos, j -> j);
+        try (NDManager step = scope.newSubManager();
+            KvCache cache = KvCache.allocate(step, engine.config(), 1, ids.length, engine.precision().dataType())) {
+          ForwardBatch batch = new ForwardBatch(step.create(ids, new Shape(1, ids.length)),
+              step.create(pos, new Shape(1, ids.length)), step.create(new long[] {ids.length - 1}), ids.length);
+          NDArray logits = model.forward(step, batch, cache);
+          out[i] = logits.toFloatArray();
+        }
+      }
+    }
+    return out;
   }
 
   private static long[] longs(JsonArray a) {

@@ -1,0 +1,191 @@
+package io.sparkinfer.kernels;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.engine.PtNDManager;
+import ai.djl.pytorch.engine.PtSymbolBlock;
+import ai.djl.pytorch.jni.IValue;
+import ai.djl.pytorch.jni.JniUtils;
+import io.sparkinfer.model.CausalLmBackend;
+import io.sparkinfer.model.ForwardBatch;
+import io.sparkinfer.model.KvCache;
+import io.sparkinfer.model.LayerWeights;
+import io.sparkinfer.model.Linear;
+import io.sparkinfer.model.ModelConfig;
+import io.sparkinfer.model.ModelLoadException;
+import io.sparkinfer.model.ModelWeights;
+import io.sparkinfer.model.RotaryEmbedding;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The scripted backend: the same model step as {@link io.sparkinfer.model.CausalLm}, run as one TorchScript
+ * call ({@code llama_step.py}) over the same weights and KV cache. Projections that read the same input are
+ * fused (q/k/v, gate/up), so a layer is four matrix multiplications.
+ */
+public final class ScriptedCausalLm implements CausalLmBackend {
+
+  static final String KERNEL = "/io/sparkinfer/kernels/llama_step.py";
+  static final String CLASS_NAME = "LlamaStep";
+
+  private final ModelConfig config;
+  private final PtNDManager manager;
+  private final PtSymbolBlock step;
+  private final List<IValue> constants = new ArrayList<>();
+  private final IValue embedTokens;
+  private final IValue layers;
+  private final IValue norm;
+  private final IValue lmHead;
+  private final IValue invFreq;
+  private final IValue windows;
+  private final IValue numHeads;
+  private final IValue numKvHeads;
+  private final IValue headDim;
+  private final IValue eps;
+
+  public ScriptedCausalLm(ModelWeights weights, RotaryEmbedding rope) {
+    this.config = weights.config();
+    this.manager = (PtNDManager) NDManager.newBaseManager(weights.device());
+    try {
+      this.step = load(manager);
+      List<PtNDArray> perLayer = new ArrayList<>();
+      for (LayerWeights w : weights.layers()) {
+        perLayer.add(pt(w.inputLayernorm()));
+        perLayer.add(fuse(w.qProj().weight(), w.kProj().weight(), w.vProj().weight()));
+        perLayer.add(fuseBias(w.qProj(), w.kProj(), w.vProj()));
+        perLayer.add(pt(w.oProj().weight()));
+        perLayer.add(bias(w.oProj()));
+        perLayer.add(pt(w.postAttentionLayernorm()));
+        perLayer.add(fuse(w.gateProj().weight(), w.upProj().weight()));
+        perLayer.add(fuseBias(w.gateProj(), w.upProj()));
+        perLayer.add(pt(w.downProj().weight()));
+        perLayer.add(bias(w.downProj()));
+      }
+      this.embedTokens = keep(IValue.from(pt(weights.embedTokens())));
+      this.layers = keep(IValue.listFrom(perLayer.toArray(new PtNDArray[0])));
+      this.norm = keep(IValue.from(pt(weights.norm())));
+      this.lmHead = keep(IValue.from(pt(weights.lmHead())));
+      this.invFreq = keep(IValue.from((PtNDArray) manager.create(rope.inverseFrequencies())));
+      long[] w = new long[config.numHiddenLayers()];
+      for (int i = 0; i < w.length; i++) {
+        w[i] = config.slidingWindows()[i];
+      }
+      this.windows = keep(IValue.listFrom(w));
+      this.numHeads = keep(IValue.from((long) config.numAttentionHeads()));
+      this.numKvHeads = keep(IValue.from((long) config.numKeyValueHeads()));
+      this.headDim = keep(IValue.from((long) config.headDim()));
+      this.eps = keep(IValue.from(config.rmsNormEps()));
+    } catch (RuntimeException e) {
+      close();
+      throw e;
+    }
+  }
+
+  /** Loads the step module from its TorchScript source. */
+  static PtSymbolBlock load(PtNDManager manager) {
+    byte[] archive = TorchScriptArchive.build(CLASS_NAME, TorchScriptArchive.source(KERNEL));
+    try {
+      return JniUtils.loadModule(manager, new ByteArrayInputStream(archive), true, false);
+    } catch (IOException | RuntimeException e) {
+      throw new ModelLoadException("cannot load the TorchScript step kernel " + KERNEL + ": " + e.getMessage(), e);
+    }
+  }
+
+  @Override
+  public String name() {
+    return "scripted";
+  }
+
+  @Override
+  public NDArray forward(NDManager scope, ForwardBatch batch, KvCache cache) {
+    List<IValue> perCall = new ArrayList<>();
+    try {
+      IValue[] args = {
+        call(perCall, IValue.from((PtNDArray) batch.inputIds())),
+        call(perCall, IValue.from((PtNDArray) batch.positions())),
+        call(perCall, IValue.from((PtNDArray) batch.lastIndex())),
+        call(perCall, IValue.from((long) batch.keyLength())),
+        embedTokens, layers, norm, lmHead, invFreq,
+        call(perCall, IValue.listFrom(pts(cache.keyArrays()))),
+        call(perCall, IValue.listFrom(pts(cache.valueArrays()))),
+        windows, numHeads, numKvHeads, headDim, eps
+      };
+      IValue out = call(perCall, step.forward(args));
+      return out.toTensor((PtNDManager) scope); // (B, V) float32
+    } finally {
+      perCall.forEach(IValue::close);
+    }
+  }
+
+  private PtNDArray fuse(NDArray... parts) {
+    long rows = 0;
+    for (NDArray p : parts) {
+      rows += p.getShape().get(0);
+    }
+    NDArray fused = manager.zeros(new Shape(rows, parts[0].getShape().get(1)), parts[0].getDataType()); // (sum out, in)
+    long at = 0;
+    for (NDArray p : parts) {
+      long n = p.getShape().get(0);
+      fused.set(new NDIndex("{}:{}", at, at + n), p);
+      at += n;
+    }
+    return (PtNDArray) fused;
+  }
+
+  private PtNDArray fuseBias(Linear... parts) {
+    long rows = 0;
+    for (Linear p : parts) {
+      rows += p.weight().getShape().get(0);
+    }
+    NDArray fused = manager.zeros(new Shape(rows), parts[0].weight().getDataType()); // (sum out)
+    long at = 0;
+    for (Linear p : parts) {
+      long n = p.weight().getShape().get(0);
+      if (p.bias() != null) {
+        fused.set(new NDIndex("{}:{}", at, at + n), p.bias());
+      }
+      at += n;
+    }
+    return (PtNDArray) fused;
+  }
+
+  private PtNDArray bias(Linear l) {
+    return l.bias() != null ? pt(l.bias())
+        : (PtNDArray) manager.zeros(new Shape(l.weight().getShape().get(0)), l.weight().getDataType());
+  }
+
+  private static PtNDArray pt(NDArray a) {
+    return (PtNDArray) a;
+  }
+
+  private static PtNDArray[] pts(NDArray[] a) {
+    PtNDArray[] out = new PtNDArray[a.length];
+    for (int i = 0; i < a.length; i++) {
+      out[i] = (PtNDArray) a[i];
+    }
+    return out;
+  }
+
+  private IValue keep(IValue v) {
+    constants.add(v);
+    return v;
+  }
+
+  private static IValue call(List<IValue> perCall, IValue v) {
+    perCall.add(v);
+    return v;
+  }
+
+  @Override
+  public void close() {
+    constants.forEach(IValue::close);
+    constants.clear();
+    manager.close();
+  }
+}

@@ -1,0 +1,90 @@
+# One model step of a Llama-family causal LM (Llama, Qwen2, Mistral) as a TorchScript module: every layer,
+# the final norm and the LM head in one call, so a decode step costs one JNI call instead of ~1,000.
+#
+# This file is TorchScript source in the form torch.jit.save writes it (code/__torch__.py of an archive);
+# io.sparkinfer.kernels.TorchScriptArchive zips it into a loadable module at run time, so the source here
+# is the artifact: nothing binary is committed. It computes exactly what io.sparkinfer.model.CausalLm
+# computes op by op (same KV cache layout, positions and masks); CI checks the two against each other.
+#
+# Dimensions: B rows, S new tokens per row, T key slots read, C cache slots, H hidden, N query heads,
+# K key/value heads, D head dim, I MLP width, V vocab.
+#
+# layers holds 10 tensors per layer, in this order:
+#   input_layernorm (H), qkv weight (N*D + 2*K*D, H), qkv bias (N*D + 2*K*D), o weight (H, N*D), o bias (H),
+#   post_attention_layernorm (H), gate_up weight (2*I, H), gate_up bias (2*I), down weight (H, I), down bias (H)
+# (absent biases are zeros). k_cache / v_cache hold one (B, K, C, D) tensor per layer, written in place.
+class LlamaStep(Module):
+  __parameters__ = []
+  __buffers__ = []
+  training : bool
+  def forward(self: __torch__.LlamaStep,
+    input_ids: Tensor,
+    positions: Tensor,
+    last_index: Tensor,
+    key_length: int,
+    embed_tokens: Tensor,
+    layers: List[Tensor],
+    norm: Tensor,
+    lm_head: Tensor,
+    inv_freq: Tensor,
+    k_cache: List[Tensor],
+    v_cache: List[Tensor],
+    windows: List[int],
+    num_heads: int,
+    num_kv_heads: int,
+    head_dim: int,
+    eps: float) -> Tensor:
+    b = input_ids.size(0)
+    s = input_ids.size(1)
+    x = torch.embedding(embed_tokens, input_ids)  # (B, S) -> (B, S, H)
+    dtype = x.dtype
+    # rotary angles in float32, per position: (B, S, 1) * (D/2) -> (B, S, D/2) -> (B, S, D)
+    freqs = torch.mul(torch.unsqueeze(positions.float(), -1), inv_freq)
+    emb = torch.cat([freqs, freqs], -1)
+    cos = torch.unsqueeze(torch.cos(emb), 1).to(dtype)  # (B, 1, S, D)
+    sin = torch.unsqueeze(torch.sin(emb), 1).to(dtype)
+    half = head_dim // 2
+    # visibility: token (b, s) sees slots 0..positions[b, s]; (T) vs (B, S, 1) -> (B, S, T) -> (B, 1, S, T)
+    slots = torch.view(torch.arange(key_length, device=input_ids.device), [1, 1, key_length])
+    query_pos = torch.unsqueeze(positions, -1)
+    causal = torch.le(slots, query_pos)
+    full_mask = torch.unsqueeze(causal, 1)
+    rows = torch.unsqueeze(torch.arange(b, device=input_ids.device), 1)  # (B, 1)
+    q_size = num_heads * head_dim
+    kv_size = num_kv_heads * head_dim
+    scaling = 1.0 / torch.sqrt(float(head_dim))
+    for l in range(len(k_cache)):
+      w = layers[10 * l: 10 * l + 10]
+      mask = full_mask
+      if windows[l] > 0:
+        mask = torch.unsqueeze(torch.logical_and(causal, torch.lt(torch.sub(query_pos, slots), windows[l])), 1)
+      # attention
+      xf = x.float()
+      h = torch.mul(w[0], torch.mul(xf, torch.rsqrt(torch.add(torch.mean(torch.pow(xf, 2), [-1], True), eps))).to(dtype))
+      qkv = torch.linear(h, w[1], w[2])  # (B, S, N*D + 2*K*D)
+      q = torch.transpose(torch.view(torch.slice(qkv, -1, 0, q_size), [b, s, num_heads, head_dim]), 1, 2)  # (B, N, S, D)
+      k = torch.transpose(torch.view(torch.slice(qkv, -1, q_size, q_size + kv_size), [b, s, num_kv_heads, head_dim]), 1, 2)  # (B, K, S, D)
+      v = torch.transpose(torch.view(torch.slice(qkv, -1, q_size + kv_size, q_size + 2 * kv_size), [b, s, num_kv_heads, head_dim]), 1, 2)
+      q = torch.add(torch.mul(q, cos), torch.mul(torch.cat([torch.neg(torch.slice(q, -1, half)), torch.slice(q, -1, 0, half)], -1), sin))
+      k = torch.add(torch.mul(k, cos), torch.mul(torch.cat([torch.neg(torch.slice(k, -1, half)), torch.slice(k, -1, 0, half)], -1), sin))
+      kc = k_cache[l]
+      vc = v_cache[l]
+      # in place at each row's positions: cache[rows, :, positions] is (B, S, K, D)
+      torch.index_put_(kc, [rows, None, positions], torch.transpose(k, 1, 2))
+      torch.index_put_(vc, [rows, None, positions], torch.transpose(v, 1, 2))
+      keys = torch.slice(kc, 2, 0, key_length)  # (B, K, T, D)
+      values = torch.slice(vc, 2, 0, key_length)
+      o = torch.scaled_dot_product_attention(q, keys, values, mask, 0., False, scale=scaling, enable_gqa=True)  # (B, N, S, D)
+      o = torch.reshape(torch.transpose(o, 1, 2), [b, s, q_size])  # (B, N, S, D) -> (B, S, N*D)
+      x = torch.add(x, torch.linear(o, w[3], w[4]))
+      # MLP
+      xf = x.float()
+      h = torch.mul(w[5], torch.mul(xf, torch.rsqrt(torch.add(torch.mean(torch.pow(xf, 2), [-1], True), eps))).to(dtype))
+      gate_up = torch.linear(h, w[6], w[7])  # (B, S, 2*I)
+      inter = torch.size(gate_up, -1) // 2
+      act = torch.mul(torch.silu(torch.slice(gate_up, -1, 0, inter)), torch.slice(gate_up, -1, inter))
+      x = torch.add(x, torch.linear(act, w[8], w[9]))
+    last = torch.index(x, [torch.arange(b, device=input_ids.device), last_index])  # (B, S, H) -> (B, H)
+    lf = last.float()
+    normed = torch.mul(norm, torch.mul(lf, torch.rsqrt(torch.add(torch.mean(torch.pow(lf, 2), [-1], True), eps))).to(dtype))
+    return torch.linear(normed, lm_head).float()  # (B, V)
