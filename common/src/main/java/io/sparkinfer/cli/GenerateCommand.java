@@ -36,7 +36,7 @@ public final class GenerateCommand {
 
   static final List<CliOption> OPTIONS = List.of(
       CliOption.value("model", "DIR", "the demo model, " + DEMO_MODEL, "Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.json)"),
-      CliOption.value("input", "FILE", DEMO_PROMPTS, "JSONL prompts: {\"id\": ..., \"prompt\": ...} per line"),
+      CliOption.value("input", "FILE", DEMO_PROMPTS, "JSONL prompts: {\"id\": ..., \"prompt\": ...} (or \"prompt_token_ids\": [...]) per line"),
       CliOption.value("output", "FILE", "- (stdout)", "JSONL completions, one line per input line, in input order"),
       CliOption.value("max-new-tokens", "N", "64", "most tokens to generate per prompt"),
       CliOption.value("temperature", "T", "0 (greedy)", "sampling temperature; 0 picks the most likely token"),
@@ -48,7 +48,7 @@ public final class GenerateCommand {
       CliOption.value("precision", "fp32|fp16", "fp32 on CPU, fp16 on GPU", "weights, activations and KV cache dtype"),
       CliOption.value("batch-size", "B|auto", "8", "prompts per batch; auto sizes batches from free device memory"),
       CliOption.value("device", "cpu|gpu|gpu:N|auto", "auto", "where to run; auto takes the first GPU if there is one"),
-      CliOption.value("backend", "eager|scripted", "eager", "eager: the Java model op by op; scripted: TorchScript step kernels"),
+      CliOption.value("backend", "eager|scripted", "scripted on GPU, eager on CPU", "eager: the Java model op by op; scripted: one TorchScript call per step"),
       CliOption.value("max-prompt-tokens", "N", "the model's context - 1", "longer prompts become error lines"),
       CliOption.flag("rope-in-checkpoint-dtype", "round rotary frequencies to the checkpoint dtype, as a transformers model cast with .to(dtype) does"),
       CliOption.value("progress-seconds", "S", "5", "seconds between progress lines on stderr"),

@@ -15,7 +15,8 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Reads prompt lines ({@code {"id": ..., "prompt": ...}}, optionally with per-line {@code max_new_tokens},
+ * Reads prompt lines ({@code {"id": ..., "prompt": ...}} or, already tokenized,
+ * {@code {"id": ..., "prompt_token_ids": [...]}}), optionally with per-line {@code max_new_tokens},
  * {@code temperature}, {@code top_k}, {@code top_p}, {@code seed}, {@code stop}) and writes completion
  * lines. A line that cannot be read becomes an error line; it never stops the run.
  */
@@ -79,7 +80,16 @@ public final class JsonlRequests {
       }
       int maxNew = o.has("max_new_tokens") ? o.get("max_new_tokens").getAsInt() : defaults.maxNewTokens();
       String promptText = prompt == null || prompt.isJsonNull() ? null : prompt.getAsString();
-      return new Line(id, new GenerationRequest(idText, promptText, maxNew, sampling, stop, defaults.ignoreEos()), null);
+      long[] tokenIds = null;
+      if (o.has("prompt_token_ids")) {
+        JsonArray ids = o.getAsJsonArray("prompt_token_ids");
+        tokenIds = new long[ids.size()];
+        for (int i = 0; i < tokenIds.length; i++) {
+          tokenIds[i] = ids.get(i).getAsLong();
+        }
+      }
+      return new Line(id, new GenerationRequest(idText, promptText, maxNew, sampling, stop, defaults.ignoreEos(),
+          tokenIds), null);
     } catch (IllegalArgumentException | IllegalStateException | UnsupportedOperationException e) {
       return invalid(id, "line " + lineNumber + ": " + e.getMessage());
     }

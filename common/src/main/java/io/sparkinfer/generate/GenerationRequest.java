@@ -7,15 +7,16 @@ import java.util.List;
  * One prompt to complete, with its own limits and sampling settings.
  *
  * @param id the caller's stable identifier, returned with the completion
- * @param prompt the text to complete (null or empty gives an error completion)
+ * @param prompt the text to complete (null or empty gives an error completion unless token ids are given)
  * @param maxNewTokens the most tokens to generate (fewer if the model's context ends first)
  * @param sampling greedy or sampling settings, with this request's seed
  * @param stopStrings generation stops once the completion contains one of them; the text is cut before it
  * @param ignoreEos keep generating past eos tokens (benchmarks)
+ * @param promptTokenIds an already tokenized prompt, used instead of {@code prompt} when not null
  */
 public record GenerationRequest(
-    String id, String prompt, int maxNewTokens, SamplingParams sampling, List<String> stopStrings, boolean ignoreEos)
-    implements Serializable {
+    String id, String prompt, int maxNewTokens, SamplingParams sampling, List<String> stopStrings, boolean ignoreEos,
+    long[] promptTokenIds) implements Serializable {
 
   public static final int DEFAULT_MAX_NEW_TOKENS = 64;
 
@@ -28,10 +29,22 @@ public record GenerationRequest(
     if (stopStrings.stream().anyMatch(String::isEmpty)) {
       throw new IllegalArgumentException("stop strings must not be empty");
     }
+    promptTokenIds = promptTokenIds == null ? null : promptTokenIds.clone();
   }
 
-  /** A greedy request with the default token limit. */
+  /** A text prompt. */
+  public GenerationRequest(
+      String id, String prompt, int maxNewTokens, SamplingParams sampling, List<String> stopStrings, boolean ignoreEos) {
+    this(id, prompt, maxNewTokens, sampling, stopStrings, ignoreEos, null);
+  }
+
+  /** A greedy request for a text prompt. */
   public static GenerationRequest greedy(String id, String prompt, int maxNewTokens) {
     return new GenerationRequest(id, prompt, maxNewTokens, SamplingParams.GREEDY, List.of(), false);
+  }
+
+  @Override
+  public long[] promptTokenIds() {
+    return promptTokenIds == null ? null : promptTokenIds.clone();
   }
 }

@@ -37,6 +37,10 @@ public final class Generator implements AutoCloseable {
   private final GenerationStats stats = new GenerationStats();
   private final int contextLength;
   private volatile int maxPromptTokens;
+  private volatile int maxPrefillTokens = DEFAULT_MAX_PREFILL_TOKENS;
+
+  /** Padded prompt tokens one prefill pass takes at most; longer admissions are split into several passes. */
+  public static final int DEFAULT_MAX_PREFILL_TOKENS = 32768;
 
   public Generator(ModelWeights weights, CausalLmBackend backend, TextTokenizer tokenizer, GenerationConfig generation) {
     this.weights = weights;
@@ -58,6 +62,14 @@ public final class Generator implements AutoCloseable {
 
   public int maxPromptTokens() {
     return maxPromptTokens;
+  }
+
+  /** Bounds the padded tokens of one prefill pass (its activation memory); a single prompt is never split. */
+  public void setMaxPrefillTokens(int tokens) {
+    if (tokens <= 0) {
+      throw new IllegalArgumentException("max prefill tokens must be > 0, got " + tokens);
+    }
+    this.maxPrefillTokens = tokens;
   }
 
   public GenerationStats stats() {
@@ -118,10 +130,20 @@ public final class Generator implements AutoCloseable {
 
   /** The prompt's token ids, or an error completion explaining why it cannot run. */
   private Object prepare(GenerationRequest r) {
-    if (r.prompt() == null || r.prompt().isEmpty()) {
+    long[] ids = r.promptTokenIds();
+    if (ids != null) {
+      int vocab = weights.config().vocabSize();
+      for (long id : ids) {
+        if (id < 0 || id >= vocab) {
+          return Completion.error(r.id(), ids.length, ErrorCode.INVALID_REQUEST,
+              "prompt token id " + id + " is outside the vocabulary [0, " + vocab + ")");
+        }
+      }
+    } else if (r.prompt() == null || r.prompt().isEmpty()) {
       return Completion.error(r.id(), 0, ErrorCode.EMPTY_PROMPT, "the prompt is empty");
+    } else {
+      ids = tokenizer.encode(r.prompt());
     }
-    long[] ids = tokenizer.encode(r.prompt());
     if (ids.length == 0) {
       return Completion.error(r.id(), 0, ErrorCode.EMPTY_PROMPT, "the prompt has no tokens");
     }
@@ -197,7 +219,10 @@ public final class Generator implements AutoCloseable {
       return c;
     }
 
-    /** Prefills waiting sequences on a cache of their own and moves them into the free rows. */
+    /**
+     * Prefills waiting sequences and moves them into the free rows. Joiners are prefilled in groups of at
+     * most {@link #maxPrefillTokens} padded tokens, each on a cache of its own, then copied into place.
+     */
     private KvCache admit(NDManager scope, KvCache cache) {
       List<Integer> freeRows = new ArrayList<>();
       for (int i = 0; i < rows.length; i++) {
@@ -215,23 +240,38 @@ public final class Generator implements AutoCloseable {
         cache.close();
         cache = bigger;
       }
-      int k = joining.size();
-      int longest = 0;
-      for (Sequence s : joining) {
-        longest = Math.max(longest, s.promptIds.length);
+      int from = 0;
+      while (from < joining.size()) {
+        int to = from;
+        int longest = 0;
+        while (to < joining.size()) {
+          int len = Math.max(longest, joining.get(to).promptIds.length);
+          if (to > from && (long) len * (to - from + 1) > maxPrefillTokens) {
+            break;
+          }
+          longest = len;
+          to++;
+        }
+        prefill(scope, cache, joining.subList(from, to), freeRows.subList(from, to), longest);
+        from = to;
       }
+      return cache;
+    }
+
+    private void prefill(NDManager scope, KvCache cache, List<Sequence> group, List<Integer> targets, int longest) {
+      int k = group.size();
       long[] ids = new long[k * longest];
       long[] positions = new long[k * longest];
       long[] last = new long[k];
       long[] targetRows = new long[k];
       for (int i = 0; i < k; i++) {
-        long[] p = joining.get(i).promptIds;
+        long[] p = group.get(i).promptIds;
         System.arraycopy(p, 0, ids, i * longest, p.length); // right-padded with token 0
         for (int j = 0; j < longest; j++) {
           positions[i * longest + j] = j;
         }
         last[i] = p.length - 1;
-        targetRows[i] = freeRows.get(i);
+        targetRows[i] = targets.get(i);
       }
       long start = System.nanoTime();
       try (NDManager step = scope.newSubManager();
@@ -239,19 +279,18 @@ public final class Generator implements AutoCloseable {
         ForwardBatch fb = new ForwardBatch(step.create(ids, new Shape(k, longest)),
             step.create(positions, new Shape(k, longest)), step.create(last), longest);
         NDArray logits = backend.forward(step, fb, prefill);
-        long[] next = chooseTokens(logits, joining);
+        long[] next = chooseTokens(logits, group);
         cache.copyRowsFrom(prefill, targetRows, longest);
         long now = System.nanoTime();
         for (int i = 0; i < k; i++) {
-          Sequence s = joining.get(i);
-          rows[freeRows.get(i)] = s;
+          Sequence s = group.get(i);
+          rows[targets.get(i)] = s;
           admitted.add(s);
           s.admittedAt = start;
           s.accept(next[i], now);
         }
       }
       prefillNanos += System.nanoTime() - start;
-      return cache;
     }
 
     /** One decode step over every row; idle rows feed a dummy token at slot 0. */

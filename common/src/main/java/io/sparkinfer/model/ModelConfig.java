@@ -11,8 +11,10 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import java.util.Objects;
 import java.util.Set;
 
 /**
@@ -94,7 +96,36 @@ public record ModelConfig(
       throw new IllegalArgumentException("one sliding window per layer expected: got " + slidingWindows.length
           + " for " + numHiddenLayers + " layers");
     }
+    slidingWindows = slidingWindows.clone();
     eosTokenIds = List.copyOf(eosTokenIds);
+  }
+
+  /** Per layer, the attention window in tokens, 0 for full attention (a copy). */
+  @Override
+  public int[] slidingWindows() {
+    return slidingWindows.clone();
+  }
+
+  /** Value equality, the sliding windows compared element by element (a record compares arrays by identity). */
+  @Override
+  public boolean equals(Object o) {
+    return o instanceof ModelConfig c
+        && Objects.equals(modelType, c.modelType) && vocabSize == c.vocabSize && hiddenSize == c.hiddenSize
+        && intermediateSize == c.intermediateSize && numHiddenLayers == c.numHiddenLayers
+        && numAttentionHeads == c.numAttentionHeads && numKeyValueHeads == c.numKeyValueHeads
+        && headDim == c.headDim && Double.compare(rmsNormEps, c.rmsNormEps) == 0
+        && Double.compare(ropeTheta, c.ropeTheta) == 0 && ropeScaling.equals(c.ropeScaling)
+        && maxPositionEmbeddings == c.maxPositionEmbeddings && tieWordEmbeddings == c.tieWordEmbeddings
+        && qkvBias == c.qkvBias && oProjBias == c.oProjBias && mlpBias == c.mlpBias
+        && Arrays.equals(slidingWindows, c.slidingWindows) && Objects.equals(torchDtype, c.torchDtype)
+        && eosTokenIds.equals(c.eosTokenIds);
+  }
+
+  @Override
+  public int hashCode() {
+    return Objects.hash(modelType, vocabSize, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads,
+        numKeyValueHeads, headDim, rmsNormEps, ropeTheta, ropeScaling, maxPositionEmbeddings, tieWordEmbeddings,
+        qkvBias, oProjBias, mlpBias, Arrays.hashCode(slidingWindows), torchDtype, eosTokenIds);
   }
 
   /** Query heads per key/value head. */
@@ -145,26 +176,27 @@ public record ModelConfig(
     int layers = requiredInt(c, "num_hidden_layers");
     int headDim;
     if (present(c, "head_dim")) {
-      headDim = c.get("head_dim").getAsInt();
-    } else {
-      if (heads <= 0 || hidden % heads != 0) {
+      headDim = integer(c, "head_dim", 0);
+    } else if (hidden > 0 && heads > 0) {
+      if (hidden % heads != 0) {
         throw new IllegalArgumentException("hidden_size " + hidden + " is not divisible by num_attention_heads " + heads);
       }
       headDim = hidden / heads;
+    } else {
+      headDim = 0; // the constructor names the non-positive size
     }
     boolean isQwen2 = modelType.equals("qwen2");
     boolean attentionBias = bool(c, "attention_bias", false);
 
-    JsonObject ropeParams = present(c, "rope_parameters") ? c.getAsJsonObject("rope_parameters")
-        : present(c, "rope_scaling") ? c.getAsJsonObject("rope_scaling") : new JsonObject();
-    double theta = present(c, "rope_theta") ? c.get("rope_theta").getAsDouble()
-        : present(ropeParams, "rope_theta") ? ropeParams.get("rope_theta").getAsDouble() : 10000.0;
+    JsonObject ropeParams = present(c, "rope_parameters") ? object(c, "rope_parameters")
+        : present(c, "rope_scaling") ? object(c, "rope_scaling") : new JsonObject();
+    double theta = number(c, "rope_theta", number(ropeParams, "rope_theta", 10000.0));
     String ropeType = string(ropeParams, "rope_type", string(ropeParams, "type", "default"));
     RopeScaling rope = new RopeScaling(ropeType,
         number(ropeParams, "factor", 1.0),
         number(ropeParams, "low_freq_factor", 0),
         number(ropeParams, "high_freq_factor", 0),
-        (int) number(ropeParams, "original_max_position_embeddings", 0));
+        integer(ropeParams, "original_max_position_embeddings", 0));
 
     String dtype = string(c, "torch_dtype", string(c, "dtype", null));
     return new ModelConfig(
@@ -174,7 +206,7 @@ public record ModelConfig(
         requiredInt(c, "intermediate_size"),
         layers,
         heads,
-        present(c, "num_key_value_heads") ? c.get("num_key_value_heads").getAsInt() : heads,
+        integer(c, "num_key_value_heads", heads),
         headDim,
         number(c, "rms_norm_eps", 1e-6),
         theta,
@@ -186,7 +218,7 @@ public record ModelConfig(
         bool(c, "mlp_bias", false),
         slidingWindows(c, modelType, layers),
         dtype,
-        tokenIds(c.get("eos_token_id")));
+        eosTokenIds(c));
   }
 
   /** The attention window of each layer, as transformers decides it for each architecture (0: full). */
@@ -195,27 +227,28 @@ public record ModelConfig(
     if (!present(c, "sliding_window")) {
       return windows;
     }
-    int window = c.get("sliding_window").getAsInt();
+    int window = integer(c, "sliding_window", 0);
     if (window <= 0) {
       throw new IllegalArgumentException("sliding_window must be > 0 or null, got " + window);
     }
     if (present(c, "layer_types")) {
-      JsonArray types = c.getAsJsonArray("layer_types");
+      JsonArray types = array(c, "layer_types");
       if (types.size() != layers) {
         throw new IllegalArgumentException("layer_types has " + types.size() + " entries for " + layers + " layers");
       }
       boolean qwenWithoutSwa = modelType.equals("qwen2") && !bool(c, "use_sliding_window", false);
       for (int i = 0; i < layers; i++) {
-        boolean sliding = types.get(i).getAsString().equals("sliding_attention");
+        JsonElement type = types.get(i);
+        boolean sliding = type.isJsonPrimitive() && type.getAsString().equals("sliding_attention");
         windows[i] = sliding && !qwenWithoutSwa ? window : 0;
       }
       return windows;
     }
     switch (modelType) {
-      case "mistral" -> java.util.Arrays.fill(windows, window);
+      case "mistral" -> Arrays.fill(windows, window);
       case "qwen2" -> {
         if (bool(c, "use_sliding_window", false)) {
-          int first = present(c, "max_window_layers") ? c.get("max_window_layers").getAsInt() : layers;
+          int first = integer(c, "max_window_layers", layers);
           for (int i = Math.max(first, 0); i < layers; i++) {
             windows[i] = window;
           }
@@ -226,6 +259,15 @@ public record ModelConfig(
     return windows;
   }
 
+  private static List<Long> eosTokenIds(JsonObject c) {
+    try {
+      return tokenIds(c.get("eos_token_id"));
+    } catch (RuntimeException e) {
+      throw new IllegalArgumentException("eos_token_id must be a token id or a list of them, got "
+          + c.get("eos_token_id"), e);
+    }
+  }
+
   static List<Long> tokenIds(JsonElement e) {
     List<Long> ids = new ArrayList<>();
     if (e == null || e.isJsonNull()) {
@@ -233,12 +275,20 @@ public record ModelConfig(
     }
     if (e.isJsonArray()) {
       for (JsonElement x : e.getAsJsonArray()) {
-        ids.add(x.getAsLong());
+        ids.add(exactLong(x));
       }
     } else {
-      ids.add(e.getAsLong());
+      ids.add(exactLong(e));
     }
     return ids;
+  }
+
+  /** A JSON integer; Gson's getAsLong would read 2.5 as 2, "7" as 7 and wrap values past 2^63. */
+  private static long exactLong(JsonElement e) {
+    if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isNumber()) {
+      throw new IllegalArgumentException("not a number: " + e);
+    }
+    return e.getAsBigDecimal().longValueExact();
   }
 
   private static void positive(String name, int value) {
@@ -255,23 +305,70 @@ public record ModelConfig(
     if (!present(c, key)) {
       throw new IllegalArgumentException("missing required field " + key);
     }
+    return integer(c, key, 0);
+  }
+
+  // Typed reads: a field of the wrong JSON type is an IllegalArgumentException naming it, never a Gson
+  // ClassCastException or a silent truncation (getAsInt reads 64.5 as 64 and wraps 5e9).
+
+  private static int integer(JsonObject c, String key, int fallback) {
+    if (!present(c, key)) {
+      return fallback;
+    }
     try {
-      return c.get(key).getAsInt();
+      return Math.toIntExact(exactLong(c.get(key)));
     } catch (RuntimeException e) {
       throw new IllegalArgumentException(key + " must be an integer, got " + c.get(key), e);
     }
   }
 
   private static double number(JsonObject c, String key, double fallback) {
-    return present(c, key) ? c.get(key).getAsDouble() : fallback;
+    if (!present(c, key)) {
+      return fallback;
+    }
+    JsonElement v = c.get(key);
+    if (!v.isJsonPrimitive() || !v.getAsJsonPrimitive().isNumber()) {
+      throw new IllegalArgumentException(key + " must be a number, got " + v);
+    }
+    return v.getAsDouble();
   }
 
   private static boolean bool(JsonObject c, String key, boolean fallback) {
-    return present(c, key) ? c.get(key).getAsBoolean() : fallback;
+    if (!present(c, key)) {
+      return fallback;
+    }
+    JsonElement v = c.get(key);
+    if (!v.isJsonPrimitive() || !v.getAsJsonPrimitive().isBoolean()) {
+      throw new IllegalArgumentException(key + " must be true or false, got " + v);
+    }
+    return v.getAsBoolean();
   }
 
   private static String string(JsonObject c, String key, String fallback) {
-    return present(c, key) ? c.get(key).getAsString() : fallback;
+    if (!present(c, key)) {
+      return fallback;
+    }
+    JsonElement v = c.get(key);
+    if (!v.isJsonPrimitive() || !v.getAsJsonPrimitive().isString()) {
+      throw new IllegalArgumentException(key + " must be a string, got " + v);
+    }
+    return v.getAsString();
+  }
+
+  private static JsonObject object(JsonObject c, String key) {
+    JsonElement v = c.get(key);
+    if (!v.isJsonObject()) {
+      throw new IllegalArgumentException(key + " must be an object, got " + v);
+    }
+    return v.getAsJsonObject();
+  }
+
+  private static JsonArray array(JsonObject c, String key) {
+    JsonElement v = c.get(key);
+    if (!v.isJsonArray()) {
+      throw new IllegalArgumentException(key + " must be an array, got " + v);
+    }
+    return v.getAsJsonArray();
   }
 
   @Override

@@ -13,7 +13,8 @@ import java.util.Locale;
  * @param modelDir a Hugging Face checkpoint directory
  * @param precision fp32 or fp16; null: fp32 on CPU, fp16 on GPU
  * @param device {@code cpu}, {@code gpu}, {@code gpu:N}, or {@code auto} (the first GPU when there is one)
- * @param backend {@code eager} (the Java model) or {@code scripted}; null: eager
+ * @param backend {@code eager} (the Java model) or {@code scripted} (TorchScript step kernels); null: scripted
+ *     on GPU, eager on CPU
  * @param ropeInCheckpointDtype round rotary frequencies to the checkpoint's dtype, as a transformers model
  *     cast with {@code model.to(dtype)} computes them (see {@link io.sparkinfer.model.RotaryEmbedding})
  */
@@ -29,8 +30,8 @@ public record EngineOptions(String modelDir, Precision precision, String device,
     }
     device = device == null ? "auto" : device.toLowerCase(Locale.ROOT);
     parseDevice(device, 1); // validates the syntax without touching the engine
-    backend = backend == null ? EAGER : backend.toLowerCase(Locale.ROOT);
-    if (!backend.equals(EAGER) && !backend.equals(SCRIPTED)) {
+    backend = backend == null ? null : backend.toLowerCase(Locale.ROOT);
+    if (backend != null && !backend.equals(EAGER) && !backend.equals(SCRIPTED)) {
       throw new IllegalArgumentException("backend '" + backend + "' is not supported (supported: eager, scripted)");
     }
   }
@@ -55,6 +56,11 @@ public record EngineOptions(String modelDir, Precision precision, String device,
   /** The precision to load in: the given one, else fp16 on GPU and fp32 on CPU. */
   public Precision resolvePrecision(Device d) {
     return precision != null ? precision : d.isGpu() ? Precision.FP16 : Precision.FP32;
+  }
+
+  /** The backend to run: the given one, else scripted on GPU (one call per step) and eager on CPU. */
+  public String resolveBackend(Device d) {
+    return backend != null ? backend : d.isGpu() ? SCRIPTED : EAGER;
   }
 
   static Device parseDevice(String device, int gpuCount) {

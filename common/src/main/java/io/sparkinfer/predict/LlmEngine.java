@@ -60,7 +60,7 @@ public final class LlmEngine implements AutoCloseable {
     try {
       weights = ModelWeights.load(checkpoint, config, precision, device);
       RotaryEmbedding rope = new RotaryEmbedding(config, options.ropeInCheckpointDtype());
-      CausalLmBackend backend = switch (options.backend()) {
+      CausalLmBackend backend = switch (options.resolveBackend(device)) {
         case EngineOptions.SCRIPTED -> new ScriptedCausalLm(weights, rope);
         default -> new CausalLm(weights, rope);
       };

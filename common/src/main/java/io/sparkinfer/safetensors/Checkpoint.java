@@ -102,13 +102,18 @@ public final class Checkpoint {
     }
     TreeSet<String> shardNames = new TreeSet<>();
     for (Map.Entry<String, JsonElement> e : weightMap.entrySet()) {
-      shardNames.add(e.getValue().getAsString());
+      JsonElement shard = e.getValue();
+      if (!shard.isJsonPrimitive() || !shard.getAsJsonPrimitive().isString()) {
+        throw new SafetensorsException(index + ": weight_map entry '" + e.getKey() + "' must name a shard file, got "
+            + shard);
+      }
+      shardNames.add(shard.getAsString());
     }
     List<Path> shards = new ArrayList<>();
     Path base = dir.toAbsolutePath().normalize();
     for (String name : shardNames) {
       Path shard = base.resolve(name).normalize();
-      if (!shard.getParent().equals(base) || !name.endsWith(".safetensors")) {
+      if (!base.equals(shard.getParent()) || !name.endsWith(".safetensors")) {
         throw new SafetensorsException(index + ": shard '" + name + "' must be a .safetensors file in " + dir);
       }
       if (!Files.exists(shard)) {

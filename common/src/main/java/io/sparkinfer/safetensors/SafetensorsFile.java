@@ -119,23 +119,31 @@ public final class SafetensorsFile {
     if (!o.has("dtype") || !o.has("shape") || !o.has("data_offsets")) {
       throw new IllegalArgumentException("entry needs dtype, shape and data_offsets, got " + o.keySet());
     }
-    SafetensorsDtype dtype = SafetensorsDtype.parse(o.get("dtype").getAsString());
+    JsonElement dtypeJson = o.get("dtype");
+    if (!dtypeJson.isJsonPrimitive() || !dtypeJson.getAsJsonPrimitive().isString()) {
+      throw new IllegalArgumentException("dtype must be a string, got " + dtypeJson);
+    }
+    SafetensorsDtype dtype = SafetensorsDtype.parse(dtypeJson.getAsString());
+    if (!o.get("shape").isJsonArray()) {
+      throw new IllegalArgumentException("shape must be an array of dimensions, got " + o.get("shape"));
+    }
     JsonArray shapeJson = o.getAsJsonArray("shape");
     long[] shape = new long[shapeJson.size()];
     long elements = 1;
     for (int i = 0; i < shape.length; i++) {
-      shape[i] = shapeJson.get(i).getAsLong();
+      shape[i] = exactLong(shapeJson.get(i), "dimension");
       if (shape[i] < 0) {
         throw new IllegalArgumentException("negative dimension " + shape[i]);
       }
       elements = Math.multiplyExact(elements, shape[i]);
     }
-    JsonArray offsets = o.getAsJsonArray("data_offsets");
-    if (offsets.size() != 2) {
-      throw new IllegalArgumentException("data_offsets must be [begin, end], got " + offsets);
+    JsonElement offsetsJson = o.get("data_offsets");
+    if (!offsetsJson.isJsonArray() || offsetsJson.getAsJsonArray().size() != 2) {
+      throw new IllegalArgumentException("data_offsets must be [begin, end], got " + offsetsJson);
     }
-    long begin = offsets.get(0).getAsLong();
-    long end = offsets.get(1).getAsLong();
+    JsonArray offsets = offsetsJson.getAsJsonArray();
+    long begin = exactLong(offsets.get(0), "data offset");
+    long end = exactLong(offsets.get(1), "data offset");
     if (begin < 0 || end < begin || end > dataSize) {
       throw new IllegalArgumentException("data_offsets [" + begin + ", " + end + "] fall outside the "
           + dataSize + "-byte data section (truncated file or lying header)");
@@ -148,9 +156,22 @@ public final class SafetensorsFile {
     return new TensorInfo(name, dtype, shape, path, dataStart + begin, end - begin);
   }
 
+  /** A JSON integer as a long; Gson's own getAsLong would truncate 2.5 to 2 and wrap 2^64 silently. */
+  private static long exactLong(JsonElement e, String what) {
+    if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isNumber()) {
+      throw new IllegalArgumentException(what + " " + e + " is not an integer");
+    }
+    try {
+      return e.getAsBigDecimal().longValueExact();
+    } catch (ArithmeticException | NumberFormatException ex) {
+      throw new IllegalArgumentException(what + " " + e + " is not an integer in the range of a long", ex);
+    }
+  }
+
   private static void checkNoOverlap(Path path, Map<String, TensorInfo> tensors) {
     List<TensorInfo> sorted = new ArrayList<>(tensors.values());
-    sorted.sort(Comparator.comparingLong(TensorInfo::fileOffset));
+    // by start, then length: an empty tensor at another's start is not inside it, whatever the header order
+    sorted.sort(Comparator.comparingLong(TensorInfo::fileOffset).thenComparingLong(TensorInfo::byteLength));
     for (int i = 1; i < sorted.size(); i++) {
       TensorInfo prev = sorted.get(i - 1);
       TensorInfo cur = sorted.get(i);

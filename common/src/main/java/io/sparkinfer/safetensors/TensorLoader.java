@@ -22,7 +22,10 @@ import java.util.stream.IntStream;
  */
 public final class TensorLoader {
 
-  /** Largest block mapped at once (a mapping is limited to 2 GiB). */
+  /**
+   * Largest block mapped at once (a mapping is limited to 2 GiB). A BF16 block maps half as many bytes: its
+   * widened float32 copy is twice its size, and that copy's byte count must fit an int.
+   */
   static final long CHUNK_BYTES = 1L << 30;
 
   private TensorLoader() {}
@@ -31,18 +34,32 @@ public final class TensorLoader {
    * Loads a tensor as {@code target} (FLOAT32 or FLOAT16) on the manager's device.
    *
    * @throws SafetensorsException if the tensor's dtype is not a float type the engine computes with
+   * @throws IllegalArgumentException if {@code target} is neither FLOAT32 nor FLOAT16
    */
   public static NDArray load(TensorInfo info, NDManager manager, DataType target) {
+    return load(info, manager, target, CHUNK_BYTES);
+  }
+
+  /**
+   * {@link #load(TensorInfo, NDManager, DataType)} with blocks of at most {@code chunkBytes} (half that for
+   * BF16, see {@link #CHUNK_BYTES}); tests pass small values to reach the chunked path.
+   */
+  static NDArray load(TensorInfo info, NDManager manager, DataType target, long chunkBytes) {
     if (!info.dtype().isLoadableFloat()) {
       throw new SafetensorsException("tensor '" + info.name() + "' has dtype " + info.dtype()
           + "; weights must be F32, F16 or BF16");
     }
+    if (target != DataType.FLOAT32 && target != DataType.FLOAT16) {
+      // DJL's JNI aborts the whole JVM on a cast to BFLOAT16: refuse any other target here.
+      throw new IllegalArgumentException("target dtype " + target + " is not supported (supported: float32, float16)");
+    }
+    long budget = info.dtype() == SafetensorsDtype.BF16 ? chunkBytes / 2 : chunkBytes;
     long[] shape = info.shape();
     long rowBytes = shape.length == 0 ? info.byteLength() : info.byteLength() / Math.max(shape[0], 1);
-    if (info.byteLength() <= CHUNK_BYTES || shape.length == 0 || rowBytes > CHUNK_BYTES) {
+    if (info.byteLength() <= budget || shape.length == 0 || rowBytes > budget) {
       return loadRange(info, manager, target, 0, shape.length == 0 ? 1 : shape[0]);
     }
-    long rowsPerChunk = CHUNK_BYTES / rowBytes;
+    long rowsPerChunk = budget / rowBytes;
     try (NDList parts = new NDList()) {
       for (long row = 0; row < shape[0]; row += rowsPerChunk) {
         parts.add(loadRange(info, manager, target, row, Math.min(rowsPerChunk, shape[0] - row)));
@@ -84,7 +101,7 @@ public final class TensorLoader {
   /** Widens little-endian bf16 values to float32 in a new direct buffer. */
   static ByteBuffer bf16ToF32(ByteBuffer bf16) {
     int n = bf16.remaining() / 2;
-    ByteBuffer out = ByteBuffer.allocateDirect(n * 4).order(ByteOrder.nativeOrder());
+    ByteBuffer out = ByteBuffer.allocateDirect(Math.multiplyExact(n, 4)).order(ByteOrder.nativeOrder());
     ShortBuffer in = bf16.duplicate().order(ByteOrder.LITTLE_ENDIAN).asShortBuffer();
     IntBuffer dst = out.asIntBuffer();
     int block = 1 << 20;

@@ -69,6 +69,38 @@ class GeneratorTest {
   }
 
   @Test
+  void prefillSplitIntoSmallPassesGivesTheSameTokens() {
+    List<GenerationRequest> requests = new ArrayList<>();
+    for (int i = 0; i < cases.size(); i++) {
+      requests.add(GenerationRequest.greedy("s" + i, cases.get(i).prompt(), 8));
+    }
+    try {
+      engine.generator().setMaxPrefillTokens(20); // at most one or two prompts per pass
+      List<Completion> out = engine.generate(requests, 8);
+      for (int i = 0; i < cases.size(); i++) {
+        long[] ref = cases.get(i).greedyIds();
+        assertThat(out.get(i).outputTokenIds()).containsExactly(Arrays.copyOf(ref, Math.min(ref.length, 8)));
+      }
+    } finally {
+      engine.generator().setMaxPrefillTokens(Generator.DEFAULT_MAX_PREFILL_TOKENS);
+    }
+    assertThatThrownBy(() -> engine.generator().setMaxPrefillTokens(0)).hasMessageContaining("must be > 0");
+  }
+
+  @Test
+  void tokenizedPromptsGiveTheSameTokensAsText() {
+    Fixtures.Case c = cases.get(4);
+    GenerationRequest byIds = new GenerationRequest("t", null, 32, SamplingParams.GREEDY, List.of(), false, c.inputIds());
+    GenerationRequest outside = new GenerationRequest("o", null, 4, SamplingParams.GREEDY, List.of(), false,
+        new long[] {1, 4096});
+    List<Completion> out = engine.generate(List.of(byIds, outside), 2);
+    assertThat(out.get(0).outputTokenIds()).containsExactly(c.greedyIds());
+    assertThat(out.get(0).promptTokens()).isEqualTo(c.inputIds().length);
+    assertThat(out.get(1).errorCode()).isEqualTo(ErrorCode.INVALID_REQUEST);
+    assertThat(out.get(1).errorMessage()).contains("4096 is outside the vocabulary [0, 4096)");
+  }
+
+  @Test
   void samplingWithTheSameSeedRepeatsWhateverElseIsInTheBatch() {
     String prompt = cases.get(0).prompt();
     GenerationRequest r = sampled("s", prompt, 16, 1.0, 0, 1.0, 42);
