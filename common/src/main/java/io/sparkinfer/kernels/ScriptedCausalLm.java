@@ -32,6 +32,13 @@ import java.util.List;
 public final class ScriptedCausalLm implements CausalLmBackend {
 
   static final String KERNEL = "/io/sparkinfer/kernels/llama_step.py";
+
+  /**
+   * Whether TorchScript's profiling executor may optimise the step (fusion groups compiled with NVRTC).
+   * Off by default: shapes change every step (the key length grows, prefills vary), and each new shape
+   * sends the executor back to profiling and compiling, which costs far more than it saves.
+   */
+  static final boolean OPTIMIZE = Boolean.getBoolean("sparkinfer.scripted.optimize");
   static final String CLASS_NAME = "LlamaStep";
 
   private final ModelConfig config;
@@ -116,6 +123,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
         call(perCall, IValue.listFrom(pts(cache.valueArrays()))),
         windows, numHeads, numKvHeads, headDim, eps
       };
+      JniUtils.setGraphExecutorOptimize(OPTIMIZE); // per thread in libtorch
       IValue out = call(perCall, step.forward(args));
       return out.toTensor((PtNDManager) scope); // (B, V) float32
     } finally {

@@ -47,13 +47,16 @@ public final class Attention {
     cache.write(layer, batch.positions(), k, v);
 
     int t = batch.keyLength();
-    NDArray keys = cache.keys(scope, layer, t).expandDims(2).transpose(0, 1, 2, 4, 3); // (B, K, T, D) -> (B, K, 1, D, T)
-    NDArray values = cache.values(scope, layer, t).expandDims(2); // (B, K, T, D) -> (B, K, 1, T, D)
-    NDArray grouped = q.reshape(b, numKeyValueHeads, groups, s, headDim); // (B, N, S, D) -> (B, K, G, S, D)
-    NDArray scores = grouped.matMul(keys).toType(DataType.FLOAT32, false).mul(scaling).add(mask); // (B, K, G, S, T)
-    NDArray probs = scores.softmax(-1).toType(dtype, false);
-    NDArray out = probs.matMul(values) // (B, K, G, S, D)
-        .reshape(b, numHeads, s, headDim) // (B, K, G, S, D) -> (B, N, S, D)
+    NDArray keys = cache.keys(scope, layer, t).transpose(0, 1, 3, 2); // (B, K, T, D) -> (B, K, D, T)
+    NDArray values = cache.values(scope, layer, t); // (B, K, T, D)
+    // Each key/value head serves its G query heads as G*S queries: no copy of the keys per group.
+    NDArray grouped = q.reshape(b, numKeyValueHeads, groups * s, headDim); // (B, N, S, D) -> (B, K, G*S, D)
+    NDArray scores = grouped.matMul(keys) // (B, K, G*S, T)
+        .toType(DataType.FLOAT32, false).mul(scaling)
+        .reshape(b, numKeyValueHeads, groups, s, t).add(mask); // (B, K, G*S, T) -> (B, K, G, S, T)
+    NDArray probs = scores.softmax(-1).toType(dtype, false).reshape(b, numKeyValueHeads, groups * s, t);
+    NDArray out = probs.matMul(values) // (B, K, G*S, D)
+        .reshape(b, numHeads, s, headDim) // (B, K, G*S, D) -> (B, N, S, D)
         .transpose(0, 2, 1, 3) // (B, N, S, D) -> (B, S, N, D)
         .reshape(b, s, (long) numHeads * headDim); // (B, S, N, D) -> (B, S, N*D)
     return w.oProj().forward(out);

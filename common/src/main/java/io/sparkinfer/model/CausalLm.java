@@ -54,8 +54,15 @@ public final class CausalLm implements CausalLmBackend {
     for (int i = 0; i < config.numHiddenLayers(); i++) {
       int window = config.slidingWindows()[i];
       NDArray mask = masks.computeIfAbsent(window, w -> attentionMask(scope, batch, w));
-      hidden = decoderLayer.forward(scope, hidden, weights.layers().get(i), i, rotaryEmb,
-          cosSin.get(0), cosSin.get(1), mask, batch, cache);
+      // A layer's temporaries live in a scope of their own and die with it; only its output moves on.
+      NDArray input = hidden;
+      try (NDManager layerScope = scope.newSubManager()) {
+        input.tempAttach(layerScope);
+        hidden = decoderLayer.forward(layerScope, input, weights.layers().get(i), i, rotaryEmb,
+            cosSin.get(0), cosSin.get(1), mask, batch, cache);
+        hidden.attach(scope);
+      }
+      input.close();
     }
     NDArray rows = scope.arange(0, (int) b, 1, DataType.INT64);
     NDArray last = hidden.get(new NDIndex("{}, {}", rows, batch.lastIndex())); // (B, S, H) -> (B, H)

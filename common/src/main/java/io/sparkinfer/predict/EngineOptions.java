@@ -29,7 +29,7 @@ public record EngineOptions(String modelDir, Precision precision, String device,
       throw new IllegalArgumentException("a model directory is required");
     }
     device = device == null ? "auto" : device.toLowerCase(Locale.ROOT);
-    parseDevice(device, 1); // validates the syntax without touching the engine
+    parseDevice(device, Integer.MAX_VALUE); // the syntax only: the GPU count is known where the model loads
     backend = backend == null ? null : backend.toLowerCase(Locale.ROOT);
     if (backend != null && !backend.equals(EAGER) && !backend.equals(SCRIPTED)) {
       throw new IllegalArgumentException("backend '" + backend + "' is not supported (supported: eager, scripted)");

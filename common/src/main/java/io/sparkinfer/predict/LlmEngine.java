@@ -32,16 +32,18 @@ public final class LlmEngine implements AutoCloseable {
   private final ModelWeights weights;
   private final TextTokenizer tokenizer;
   private final Generator generator;
+  private final GenerationConfig generation;
   private final Model djlModel;
   private final double loadSeconds;
 
   private LlmEngine(EngineOptions options, ModelConfig config, ModelWeights weights, TextTokenizer tokenizer,
-      Generator generator, Model djlModel, double loadSeconds) {
+      Generator generator, GenerationConfig generation, Model djlModel, double loadSeconds) {
     this.options = options;
     this.config = config;
     this.weights = weights;
     this.tokenizer = tokenizer;
     this.generator = generator;
+    this.generation = generation;
     this.djlModel = djlModel;
     this.loadSeconds = loadSeconds;
   }
@@ -67,7 +69,8 @@ public final class LlmEngine implements AutoCloseable {
       Generator generator = new Generator(weights, backend, tokenizer, generation);
       Model model = Model.newInstance("sparkinfer-" + config.modelType(), device, "PyTorch");
       model.setBlock(new LambdaBlock(list -> list));
-      return new LlmEngine(options, config, weights, tokenizer, generator, model, (System.nanoTime() - start) / 1e9);
+      return new LlmEngine(options, config, weights, tokenizer, generator, generation, model,
+          (System.nanoTime() - start) / 1e9);
     } catch (RuntimeException e) {
       if (weights != null) {
         weights.close();
@@ -106,6 +109,16 @@ public final class LlmEngine implements AutoCloseable {
     return generator;
   }
 
+  /**
+   * Another generation loop over the same weights and backend, with counters of its own: several threads
+   * decoding separate batches on one GPU keep it busy while each waits on the host. Close it after use.
+   */
+  public Generator newGenerator() {
+    Generator g = new Generator(weights, generator.backend(), tokenizer, generation);
+    g.setMaxPromptTokens(generator.maxPromptTokens());
+    return g;
+  }
+
   public TextTokenizer tokenizer() {
     return tokenizer;
   }
@@ -116,6 +129,11 @@ public final class LlmEngine implements AutoCloseable {
 
   public EngineOptions options() {
     return options;
+  }
+
+  /** The backend that runs the model: {@code eager} or {@code scripted}. */
+  public String backendName() {
+    return generator.backend().name();
   }
 
   public Precision precision() {

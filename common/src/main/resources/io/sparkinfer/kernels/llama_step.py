@@ -50,6 +50,7 @@ class LlamaStep(Module):
     causal = torch.le(slots, query_pos)
     full_mask = torch.unsqueeze(causal, 1)
     rows = torch.unsqueeze(torch.arange(b, device=input_ids.device), 1)  # (B, 1)
+    groups = num_heads // num_kv_heads
     q_size = num_heads * head_dim
     kv_size = num_kv_heads * head_dim
     scaling = 1.0 / torch.sqrt(float(head_dim))
@@ -74,8 +75,12 @@ class LlamaStep(Module):
       torch.index_put_(vc, [rows, None, positions], torch.transpose(v, 1, 2))
       keys = torch.slice(kc, 2, 0, key_length)  # (B, K, T, D)
       values = torch.slice(vc, 2, 0, key_length)
-      o = torch.scaled_dot_product_attention(q, keys, values, mask, 0., False, scale=scaling, enable_gqa=True)  # (B, N, S, D)
-      o = torch.reshape(torch.transpose(o, 1, 2), [b, s, q_size])  # (B, N, S, D) -> (B, S, N*D)
+      # GQA without copying keys: each key/value head serves its G query heads as G*S queries,
+      # (B, N, S, D) -> (B, K, G*S, D), the mask repeated per group: (B, 1, S, T) -> (B, 1, G*S, T).
+      # SDPA's memory-efficient kernel then takes the masked batch as it is.
+      grouped = torch.reshape(q, [b, num_kv_heads, groups * s, head_dim])
+      o = torch.scaled_dot_product_attention(grouped, keys, values, torch.repeat(mask, [1, 1, groups, 1]), 0., False, scale=scaling)
+      o = torch.reshape(torch.transpose(torch.reshape(o, [b, num_heads, s, head_dim]), 1, 2), [b, s, q_size])  # (B, K, G*S, D) -> (B, N, S, D) -> (B, S, N*D)
       x = torch.add(x, torch.linear(o, w[3], w[4]))
       # MLP
       xf = x.float()

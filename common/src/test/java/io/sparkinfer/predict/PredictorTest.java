@@ -69,6 +69,8 @@ class PredictorTest {
     assertThatThrownBy(() -> new EngineOptions(" ", null, "cpu", null, false)).hasMessageContaining("model directory");
     assertThat(EngineOptions.parseDevice("auto", 0).isGpu()).isFalse();
     assertThat(EngineOptions.parseDevice("gpu:1", 2).getDeviceId()).isEqualTo(1);
+    assertThat(new EngineOptions("m", null, "gpu:3", null, false).device()).as("checked where the model loads").isEqualTo("gpu:3");
+    assertThatThrownBy(() -> new EngineOptions("m", null, "gpu:x", null, false)).hasMessageContaining("gpu:N");
     assertThatThrownBy(() -> Precision.parse("bf8")).hasMessageContaining("supported: fp32, fp16");
   }
 }

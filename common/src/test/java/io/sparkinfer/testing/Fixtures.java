@@ -51,6 +51,19 @@ public final class Fixtures {
     return root().resolve(name);
   }
 
+  /** A checkpoint under {@code common/src/test/resources/fixtures/} (made by make_family_fixtures.py). */
+  public static Path bundled(String name) {
+    try {
+      java.net.URL url = Fixtures.class.getResource("/fixtures/" + name);
+      if (url == null) {
+        throw new IllegalStateException("test fixture " + name + " is missing from the test classpath");
+      }
+      return Path.of(url.toURI());
+    } catch (java.net.URISyntaxException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
   /** The demo checkpoint shipped inside the repository. */
   public static Path demoModel() {
     Path here = Path.of("").toAbsolutePath();
