@@ -1,0 +1,78 @@
+package io.sparkinfer.jobs;
+
+import java.io.Serializable;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import org.apache.spark.SparkContext;
+import org.apache.spark.util.CollectionAccumulator;
+import org.apache.spark.util.LongAccumulator;
+
+/**
+ * The job's counters, as Spark accumulators updated by the executors' tasks: rows answered, engine requests,
+ * tokens, generation time, and every model load with the executor that performed it.
+ */
+public final class JobMetrics implements Serializable {
+
+  /** Completion rows produced by inference (deduplicated ids included). */
+  final LongAccumulator rowsDone;
+  /** Requests sent to the engine (one per distinct prompt when deduplicating). */
+  final LongAccumulator requests;
+  final LongAccumulator okRows;
+  /** Rows whose generation failed in the engine (planning errors are counted on the driver). */
+  final LongAccumulator errorRows;
+  final LongAccumulator promptTokens;
+  final LongAccumulator completionTokens;
+  final LongAccumulator generateNanos;
+  /** One entry per engine load: {@code executorId \t device \t seconds \t precision}. */
+  final CollectionAccumulator<String> loads;
+  /** One entry per inference task: the executor that ran it. */
+  final CollectionAccumulator<String> executors;
+
+  private JobMetrics(SparkContext sc) {
+    rowsDone = sc.longAccumulator("sparkinfer.rows_done");
+    requests = sc.longAccumulator("sparkinfer.requests");
+    okRows = sc.longAccumulator("sparkinfer.ok_rows");
+    errorRows = sc.longAccumulator("sparkinfer.error_rows");
+    promptTokens = sc.longAccumulator("sparkinfer.prompt_tokens");
+    completionTokens = sc.longAccumulator("sparkinfer.completion_tokens");
+    generateNanos = sc.longAccumulator("sparkinfer.generate_nanos");
+    loads = sc.collectionAccumulator("sparkinfer.model_loads");
+    executors = sc.collectionAccumulator("sparkinfer.executors");
+  }
+
+  /** Registers a fresh set of counters with the driver's context. */
+  public static JobMetrics register(SparkContext sc) {
+    return new JobMetrics(sc);
+  }
+
+  /** Engine loads per executor id, counted from the loads the tasks reported. */
+  public Map<String, Integer> loadsByExecutor() {
+    Map<String, Integer> out = new TreeMap<>();
+    for (String entry : List.copyOf(loads.value())) {
+      out.merge(entry.split("\t", -1)[0], 1, Integer::sum);
+    }
+    return out;
+  }
+
+  /** Seconds spent loading models, summed over executors. */
+  public double loadSeconds() {
+    double total = 0;
+    for (String entry : List.copyOf(loads.value())) {
+      total += Double.parseDouble(entry.split("\t", -1)[2]);
+    }
+    return total;
+  }
+
+  /** The precisions the loaded engines run in (e.g. {@code fp16}), comma-separated; null when none loaded. */
+  public String loadedPrecisions() {
+    String s = List.copyOf(loads.value()).stream().map(e -> e.split("\t", -1)[3]).distinct().sorted()
+        .collect(java.util.stream.Collectors.joining(","));
+    return s.isEmpty() ? null : s;
+  }
+
+  /** Distinct executors that ran inference tasks. */
+  public int executorCount() {
+    return (int) List.copyOf(executors.value()).stream().distinct().count();
+  }
+}

@@ -1,0 +1,117 @@
+package io.sparkinfer.jobs;
+
+import java.sql.Timestamp;
+import java.time.Instant;
+import java.util.Locale;
+import java.util.Map;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+
+/**
+ * What one run did: the row counts at each step, tokens, times, model loads. It is the job_runs row
+ * ({@link Tables#JOB_RUNS}) and the summary table printed at the end.
+ *
+ * @param inputRows rows read from the input
+ * @param skippedRows rows whose id the output already had (--resume)
+ * @param rows rows this run answered (input less skipped)
+ * @param plannedErrorRows rows answered by planning with an error (empty, null or too long prompts)
+ * @param requests requests the engine ran (after deduplication)
+ * @param deduplicatedRows rows answered by another row's identical greedy request
+ * @param okRows rows with a completion
+ * @param errorRows rows with an error (planning and generation)
+ * @param generateSeconds time inside the engine, summed over tasks
+ * @param partitions inference partitions per commit
+ * @param commits output commits made (one per wave of --commit-every rows)
+ */
+public record JobResult(
+    String runId,
+    String status,
+    String error,
+    Instant startedAt,
+    Instant finishedAt,
+    JobOptions options,
+    String precisionLabel,
+    String master,
+    String sparkVersion,
+    long inputRows,
+    long skippedRows,
+    long rows,
+    long plannedErrorRows,
+    long requests,
+    long deduplicatedRows,
+    long okRows,
+    long errorRows,
+    long promptTokens,
+    long completionTokens,
+    double generateSeconds,
+    int partitions,
+    int commits,
+    int executors,
+    Map<String, Integer> loadsByExecutor,
+    double modelLoadSeconds) {
+
+  public static final String SUCCEEDED = "succeeded";
+  public static final String FAILED = "failed";
+
+  public double wallSeconds() {
+    return (finishedAt.toEpochMilli() - startedAt.toEpochMilli()) / 1000.0;
+  }
+
+  /** Completion tokens per second of wall time. */
+  public double tokensPerSecond() {
+    return completionTokens / Math.max(wallSeconds(), 1e-3);
+  }
+
+  public double rowsPerSecond() {
+    return rows / Math.max(wallSeconds(), 1e-3);
+  }
+
+  public int modelLoads() {
+    return loadsByExecutor.values().stream().mapToInt(Integer::intValue).sum();
+  }
+
+  public boolean succeeded() {
+    return SUCCEEDED.equals(status);
+  }
+
+  /** The job_runs row. */
+  public Row toRow() {
+    JobOptions o = options;
+    return RowFactory.create(runId, status, error, Timestamp.from(startedAt), Timestamp.from(finishedAt),
+        wallSeconds(), o.model(), precisionLabel, o.device(), o.backend(), Tables.LAYOUT_REPLICA, o.input(),
+        o.output(), o.format().label(), o.resume(), inputRows, skippedRows, rows, plannedErrorRows, requests,
+        deduplicatedRows, okRows, errorRows, promptTokens, completionTokens, generateSeconds, tokensPerSecond(),
+        rowsPerSecond(), o.maxNewTokens(), o.temperature(), o.topK(), o.topP(), o.seed(), o.batchSizeLabel(),
+        o.maxPromptTokens(), partitions, commits, executors, modelLoads(), loadsByExecutor,
+        modelLoadSeconds, master, sparkVersion, BatchInferenceJob.projectVersion());
+  }
+
+  /** The summary table printed when the job ends. */
+  public String summary() {
+    StringBuilder sb = new StringBuilder();
+    sb.append("sparkinfer batch inference: run ").append(runId).append(" ").append(status).append('\n');
+    line(sb, "rows", String.format(Locale.ROOT, "%,d input | %,d skipped (already in output) | %,d answered",
+        inputRows, skippedRows, rows));
+    line(sb, "outcome", String.format(Locale.ROOT, "%,d ok | %,d error (%,d at planning)", okRows, errorRows,
+        plannedErrorRows));
+    line(sb, "engine", String.format(Locale.ROOT, "%,d requests | %,d rows deduplicated | %d partitions x %d commit(s)",
+        requests, deduplicatedRows, partitions, commits));
+    line(sb, "tokens", String.format(Locale.ROOT, "%,d prompt | %,d completion", promptTokens, completionTokens));
+    line(sb, "throughput", String.format(Locale.ROOT, "%.1f completion tokens/s | %.2f rows/s",
+        tokensPerSecond(), rowsPerSecond()));
+    line(sb, "wall time", String.format(Locale.ROOT, "%.1f s (generation %.1f s summed over tasks)", wallSeconds(),
+        generateSeconds));
+    line(sb, "model", String.format(Locale.ROOT, "%s, %s, %d load(s) on %d executor(s) %s, %.1f s", options.model(),
+        precisionLabel, modelLoads(), executors, loadsByExecutor, modelLoadSeconds));
+    line(sb, "completions", options.output() + " (" + options.format().label() + ")");
+    line(sb, "job_runs", options.runsTablePath() + " (parquet)");
+    if (error != null) {
+      line(sb, "error", error);
+    }
+    return sb.toString();
+  }
+
+  private static void line(StringBuilder sb, String name, String value) {
+    sb.append(String.format(Locale.ROOT, "  %-12s %s%n", name, value));
+  }
+}

@@ -1,0 +1,159 @@
+package io.sparkinfer.jobs;
+
+import io.sparkinfer.model.ModelLoadException;
+import java.io.IOException;
+import java.io.ObjectInputStream;
+import java.io.ObjectOutputStream;
+import java.io.Serializable;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+import java.util.UUID;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileStatus;
+import org.apache.hadoop.fs.FileSystem;
+
+/**
+ * Where a checkpoint directory lives: a local path (on every node, or shared storage mounted on every node),
+ * or a Hadoop URI ({@code hdfs:}, {@code s3a:}) that each executor copies once to a local cache directory.
+ */
+public final class ModelLocation implements Serializable {
+
+  /** System property naming the executors' local cache of remote checkpoints (default: java.io.tmpdir). */
+  public static final String CACHE_PROPERTY = "sparkinfer.model.cache";
+
+  private static final String COMPLETE_MARKER = ".sparkinfer-complete";
+
+  private final String uri;
+  private transient Configuration hadoopConf;
+
+  private ModelLocation(String uri, Configuration hadoopConf) {
+    this.uri = uri;
+    this.hadoopConf = hadoopConf;
+  }
+
+  /**
+   * Checks on the driver that {@code model} names a checkpoint directory (a {@code config.json} is there),
+   * failing with a message that names it.
+   */
+  public static ModelLocation check(String model, Configuration hadoopConf) {
+    ModelLocation location = new ModelLocation(model, isLocal(model) ? null : new Configuration(hadoopConf));
+    if (location.hadoopConf == null) {
+      Path dir = localPath(model);
+      if (!Files.isDirectory(dir)) {
+        throw new IllegalArgumentException("--model " + model + ": no such directory");
+      }
+      if (!Files.isRegularFile(dir.resolve("config.json"))) {
+        throw new IllegalArgumentException("--model " + model + ": not a Hugging Face checkpoint (no config.json)");
+      }
+    } else {
+      org.apache.hadoop.fs.Path config = new org.apache.hadoop.fs.Path(model, "config.json");
+      try {
+        FileSystem fs = config.getFileSystem(hadoopConf);
+        if (!fs.exists(config)) {
+          throw new IllegalArgumentException("--model " + model + ": no config.json there");
+        }
+      } catch (IOException e) {
+        throw new IllegalArgumentException("--model " + model + ": cannot read it: " + e.getMessage(), e);
+      }
+    }
+    return location;
+  }
+
+  /** The model as the user named it (written to the completions' {@code model} column). */
+  public String uri() {
+    return uri;
+  }
+
+  /** Whether the model is read in place (no copy). */
+  public boolean isLocal() {
+    return hadoopConf == null;
+  }
+
+  /** The checkpoint as a local directory; on executors a remote one is copied once per node and reused. */
+  public Path localDir() {
+    return isLocal() ? localPath(uri) : fetch();
+  }
+
+  static boolean isLocal(String model) {
+    String scheme = URI.create(model.replace(" ", "%20")).getScheme();
+    return scheme == null || scheme.equals("file") || scheme.length() == 1; // a Windows drive letter
+  }
+
+  private static Path localPath(String model) {
+    return model.startsWith("file:") ? Path.of(URI.create(model)) : Path.of(model);
+  }
+
+  private Path fetch() {
+    Path cacheRoot = Path.of(System.getProperty(CACHE_PROPERTY, System.getProperty("java.io.tmpdir")), "sparkinfer-models");
+    Path target = cacheRoot.resolve(sha256(uri).substring(0, 16));
+    synchronized (ModelLocation.class) {
+      if (Files.isRegularFile(target.resolve(COMPLETE_MARKER))) {
+        return target;
+      }
+      Path staging = cacheRoot.resolve(target.getFileName() + ".tmp-" + UUID.randomUUID());
+      try {
+        Files.createDirectories(staging);
+        org.apache.hadoop.fs.Path source = new org.apache.hadoop.fs.Path(uri);
+        FileSystem fs = source.getFileSystem(hadoopConf);
+        for (FileStatus f : fs.listStatus(source)) {
+          if (f.isFile()) {
+            try (var in = fs.open(f.getPath())) {
+              Files.copy(in, staging.resolve(f.getPath().getName()), StandardCopyOption.REPLACE_EXISTING);
+            }
+          }
+        }
+        Files.writeString(staging.resolve(COMPLETE_MARKER), uri, StandardCharsets.UTF_8);
+        if (Files.exists(target)) {
+          deleteTree(target); // an earlier copy that did not complete
+        }
+        Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE);
+        return target;
+      } catch (IOException e) {
+        throw new ModelLoadException("cannot copy the checkpoint " + uri + " to " + target + ": " + e.getMessage(), e);
+      }
+    }
+  }
+
+  private static void deleteTree(Path dir) throws IOException {
+    try (var paths = Files.walk(dir)) {
+      for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
+        Files.delete(p);
+      }
+    }
+  }
+
+  private static String sha256(String s) {
+    try {
+      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("SHA-256 is missing from this JVM", e);
+    }
+  }
+
+  private void writeObject(ObjectOutputStream out) throws IOException {
+    out.defaultWriteObject();
+    out.writeBoolean(hadoopConf != null);
+    if (hadoopConf != null) {
+      hadoopConf.write(out);
+    }
+  }
+
+  private void readObject(ObjectInputStream in) throws IOException, ClassNotFoundException {
+    in.defaultReadObject();
+    if (in.readBoolean()) {
+      hadoopConf = new Configuration(false);
+      hadoopConf.readFields(in);
+    }
+  }
+
+  @Override
+  public String toString() {
+    return uri; // never the Hadoop configuration: it may hold credentials
+  }
+}

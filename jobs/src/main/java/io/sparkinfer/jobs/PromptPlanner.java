@@ -1,0 +1,62 @@
+package io.sparkinfer.jobs;
+
+import io.sparkinfer.generate.ErrorCode;
+import java.util.Iterator;
+import org.apache.spark.SparkEnv;
+import org.apache.spark.api.java.function.MapPartitionsFunction;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+
+/**
+ * Planning, on the executors: counts each prompt's tokens with the model's tokenizer and turns prompts that
+ * cannot run into error rows (empty or null: {@code empty_prompt}; longer than the model's context less one,
+ * or than {@code --max-prompt-tokens}: {@code prompt_too_long}). Input rows are (id, prompt); output rows
+ * follow {@link Tables#PLANNED}.
+ */
+final class PromptPlanner implements MapPartitionsFunction<Row, Row> {
+
+  private final ModelLocation model;
+  private final int maxPromptTokens;
+
+  PromptPlanner(ModelLocation model, int maxPromptTokens) {
+    this.model = model;
+    this.maxPromptTokens = maxPromptTokens;
+  }
+
+  @Override
+  public Iterator<Row> call(Iterator<Row> input) {
+    ExecutorEngines.PlanningTokenizer tok = ExecutorEngines.tokenizer(model.localDir());
+    int context = tok.contextLength();
+    int limit = maxPromptTokens > 0 ? Math.min(maxPromptTokens, context - 1) : context - 1;
+    String executorId = SparkEnv.get().executorId();
+    return new Iterator<>() {
+      @Override
+      public boolean hasNext() {
+        return input.hasNext();
+      }
+
+      @Override
+      public Row next() {
+        Row r = input.next();
+        String id = r.getString(0);
+        String prompt = r.isNullAt(1) ? null : r.getString(1);
+        if (prompt == null) {
+          return RowFactory.create(id, null, 0, ErrorCode.EMPTY_PROMPT, "the prompt is null", executorId);
+        }
+        if (prompt.isEmpty()) {
+          return RowFactory.create(id, prompt, 0, ErrorCode.EMPTY_PROMPT, "the prompt is empty", executorId);
+        }
+        int tokens = tok.tokenizer().encode(prompt).length;
+        if (tokens == 0) {
+          return RowFactory.create(id, prompt, 0, ErrorCode.EMPTY_PROMPT, "the prompt has no tokens", executorId);
+        }
+        if (tokens > limit) {
+          return RowFactory.create(id, prompt, tokens, ErrorCode.PROMPT_TOO_LONG, "the prompt has " + tokens
+              + " tokens; the limit is " + limit + " (model context " + context + " tokens, one kept for output"
+              + (maxPromptTokens > 0 ? "; --max-prompt-tokens " + maxPromptTokens : "") + ")", executorId);
+        }
+        return RowFactory.create(id, prompt, tokens, null, null, executorId);
+      }
+    };
+  }
+}

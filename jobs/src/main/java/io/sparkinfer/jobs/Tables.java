@@ -1,0 +1,122 @@
+package io.sparkinfer.jobs;
+
+import org.apache.spark.sql.types.DataType;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.Metadata;
+import org.apache.spark.sql.types.StructField;
+import org.apache.spark.sql.types.StructType;
+
+/** Column names and schemas of the tables the job reads and writes (documented in README). */
+public final class Tables {
+
+  private Tables() {}
+
+  // completions
+  public static final String ID = "id";
+  public static final String PROMPT = "prompt";
+  public static final String COMPLETION = "completion";
+  public static final String OUTPUT_TOKEN_IDS = "output_token_ids";
+  public static final String PROMPT_TOKENS = "prompt_tokens";
+  public static final String COMPLETION_TOKENS = "completion_tokens";
+  public static final String FINISH_REASON = "finish_reason";
+  public static final String ERROR_CODE = "error_code";
+  public static final String ERROR_MESSAGE = "error_message";
+  public static final String MODEL = "model";
+  public static final String PRECISION = "precision";
+  public static final String LAYOUT = "layout";
+  public static final String DEVICE = "device";
+  public static final String EXECUTOR_ID = "executor_id";
+  public static final String LATENCY_MS = "latency_ms";
+  public static final String TTFT_MS = "time_to_first_token_ms";
+  public static final String RUN_ID = "run_id";
+
+  /** The layout of a whole model on the task's one device; tensor and pipeline layouts come with the engine's. */
+  public static final String LAYOUT_REPLICA = "replica";
+
+  /** One row per input id. */
+  public static final StructType COMPLETIONS = new StructType(new StructField[] {
+      field(ID, DataTypes.StringType, false),
+      field(PROMPT, DataTypes.StringType, true),
+      field(COMPLETION, DataTypes.StringType, true),
+      field(OUTPUT_TOKEN_IDS, DataTypes.createArrayType(DataTypes.LongType, false), false),
+      field(PROMPT_TOKENS, DataTypes.IntegerType, false),
+      field(COMPLETION_TOKENS, DataTypes.IntegerType, false),
+      field(FINISH_REASON, DataTypes.StringType, false),
+      field(ERROR_CODE, DataTypes.StringType, true),
+      field(ERROR_MESSAGE, DataTypes.StringType, true),
+      field(MODEL, DataTypes.StringType, false),
+      field(PRECISION, DataTypes.StringType, true),
+      field(LAYOUT, DataTypes.StringType, true),
+      field(DEVICE, DataTypes.StringType, true),
+      field(EXECUTOR_ID, DataTypes.StringType, true),
+      field(LATENCY_MS, DataTypes.DoubleType, false),
+      field(TTFT_MS, DataTypes.DoubleType, false),
+      field(RUN_ID, DataTypes.StringType, false),
+  });
+
+  // planning (internal)
+  static final String IDS = "ids";
+  static final String TIEBREAK = "tiebreak";
+
+  /** The planner's output: each input row with its token count, or why it cannot run. */
+  static final StructType PLANNED = new StructType(new StructField[] {
+      field(ID, DataTypes.StringType, true),
+      field(PROMPT, DataTypes.StringType, true),
+      field(PROMPT_TOKENS, DataTypes.IntegerType, false),
+      field(ERROR_CODE, DataTypes.StringType, true),
+      field(ERROR_MESSAGE, DataTypes.StringType, true),
+      field(EXECUTOR_ID, DataTypes.StringType, true),
+  });
+
+  /** One row per run of the job, appended. */
+  public static final StructType JOB_RUNS = new StructType(new StructField[] {
+      field("run_id", DataTypes.StringType, false),
+      field("status", DataTypes.StringType, false),
+      field("error", DataTypes.StringType, true),
+      field("started_at", DataTypes.TimestampType, false),
+      field("finished_at", DataTypes.TimestampType, false),
+      field("wall_s", DataTypes.DoubleType, false),
+      field("model", DataTypes.StringType, false),
+      field("precision", DataTypes.StringType, false),
+      field("device", DataTypes.StringType, false),
+      field("backend", DataTypes.StringType, false),
+      field("layout", DataTypes.StringType, false),
+      field("input", DataTypes.StringType, false),
+      field("output", DataTypes.StringType, false),
+      field("format", DataTypes.StringType, false),
+      field("resume", DataTypes.BooleanType, false),
+      field("input_rows", DataTypes.LongType, false),
+      field("skipped_rows", DataTypes.LongType, false),
+      field("rows", DataTypes.LongType, false),
+      field("planned_error_rows", DataTypes.LongType, false),
+      field("requests", DataTypes.LongType, false),
+      field("deduplicated_rows", DataTypes.LongType, false),
+      field("ok_rows", DataTypes.LongType, false),
+      field("error_rows", DataTypes.LongType, false),
+      field("prompt_tokens", DataTypes.LongType, false),
+      field("completion_tokens", DataTypes.LongType, false),
+      field("generate_s", DataTypes.DoubleType, false),
+      field("tokens_per_s", DataTypes.DoubleType, false),
+      field("rows_per_s", DataTypes.DoubleType, false),
+      field("max_new_tokens", DataTypes.IntegerType, false),
+      field("temperature", DataTypes.DoubleType, false),
+      field("top_k", DataTypes.IntegerType, false),
+      field("top_p", DataTypes.DoubleType, false),
+      field("seed", DataTypes.LongType, false),
+      field("batch_size", DataTypes.StringType, false),
+      field("max_prompt_tokens", DataTypes.IntegerType, false),
+      field("partitions", DataTypes.IntegerType, false),
+      field("commits", DataTypes.IntegerType, false),
+      field("executors", DataTypes.IntegerType, false),
+      field("model_loads", DataTypes.IntegerType, false),
+      field("model_loads_by_executor", DataTypes.createMapType(DataTypes.StringType, DataTypes.IntegerType, false), false),
+      field("model_load_s", DataTypes.DoubleType, false),
+      field("master", DataTypes.StringType, false),
+      field("spark_version", DataTypes.StringType, false),
+      field("project_version", DataTypes.StringType, false),
+  });
+
+  private static StructField field(String name, DataType type, boolean nullable) {
+    return new StructField(name, type, nullable, Metadata.empty());
+  }
+}

@@ -1,0 +1,98 @@
+package io.sparkinfer.jobs;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Input formats, generated ids, and the job's error paths, on local[2]. */
+@Tag("slow")
+class BatchInferenceJobInputsTest {
+
+  @TempDir
+  Path tmp;
+
+  String model = TestSupport.tinyModel().toString();
+
+  @Test
+  void csvWithoutAnIdColumnGetsPositionalIdsAndAnotherPromptColumn() throws IOException {
+    SparkSession spark = TestSupport.spark();
+    Path csv = tmp.resolve("in/prompts.csv");
+    Files.createDirectories(csv.getParent());
+    Files.writeString(csv, "text,topic\n\"def add(a, b):\",math\n\"class A:\n    pass\",classes\n");
+    String out = tmp.resolve("out").toString();
+    JobResult r = BatchInferenceJob.run(spark, TestSupport.options("--model", model, "--input", csv.getParent().toString(),
+        "--output", out, "--prompt-column", "text", "--max-new-tokens", "2"));
+    assertThat(r.rows()).isEqualTo(2);
+    List<Row> written = spark.read().parquet(out).orderBy("id").collectAsList();
+    assertThat(written).extracting(x -> x.<String>getAs("id")).containsExactly("row-0", "row-1");
+    assertThat(written.get(1).<String>getAs("prompt")).isEqualTo("class A:\n    pass");
+  }
+
+  @Test
+  void parquetInputWithNumericIds() {
+    SparkSession spark = TestSupport.spark();
+    String in = tmp.resolve("in-parquet").toString();
+    spark.sql("SELECT CAST(id AS INT) AS id, concat('def f', id, '():') AS prompt FROM range(3)").write().parquet(in);
+    String out = tmp.resolve("out").toString();
+    BatchInferenceJob.run(spark, TestSupport.options("--model", model, "--input", in, "--output", out,
+        "--max-new-tokens", "2", "--format", "jsonl"));
+    assertThat(spark.read().json(out).select("id").as(org.apache.spark.sql.Encoders.STRING()).collectAsList())
+        .containsExactlyInAnyOrder("0", "1", "2");
+  }
+
+  @Test
+  void badInputsFailWithMessagesThatNameTheProblem() {
+    SparkSession spark = TestSupport.spark();
+    Path noPrompt = TestSupport.writeJsonl(tmp.resolve("x.jsonl"), Map.of("a", "hi"));
+    assertThatThrownBy(() -> BatchInferenceJob.run(spark, TestSupport.options("--model", model, "--input",
+        noPrompt.toString(), "--output", tmp.resolve("o1").toString(), "--prompt-column", "question")))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("has no column 'question' (columns: id, prompt)");
+
+    Path dupes = tmp.resolve("dupes.jsonl");
+    writeLines(dupes, "{\"id\": \"a\", \"prompt\": \"x\"}", "{\"id\": \"a\", \"prompt\": \"y\"}");
+    assertThatThrownBy(() -> BatchInferenceJob.run(spark, TestSupport.options("--model", model, "--input",
+        dupes.toString(), "--output", tmp.resolve("o2").toString())))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("ids must be present and unique")
+        .hasMessageContaining("'a' x2");
+
+    assertThatThrownBy(() -> BatchInferenceJob.run(spark, TestSupport.options("--model", model, "--input",
+        tmp.resolve("absent.jsonl").toString(), "--output", tmp.resolve("o3").toString())))
+        .hasMessageContaining("absent.jsonl: no such file or directory");
+
+    Path notAModel = tmp.resolve("empty-dir");
+    try {
+      Files.createDirectories(notAModel);
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+    assertThatThrownBy(() -> BatchInferenceJob.run(spark, TestSupport.options("--model", notAModel.toString(),
+        "--input", noPrompt.toString(), "--output", tmp.resolve("o4").toString())))
+        .hasMessageContaining("not a Hugging Face checkpoint (no config.json)");
+
+    String out = tmp.resolve("o5").toString();
+    BatchInferenceJob.run(spark, TestSupport.options("--model", model, "--input", noPrompt.toString(), "--output", out,
+        "--max-new-tokens", "1"));
+    assertThatThrownBy(() -> BatchInferenceJob.run(spark, TestSupport.options("--model", model, "--input",
+        noPrompt.toString(), "--output", out, "--format", "jsonl", "--resume")))
+        .hasMessageContaining("holds parquet files but --format is jsonl");
+  }
+
+  private static void writeLines(Path file, String... lines) {
+    try {
+      Files.write(file, List.of(lines));
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+  }
+}

@@ -1,0 +1,120 @@
+package io.sparkinfer.jobs;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The job on the standalone cluster of {@code submit/local-cluster.sh}: a master and two workers on
+ * 127.0.0.1, each running one executor JVM. The test JVM is the driver.
+ */
+@Tag("slow")
+class LocalClusterTest {
+
+  @TempDir
+  static Path tmp;
+
+  static Map<String, String> env;
+  static String masterUrl;
+
+  @BeforeAll
+  static void startCluster() {
+    env = Map.of("SPARKINFER_CLUSTER_DIR", tmp.resolve("cluster").toString(),
+        "SPARKINFER_MASTER_PORT", Integer.toString(Shell.freePort()),
+        "SPARKINFER_WORKER_MEMORY", "1g");
+    Shell.Result r = Shell.run(env, 180, List.of("submit/local-cluster.sh", "start"));
+    assertThat(r.status()).as("local-cluster.sh start: %s", r).isZero();
+    masterUrl = r.stdout().strip();
+    assertThat(masterUrl).startsWith("spark://127.0.0.1:");
+  }
+
+  @AfterAll
+  static void stopCluster() {
+    TestSupport.stopSpark();
+    if (env != null) {
+      Shell.Result r = Shell.run(env, 60, List.of("submit/local-cluster.sh", "stop"));
+      assertThat(r.status()).as("local-cluster.sh stop: %s", r).isZero();
+    }
+  }
+
+  @Test
+  void twoExecutorsGiveTheSameCompletionsWithOneModelLoadEach() throws IOException {
+    TestSupport.stopSpark();
+    Path target = TestSupport.repo().resolve("jobs/target");
+    String appClasspath = target.resolve("classes") + ":" + Files.readString(target.resolve("classpath/app.classpath")).strip();
+    SparkSession spark = SparkSession.builder()
+        .master(masterUrl)
+        .appName("sparkinfer-local-cluster-test")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.executor.memory", "1g")
+        .config("spark.cores.max", "2")
+        .config("spark.locality.wait", "0")
+        .config("spark.sql.shuffle.partitions", "4")
+        // The executors run the test's build: its classes and the engine's jars (a job jar with spark-submit).
+        .config("spark.executor.extraClassPath", appClasspath)
+        .config("spark.executor.extraJavaOptions",
+            "-Dai.djl.offline=true -Dai.djl.pytorch.num_threads=1 -Dai.djl.pytorch.num_interop_threads=1")
+        .getOrCreate();
+    try {
+      waitForExecutors(spark, 2);
+      Map<String, String> rows = new HashMap<>(TestSupport.referenceInput());
+      rows.put("dup-of-p5", rows.get("p5"));
+      Path input = TestSupport.writeJsonl(tmp.resolve("in.jsonl"), rows);
+      String out = tmp.resolve("out").toString();
+      JobResult result = BatchInferenceJob.run(spark, TestSupport.options("--model", TestSupport.tinyModel().toString(),
+          "--input", input.toString(), "--output", out, "--max-new-tokens", "" + BatchInferenceJobLocalTest.MAX_NEW,
+          "--partitions", "4"));
+
+      assertThat(result.loadsByExecutor()).as("one model load in each executor JVM, counted by the executors")
+          .hasSize(2).allSatisfy((executor, loads) -> assertThat(loads).isEqualTo(1));
+      assertThat(result.loadsByExecutor().keySet()).doesNotContain("driver");
+
+      List<Row> written = spark.read().parquet(out).collectAsList();
+      assertThat(written).extracting(r -> r.<String>getAs("id")).containsExactlyInAnyOrderElementsOf(rows.keySet());
+      assertThat(written.stream().map(r -> r.<String>getAs("executor_id")).collect(Collectors.toSet()))
+          .as("both executors answered rows").hasSize(2);
+      Map<String, io.sparkinfer.generate.Completion> expected =
+          BatchInferenceJobLocalTest.engineCompletions(rows, io.sparkinfer.generate.SamplingParams.GREEDY, 0);
+      for (Row r : written) {
+        assertThat(r.<String>getAs("completion")).as("completion of %s", r.<String>getAs("id"))
+            .isEqualTo(expected.get(r.<String>getAs("id")).text());
+      }
+      Row run = spark.read().parquet(out + "/_job_runs").first();
+      assertThat(run.<Integer>getAs("model_loads")).isEqualTo(2);
+      assertThat(run.<Integer>getAs("executors")).isEqualTo(2);
+    } finally {
+      spark.stop();
+      TestSupport.stopSpark();
+    }
+  }
+
+  private static void waitForExecutors(SparkSession spark, int n) {
+    long deadline = System.nanoTime() + 120_000_000_000L;
+    while (spark.sparkContext().statusTracker().getExecutorInfos().length < n + 1) { // + the driver
+      if (System.nanoTime() > deadline) {
+        throw new AssertionError("executors did not register within 120 s");
+      }
+      try {
+        Thread.sleep(200);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IllegalStateException(e);
+      }
+    }
+  }
+}

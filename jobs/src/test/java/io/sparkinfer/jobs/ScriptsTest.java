@@ -1,0 +1,70 @@
+package io.sparkinfer.jobs;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** submit/infer.sh and submit/sql.sh as a person runs them, each in its own JVM. */
+@Tag("slow")
+class ScriptsTest {
+
+  static final Map<String, String> ENV = Map.of("SPARKINFER_DRIVER_MEMORY", "1g");
+
+  @TempDir
+  Path tmp;
+
+  @Test
+  void inferThenSqlFromTheShell() {
+    String out = tmp.resolve("completions").toString();
+    String input = TestSupport.writeJsonl(tmp.resolve("prompts.jsonl"), Map.of("a", "def add(a, b):", "b", ""))
+        .toString();
+    Shell.Result infer = Shell.run(ENV, 240, List.of("submit/infer.sh", "--master", "local[2]",
+        "--model", TestSupport.tinyModel().toString(), "--input", input, "--output", out, "--max-new-tokens", "4",
+        "--conf", "spark.sql.shuffle.partitions=2"));
+    assertThat(infer.status()).as("infer.sh: %s", infer).isZero();
+    assertThat(infer.stdout()).contains("succeeded").contains("1 ok | 1 error").contains(out);
+
+    Shell.Result sql = Shell.run(ENV, 240, List.of("submit/sql.sh", "--view", "c=" + out, "--view",
+        "r=" + out + "/_job_runs", "SELECT id, finish_reason, error_code, completion_tokens FROM c ORDER BY id",
+        "SELECT rows, ok_rows, model_loads FROM r"));
+    assertThat(sql.status()).as("sql.sh: %s", sql).isZero();
+    assertThat(sql.stdout().lines().toList()).containsExactly(
+        "id\tfinish_reason\terror_code\tcompletion_tokens",
+        "a\tlength\tNULL\t4",
+        "b\terror\tempty_prompt\t0",
+        "",
+        "rows\tok_rows\tmodel_loads",
+        "2\t1\t1");
+  }
+
+  @Test
+  void badOptionsMissingModelAndUnreadableInputGiveClearErrors() {
+    Shell.Result badOption = Shell.run(ENV, 120, List.of("submit/infer.sh", "--max-new-tokenz", "3"));
+    assertThat(badOption.status()).isEqualTo(BatchInferenceJob.EXIT_USAGE);
+    assertThat(badOption.stderr()).contains("error: unknown option --max-new-tokenz").contains("--help");
+
+    Shell.Result noModel = Shell.run(ENV, 120, List.of("submit/infer.sh", "--model", tmp.resolve("nope").toString(),
+        "--output", tmp.resolve("o1").toString()));
+    assertThat(noModel.status()).isEqualTo(BatchInferenceJob.EXIT_USAGE);
+    assertThat(noModel.stderr()).contains("error: --model " + tmp.resolve("nope") + ": no such directory");
+
+    Shell.Result noInput = Shell.run(ENV, 180, List.of("submit/infer.sh", "--master", "local[1]", "--model",
+        TestSupport.tinyModel().toString(), "--input", tmp.resolve("missing.jsonl").toString(), "--output",
+        tmp.resolve("o2").toString()));
+    assertThat(noInput.status()).isEqualTo(BatchInferenceJob.EXIT_USAGE);
+    assertThat(noInput.stderr()).contains("error: --input " + tmp.resolve("missing.jsonl") + ": no such file or directory");
+
+    Shell.Result help = Shell.run(ENV, 120, List.of("submit/infer.sh", "--help"));
+    assertThat(help.status()).isZero();
+    assertThat(help.stdout()).contains("--max-prompt-tokens").contains("SPARK_HOME");
+
+    Shell.Result badSql = Shell.run(ENV, 120, List.of("submit/sql.sh", "--view", "broken"));
+    assertThat(badSql.status()).isEqualTo(2);
+    assertThat(badSql.stderr()).contains("--view takes NAME=PATH");
+  }
+}

@@ -1,0 +1,135 @@
+package io.sparkinfer.jobs;
+
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.spark.sql.SparkSession;
+
+/**
+ * Shared pieces of the job tests: the fixture checkpoints, their prompts, one local[2] Spark session for the
+ * whole test JVM (stopped only by tests that need another master), and option builders.
+ */
+final class TestSupport {
+
+  private static SparkSession spark;
+
+  private TestSupport() {}
+
+  /** The repository root (where submit/ and conf/ are). */
+  static Path repo() {
+    String prop = System.getProperty("sparkinfer.repo");
+    for (Path p = prop != null ? Path.of(prop).toAbsolutePath() : Path.of("").toAbsolutePath(); p != null;
+        p = p.getParent()) {
+      if (Files.isDirectory(p.resolve("jobs")) && Files.isDirectory(p.resolve("common"))) {
+        return p;
+      }
+    }
+    for (Path p = Path.of("").toAbsolutePath(); p != null; p = p.getParent()) {
+      if (Files.isDirectory(p.resolve("jobs")) && Files.isDirectory(p.resolve("common"))) {
+        return p;
+      }
+    }
+    throw new IllegalStateException("repository root not found from " + Path.of("").toAbsolutePath());
+  }
+
+  /** {@code ../shared/fixtures} beside the repository (or -Dsparkinfer.fixtures). */
+  static Path fixtures() {
+    String prop = System.getProperty("sparkinfer.fixtures");
+    if (prop != null && Files.isDirectory(Path.of(prop, "qwen2-tiny"))) {
+      return Path.of(prop).toAbsolutePath().normalize();
+    }
+    Path p = repo().resolve("../shared/fixtures").normalize();
+    if (!Files.isDirectory(p.resolve("qwen2-tiny"))) {
+      throw new IllegalStateException("shared fixtures not found at " + p + "; CI provides ../shared beside the repo");
+    }
+    return p;
+  }
+
+  /** The 2-layer random Qwen2 checkpoint: fast, and its outputs are exact references. */
+  static Path tinyModel() {
+    return fixtures().resolve("qwen2-tiny");
+  }
+
+  /** The prompts of a fixture's reference.json. */
+  static List<String> referencePrompts(Path model) {
+    try {
+      JsonObject root = JsonParser.parseString(Files.readString(model.resolve("reference.json"))).getAsJsonObject();
+      List<String> prompts = new ArrayList<>();
+      for (JsonElement e : root.getAsJsonArray("cases")) {
+        prompts.add(e.getAsJsonObject().get("prompt").getAsString());
+      }
+      return prompts;
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+  }
+
+  /** Writes rows of (id, prompt) as JSONL; a null id leaves the field out, a null prompt writes null. */
+  static Path writeJsonl(Path file, Map<String, String> idToPrompt) {
+    StringBuilder sb = new StringBuilder();
+    for (Map.Entry<String, String> e : idToPrompt.entrySet()) {
+      JsonObject o = new JsonObject();
+      o.addProperty("id", e.getKey());
+      o.addProperty("prompt", e.getValue());
+      sb.append(new com.google.gson.GsonBuilder().serializeNulls().create().toJson(o)).append('\n');
+    }
+    try {
+      Files.createDirectories(file.getParent());
+      Files.writeString(file, sb.toString(), StandardCharsets.UTF_8);
+    } catch (IOException e) {
+      throw new UncheckedIOException(e);
+    }
+    return file;
+  }
+
+  /** The reference prompts as ids p0..p7. */
+  static Map<String, String> referenceInput() {
+    Map<String, String> rows = new LinkedHashMap<>();
+    List<String> prompts = referencePrompts(tinyModel());
+    for (int i = 0; i < prompts.size(); i++) {
+      rows.put("p" + i, prompts.get(i));
+    }
+    return rows;
+  }
+
+  /** The shared local[2] session (created on first use, and again after a test stopped it). */
+  static synchronized SparkSession spark() {
+    if (spark == null || spark.sparkContext().isStopped()) {
+      spark = SparkSession.builder()
+          .master("local[2]")
+          .appName("sparkinfer-jobs-tests")
+          .config("spark.ui.enabled", "false")
+          .config("spark.sql.shuffle.partitions", "4")
+          .config("spark.default.parallelism", "2")
+          .config("spark.executor.heartbeatInterval", "1s")
+          .config("spark.driver.bindAddress", "127.0.0.1")
+          .config("spark.driver.host", "127.0.0.1")
+          .getOrCreate();
+    }
+    return spark;
+  }
+
+  /** Stops the shared session (before a test that needs another master). */
+  static synchronized void stopSpark() {
+    if (spark != null) {
+      spark.stop();
+      spark = null;
+    }
+    SparkSession.clearActiveSession();
+    SparkSession.clearDefaultSession();
+  }
+
+  /** Job options from a command line, with no Spark conf defaults. */
+  static JobOptions options(String... args) {
+    return JobOptions.resolve(JobOptions.parseArgs(args), key -> null);
+  }
+}
