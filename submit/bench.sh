@@ -8,7 +8,7 @@
 #        BENCH_MODEL       where the random checkpoint is written (default /tmp/sparkinfer-bench-model)
 #        BENCH_BATCH_SIZES (default 1,8,64,256,512)   BENCH_THREADS (default 1,2)   BENCH_BACKENDS (default scripted,eager)
 #        BENCH_TIMEOUT     seconds per side (default 1200)
-# Writes OUT_DIR/{hf,engine,result}.json and copies result.json to bench/results/DATE-GPU.json.
+# Writes OUT_DIR/{hf,engine,result}.json and copies result.json to bench/results/DATE-TIME-GPU.json.
 set -euo pipefail
 HOME_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$HOME_DIR"
@@ -42,5 +42,5 @@ fi
 python3 bench/report.py "$OUT/hf.json" "$OUT/engine.json" "$MODEL" \
   "BENCH_BATCH_SIZES=$BS BENCH_THREADS=$THREADS BENCH_BACKENDS=$BACKENDS submit/bench.sh" > "$OUT/result.json"
 GPU=$(python3 -c "import json; print(json.load(open('$OUT/result.json'))['gpu'].replace(' ', '-'))")
-cp "$OUT/result.json" "bench/results/$(date +%F)-$GPU.json"
-echo "result: bench/results/$(date +%F)-$GPU.json" >&2
+cp "$OUT/result.json" "bench/results/$(date +%F-%H%M)-$GPU.json"
+echo "result: bench/results/ (newest file)" >&2

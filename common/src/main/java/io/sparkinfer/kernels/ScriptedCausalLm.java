@@ -35,8 +35,8 @@ public final class ScriptedCausalLm implements CausalLmBackend {
 
   /**
    * Whether TorchScript's profiling executor may optimise the step (fusion groups compiled with NVRTC).
-   * Off by default: shapes change every step (the key length grows, prefills vary), and each new shape
-   * sends the executor back to profiling and compiling, which costs far more than it saves.
+   * Off by default. When on, decode steps read the cache's whole capacity (masked) instead of the slots
+   * written so far, so a batch's steps keep one shape and the executor compiles its fusions once per batch.
    */
   static final boolean OPTIMIZE = Boolean.getBoolean("sparkinfer.scripted.optimize");
   static final String CLASS_NAME = "LlamaStep";
@@ -117,7 +117,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
         call(perCall, IValue.from((PtNDArray) batch.inputIds())),
         call(perCall, IValue.from((PtNDArray) batch.positions())),
         call(perCall, IValue.from((PtNDArray) batch.lastIndex())),
-        call(perCall, IValue.from((long) batch.keyLength())),
+        call(perCall, IValue.from((long) (OPTIMIZE ? cache.capacity() : batch.keyLength()))),
         embedTokens, layers, norm, lmHead, invFreq,
         call(perCall, IValue.listFrom(pts(cache.keyArrays()))),
         call(perCall, IValue.listFrom(pts(cache.valueArrays()))),

@@ -22,6 +22,8 @@ public record EngineOptions(String modelDir, Precision precision, String device,
     boolean ropeInCheckpointDtype) implements Serializable {
 
   public static final String EAGER = "eager";
+  /** {@code gpu:N}; whether GPU N exists is checked where the model loads. */
+  private static final java.util.regex.Pattern GPU_INDEX = java.util.regex.Pattern.compile("gpu:[0-9]{1,4}");
   public static final String SCRIPTED = "scripted";
 
   public EngineOptions {
@@ -29,7 +31,9 @@ public record EngineOptions(String modelDir, Precision precision, String device,
       throw new IllegalArgumentException("a model directory is required");
     }
     device = device == null ? "auto" : device.toLowerCase(Locale.ROOT);
-    parseDevice(device, Integer.MAX_VALUE); // the syntax only: the GPU count is known where the model loads
+    if (!device.equals("cpu") && !device.equals("gpu") && !device.equals("auto") && !GPU_INDEX.matcher(device).matches()) {
+      throw new IllegalArgumentException("device '" + device + "' is not one of cpu, gpu, gpu:N, auto");
+    }
     backend = backend == null ? null : backend.toLowerCase(Locale.ROOT);
     if (backend != null && !backend.equals(EAGER) && !backend.equals(SCRIPTED)) {
       throw new IllegalArgumentException("backend '" + backend + "' is not supported (supported: eager, scripted)");
@@ -72,12 +76,8 @@ public record EngineOptions(String modelDir, Precision precision, String device,
       case "gpu":
         return requireGpu(0, gpuCount);
       default:
-        if (device.startsWith("gpu:")) {
-          try {
-            return requireGpu(Integer.parseInt(device.substring(4)), gpuCount);
-          } catch (NumberFormatException e) {
-            // falls through to the error below
-          }
+        if (GPU_INDEX.matcher(device).matches()) {
+          return requireGpu(Integer.parseInt(device.substring(4)), gpuCount);
         }
         throw new IllegalArgumentException("device '" + device + "' is not one of cpu, gpu, gpu:N, auto");
     }

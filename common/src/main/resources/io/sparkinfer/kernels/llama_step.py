@@ -48,9 +48,12 @@ class LlamaStep(Module):
     slots = torch.view(torch.arange(key_length, device=input_ids.device), [1, 1, key_length])
     query_pos = torch.unsqueeze(positions, -1)
     causal = torch.le(slots, query_pos)
-    full_mask = torch.unsqueeze(causal, 1)
-    rows = torch.unsqueeze(torch.arange(b, device=input_ids.device), 1)  # (B, 1)
     groups = num_heads // num_kv_heads
+    # the mask of each query row, repeated for the G query heads a key/value head serves: (B, 1, G*S, T)
+    full_mask = torch.repeat(torch.unsqueeze(causal, 1), [1, 1, groups, 1])
+    window_mask = full_mask
+    mask_window = 0
+    rows = torch.unsqueeze(torch.arange(b, device=input_ids.device), 1)  # (B, 1)
     q_size = num_heads * head_dim
     kv_size = num_kv_heads * head_dim
     scaling = 1.0 / torch.sqrt(float(head_dim))
@@ -58,16 +61,21 @@ class LlamaStep(Module):
       w = layers[10 * l: 10 * l + 10]
       mask = full_mask
       if windows[l] > 0:
-        mask = torch.unsqueeze(torch.logical_and(causal, torch.lt(torch.sub(query_pos, slots), windows[l])), 1)
+        if windows[l] != mask_window:
+          in_window = torch.logical_and(causal, torch.lt(torch.sub(query_pos, slots), windows[l]))
+          window_mask = torch.repeat(torch.unsqueeze(in_window, 1), [1, 1, groups, 1])
+          mask_window = windows[l]
+        mask = window_mask
       # attention
       xf = x.float()
       h = torch.mul(w[0], torch.mul(xf, torch.rsqrt(torch.add(torch.mean(torch.pow(xf, 2), [-1], True), eps))).to(dtype))
       qkv = torch.linear(h, w[1], w[2])  # (B, S, N*D + 2*K*D)
-      q = torch.transpose(torch.view(torch.slice(qkv, -1, 0, q_size), [b, s, num_heads, head_dim]), 1, 2)  # (B, N, S, D)
-      k = torch.transpose(torch.view(torch.slice(qkv, -1, q_size, q_size + kv_size), [b, s, num_kv_heads, head_dim]), 1, 2)  # (B, K, S, D)
+      # queries and keys rotated together: (B, S, (N+K)*D) -> (B, N+K, S, D)
+      qk = torch.transpose(torch.view(torch.slice(qkv, -1, 0, q_size + kv_size), [b, s, num_heads + num_kv_heads, head_dim]), 1, 2)
+      qk = torch.add(torch.mul(qk, cos), torch.mul(torch.cat([torch.neg(torch.slice(qk, -1, half)), torch.slice(qk, -1, 0, half)], -1), sin))
+      q = torch.slice(qk, 1, 0, num_heads)  # (B, N, S, D)
+      k = torch.slice(qk, 1, num_heads)  # (B, K, S, D)
       v = torch.transpose(torch.view(torch.slice(qkv, -1, q_size + kv_size, q_size + 2 * kv_size), [b, s, num_kv_heads, head_dim]), 1, 2)
-      q = torch.add(torch.mul(q, cos), torch.mul(torch.cat([torch.neg(torch.slice(q, -1, half)), torch.slice(q, -1, 0, half)], -1), sin))
-      k = torch.add(torch.mul(k, cos), torch.mul(torch.cat([torch.neg(torch.slice(k, -1, half)), torch.slice(k, -1, 0, half)], -1), sin))
       kc = k_cache[l]
       vc = v_cache[l]
       # in place at each row's positions: cache[rows, :, positions] is (B, S, K, D)
@@ -76,10 +84,10 @@ class LlamaStep(Module):
       keys = torch.slice(kc, 2, 0, key_length)  # (B, K, T, D)
       values = torch.slice(vc, 2, 0, key_length)
       # GQA without copying keys: each key/value head serves its G query heads as G*S queries,
-      # (B, N, S, D) -> (B, K, G*S, D), the mask repeated per group: (B, 1, S, T) -> (B, 1, G*S, T).
+      # (B, N, S, D) -> (B, K, G*S, D), with the mask repeated per group above.
       # SDPA's memory-efficient kernel then takes the masked batch as it is.
       grouped = torch.reshape(q, [b, num_kv_heads, groups * s, head_dim])
-      o = torch.scaled_dot_product_attention(grouped, keys, values, torch.repeat(mask, [1, 1, groups, 1]), 0., False, scale=scaling)
+      o = torch.scaled_dot_product_attention(grouped, keys, values, mask, 0., False, scale=scaling)
       o = torch.reshape(torch.transpose(torch.reshape(o, [b, num_heads, s, head_dim]), 1, 2), [b, s, q_size])  # (B, K, G*S, D) -> (B, N, S, D) -> (B, S, N*D)
       x = torch.add(x, torch.linear(o, w[3], w[4]))
       # MLP

@@ -71,6 +71,8 @@ class PredictorTest {
     assertThat(EngineOptions.parseDevice("gpu:1", 2).getDeviceId()).isEqualTo(1);
     assertThat(new EngineOptions("m", null, "gpu:3", null, false).device()).as("checked where the model loads").isEqualTo("gpu:3");
     assertThatThrownBy(() -> new EngineOptions("m", null, "gpu:x", null, false)).hasMessageContaining("gpu:N");
+    assertThatThrownBy(() -> new EngineOptions("m", null, "gpu:-1", null, false)).hasMessageContaining("device 'gpu:-1'");
+    assertThatThrownBy(() -> new EngineOptions("m", null, "gpu:+1", null, false)).hasMessageContaining("device 'gpu:+1'");
     assertThatThrownBy(() -> Precision.parse("bf8")).hasMessageContaining("supported: fp32, fp16");
   }
 }

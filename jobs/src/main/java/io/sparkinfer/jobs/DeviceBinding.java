@@ -1,8 +1,6 @@
 package io.sparkinfer.jobs;
 
-import java.util.Locale;
 import java.util.Map;
-import java.util.regex.Pattern;
 import org.apache.spark.TaskContext;
 import org.apache.spark.resource.ResourceInformation;
 
@@ -16,18 +14,7 @@ public final class DeviceBinding {
   /** The Spark resource name of GPUs. */
   public static final String GPU_RESOURCE = "gpu";
 
-  private static final Pattern SYNTAX = Pattern.compile("auto|cpu|gpu|gpu:\\d+");
-
   private DeviceBinding() {}
-
-  /** The device option in lower case, or an error naming it. */
-  static String checkSyntax(String device) {
-    String d = device == null ? "auto" : device.trim().toLowerCase(Locale.ROOT);
-    if (!SYNTAX.matcher(d).matches()) {
-      throw new IllegalArgumentException("--device '" + device + "' is not one of auto, cpu, gpu, gpu:N");
-    }
-    return d;
-  }
 
   /**
    * The engine device for the running task: an explicit {@code cpu}, {@code gpu} or {@code gpu:N} as given;

@@ -1,9 +1,12 @@
 package io.sparkinfer.jobs;
 
+import io.sparkinfer.predict.LlmEngine;
 import java.io.Serializable;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.stream.Collectors;
 import org.apache.spark.SparkContext;
 import org.apache.spark.util.CollectionAccumulator;
 import org.apache.spark.util.LongAccumulator;
@@ -24,7 +27,7 @@ public final class JobMetrics implements Serializable {
   final LongAccumulator promptTokens;
   final LongAccumulator completionTokens;
   final LongAccumulator generateNanos;
-  /** One entry per engine load: {@code executorId \t device \t seconds \t precision}. */
+  /** One entry per engine load: {@code executorId \t device \t seconds \t precision \t backend}. */
   final CollectionAccumulator<String> loads;
   /** One entry per inference task: the executor that ran it. */
   final CollectionAccumulator<String> executors;
@@ -44,6 +47,12 @@ public final class JobMetrics implements Serializable {
   /** Registers a fresh set of counters with the driver's context. */
   public static JobMetrics register(SparkContext sc) {
     return new JobMetrics(sc);
+  }
+
+  /** Reports an engine load (on the executor that performed it): what the engine resolved, and its seconds. */
+  void recordLoad(String executorId, String device, double seconds, LlmEngine engine) {
+    loads.add(String.join("\t", executorId, device, String.format(Locale.ROOT, "%.3f", seconds),
+        engine.precision().label(), engine.backendName()));
   }
 
   /** Engine loads per executor id, counted from the loads the tasks reported. */
@@ -66,8 +75,17 @@ public final class JobMetrics implements Serializable {
 
   /** The precisions the loaded engines run in (e.g. {@code fp16}), comma-separated; null when none loaded. */
   public String loadedPrecisions() {
-    String s = List.copyOf(loads.value()).stream().map(e -> e.split("\t", -1)[3]).distinct().sorted()
-        .collect(java.util.stream.Collectors.joining(","));
+    return distinctLoadField(3);
+  }
+
+  /** The backends the loaded engines run ({@code eager}, {@code scripted}), comma-separated; null when none loaded. */
+  public String loadedBackends() {
+    return distinctLoadField(4);
+  }
+
+  private String distinctLoadField(int field) {
+    String s = List.copyOf(loads.value()).stream().map(e -> e.split("\t", -1)[field]).distinct().sorted()
+        .collect(Collectors.joining(","));
     return s.isEmpty() ? null : s;
   }
 

@@ -109,7 +109,12 @@ public record JobOptions(
       throw new IllegalArgumentException("--resume and --overwrite exclude each other");
     }
     samplingParams(temperature, topK, topP, 0L); // the engine's own checks and messages
-    device = DeviceBinding.checkSyntax(device);
+    device = device == null ? "auto" : device.trim().toLowerCase(Locale.ROOT);
+    try {
+      new EngineOptions(model, precision, device, null, false); // the syntax only: GPUs are counted where it loads
+    } catch (IllegalArgumentException e) {
+      throw new IllegalArgumentException("--device: " + e.getMessage(), e);
+    }
     backend = backend == null ? "auto" : backend.toLowerCase(Locale.ROOT);
     if (!List.of("auto", EngineOptions.EAGER, EngineOptions.SCRIPTED).contains(backend)) {
       throw new IllegalArgumentException("--backend '" + backend + "' is not one of auto, eager, scripted");

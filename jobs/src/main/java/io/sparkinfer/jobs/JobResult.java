@@ -11,6 +11,10 @@ import org.apache.spark.sql.RowFactory;
  * What one run did: the row counts at each step, tokens, times, model loads. It is the job_runs row
  * ({@link Tables#JOB_RUNS}) and the summary table printed at the end.
  *
+ * @param precisionLabel the precisions the engines loaded in ({@code fp32}, {@code fp16}); the requested one
+ *     when no engine loaded
+ * @param backendLabel the backends the engines resolved ({@code eager}, {@code scripted}); the requested one
+ *     ({@code auto} included) when no engine loaded
  * @param inputRows rows read from the input
  * @param skippedRows rows whose id the output already had (--resume)
  * @param rows rows this run answered (input less skipped)
@@ -31,6 +35,7 @@ public record JobResult(
     Instant finishedAt,
     JobOptions options,
     String precisionLabel,
+    String backendLabel,
     String master,
     String sparkVersion,
     long inputRows,
@@ -78,7 +83,7 @@ public record JobResult(
   public Row toRow() {
     JobOptions o = options;
     return RowFactory.create(runId, status, error, Timestamp.from(startedAt), Timestamp.from(finishedAt),
-        wallSeconds(), o.model(), precisionLabel, o.device(), o.backend(), Tables.LAYOUT_REPLICA, o.input(),
+        wallSeconds(), o.model(), precisionLabel, o.device(), backendLabel, Tables.LAYOUT_REPLICA, o.input(),
         o.output(), o.format().label(), o.resume(), inputRows, skippedRows, rows, plannedErrorRows, requests,
         deduplicatedRows, okRows, errorRows, promptTokens, completionTokens, generateSeconds, tokensPerSecond(),
         rowsPerSecond(), o.maxNewTokens(), o.temperature(), o.topK(), o.topP(), o.seed(), o.batchSizeLabel(),
@@ -101,8 +106,8 @@ public record JobResult(
         tokensPerSecond(), rowsPerSecond()));
     line(sb, "wall time", String.format(Locale.ROOT, "%.1f s (generation %.1f s summed over tasks)", wallSeconds(),
         generateSeconds));
-    line(sb, "model", String.format(Locale.ROOT, "%s, %s, %d load(s) on %d executor(s) %s, %.1f s", options.model(),
-        precisionLabel, modelLoads(), executors, loadsByExecutor, modelLoadSeconds));
+    line(sb, "model", String.format(Locale.ROOT, "%s, %s, %s backend, %d load(s) on %d executor(s) %s, %.1f s",
+        options.model(), precisionLabel, backendLabel, modelLoads(), executors, loadsByExecutor, modelLoadSeconds));
     line(sb, "completions", options.output() + " (" + options.format().label() + ")");
     line(sb, "job_runs", options.runsTablePath() + " (parquet)");
     if (error != null) {

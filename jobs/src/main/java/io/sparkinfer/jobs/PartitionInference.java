@@ -13,7 +13,6 @@ import java.util.Collections;
 import java.util.Deque;
 import java.util.Iterator;
 import java.util.List;
-import java.util.Locale;
 import java.util.NoSuchElementException;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -70,8 +69,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
     ExecutorEngines.Key key = new ExecutorEngines.Key(model.uri(),
         options.precision() == null ? "auto" : options.precision().label(), device, options.backend());
     LlmEngine engine = ExecutorEngines.engine(engineOptions, key, (k, loaded, seconds) ->
-        metrics.loads.add(executorId + "\t" + k.device() + "\t" + String.format(Locale.ROOT, "%.3f", seconds) + "\t"
-            + loaded.precision().label()));
+        metrics.recordLoad(executorId, k.device(), seconds, loaded));
     metrics.executors.add(executorId);
     Pipeline pipeline = new Pipeline(input, engine, device, executorId, task);
     if (task != null) {

@@ -115,6 +115,9 @@ class BatchInferenceJobLocalTest {
     assertThat(runs.get(0).<String>getAs("status")).isEqualTo("succeeded");
     assertThat(runs.get(0).<Long>getAs("requests")).isEqualTo(8L);
     assertThat(runs.get(0).<Integer>getAs("model_loads")).isEqualTo(1);
+    assertThat(runs.get(0).<String>getAs("backend")).as("what the engine resolved --backend auto to on a CPU")
+        .isEqualTo("eager");
+    assertThat(result.summary()).contains("fp32, eager backend, 1 load(s)");
   }
 
   @Test

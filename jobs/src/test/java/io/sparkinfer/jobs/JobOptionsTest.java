@@ -73,7 +73,9 @@ class JobOptionsTest {
     assertThatThrownBy(() -> parse(Map.of(), "--temperature", "-1")).hasMessageContaining("temperature must be >= 0");
     assertThatThrownBy(() -> parse(Map.of(), "--format", "csv")).hasMessageContaining("--format 'csv'");
     assertThatThrownBy(() -> parse(Map.of(), "--precision", "bf16")).hasMessageContaining("precision 'bf16'");
-    assertThatThrownBy(() -> parse(Map.of(), "--device", "tpu")).hasMessageContaining("--device 'tpu'");
+    assertThatThrownBy(() -> parse(Map.of(), "--device", "tpu"))
+        .hasMessageContaining("--device: device 'tpu' is not one of cpu, gpu, gpu:N, auto");
+    assertThatThrownBy(() -> parse(Map.of(), "--device", "gpu:one")).hasMessageContaining("device 'gpu:one'");
     assertThatThrownBy(() -> parse(Map.of(), "--batch-size", "-3")).hasMessageContaining("--batch-size must be > 0");
     assertThatThrownBy(() -> parse(Map.of(), "--resume", "--overwrite")).hasMessageContaining("exclude each other");
     assertThatThrownBy(() -> parse(Map.of(), "--input-format", "xml")).hasMessageContaining("--input-format 'xml'");
