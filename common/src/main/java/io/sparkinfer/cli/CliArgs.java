@@ -75,38 +75,26 @@ public final class CliArgs {
   }
 
   public int getInt(String name, int fallback) {
-    String v = get(name, null);
-    if (v == null) {
-      return fallback;
-    }
-    try {
-      return Integer.parseInt(v.trim());
-    } catch (NumberFormatException e) {
-      throw new IllegalArgumentException("--" + name + " must be an integer, got '" + v + "'");
-    }
+    return get(name, fallback, Integer::parseInt, "an integer");
   }
 
   public long getLong(String name, long fallback) {
-    String v = get(name, null);
-    if (v == null) {
-      return fallback;
-    }
-    try {
-      return Long.parseLong(v.trim());
-    } catch (NumberFormatException e) {
-      throw new IllegalArgumentException("--" + name + " must be an integer, got '" + v + "'");
-    }
+    return get(name, fallback, Long::parseLong, "an integer");
   }
 
   public double getDouble(String name, double fallback) {
+    return get(name, fallback, Double::parseDouble, "a number");
+  }
+
+  private <T> T get(String name, T fallback, java.util.function.Function<String, T> parser, String kind) {
     String v = get(name, null);
     if (v == null) {
       return fallback;
     }
     try {
-      return Double.parseDouble(v.trim());
+      return parser.apply(v.trim());
     } catch (NumberFormatException e) {
-      throw new IllegalArgumentException("--" + name + " must be a number, got '" + v + "'");
+      throw new IllegalArgumentException("--" + name + " must be " + kind + ", got '" + v + "'");
     }
   }
 

@@ -29,6 +29,53 @@ class TokenSamplerTest {
   }
 
   @Test
+  void topKSelectionEqualsTheSortedPrefixWithTies() {
+    Random r = new Random(3);
+    for (int trial = 0; trial < 50; trial++) {
+      float[] logits = new float[1 + r.nextInt(3000)];
+      for (int i = 0; i < logits.length; i++) {
+        logits[i] = r.nextInt(4) == 0 ? r.nextInt(5) : (float) r.nextGaussian();
+      }
+      int k = 1 + r.nextInt(logits.length);
+      int[] sorted = TokenSampler.descending(logits);
+      int[] top = TokenSampler.topKDescending(logits, k);
+      int expected = k;
+      while (expected < logits.length && logits[sorted[expected]] == logits[sorted[k - 1]]) {
+        expected++;
+      }
+      assertThat(top).as("k=%d of %d", k, logits.length).containsExactly(Arrays.copyOf(sorted, expected));
+    }
+  }
+
+  @Test
+  void nucleusCandidatesHoldEveryTokenOfTheNucleus() {
+    Random r = new Random(4);
+    float[] logits = new float[5000];
+    for (int i = 0; i < logits.length; i++) {
+      logits[i] = (float) (r.nextGaussian() * 3);
+    }
+    float max = Float.NEGATIVE_INFINITY;
+    for (float l : logits) {
+      max = Math.max(max, l);
+    }
+    int[] sorted = TokenSampler.descending(logits);
+    double total = 0;
+    for (float l : logits) {
+      total += Math.exp(l - max);
+    }
+    for (double p : new double[] {0.5, 0.9, 0.99}) {
+      int[] candidates = TokenSampler.nucleusCandidates(logits, max, p);
+      double above = 0;
+      int nucleus = 0;
+      while (above < p * total) {
+        above += Math.exp(logits[sorted[nucleus++]] - max);
+      }
+      assertThat(candidates.length).as("p=%s", p).isGreaterThanOrEqualTo(nucleus).isLessThan(logits.length);
+      assertThat(Arrays.copyOf(candidates, nucleus)).containsExactly(Arrays.copyOf(sorted, nucleus));
+    }
+  }
+
+  @Test
   void samplingFollowsTheSoftmaxDistribution() {
     float[] logits = {0f, (float) Math.log(3), Float.NEGATIVE_INFINITY}; // probabilities 1/4, 3/4, 0
     TokenSampler sampler = new TokenSampler(new SamplingParams(1.0, 0, 1.0, 5));
