@@ -12,6 +12,7 @@ public final class GenerationStats {
   private final AtomicLong decodeNanos = new AtomicLong();
   private final AtomicLong decodeSteps = new AtomicLong();
   private final AtomicLong batches = new AtomicLong();
+  private final AtomicLong kvCacheAllocations = new AtomicLong();
 
   void addRequests(long n, long errorCount) {
     requests.addAndGet(n);
@@ -25,6 +26,15 @@ public final class GenerationStats {
     prefillNanos.addAndGet(prefillNs);
     decodeNanos.addAndGet(decodeNs);
     decodeSteps.addAndGet(steps);
+  }
+
+  void addKvCacheAllocation() {
+    kvCacheAllocations.incrementAndGet();
+  }
+
+  /** Batch KV caches allocated (one per batch, another each time a batch's cache had to grow). */
+  public long kvCacheAllocations() {
+    return kvCacheAllocations.get();
   }
 
   public long requests() {

@@ -182,6 +182,7 @@ public final class Generator implements AutoCloseable {
       try (NDManager scope = root.newSubManager()) {
         KvCache cache = KvCache.allocate(scope, config, width, capacityFor(waiting.stream().limit(width).toList()),
             weights.precision().dataType());
+        stats.addKvCacheAllocation();
         try {
           while (true) {
             int free = freeRows();
@@ -237,6 +238,7 @@ public final class Generator implements AutoCloseable {
       int needed = capacityFor(joining);
       if (needed > cache.capacity()) {
         KvCache bigger = cache.grow(scope, Math.min(contextLength, Math.max(needed, cache.capacity() * 5 / 4)));
+        stats.addKvCacheAllocation();
         cache.close();
         cache = bigger;
       }

@@ -226,6 +226,19 @@ class GeneratorTest {
   }
 
   @Test
+  void theKvCacheIsAllocatedOncePerBatchNotPerStep() {
+    try (Generator g = engine.newGenerator()) {
+      List<GenerationRequest> requests = new ArrayList<>();
+      for (int i = 0; i < cases.size(); i++) {
+        requests.add(new GenerationRequest("k" + i, cases.get(i).prompt(), 12, SamplingParams.GREEDY, List.of(), true));
+      }
+      g.generate(requests, cases.size());
+      assertThat(g.stats().decodeSteps()).isEqualTo(11);
+      assertThat(g.stats().kvCacheAllocations()).isEqualTo(1);
+    }
+  }
+
+  @Test
   void generationLeavesNoArraysBehind() {
     BaseNDManager weights = (BaseNDManager) engine.weights().manager();
     int before = weights.getManagedArrays().size();

@@ -52,6 +52,24 @@ class TensorLoaderTest {
     assertThat(a.toFloatArray()).containsExactly(1.5f, -2f, 0.1f, 1e-30f, 3e30f, -0f);
   }
 
+  /**
+   * Weights are read once: an F32 tensor on CPU is the file's memory mapping itself, not a copy, so bytes
+   * written to the file afterwards show through the loaded array.
+   */
+  @Test
+  void f32OnCpuIsAViewOfTheMappedFileNotACopy() throws Exception {
+    Path file = new SafetensorsWriter().f32("w", new long[] {4}, 1f, 2f, 3f, 4f).write(dir.resolve("view.safetensors"));
+    TensorInfo t = SafetensorsFile.open(file).tensors().get("w");
+    NDArray a = TensorLoader.load(t, manager, DataType.FLOAT32);
+    assertThat(a.toFloatArray()).containsExactly(1f, 2f, 3f, 4f);
+
+    try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.WRITE)) {
+      ch.write(ByteBuffer.wrap(SafetensorsWriter.f32Bytes(9f)), t.fileOffset());
+    }
+
+    assertThat(a.toFloatArray()).containsExactly(9f, 2f, 3f, 4f);
+  }
+
   @Test
   void bf16IsWidenedToTheExactFloat32Values() {
     TensorInfo t = single(new SafetensorsWriter().bf16("w", new long[] {2, 2}, 1.5f, -2.25f, 3.0f, -0.0078125f), "w");
