@@ -2,7 +2,6 @@ package io.sparkinfer.kernels;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.engine.PtNDArray;
@@ -26,8 +25,9 @@ import java.util.List;
 
 /**
  * The scripted backend: the same model step as {@link io.sparkinfer.model.CausalLm}, run as one TorchScript
- * call ({@code llama_step.py}) over the same weights and KV cache. Projections that read the same input are
- * fused (q/k/v, gate/up), so a layer is four matrix multiplications.
+ * call ({@code llama_step.py}) over the same weights and KV cache. It takes the stacked q/k/v and gate/up
+ * projections that {@link ModelWeights} holds, so a layer is four matrix multiplications; absent biases are
+ * passed as zeros.
  */
 public final class ScriptedCausalLm implements CausalLmBackend {
 
@@ -64,13 +64,13 @@ public final class ScriptedCausalLm implements CausalLmBackend {
       List<PtNDArray> perLayer = new ArrayList<>();
       for (LayerWeights w : weights.layers()) {
         perLayer.add(pt(w.inputLayernorm()));
-        perLayer.add(fuse(w.qProj().weight(), w.kProj().weight(), w.vProj().weight()));
-        perLayer.add(fuseBias(w.qProj(), w.kProj(), w.vProj()));
+        perLayer.add(pt(w.qkvProj().weight()));
+        perLayer.add(bias(w.qkvProj()));
         perLayer.add(pt(w.oProj().weight()));
         perLayer.add(bias(w.oProj()));
         perLayer.add(pt(w.postAttentionLayernorm()));
-        perLayer.add(fuse(w.gateProj().weight(), w.upProj().weight()));
-        perLayer.add(fuseBias(w.gateProj(), w.upProj()));
+        perLayer.add(pt(w.gateUpProj().weight()));
+        perLayer.add(bias(w.gateUpProj()));
         perLayer.add(pt(w.downProj().weight()));
         perLayer.add(bias(w.downProj()));
       }
@@ -129,38 +129,6 @@ public final class ScriptedCausalLm implements CausalLmBackend {
     } finally {
       perCall.forEach(IValue::close);
     }
-  }
-
-  private PtNDArray fuse(NDArray... parts) {
-    long rows = 0;
-    for (NDArray p : parts) {
-      rows += p.getShape().get(0);
-    }
-    NDArray fused = manager.zeros(new Shape(rows, parts[0].getShape().get(1)), parts[0].getDataType()); // (sum out, in)
-    long at = 0;
-    for (NDArray p : parts) {
-      long n = p.getShape().get(0);
-      fused.set(new NDIndex("{}:{}", at, at + n), p);
-      at += n;
-    }
-    return (PtNDArray) fused;
-  }
-
-  private PtNDArray fuseBias(Linear... parts) {
-    long rows = 0;
-    for (Linear p : parts) {
-      rows += p.weight().getShape().get(0);
-    }
-    NDArray fused = manager.zeros(new Shape(rows), parts[0].weight().getDataType()); // (sum out)
-    long at = 0;
-    for (Linear p : parts) {
-      long n = p.weight().getShape().get(0);
-      if (p.bias() != null) {
-        fused.set(new NDIndex("{}:{}", at, at + n), p.bias());
-      }
-      at += n;
-    }
-    return (PtNDArray) fused;
   }
 
   private PtNDArray bias(Linear l) {

@@ -14,6 +14,8 @@ import ai.djl.ndarray.NDArray;
  * @param gateProj (I, H)
  * @param upProj (I, H)
  * @param downProj (H, I)
+ * @param qkvProj q, k and v stacked: (N*D + 2*K*D, H); qProj, kProj and vProj are views of its rows
+ * @param gateUpProj gate and up stacked: (2*I, H); gateProj and upProj are views of its rows
  */
 public record LayerWeights(
     NDArray inputLayernorm,
@@ -24,4 +26,6 @@ public record LayerWeights(
     NDArray postAttentionLayernorm,
     Linear gateProj,
     Linear upProj,
-    Linear downProj) {}
+    Linear downProj,
+    Linear qkvProj,
+    Linear gateUpProj) {}

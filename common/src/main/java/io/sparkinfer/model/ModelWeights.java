@@ -2,7 +2,10 @@ package io.sparkinfer.model;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import io.sparkinfer.safetensors.Checkpoint;
 import io.sparkinfer.safetensors.TensorInfo;
@@ -14,7 +17,8 @@ import java.util.List;
 /**
  * All weights of a Llama-family model on one device, loaded once and shared by every backend.
  *
- * <p>Each tensor's shape is checked against {@code config.json} before it is read. The arrays live in a
+ * <p>Each tensor's shape is checked against {@code config.json} before it is read. Projections that read
+ * the same input are stored stacked (q/k/v, gate/up) and exposed both fused and as per-projection views. The arrays live in a
  * manager of their own that is capped after loading, so an op that would attach a temporary to the
  * weights (a leak per step) fails at once instead.
  *
@@ -54,16 +58,18 @@ public final class ModelWeights implements AutoCloseable {
       List<LayerWeights> layers = new ArrayList<>();
       for (int i = 0; i < config.numHiddenLayers(); i++) {
         String p = "model.layers." + i + ".";
+        List<Linear> qkv = l.fused(config.qkvBias(), h, new String[] {p + "self_attn.q_proj", p + "self_attn.k_proj",
+            p + "self_attn.v_proj"}, q, kv, kv);
+        List<Linear> gateUp = l.fused(config.mlpBias(), h, new String[] {p + "mlp.gate_proj", p + "mlp.up_proj"},
+            inter, inter);
         layers.add(new LayerWeights(
             l.tensor(p + "input_layernorm.weight", h),
-            l.linear(p + "self_attn.q_proj", q, h, config.qkvBias()),
-            l.linear(p + "self_attn.k_proj", kv, h, config.qkvBias()),
-            l.linear(p + "self_attn.v_proj", kv, h, config.qkvBias()),
+            qkv.get(1), qkv.get(2), qkv.get(3),
             l.linear(p + "self_attn.o_proj", h, q, config.oProjBias()),
             l.tensor(p + "post_attention_layernorm.weight", h),
-            l.linear(p + "mlp.gate_proj", inter, h, config.mlpBias()),
-            l.linear(p + "mlp.up_proj", inter, h, config.mlpBias()),
-            l.linear(p + "mlp.down_proj", h, inter, config.mlpBias())));
+            gateUp.get(1), gateUp.get(2),
+            l.linear(p + "mlp.down_proj", h, inter, config.mlpBias()),
+            qkv.get(0), gateUp.get(0)));
       }
       NDArray norm = l.tensor("model.norm.weight", h);
       NDArray lmHead;
@@ -98,6 +104,40 @@ public final class ModelWeights implements AutoCloseable {
       NDArray w = tensor(prefix + ".weight", out, in);
       NDArray b = bias ? tensor(prefix + ".bias", out) : null;
       return new Linear(w, b);
+    }
+
+    /**
+     * Projections that read the same input, stacked into one (sum of outs, in) matrix so a backend can run
+     * them as one matrix multiplication; each part is a view of its rows, so the weights are held once.
+     *
+     * @return the fused projection, then one view per part
+     */
+    List<Linear> fused(boolean bias, long in, String[] prefixes, long... outs) {
+      NDList weights = new NDList();
+      NDList biases = new NDList();
+      try {
+        for (int i = 0; i < prefixes.length; i++) {
+          Linear part = linear(prefixes[i], outs[i], in, bias);
+          weights.add(part.weight());
+          if (bias) {
+            biases.add(part.bias());
+          }
+        }
+        NDArray w = NDArrays.concat(weights, 0); // (sum outs, in)
+        NDArray b = bias ? NDArrays.concat(biases, 0) : null; // (sum outs)
+        List<Linear> out = new ArrayList<>();
+        out.add(new Linear(w, b));
+        long at = 0;
+        for (long n : outs) {
+          NDIndex rows = new NDIndex("{}:{}", at, at + n);
+          out.add(new Linear(w.get(rows), b == null ? null : b.get(rows)));
+          at += n;
+        }
+        return out;
+      } finally {
+        weights.close();
+        biases.close();
+      }
     }
   }
 

@@ -190,6 +190,38 @@ class ModelWeightsTest {
   }
 
   @Test
+  void stackedProjectionsHoldEachPartsRowsInOrder() {
+    try (ModelWeights w = ModelWeights.load(write(tensorsOf(QWEN2_TIED), "F32"), QWEN2_TIED, Precision.FP32,
+        Device.cpu())) {
+      for (LayerWeights l : w.layers()) {
+        float[] qkv = l.qkvProj().weight().toFloatArray();
+        float[] parts = concat(l.qProj().weight().toFloatArray(), l.kProj().weight().toFloatArray(),
+            l.vProj().weight().toFloatArray());
+        assertThat(qkv).containsExactly(parts);
+        assertThat(l.qkvProj().bias().toFloatArray()).containsExactly(concat(l.qProj().bias().toFloatArray(),
+            l.kProj().bias().toFloatArray(), l.vProj().bias().toFloatArray()));
+        assertThat(l.gateUpProj().weight().toFloatArray()).containsExactly(
+            concat(l.gateProj().weight().toFloatArray(), l.upProj().weight().toFloatArray()));
+        assertThat(l.gateUpProj().bias()).isNull();
+      }
+    }
+  }
+
+  private static float[] concat(float[]... parts) {
+    int n = 0;
+    for (float[] p : parts) {
+      n += p.length;
+    }
+    float[] out = new float[n];
+    int at = 0;
+    for (float[] p : parts) {
+      System.arraycopy(p, 0, out, at, p.length);
+      at += p.length;
+    }
+    return out;
+  }
+
+  @Test
   void fp16PrecisionHoldsEveryWeightInFloat16() {
     try (ModelWeights w = ModelWeights.load(write(tensorsOf(LLAMA), "F32"), LLAMA, Precision.FP16, Device.cpu())) {
       assertThat(w.precision()).isEqualTo(Precision.FP16);
