@@ -59,7 +59,7 @@ public final class EngineBench {
 
   public static void main(String[] argv) throws Exception {
     CliArgs a = CliArgs.parse(OPTIONS, argv);
-    if (a.has("help")) {
+    if (a.flag("help")) {
       System.out.print(CliArgs.usage("EngineBench --model DIR --prompts FILE --out FILE", "Engine throughput benchmark.", OPTIONS));
       return;
     }

@@ -7,9 +7,10 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * Parsed {@code --name value} / {@code --name=value} / {@code --flag} arguments against a table of
- * {@link CliOption}s. Unknown options, missing values and repeated single options are
- * {@link IllegalArgumentException}s naming the option.
+ * Parsed {@code --name value} / {@code --name=value} / {@code --flag} (or {@code --flag=true|false})
+ * arguments against a table of {@link CliOption}s: the one command-line parser of the project's tools.
+ * Unknown options, missing values and repeated single options are {@link IllegalArgumentException}s naming
+ * the option.
  */
 public final class CliArgs {
 
@@ -41,10 +42,11 @@ public final class CliArgs {
       }
       String value;
       if (option.isFlag()) {
-        if (inline != null) {
-          throw new IllegalArgumentException("--" + name + " is a flag and takes no value");
+        if (inline != null && !inline.equals("true") && !inline.equals("false")) {
+          throw new IllegalArgumentException("--" + name + " is a flag: give it alone, or its value as true or false, got '"
+              + inline + "'");
         }
-        value = "true";
+        value = inline == null ? "true" : inline;
       } else if (inline != null) {
         value = inline;
       } else if (i + 1 < args.length) {
@@ -61,8 +63,14 @@ public final class CliArgs {
     return new CliArgs(values);
   }
 
+  /** Whether the option was given (a flag given as {@code =false} counts as given). */
   public boolean has(String name) {
     return values.containsKey(name);
+  }
+
+  /** A flag's value: given alone or {@code =true}. */
+  public boolean flag(String name) {
+    return get(name, "false").equals("true");
   }
 
   public String get(String name, String fallback) {

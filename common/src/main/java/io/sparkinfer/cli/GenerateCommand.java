@@ -71,7 +71,7 @@ public final class GenerateCommand {
     Settings settings;
     try {
       CliArgs parsed = CliArgs.parse(OPTIONS, args);
-      if (parsed.has("help")) {
+      if (parsed.flag("help")) {
         stdout.print(CliArgs.usage(SYNOPSIS, DESCRIPTION, OPTIONS));
         return 0;
       }
@@ -114,7 +114,7 @@ public final class GenerateCommand {
       }
       Precision precision = a.has("precision") ? Precision.parse(a.get("precision", null)) : null;
       EngineOptions engine = new EngineOptions(model, precision, a.get("device", "auto"), a.get("backend", null),
-          a.has("rope-in-checkpoint-dtype"));
+          a.flag("rope-in-checkpoint-dtype"));
       SamplingParams sampling = new SamplingParams(a.getDouble("temperature", 0), a.getInt("top-k", 0),
           a.getDouble("top-p", 1.0), a.getLong("seed", 0));
       int maxNew = a.getInt("max-new-tokens", 64);
@@ -139,7 +139,7 @@ public final class GenerateCommand {
       }
       double progress = a.getDouble("progress-seconds", 5);
       return new Settings(engine, Path.of(input), a.get("output", "-"),
-          new JsonlRequests.Defaults(maxNew, sampling, a.all("stop"), a.has("ignore-eos")), batch, maxPrompt, progress);
+          new JsonlRequests.Defaults(maxNew, sampling, a.all("stop"), a.flag("ignore-eos")), batch, maxPrompt, progress);
     }
   }
 

@@ -133,6 +133,9 @@ class GenerateCommandTest {
     assertThat(run("--model", "m", "--input", "i", "--precision", "fp8").stderr()).contains("precision 'fp8'");
     assertThat(run("--model", "m", "--input", "i", "--top-p", "2").stderr()).contains("top-p must be in (0, 1]");
     assertThat(run("--model").stderr()).contains("--model needs a value");
+    assertThat(run("--model", "m", "--input", "i", "--ignore-eos=maybe").stderr()).contains("--ignore-eos is a flag");
+    assertThat(run("--model", "m", "--model", "n").stderr()).contains("--model given more than once");
+    assertThat(run("--help=false").status()).as("--help=false is not a request for help").isNotZero();
   }
 
   @Test

@@ -1,5 +1,6 @@
 package io.sparkinfer.jobs;
 
+import io.sparkinfer.cli.CliOption;
 import java.util.Locale;
 
 /**
@@ -92,6 +93,11 @@ public enum JobOption {
 
   public String help() {
     return help;
+  }
+
+  /** This option as a row of the command-line parser's table. */
+  public CliOption toCliOption() {
+    return new CliOption(name, argument, defaultValue, help, isRepeatable());
   }
 
   /** The option called {@code name} (without dashes), or null. */

@@ -1,10 +1,11 @@
 package io.sparkinfer.jobs;
 
+import io.sparkinfer.cli.CliArgs;
 import io.sparkinfer.generate.SamplingParams;
 import io.sparkinfer.model.Precision;
 import io.sparkinfer.predict.EngineOptions;
 import java.io.Serializable;
-import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Locale;
@@ -203,41 +204,17 @@ public record JobOptions(
   }
 
   /**
-   * Splits a command line into option values: {@code --name value}, {@code --name=value}, or {@code --name}
-   * for flags (a flag may also be given {@code --name=false}). Unknown options and missing values are errors.
+   * Splits a command line into option values with the project's parser ({@link CliArgs}): {@code --name value},
+   * {@code --name=value}, or {@code --name} for flags (also {@code --name=false}). Unknown options, missing
+   * values and single options given twice are errors.
    */
   public static Map<JobOption, List<String>> parseArgs(String[] args) {
+    CliArgs parsed = CliArgs.parse(Arrays.stream(JobOption.values()).map(JobOption::toCliOption).toList(), args);
     Map<JobOption, List<String>> out = new EnumMap<>(JobOption.class);
-    for (int i = 0; i < args.length; i++) {
-      String a = args[i];
-      if (!a.startsWith("--") || a.length() == 2) {
-        throw new IllegalArgumentException("unexpected argument '" + a + "' (options start with --; see --help)");
+    for (JobOption o : JobOption.values()) {
+      if (parsed.has(o.optionName())) {
+        out.put(o, parsed.all(o.optionName()));
       }
-      String name = a.substring(2);
-      String value = null;
-      int eq = name.indexOf('=');
-      if (eq >= 0) {
-        value = name.substring(eq + 1);
-        name = name.substring(0, eq);
-      }
-      JobOption o = JobOption.byName(name);
-      if (o == null) {
-        throw new IllegalArgumentException("unknown option --" + name + " (see --help)");
-      }
-      if (value == null) {
-        if (o.isFlag()) {
-          value = "true";
-        } else if (i + 1 < args.length) {
-          value = args[++i];
-        } else {
-          throw new IllegalArgumentException("--" + name + " needs a value (" + o.argument() + ")");
-        }
-      }
-      List<String> values = out.computeIfAbsent(o, k -> new ArrayList<>());
-      if (!o.isRepeatable()) {
-        values.clear();
-      }
-      values.add(value);
     }
     return out;
   }
