@@ -221,29 +221,19 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       long promptTokens = 0;
       long completionTokens = 0;
       for (Group g : done.chunk().groups()) {
-        if (oneRequestPerGroup) {
-          Completion c = completions.next();
-          promptTokens += c.promptTokens();
-          completionTokens += c.completionTokens();
-          for (String id : g.ids()) {
-            out.add(row(id, g.prompt(), c));
-            if (c.isError()) {
-              errors++;
-            } else {
-              ok++;
-            }
-          }
-        } else {
-          for (String id : g.ids()) {
-            Completion c = completions.next();
+        // deduplicated: one completion answers every id of the group; otherwise one completion per id
+        Completion shared = oneRequestPerGroup ? completions.next() : null;
+        for (String id : g.ids()) {
+          Completion c = shared != null ? shared : completions.next();
+          if (shared == null || id.equals(g.ids().get(0))) {
             promptTokens += c.promptTokens();
             completionTokens += c.completionTokens();
-            out.add(row(id, g.prompt(), c));
-            if (c.isError()) {
-              errors++;
-            } else {
-              ok++;
-            }
+          }
+          out.add(row(id, g.prompt(), c));
+          if (c.isError()) {
+            errors++;
+          } else {
+            ok++;
           }
         }
       }
