@@ -7,6 +7,7 @@
 # env:   SPARKINFER_CP     engine classpath (default: common/target/*.jar and common/target/lib/*, built by Maven)
 #        BENCH_MODEL       where the random checkpoint is written (default /tmp/sparkinfer-bench-model)
 #        BENCH_BATCH_SIZES (default 1,8,64,256,512)   BENCH_THREADS (default 1,2)   BENCH_BACKENDS (default scripted,eager)
+#        BENCH_CUDA_GRAPHS scripted runs with CUDA graphs, without, or both: true|false|true,false (default true,false)
 #        BENCH_TIMEOUT     seconds per side (default 1200)
 # Writes OUT_DIR/{hf,engine,result}.json and copies result.json to bench/results/DATE-TIME-GPU.json.
 set -euo pipefail
@@ -18,6 +19,7 @@ MODEL=${BENCH_MODEL:-/tmp/sparkinfer-bench-model}
 BS=${BENCH_BATCH_SIZES:-1,8,64,256,512}
 THREADS=${BENCH_THREADS:-1,2}
 BACKENDS=${BENCH_BACKENDS:-scripted,eager}
+GRAPHS=${BENCH_CUDA_GRAPHS:-true,false}
 LIMIT=${BENCH_TIMEOUT:-1200}
 if [ -z "${SPARKINFER_CP:-}" ] && { [ "$SIDE" = all ] || [ "$SIDE" = engine ]; }; then
   # shellcheck source=lib/common.sh
@@ -36,11 +38,11 @@ if [ "$SIDE" = all ] || [ "$SIDE" = engine ]; then
   timeout "$LIMIT" java ${JAVA_OPTS:-} -Dai.djl.offline=true -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
   -XX:MaxDirectMemorySize=64g -cp "$SPARKINFER_CP" io.sparkinfer.bench.EngineBench \
   --model "$MODEL" --prompts "$MODEL/prompts.jsonl" --out "$OUT/engine.json" \
-  --batch-sizes "$BS" --threads "$THREADS" --backends "$BACKENDS" --eager-batch-sizes "${BENCH_EAGER_BATCH_SIZES:-256}"
+  --batch-sizes "$BS" --threads "$THREADS" --backends "$BACKENDS" --cuda-graphs "$GRAPHS" --eager-batch-sizes "${BENCH_EAGER_BATCH_SIZES:-256}"
 fi
 [ "$SIDE" = transformers ] || [ "$SIDE" = engine ] && exit 0
 python3 bench/report.py "$OUT/hf.json" "$OUT/engine.json" "$MODEL" \
-  "BENCH_BATCH_SIZES=$BS BENCH_THREADS=$THREADS BENCH_BACKENDS=$BACKENDS submit/bench.sh" > "$OUT/result.json"
+  "BENCH_BATCH_SIZES=$BS BENCH_THREADS=$THREADS BENCH_BACKENDS=$BACKENDS BENCH_CUDA_GRAPHS=$GRAPHS submit/bench.sh" > "$OUT/result.json"
 GPU=$(python3 -c "import json; print(json.load(open('$OUT/result.json'))['gpu'].replace(' ', '-'))")
 cp "$OUT/result.json" "bench/results/$(date +%F-%H%M)-$GPU.json"
 echo "result: bench/results/ (newest file)" >&2

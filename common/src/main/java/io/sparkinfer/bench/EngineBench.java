@@ -42,6 +42,7 @@ public final class EngineBench {
       CliOption.value("batch-sizes", "B,B,...", "1,8,64,256,512", "batch sizes (rows decoding together per thread)"),
       CliOption.value("threads", "T,T,...", "1", "decode threads per device, each with its own batch"),
       CliOption.value("backends", "NAME,...", "scripted", "backends to run"),
+      CliOption.value("cuda-graphs", "true|false,...", "true", "scripted backend runs: with CUDA graphs, without, or both (true,false)"),
       CliOption.value("eager-batch-sizes", "B,...", "64,256", "batch sizes for the eager backend (slow on GPU)"),
       CliOption.value("eager-threads", "T,...", "1", "decode threads for the eager backend"),
       CliOption.value("precision", "fp32|fp16", "fp16", "compute precision"),
@@ -71,34 +72,54 @@ public final class EngineBench {
     out.add("runs", runs);
     out.addProperty("max_new_tokens", maxNew);
     out.addProperty("precision", precision.label());
+    boolean agreementKept = false;
     for (String backend : a.get("backends", "scripted").split(",")) {
-      EngineOptions options = new EngineOptions(a.get("model", null), precision, a.get("device", "auto"), backend, false);
-      try (LlmEngine engine = LlmEngine.load(options)) {
-        System.err.printf(Locale.ROOT, "bench: %s loaded in %.1fs%n", engine.describe(), engine.loadSeconds());
-        out.addProperty("load_s_" + backend, engine.loadSeconds());
-        // Warm-up: TorchScript's executor profiles the first calls before it optimizes.
-        run(engine, prompts.subList(0, Math.min(8, prompts.size())), 8, 1, 16);
-        if (backend.equals("scripted")) {
-          int n = Math.min(a.getInt("agreement-prompts", 16), prompts.size());
-          List<Completion> ids = engine.generate(requests(prompts.subList(0, n), maxNew, 0), n);
-          JsonArray kept = new JsonArray();
-          ids.forEach(c -> kept.add(new Gson().toJsonTree(c.outputTokenIds())));
-          out.add("agreement_ids", kept);
-        }
-        String sizes = backend.equals("eager") ? a.get("eager-batch-sizes", "64,256") : a.get("batch-sizes", "1,8,64,256,512");
-        String threadList = backend.equals("eager") ? a.get("eager-threads", "1") : a.get("threads", "1");
-        for (int threads : ints(threadList)) {
-          for (int batch : ints(sizes)) {
-            int n = promptsFor(batch * threads, prompts.size());
-            JsonObject r = run(engine, prompts.subList(0, n), batch, threads, maxNew);
-            r.addProperty("backend", backend);
-            runs.add(r);
-            System.err.println("bench: " + r);
+      List<Boolean> graphSettings = backend.equals("scripted") ? booleans(a.get("cuda-graphs", "true")) : List.of(false);
+      for (boolean graphs : graphSettings) {
+        EngineOptions options = new EngineOptions(a.get("model", null), precision, a.get("device", "auto"), backend,
+            false, graphs);
+        String label = backend + (graphs ? "" : backend.equals("scripted") ? "_nographs" : "");
+        try (LlmEngine engine = LlmEngine.load(options)) {
+          System.err.printf(Locale.ROOT, "bench: %s loaded in %.1fs%n", engine.describe(), engine.loadSeconds());
+          out.addProperty("load_s_" + label, engine.loadSeconds());
+          // Warm-up: TorchScript's executor profiles the first calls before it optimizes.
+          run(engine, prompts.subList(0, Math.min(8, prompts.size())), 8, 1, 16);
+          if (backend.equals("scripted") && !agreementKept) {
+            int n = Math.min(a.getInt("agreement-prompts", 16), prompts.size());
+            List<Completion> ids = engine.generate(requests(prompts.subList(0, n), maxNew, 0), n);
+            JsonArray kept = new JsonArray();
+            ids.forEach(c -> kept.add(new Gson().toJsonTree(c.outputTokenIds())));
+            out.add("agreement_ids", kept);
+            out.addProperty("agreement_cuda_graphs", engine.usesCudaGraphs());
+            agreementKept = true;
+          }
+          String sizes = backend.equals("eager") ? a.get("eager-batch-sizes", "64,256") : a.get("batch-sizes", "1,8,64,256,512");
+          String threadList = backend.equals("eager") ? a.get("eager-threads", "1") : a.get("threads", "1");
+          for (int threads : ints(threadList)) {
+            for (int batch : ints(sizes)) {
+              int n = promptsFor(batch * threads, prompts.size());
+              JsonObject r = run(engine, prompts.subList(0, n), batch, threads, maxNew);
+              r.addProperty("backend", backend);
+              r.addProperty("cuda_graphs", engine.usesCudaGraphs());
+              runs.add(r);
+              System.err.println("bench: " + r);
+            }
           }
         }
       }
     }
     Files.writeString(Path.of(a.get("out", null)), new GsonBuilder().setPrettyPrinting().create().toJson(out));
+  }
+
+  private static List<Boolean> booleans(String list) {
+    List<Boolean> out = new ArrayList<>();
+    for (String v : list.split(",")) {
+      if (!v.trim().equals("true") && !v.trim().equals("false")) {
+        throw new IllegalArgumentException("--cuda-graphs takes true, false or true,false, got '" + list + "'");
+      }
+      out.add(Boolean.parseBoolean(v.trim()));
+    }
+    return out;
   }
 
   /** Runs prompts on {@code threads} generators at once, each decoding batches of {@code batch}. */

@@ -73,6 +73,11 @@ public final class CliArgs {
     return get(name, "false").equals("true");
   }
 
+  /** A flag's value, or {@code fallback} when it is not given (flags on by default: {@code --name=false}). */
+  public boolean flag(String name, boolean fallback) {
+    return has(name) ? flag(name) : fallback;
+  }
+
   public String get(String name, String fallback) {
     List<String> v = values.get(name);
     return v == null ? fallback : v.get(0);

@@ -49,6 +49,7 @@ public final class GenerateCommand {
       CliOption.value("batch-size", "B|auto", "8", "prompts per batch; auto sizes batches from free device memory"),
       CliOption.value("device", "cpu|gpu|gpu:N|auto", "auto", "where to run; auto takes the first GPU if there is one"),
       CliOption.value("backend", "eager|scripted", "scripted on GPU, eager on CPU", "eager: the Java model op by op; scripted: one TorchScript call per step"),
+      CliOption.flag("cuda-graphs", "scripted backend on a GPU: replay decode steps as CUDA graphs (on by default; =false turns it off)"),
       CliOption.value("max-prompt-tokens", "N", "the model's context - 1", "longer prompts become error lines"),
       CliOption.flag("rope-in-checkpoint-dtype", "round rotary frequencies to the checkpoint dtype, as a transformers model cast with .to(dtype) does"),
       CliOption.value("progress-seconds", "S", "5", "seconds between progress lines on stderr"),
@@ -114,7 +115,7 @@ public final class GenerateCommand {
       }
       Precision precision = a.has("precision") ? Precision.parse(a.get("precision", null)) : null;
       EngineOptions engine = new EngineOptions(model, precision, a.get("device", "auto"), a.get("backend", null),
-          a.flag("rope-in-checkpoint-dtype"));
+          a.flag("rope-in-checkpoint-dtype"), a.flag("cuda-graphs", true));
       SamplingParams sampling = new SamplingParams(a.getDouble("temperature", 0), a.getInt("top-k", 0),
           a.getDouble("top-p", 1.0), a.getLong("seed", 0));
       int maxNew = a.getInt("max-new-tokens", 64);

@@ -39,6 +39,9 @@ public final class Generator implements AutoCloseable {
   private volatile int maxPromptTokens;
   private volatile int maxPrefillTokens = DEFAULT_MAX_PREFILL_TOKENS;
 
+  /** Prints where decode steps spend their time (inputs, model call, choosing tokens, bookkeeping) per batch. */
+  static final boolean PROFILE_STEPS = Boolean.getBoolean("sparkinfer.profile.steps");
+
   /** Padded prompt tokens one prefill pass takes at most; longer admissions are split into several passes. */
   public static final int DEFAULT_MAX_PREFILL_TOKENS = 32768;
 
@@ -170,6 +173,7 @@ public final class Generator implements AutoCloseable {
     private long prefillNanos;
     private long decodeNanos;
     private long steps;
+    private final long[] phaseNanos = new long[4]; // decode step phases, with -Dsparkinfer.profile.steps=true
 
     Batch(List<Sequence> sorted, int width) {
       this.waiting = new ArrayDeque<>(sorted);
@@ -200,6 +204,11 @@ public final class Generator implements AutoCloseable {
       }
       long generated = admitted.stream().mapToLong(s -> s.count).sum();
       stats.addBatch(promptTokens, generated, prefillNanos, decodeNanos, steps);
+      if (PROFILE_STEPS && steps > 0) {
+        System.err.printf(java.util.Locale.ROOT, "decode steps of width %d: %d steps, ms per step: inputs %.3f, model %.3f, "
+            + "tokens %.3f, bookkeeping %.3f%n", width, steps, phaseNanos[0] / 1e6 / steps, phaseNanos[1] / 1e6 / steps,
+            phaseNanos[2] / 1e6 / steps, phaseNanos[3] / 1e6 / steps);
+      }
     }
 
     private int freeRows() {
@@ -311,19 +320,30 @@ public final class Generator implements AutoCloseable {
         active.add(running ? s : null);
       }
       long start = System.nanoTime();
+      long t1;
+      long t2;
+      long t3;
       try (NDManager step = scope.newSubManager()) {
         ForwardBatch fb = new ForwardBatch(step.create(ids, new Shape(b, 1)), step.create(positions, new Shape(b, 1)),
             step.create(new long[b]), keyLength);
-        NDArray logits = backend.forward(step, fb, cache); // (B, V) float32
+        t1 = System.nanoTime();
+        NDArray logits = backend.decode(step, fb, cache); // (B, V) float32
+        t2 = System.nanoTime();
         long[] next = chooseTokens(logits, active);
         long now = System.nanoTime();
+        t3 = now;
         for (int i = 0; i < b; i++) {
           if (active.get(i) != null) {
             active.get(i).accept(next[i], now);
           }
         }
       }
-      decodeNanos += System.nanoTime() - start;
+      long end = System.nanoTime();
+      decodeNanos += end - start;
+      phaseNanos[0] += t1 - start;
+      phaseNanos[1] += t2 - t1;
+      phaseNanos[2] += t3 - t2;
+      phaseNanos[3] += end - t3;
       steps++;
     }
   }

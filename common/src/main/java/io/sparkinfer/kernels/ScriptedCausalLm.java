@@ -1,5 +1,6 @@
 package io.sparkinfer.kernels;
 
+import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
@@ -22,6 +23,9 @@ import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The scripted backend: the same model step as {@link io.sparkinfer.model.CausalLm}, run as one TorchScript
@@ -40,8 +44,10 @@ public final class ScriptedCausalLm implements CausalLmBackend {
    */
   static final boolean OPTIMIZE = Boolean.getBoolean("sparkinfer.scripted.optimize");
   static final String CLASS_NAME = "LlamaStep";
+  private static final Logger LOG = LoggerFactory.getLogger(ScriptedCausalLm.class);
 
   private final ModelConfig config;
+  private final Device device;
   private final PtNDManager manager;
   private final PtSymbolBlock step;
   private final List<IValue> constants = new ArrayList<>();
@@ -55,9 +61,25 @@ public final class ScriptedCausalLm implements CausalLmBackend {
   private final IValue numKvHeads;
   private final IValue headDim;
   private final IValue eps;
+  /** Why decode steps run without CUDA graphs, or null while they use them. */
+  private volatile String graphsOff;
+  private final AtomicLong graphCaptures = new AtomicLong();
+  private final AtomicLong graphReplays = new AtomicLong();
 
+  /** The scripted backend with CUDA graphs for decode steps where they are available. */
   public ScriptedCausalLm(ModelWeights weights, RotaryEmbedding rope) {
+    this(weights, rope, true);
+  }
+
+  /**
+   * @param cudaGraphs replay decode steps as CUDA graphs ({@link DecodeGraphs}) when the device is a GPU and
+   *     {@link CudaGraphs} is available; each thread then runs on a CUDA stream of its own
+   */
+  public ScriptedCausalLm(ModelWeights weights, RotaryEmbedding rope, boolean cudaGraphs) {
     this.config = weights.config();
+    this.device = weights.device();
+    this.graphsOff = !cudaGraphs ? "turned off" : !device.isGpu() ? "not on a GPU"
+        : CudaGraphs.unavailableReason().orElse(null);
     this.manager = (PtNDManager) NDManager.newBaseManager(weights.device());
     try {
       this.step = load(manager);
@@ -109,8 +131,71 @@ public final class ScriptedCausalLm implements CausalLmBackend {
     return "scripted";
   }
 
+  /** Whether decode steps replay CUDA graphs; else {@link #cudaGraphsOffReason()} says why not. */
+  public boolean usesCudaGraphs() {
+    return graphsOff == null;
+  }
+
+  public String cudaGraphsOffReason() {
+    return graphsOff;
+  }
+
+  /** CUDA graphs captured so far (one per KV cache and key-length bucket). */
+  public long graphCaptures() {
+    return graphCaptures.get();
+  }
+
+  /** Decode steps run as graph replays so far. */
+  public long graphReplays() {
+    return graphReplays.get();
+  }
+
+  void countCapture() {
+    graphCaptures.incrementAndGet();
+  }
+
+  void countReplay() {
+    graphReplays.incrementAndGet();
+  }
+
   @Override
   public NDArray forward(NDManager scope, ForwardBatch batch, KvCache cache) {
+    if (usesCudaGraphs()) {
+      CudaGraphs.useThreadStream(device); // every step of a thread on one stream, the graphs' too
+    }
+    return run(scope, batch, cache);
+  }
+
+  /**
+   * A decode step as a replayed CUDA graph when graphs are on. If capturing or replaying fails, graphs are
+   * turned off for this backend (logged once) and the step runs as a plain call; a failed capture has
+   * run nothing, and the warm-up runs before it wrote the same keys and values the plain call writes.
+   */
+  @Override
+  public NDArray decode(NDManager scope, ForwardBatch batch, KvCache cache) {
+    if (!usesCudaGraphs()) {
+      return run(scope, batch, cache);
+    }
+    CudaGraphs.useThreadStream(device);
+    try {
+      return cache.attachment(DecodeGraphs.class, () -> new DecodeGraphs(this, cache, device)).step(scope, batch);
+    } catch (RuntimeException e) {
+      graphsOff = "a graph failed: " + firstLine(e.getMessage());
+      LOG.warn("CUDA graphs turned off for this model, decode steps continue without them", e);
+      return run(scope, batch, cache);
+    }
+  }
+
+  private static String firstLine(String message) {
+    if (message == null) {
+      return "no message";
+    }
+    int nl = message.indexOf('\n');
+    return nl < 0 ? message : message.substring(0, nl);
+  }
+
+  /** One step as one call of the TorchScript module: (B, V) float32 logits attached to {@code scope}. */
+  NDArray run(NDManager scope, ForwardBatch batch, KvCache cache) {
     List<IValue> perCall = new ArrayList<>();
     try {
       IValue[] args = {
@@ -131,9 +216,9 @@ public final class ScriptedCausalLm implements CausalLmBackend {
     }
   }
 
+  /** The projection's bias, or an empty tensor: the kernel skips biases with no elements. */
   private PtNDArray bias(Linear l) {
-    return l.bias() != null ? pt(l.bias())
-        : (PtNDArray) manager.zeros(new Shape(l.weight().getShape().get(0)), l.weight().getDataType());
+    return l.bias() != null ? pt(l.bias()) : (PtNDArray) manager.zeros(new Shape(0), l.weight().getDataType());
   }
 
   private static PtNDArray pt(NDArray a) {

@@ -18,6 +18,15 @@ public interface CausalLmBackend extends AutoCloseable {
    */
   NDArray forward(NDManager scope, ForwardBatch batch, KvCache cache);
 
+  /**
+   * Runs one decode step (S = 1) over {@code cache}, a batch's long-lived cache that decode steps reuse
+   * until it closes. Backends may keep work across such calls (captured CUDA graphs, attached to the
+   * cache); by default this is {@link #forward}.
+   */
+  default NDArray decode(NDManager scope, ForwardBatch batch, KvCache cache) {
+    return forward(scope, batch, cache);
+  }
+
   /** The backend's name on command lines: {@code eager} or {@code scripted}. */
   String name();
 

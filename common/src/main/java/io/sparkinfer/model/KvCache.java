@@ -5,6 +5,9 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.function.Supplier;
 
 /**
  * Keys and values of every layer for a batch of sequences, allocated once for the batch's whole life.
@@ -23,6 +26,7 @@ public final class KvCache implements AutoCloseable {
   private final NDArray rowIndex; // (B, 1) int64: 0..B-1, broadcast against positions when writing
   private final int batchSize;
   private final int capacity;
+  private final Map<Class<?>, AutoCloseable> attachments = new LinkedHashMap<>();
 
   private KvCache(NDManager manager, NDArray[] keys, NDArray[] values, NDArray rowIndex, int batchSize, int capacity) {
     this.manager = manager;
@@ -142,8 +146,33 @@ public final class KvCache implements AutoCloseable {
     return capacity;
   }
 
+  /**
+   * What a backend keeps for this cache's life (captured decode graphs that point at its tensors): the
+   * attachment of {@code type}, made by {@code create} on first use and closed with the cache.
+   */
+  public <T extends AutoCloseable> T attachment(Class<T> type, Supplier<T> create) {
+    AutoCloseable a = attachments.get(type);
+    if (a == null) {
+      a = create.get();
+      attachments.put(type, a);
+    }
+    return type.cast(a);
+  }
+
   @Override
   public void close() {
+    RuntimeException failure = null;
+    for (AutoCloseable a : attachments.values()) {
+      try {
+        a.close();
+      } catch (Exception e) {
+        failure = failure != null ? failure : new IllegalStateException("cannot close a KV cache attachment", e);
+      }
+    }
+    attachments.clear();
     manager.close();
+    if (failure != null) {
+      throw failure;
+    }
   }
 }

@@ -17,9 +17,11 @@ import java.util.Locale;
  *     on GPU, eager on CPU
  * @param ropeInCheckpointDtype round rotary frequencies to the checkpoint's dtype, as a transformers model
  *     cast with {@code model.to(dtype)} computes them (see {@link io.sparkinfer.model.RotaryEmbedding})
+ * @param cudaGraphs let the scripted backend replay decode steps as CUDA graphs on a GPU (where the graphs
+ *     library loads; see {@link io.sparkinfer.kernels.CudaGraphs})
  */
 public record EngineOptions(String modelDir, Precision precision, String device, String backend,
-    boolean ropeInCheckpointDtype) implements Serializable {
+    boolean ropeInCheckpointDtype, boolean cudaGraphs) implements Serializable {
 
   public static final String EAGER = "eager";
   /** {@code gpu:N}; whether GPU N exists is checked where the model loads. */
@@ -40,16 +42,25 @@ public record EngineOptions(String modelDir, Precision precision, String device,
     }
   }
 
+  /** Options with CUDA graphs on (used where the scripted backend runs on a GPU). */
+  public EngineOptions(String modelDir, Precision precision, String device, String backend, boolean ropeInCheckpointDtype) {
+    this(modelDir, precision, device, backend, ropeInCheckpointDtype, true);
+  }
+
   public static EngineOptions of(Path modelDir, Precision precision, String device) {
     return new EngineOptions(modelDir.toString(), precision, device, null, false);
   }
 
   public EngineOptions withBackend(String name) {
-    return new EngineOptions(modelDir, precision, device, name, ropeInCheckpointDtype);
+    return new EngineOptions(modelDir, precision, device, name, ropeInCheckpointDtype, cudaGraphs);
   }
 
   public EngineOptions withRopeInCheckpointDtype(boolean round) {
-    return new EngineOptions(modelDir, precision, device, backend, round);
+    return new EngineOptions(modelDir, precision, device, backend, round, cudaGraphs);
+  }
+
+  public EngineOptions withCudaGraphs(boolean on) {
+    return new EngineOptions(modelDir, precision, device, backend, ropeInCheckpointDtype, on);
   }
 
   /** The DJL device this names, resolving {@code auto} against the GPUs the engine sees. */

@@ -63,7 +63,7 @@ public final class LlmEngine implements AutoCloseable {
       weights = ModelWeights.load(checkpoint, config, precision, device);
       RotaryEmbedding rope = new RotaryEmbedding(config, options.ropeInCheckpointDtype());
       CausalLmBackend backend = switch (options.resolveBackend(device)) {
-        case EngineOptions.SCRIPTED -> new ScriptedCausalLm(weights, rope);
+        case EngineOptions.SCRIPTED -> new ScriptedCausalLm(weights, rope, options.cudaGraphs());
         default -> new CausalLm(weights, rope);
       };
       Generator generator = new Generator(weights, backend, tokenizer, generation);
@@ -131,6 +131,11 @@ public final class LlmEngine implements AutoCloseable {
     return options;
   }
 
+  /** Whether decode steps replay CUDA graphs (the scripted backend on a GPU with the graphs library). */
+  public boolean usesCudaGraphs() {
+    return generator.backend() instanceof ScriptedCausalLm s && s.usesCudaGraphs();
+  }
+
   /** The backend that runs the model: {@code eager} or {@code scripted}. */
   public String backendName() {
     return generator.backend().name();
@@ -149,10 +154,14 @@ public final class LlmEngine implements AutoCloseable {
     return loadSeconds;
   }
 
-  /** One line for logs: model, precision, device, backend. */
+  /** One line for logs: model, precision, device, backend (and whether it replays CUDA graphs, on a GPU). */
   public String describe() {
-    return String.format(Locale.ROOT, "%s [%s, %s, %s backend]", config, weights.precision().label(),
-        weights.device(), generator.backend().name());
+    String graphs = "";
+    if (generator.backend() instanceof ScriptedCausalLm s && weights.device().isGpu()) {
+      graphs = s.usesCudaGraphs() ? ", CUDA graphs" : ", no CUDA graphs: " + s.cudaGraphsOffReason();
+    }
+    return String.format(Locale.ROOT, "%s [%s, %s, %s backend%s]", config, weights.precision().label(),
+        weights.device(), generator.backend().name(), graphs);
   }
 
   @Override

@@ -12,7 +12,7 @@
 # layers holds 10 tensors per layer, in this order:
 #   input_layernorm (H), qkv weight (N*D + 2*K*D, H), qkv bias (N*D + 2*K*D), o weight (H, N*D), o bias (H),
 #   post_attention_layernorm (H), gate_up weight (2*I, H), gate_up bias (2*I), down weight (H, I), down bias (H)
-# (absent biases are zeros). k_cache / v_cache hold one (B, K, C, D) tensor per layer, written in place.
+# (absent biases are empty tensors). k_cache / v_cache hold one (B, K, C, D) tensor per layer, written in place.
 class LlamaStep(Module):
   __parameters__ = []
   __buffers__ = []
@@ -36,21 +36,28 @@ class LlamaStep(Module):
     eps: float) -> Tensor:
     b = input_ids.size(0)
     s = input_ids.size(1)
-    x = torch.embedding(embed_tokens, input_ids)  # (B, S) -> (B, S, H)
+    x = torch.embedding(embed_tokens, input_ids)  # (B, S) -> (B, S, H); updated in place below
+    hidden = x.size(-1)
+    rows_x = torch.view(x, [b * s, hidden])  # (B*S, H) view of x: the residual stream for in-place matmuls
     dtype = x.dtype
-    # rotary angles in float32, per position: (B, S, 1) * (D/2) -> (B, S, D/2) -> (B, S, D)
+    # rotary angles in float32, per position: (B, S, 1) * (D/2) -> (B, S, D/2) -> (B, 1, S, D).
+    # rotate_half(t) * sin == roll(t, D/2) * [-sin, sin], so a rotation is one roll and two multiplies.
     freqs = torch.mul(torch.unsqueeze(positions.float(), -1), inv_freq)
-    emb = torch.cat([freqs, freqs], -1)
-    cos = torch.unsqueeze(torch.cos(emb), 1).to(dtype)  # (B, 1, S, D)
-    sin = torch.unsqueeze(torch.sin(emb), 1).to(dtype)
     half = head_dim // 2
-    # visibility: token (b, s) sees slots 0..positions[b, s]; (T) vs (B, S, 1) -> (B, S, T) -> (B, 1, S, T)
-    slots = torch.view(torch.arange(key_length, device=input_ids.device), [1, 1, key_length])
+    cos = torch.unsqueeze(torch.cos(torch.cat([freqs, freqs], -1)), 1).to(dtype)
+    sin_half = torch.sin(freqs)
+    sin = torch.unsqueeze(torch.cat([torch.neg(sin_half), sin_half], -1), 1).to(dtype)
+    # visibility: token (b, s) sees slots 0..positions[b, s]; (T) vs (B, S, 1) -> (B, S, T) -> (B, 1, S, T).
+    # Masks are additive (0 or -inf) in the compute dtype, built once per step for every layer, over slots
+    # padded to a multiple of 16 and sliced back, so SDPA's memory-efficient kernel takes them as they are.
+    padded = (key_length + 15) // 16 * 16
+    slots = torch.view(torch.arange(padded, device=input_ids.device), [1, 1, padded])
     query_pos = torch.unsqueeze(positions, -1)
     causal = torch.le(slots, query_pos)
     groups = num_heads // num_kv_heads
+    zeros = torch.zeros([b, 1, groups * s, padded], dtype=dtype, device=input_ids.device)
     # the mask of each query row, repeated for the G query heads a key/value head serves: (B, 1, G*S, T)
-    full_mask = torch.repeat(torch.unsqueeze(causal, 1), [1, 1, groups, 1])
+    full_mask = torch.slice(torch.masked_fill(zeros, torch.logical_not(torch.repeat(torch.unsqueeze(causal, 1), [1, 1, groups, 1])), float("-inf")), -1, 0, key_length)
     window_mask = full_mask
     mask_window = 0
     rows = torch.unsqueeze(torch.arange(b, device=input_ids.device), 1)  # (B, 1)
@@ -58,21 +65,24 @@ class LlamaStep(Module):
     kv_size = num_kv_heads * head_dim
     scaling = 1.0 / torch.sqrt(float(head_dim))
     for l in range(len(k_cache)):
-      w = layers[10 * l: 10 * l + 10]
+      w = layers[10 * l: 10 * l + 10]  # absent biases are empty tensors
       mask = full_mask
       if windows[l] > 0:
         if windows[l] != mask_window:
           in_window = torch.logical_and(causal, torch.lt(torch.sub(query_pos, slots), windows[l]))
-          window_mask = torch.repeat(torch.unsqueeze(in_window, 1), [1, 1, groups, 1])
+          window_mask = torch.slice(torch.masked_fill(zeros, torch.logical_not(torch.repeat(torch.unsqueeze(in_window, 1), [1, 1, groups, 1])), float("-inf")), -1, 0, key_length)
           mask_window = windows[l]
         mask = window_mask
       # attention
       xf = x.float()
       h = torch.mul(w[0], torch.mul(xf, torch.rsqrt(torch.add(torch.mean(torch.pow(xf, 2), [-1], True), eps))).to(dtype))
-      qkv = torch.linear(h, w[1], w[2])  # (B, S, N*D + 2*K*D)
+      if torch.numel(w[2]) > 0:
+        qkv = torch.linear(h, w[1], w[2])  # (B, S, N*D + 2*K*D)
+      else:
+        qkv = torch.linear(h, w[1])
       # queries and keys rotated together: (B, S, (N+K)*D) -> (B, N+K, S, D)
       qk = torch.transpose(torch.view(torch.slice(qkv, -1, 0, q_size + kv_size), [b, s, num_heads + num_kv_heads, head_dim]), 1, 2)
-      qk = torch.add(torch.mul(qk, cos), torch.mul(torch.cat([torch.neg(torch.slice(qk, -1, half)), torch.slice(qk, -1, 0, half)], -1), sin))
+      qk = torch.addcmul(torch.mul(qk, cos), torch.roll(qk, [half], [-1]), sin)
       q = torch.slice(qk, 1, 0, num_heads)  # (B, N, S, D)
       k = torch.slice(qk, 1, num_heads)  # (B, K, S, D)
       v = torch.transpose(torch.view(torch.slice(qkv, -1, q_size + kv_size, q_size + 2 * kv_size), [b, s, num_kv_heads, head_dim]), 1, 2)
@@ -85,18 +95,25 @@ class LlamaStep(Module):
       values = torch.slice(vc, 2, 0, key_length)
       # GQA without copying keys: each key/value head serves its G query heads as G*S queries,
       # (B, N, S, D) -> (B, K, G*S, D), with the mask repeated per group above.
-      # SDPA's memory-efficient kernel then takes the masked batch as it is.
       grouped = torch.reshape(q, [b, num_kv_heads, groups * s, head_dim])
       o = torch.scaled_dot_product_attention(grouped, keys, values, mask, 0., False, scale=scaling)
-      o = torch.reshape(torch.transpose(torch.reshape(o, [b, num_heads, s, head_dim]), 1, 2), [b, s, q_size])  # (B, K, G*S, D) -> (B, N, S, D) -> (B, S, N*D)
-      x = torch.add(x, torch.linear(o, w[3], w[4]))
+      o = torch.reshape(torch.transpose(torch.reshape(o, [b, num_heads, s, head_dim]), 1, 2), [b * s, q_size])  # (B, K, G*S, D) -> (B, N, S, D) -> (B*S, N*D)
+      # residual added by the matmul itself: x += o @ Wo^T
+      torch.addmm_(rows_x, o, torch.t(w[3]))
+      if torch.numel(w[4]) > 0:
+        torch.add_(x, w[4])
       # MLP
       xf = x.float()
       h = torch.mul(w[5], torch.mul(xf, torch.rsqrt(torch.add(torch.mean(torch.pow(xf, 2), [-1], True), eps))).to(dtype))
-      gate_up = torch.linear(h, w[6], w[7])  # (B, S, 2*I)
+      if torch.numel(w[7]) > 0:
+        gate_up = torch.linear(h, w[6], w[7])  # (B, S, 2*I)
+      else:
+        gate_up = torch.linear(h, w[6])
       inter = torch.size(gate_up, -1) // 2
       act = torch.mul(torch.silu(torch.slice(gate_up, -1, 0, inter)), torch.slice(gate_up, -1, inter))
-      x = torch.add(x, torch.linear(act, w[8], w[9]))
+      torch.addmm_(rows_x, torch.view(act, [b * s, inter]), torch.t(w[8]))  # x += act @ Wdown^T
+      if torch.numel(w[9]) > 0:
+        torch.add_(x, w[9])
     last = torch.index(x, [torch.arange(b, device=input_ids.device), last_index])  # (B, S, H) -> (B, H)
     lf = last.float()
     normed = torch.mul(norm, torch.mul(lf, torch.rsqrt(torch.add(torch.mean(torch.pow(lf, 2), [-1], True), eps))).to(dtype))

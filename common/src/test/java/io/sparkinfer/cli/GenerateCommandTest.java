@@ -139,6 +139,15 @@ class GenerateCommandTest {
   }
 
   @Test
+  void flagsThatDefaultToOnAreTurnedOffWithFalse() {
+    java.util.List<CliOption> options = java.util.List.of(CliOption.flag("cuda-graphs", "graphs"));
+    assertThat(CliArgs.parse(options).flag("cuda-graphs", true)).isTrue();
+    assertThat(CliArgs.parse(options, "--cuda-graphs=false").flag("cuda-graphs", true)).isFalse();
+    assertThat(CliArgs.parse(options, "--cuda-graphs").flag("cuda-graphs", false)).isTrue();
+    assertThat(run("--model", "m", "--input", "i", "--cuda-graphs=maybe").stderr()).contains("--cuda-graphs is a flag");
+  }
+
+  @Test
   void missingModelOrInputExitWith1AndSayWhich(@TempDir Path tmp) throws Exception {
     Path input = tmp.resolve("in.jsonl");
     Files.writeString(input, "{\"id\": 1, \"prompt\": \"x\"}\n");

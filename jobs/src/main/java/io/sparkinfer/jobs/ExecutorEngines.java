@@ -15,9 +15,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The per-executor cache: one engine per (model, precision, device, backend) for the executor JVM's
- * lifetime, shared by all its tasks and reused across stages and jobs; one tokenizer per model for
- * planning. Everything is closed when the JVM stops (executor shutdown), or by {@link #closeAll()}.
+ * The per-executor cache: one engine per (model, precision, device, backend, CUDA graphs on or off) for
+ * the executor JVM's lifetime, shared by all its tasks and reused across stages and jobs; one tokenizer per
+ * model for planning. Everything is closed when the JVM stops (executor shutdown), or by {@link #closeAll()}.
  *
  * <p>Loads are counted ({@link #loadCount()}) and reported to the driver by the loading task, so the
  * driver can check "one load per executor" rather than assume it.
@@ -27,7 +27,7 @@ public final class ExecutorEngines {
   private static final Logger LOG = LoggerFactory.getLogger(ExecutorEngines.class);
 
   /** What identifies a loaded engine. */
-  public record Key(String model, String precision, String device, String backend) {}
+  public record Key(String model, String precision, String device, String backend, boolean cudaGraphs) {}
 
   /** A planning tokenizer and the prompt-length limit its model allows. */
   public record PlanningTokenizer(TextTokenizer tokenizer, int contextLength) {}

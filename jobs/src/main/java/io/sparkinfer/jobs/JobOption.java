@@ -33,6 +33,8 @@ public enum JobOption {
   DEVICE("device", "auto|cpu|gpu|gpu:N", "auto",
       "auto: the GPU Spark assigned to the task (spark.task.resource.gpu.amount), else the CPU"),
   BACKEND("backend", "auto|eager|scripted", "auto", "engine backend; auto: scripted on GPU, eager on CPU"),
+  CUDA_GRAPHS("cuda-graphs", null, "true",
+      "scripted backend on a GPU: replay decode steps as CUDA graphs (--cuda-graphs=false turns them off)"),
   BATCH_SIZE("batch-size", "N|auto", "auto",
       "sequences generated together; auto sizes batches from the device's free memory"),
   MAX_PROMPT_TOKENS("max-prompt-tokens", "N", "0",

@@ -21,6 +21,7 @@ import java.util.function.Function;
  * @param partitions inference partitions per commit; 0 to derive from the cluster and the input
  * @param commitEvery rows per output commit; 0 for a single commit
  * @param precision null for auto
+ * @param cudaGraphs let the scripted backend replay decode steps as CUDA graphs on a GPU ({@code --cuda-graphs})
  * @param runsTable null for {@code OUTPUT/_job_runs}
  * @param runId null to generate one
  */
@@ -42,6 +43,7 @@ public record JobOptions(
     Precision precision,
     String device,
     String backend,
+    boolean cudaGraphs,
     int batchSize,
     int maxPromptTokens,
     int partitions,
@@ -191,6 +193,7 @@ public record JobOptions(
         "auto".equalsIgnoreCase(v.get(JobOption.PRECISION)) ? null : precision(v.get(JobOption.PRECISION)),
         v.get(JobOption.DEVICE),
         v.get(JobOption.BACKEND),
+        parseBoolean(v, JobOption.CUDA_GRAPHS),
         "auto".equalsIgnoreCase(v.get(JobOption.BATCH_SIZE)) ? 0 : positiveInt(v, JobOption.BATCH_SIZE),
         parseInt(v, JobOption.MAX_PROMPT_TOKENS),
         parseInt(v, JobOption.PARTITIONS),

@@ -65,9 +65,10 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
     String device = DeviceBinding.forTask(options.device(), task);
     String executorId = SparkEnv.get().executorId();
     EngineOptions engineOptions = new EngineOptions(model.localDir().toString(), options.precision(), device,
-        options.engineBackend(), false);
+        options.engineBackend(), false, options.cudaGraphs());
     ExecutorEngines.Key key = new ExecutorEngines.Key(model.uri(),
-        options.precision() == null ? "auto" : options.precision().label(), device, options.backend());
+        options.precision() == null ? "auto" : options.precision().label(), device, options.backend(),
+        options.cudaGraphs());
     LlmEngine engine = ExecutorEngines.engine(engineOptions, key, (k, loaded, seconds) ->
         metrics.recordLoad(executorId, k.device(), seconds, loaded));
     metrics.executors.add(executorId);

@@ -31,6 +31,34 @@ class JobOptionsTest {
     assertThat(o.dedup()).isTrue();
     assertThat(o.runsTablePath()).isEqualTo("/out/_job_runs");
     assertThat(o.stop()).isEmpty();
+    assertThat(o.cudaGraphs()).as("on by default").isTrue();
+  }
+
+  @Test
+  void cudaGraphsIsAFlagOnByDefault() {
+    assertThat(JobOption.CUDA_GRAPHS.isFlag()).isTrue();
+    assertThat(parse(Map.of()).cudaGraphs()).as("default").isTrue();
+    assertThat(parse(Map.of(), "--cuda-graphs").cudaGraphs()).as("given alone").isTrue();
+    assertThat(parse(Map.of(), "--cuda-graphs=true").cudaGraphs()).isTrue();
+    assertThat(parse(Map.of(), "--cuda-graphs=false").cudaGraphs()).as("turned off").isFalse();
+    Map<String, String> off = Map.of("spark.sparkinfer.cuda-graphs", "false");
+    assertThat(parse(off).cudaGraphs()).as("Spark conf when the flag is absent").isFalse();
+    assertThat(parse(off, "--cuda-graphs").cudaGraphs()).as("command line beats the conf").isTrue();
+    assertThat(parse(off, "--cuda-graphs=true").cudaGraphs()).as("command line beats the conf").isTrue();
+    assertThat(parse(Map.of("spark.sparkinfer.cuda-graphs", "true"), "--cuda-graphs=false").cudaGraphs())
+        .as("command line beats the conf").isFalse();
+    assertThatThrownBy(() -> JobOptions.parseArgs(new String[] {"--cuda-graphs=maybe"}))
+        .hasMessageContaining("--cuda-graphs is a flag");
+    assertThatThrownBy(() -> parse(Map.of("spark.sparkinfer.cuda-graphs", "maybe")))
+        .hasMessageContaining("--cuda-graphs must be true or false, got 'maybe'");
+  }
+
+  @Test
+  void enginesLoadedWithAndWithoutCudaGraphsAreDifferentKeys() {
+    var on = new ExecutorEngines.Key("/m", "fp16", "gpu:0", "scripted", true);
+    var off = new ExecutorEngines.Key("/m", "fp16", "gpu:0", "scripted", false);
+    assertThat(on).isNotEqualTo(off);
+    assertThat(on).isEqualTo(new ExecutorEngines.Key("/m", "fp16", "gpu:0", "scripted", true));
   }
 
   @Test
@@ -89,6 +117,7 @@ class JobOptionsTest {
       assertThat(usage).contains("--" + o.optionName());
     }
     assertThat(usage).contains("--max-new-tokens N").contains("[64]").contains("spark.sparkinfer.<name>");
+    assertThat(usage).contains("--cuda-graphs ").contains("--cuda-graphs=false turns them off");
   }
 
   @Test
@@ -97,7 +126,7 @@ class JobOptionsTest {
     var err = new java.io.ByteArrayOutputStream();
     assertThat(BatchInferenceJob.run(new String[] {"--help"}, new java.io.PrintStream(out), new java.io.PrintStream(err)))
         .isZero();
-    assertThat(out.toString()).contains("Usage: BatchInferenceJob");
+    assertThat(out.toString()).contains("Usage: BatchInferenceJob").contains("--cuda-graphs");
     assertThat(BatchInferenceJob.run(new String[] {"--model", "/no/such/model", "--input", "x", "--output", "y"},
         new java.io.PrintStream(out), new java.io.PrintStream(err))).isEqualTo(BatchInferenceJob.EXIT_USAGE);
     assertThat(err.toString()).contains("--model /no/such/model: no such directory");

@@ -1,0 +1,140 @@
+package io.sparkinfer.kernels;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import io.sparkinfer.model.ForwardBatch;
+import io.sparkinfer.model.KvCache;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * The CUDA graphs of the decode steps over one batch's KV cache, attached to the cache and closed with it.
+ *
+ * <p>A step's shapes depend on how many cache slots attention reads, so there is one graph per key-length
+ * bucket: slots read are rounded up to a multiple of {@link #KEY_BUCKET} (the extra slots are masked, as
+ * in every step), and each bucket's graph is captured the first time a step needs it, then replayed for
+ * every later step in the bucket. Graphs replay on the tensors they were captured with: each step's token
+ * ids and positions are copied into fixed input tensors, and each graph overwrites one fixed logits tensor.
+ * All graphs of a cache share one memory pool (they replay one at a time on the cache's thread).
+ */
+final class DecodeGraphs implements AutoCloseable {
+
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(DecodeGraphs.class);
+
+  /** Key slots are read in multiples of this: a batch of 128 new tokens over 512-token prompts needs 2 graphs. */
+  static final int KEY_BUCKET = 128;
+  /**
+   * Plain runs before a capture, so TorchScript's executor has settled what it runs (with
+   * {@code -Dsparkinfer.scripted.optimize=true} it profiles, then compiles fused kernels).
+   */
+  static final int WARMUP_RUNS = ScriptedCausalLm.OPTIMIZE ? 4 : 2;
+  private static final NDIndex ALL = new NDIndex(":");
+
+  private final ScriptedCausalLm model;
+  private final KvCache cache;
+  private final NDManager manager;
+  private final NDArray inputIds; // (B, 1) int64
+  private final NDArray positions; // (B, 1) int64
+  private final NDArray lastIndex; // (B) int64 zeros: decode rows have one token
+  private final Map<Integer, Captured> byKeyLength = new HashMap<>();
+  private CudaGraphs.Graph poolOwner;
+
+  private record Captured(CudaGraphs.Graph graph, NDArray logits) {}
+
+  DecodeGraphs(ScriptedCausalLm model, KvCache cache, Device device) {
+    this.model = model;
+    this.cache = cache;
+    this.manager = NDManager.newBaseManager(device);
+    int b = cache.batchSize();
+    this.inputIds = manager.zeros(new Shape(b, 1), DataType.INT64);
+    this.positions = manager.zeros(new Shape(b, 1), DataType.INT64);
+    this.lastIndex = manager.zeros(new Shape(b), DataType.INT64);
+  }
+
+  /** Key slots a step reading {@code keyLength} of them runs with: rounded up to a bucket, within the cache. */
+  static int bucket(int keyLength, int capacity) {
+    return Math.min(capacity, (keyLength + KEY_BUCKET - 1) / KEY_BUCKET * KEY_BUCKET);
+  }
+
+  /** Graphs captured so far. */
+  int size() {
+    return byKeyLength.size();
+  }
+
+  /**
+   * Runs one decode step by replaying its bucket's graph (capturing it first if needed).
+   *
+   * @return (B, V) float32 logits attached to {@code scope}: a view of the graph's output, valid until the
+   *     next step over this cache
+   */
+  NDArray step(NDManager scope, ForwardBatch batch) {
+    int keys = bucket(batch.keyLength(), cache.capacity());
+    inputIds.set(ALL, batch.inputIds());
+    positions.set(ALL, batch.positions());
+    Captured c = byKeyLength.get(keys);
+    if (c == null) {
+      c = capture(keys);
+      byKeyLength.put(keys, c);
+      model.countCapture();
+    }
+    c.graph().replay();
+    model.countReplay();
+    return c.logits().get(scope, ALL);
+  }
+
+  private Captured capture(int keys) {
+    ForwardBatch fixed = new ForwardBatch(inputIds, positions, lastIndex, keys);
+    for (int i = 0; i < WARMUP_RUNS; i++) {
+      try (NDManager warmup = manager.newSubManager()) {
+        model.run(warmup, fixed, cache); // writes this step's keys and values, as the replay will again
+      }
+    }
+    CudaGraphs.Graph graph = new CudaGraphs.Graph();
+    try {
+      NDArray logits = graph.capture(poolOwner, () -> model.run(manager, fixed, cache));
+      if (poolOwner == null) {
+        poolOwner = graph;
+      }
+      if (TIME_REPLAYS) {
+        timeReplays(graph, logits, keys);
+      }
+      return new Captured(graph, logits);
+    } catch (RuntimeException e) {
+      graph.close();
+      throw e;
+    }
+  }
+
+  /**
+   * With {@code -Dsparkinfer.graphs.timing=true}, each new graph is replayed back to back (the step's own
+   * inputs again, so the cache ends as it would) and the GPU time per replay is logged: the step's device
+   * time apart from what the host adds between steps.
+   */
+  static final boolean TIME_REPLAYS = Boolean.getBoolean("sparkinfer.graphs.timing");
+
+  private void timeReplays(CudaGraphs.Graph graph, NDArray logits, int keys) {
+    int n = 20;
+    graph.replay();
+    logits.getFloat(0, 0); // waits for the device
+    long start = System.nanoTime();
+    for (int i = 0; i < n; i++) {
+      graph.replay();
+    }
+    long launched = System.nanoTime();
+    logits.getFloat(0, 0);
+    long done = System.nanoTime();
+    LOG.info(String.format(java.util.Locale.ROOT, "graph B=%d T=%d: %.3f ms per replay back to back, %.3f ms to launch",
+        cache.batchSize(), keys, (done - start) / 1e6 / n, (launched - start) / 1e6 / n));
+  }
+
+  @Override
+  public void close() {
+    manager.close(); // the fixed tensors and outputs go back to the graphs' pool, which the graphs then free
+    byKeyLength.values().forEach(c -> c.graph().close());
+    byKeyLength.clear();
+  }
+}

@@ -1,0 +1,131 @@
+package io.sparkinfer.kernels;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import ai.djl.engine.Engine;
+import io.sparkinfer.generate.Completion;
+import io.sparkinfer.generate.GenerationRequest;
+import io.sparkinfer.generate.Generator;
+import io.sparkinfer.generate.SamplingParams;
+import io.sparkinfer.model.Precision;
+import io.sparkinfer.predict.EngineOptions;
+import io.sparkinfer.predict.LlmEngine;
+import io.sparkinfer.testing.Fixtures;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * CUDA graph decode steps on a GPU: the tokens they give equal transformers' references and the plain
+ * scripted calls', across key-length buckets, continuous-batching refills and threads on their own
+ * streams. Needs a CUDA GPU, so it is skipped in CI; it runs on the GPU machine (see
+ * {@code submit/gpu-tests.sh}).
+ */
+@Tag("gpu")
+class CudaGraphsGpuTest {
+
+  @BeforeAll
+  static void needsGpu() {
+    assumeTrue(Engine.getEngine("PyTorch").getGpuCount() > 0, "no CUDA GPU: CUDA graphs are checked on the GPU machine");
+  }
+
+  static Stream<Arguments> fixtures() {
+    return Stream.of(Arguments.of("qwen2-tiny", Fixtures.model("qwen2-tiny")),
+        Arguments.of("llama3-tiny", Fixtures.bundled("llama3-tiny")),
+        Arguments.of("mistral-tiny (sliding window)", Fixtures.bundled("mistral-tiny")),
+        Arguments.of("llama-bias-tiny", Fixtures.bundled("llama-bias-tiny")));
+  }
+
+  /** fp32 greedy ids from replayed graphs equal transformers' greedy ids and the plain calls' ids. */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("fixtures")
+  void replayedGraphsGiveTheReferenceGreedyIds(String name, Path dir) {
+    List<Fixtures.Case> cases = Fixtures.reference(dir);
+    List<GenerationRequest> requests = new ArrayList<>();
+    for (int i = 0; i < cases.size(); i++) {
+      requests.add(new GenerationRequest("p" + i, cases.get(i).prompt(), cases.get(i).greedyIds().length,
+          SamplingParams.GREEDY, List.of(), true)); // references run past eos
+    }
+    EngineOptions graphs = EngineOptions.of(dir, Precision.FP32, "gpu").withBackend("scripted");
+    try (LlmEngine g = LlmEngine.load(graphs); LlmEngine plain = LlmEngine.load(graphs.withCudaGraphs(false))) {
+      assertThat(g.usesCudaGraphs()).as(g.describe()).isTrue();
+      assertThat(plain.usesCudaGraphs()).isFalse();
+      List<Completion> replayed = g.generate(requests, 3); // width 3: rows refill as sequences finish
+      List<Completion> called = plain.generate(requests, 3);
+      for (int i = 0; i < cases.size(); i++) {
+        assertThat(replayed.get(i).outputTokenIds()).as(cases.get(i).prompt())
+            .containsExactly(cases.get(i).greedyIds())
+            .containsExactly(called.get(i).outputTokenIds());
+      }
+      assertThat(backend(g).graphReplays()).as("decode steps replayed").isPositive();
+    }
+  }
+
+  /** Long completions cross several 128-slot buckets: each gets its graph, and tokens match plain calls. */
+  @Test
+  void graphsFollowTheKeyLengthAcrossBuckets() {
+    Path dir = Fixtures.demoModel();
+    List<GenerationRequest> requests = demoRequests(6, 300);
+    EngineOptions graphs = EngineOptions.of(dir, Precision.FP32, "gpu").withBackend("scripted");
+    try (LlmEngine g = LlmEngine.load(graphs); LlmEngine plain = LlmEngine.load(graphs.withCudaGraphs(false))) {
+      List<Completion> replayed = g.generate(requests, 4);
+      List<Completion> called = plain.generate(requests, 4);
+      for (int i = 0; i < requests.size(); i++) {
+        assertThat(replayed.get(i).outputTokenIds()).as("prompt %d", i).containsExactly(called.get(i).outputTokenIds());
+        assertThat(replayed.get(i).outputTokenIds()).hasSize(300);
+      }
+      assertThat(backend(g).graphCaptures()).as("one graph per bucket the keys crossed").isGreaterThanOrEqualTo(3);
+    }
+  }
+
+  /** Decode threads, each on a stream of its own with graphs of its own, give the single thread's tokens. */
+  @Test
+  void threadsOnTheirOwnStreamsGiveTheSameTokens() throws Exception {
+    Path dir = Fixtures.demoModel();
+    List<GenerationRequest> requests = demoRequests(8, 64);
+    try (LlmEngine engine = LlmEngine.load(EngineOptions.of(dir, Precision.FP16, "gpu").withBackend("scripted"))) {
+      List<Completion> alone = engine.generate(requests, 4);
+      ExecutorService pool = Executors.newFixedThreadPool(2);
+      try {
+        List<Future<List<Completion>>> futures = new ArrayList<>();
+        for (int t = 0; t < 2; t++) {
+          Generator generator = engine.newGenerator();
+          futures.add(pool.submit(() -> generator.generate(requests, 4)));
+        }
+        for (Future<List<Completion>> f : futures) {
+          List<Completion> together = f.get();
+          for (int i = 0; i < requests.size(); i++) {
+            assertThat(together.get(i).outputTokenIds()).as("prompt %d", i).containsExactly(alone.get(i).outputTokenIds());
+          }
+        }
+      } finally {
+        pool.shutdown();
+      }
+    }
+  }
+
+  private static List<GenerationRequest> demoRequests(int n, int maxNew) {
+    String[] prompts = {"def fibonacci(n):", "class Stack:", "import os\n", "def add(a, b):\n    return",
+        "for i in range(10):", "# sort a list\n", "def main():\n", "x = [1, 2, 3]\n"};
+    List<GenerationRequest> out = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      out.add(new GenerationRequest("d" + i, prompts[i % prompts.length], maxNew, SamplingParams.GREEDY, List.of(), true));
+    }
+    return out;
+  }
+
+  private static ScriptedCausalLm backend(LlmEngine engine) {
+    return (ScriptedCausalLm) engine.newGenerator().backend();
+  }
+}
