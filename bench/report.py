@@ -1,7 +1,11 @@
 """Merges the engine's and transformers' benchmark outputs (same call, same GPU) into one result file with
 ratios and the bandwidth roofline, and prints a markdown table.
 
-usage: python3 bench/report.py HF.json ENGINE.json MODEL_DIR COMMAND > bench/results/DATE-GPU.json
+usage: python3 bench/report.py HF.json ENGINE.json MODEL_DIR COMMAND [--weight-bytes N --driver V] > bench/results/DATE-GPU.json
+
+--weight-bytes and --driver re-make a report away from the GPU machine (when the call that measured was cut
+short before its report): MODEL_DIR then needs only config.json, and the two values come from a report of
+the same checkpoint and machine.
 """
 import datetime
 import glob
@@ -10,29 +14,44 @@ import math
 import subprocess
 import sys
 
-from safetensors import safe_open
+args = sys.argv[1:]
 
-hf = json.load(open(sys.argv[1]))
-engine = json.load(open(sys.argv[2]))
-model_dir, command = sys.argv[3], sys.argv[4]
+
+def option(name):
+    if name not in args:
+        return None
+    i = args.index(name)
+    value = args[i + 1]
+    del args[i:i + 2]
+    return value
+
+
+given_weight_bytes, given_driver = option("--weight-bytes"), option("--driver")
+hf = json.load(open(args[0]))
+engine = json.load(open(args[1]))
+model_dir, command = args[2], args[3]
 cfg = json.load(open(model_dir + "/config.json"))
 
 # HBM bandwidth by card (vendor figures, bytes/s); the roofline divides each decode step's bytes by it.
 BANDWIDTH = {"H100 80GB HBM3": 3.35e12, "H100 PCIe": 2.0e12, "H100 NVL": 3.9e12, "H200": 4.8e12}
 gpu = hf["gpu"]
 bandwidth = next((v for k, v in BANDWIDTH.items() if k in gpu), None)
-driver = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                        capture_output=True, text=True).stdout.strip().splitlines()[0]
+driver = given_driver or subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                        capture_output=True, text=True).stdout.strip().splitlines()[0]
 
 # Bytes one decode step reads: every weight but the embedding table (only B rows of it), in fp16, plus each
 # row's keys and values over its context (mean prompt + half the new tokens).
-params = 0
-for f in glob.glob(model_dir + "/*.safetensors"):
-    with safe_open(f, "pt") as st:
-        for name in st.keys():
-            if name != "model.embed_tokens.weight" or cfg.get("tie_word_embeddings"):
-                params += math.prod(st.get_slice(name).get_shape())
-weight_bytes = params * 2
+if given_weight_bytes:
+    weight_bytes = int(given_weight_bytes)
+else:
+    from safetensors import safe_open
+    params = 0
+    for f in glob.glob(model_dir + "/*.safetensors"):
+        with safe_open(f, "pt") as st:
+            for name in st.keys():
+                if name != "model.embed_tokens.weight" or cfg.get("tie_word_embeddings"):
+                    params += math.prod(st.get_slice(name).get_shape())
+    weight_bytes = params * 2
 kv_per_token = 2 * cfg["num_hidden_layers"] * cfg["num_key_value_heads"] * (cfg["hidden_size"] // cfg["num_attention_heads"]) * 2
 
 

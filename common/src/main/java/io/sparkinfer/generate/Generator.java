@@ -324,10 +324,8 @@ public final class Generator implements AutoCloseable {
       long t2;
       long t3;
       try (NDManager step = scope.newSubManager()) {
-        ForwardBatch fb = new ForwardBatch(step.create(ids, new Shape(b, 1)), step.create(positions, new Shape(b, 1)),
-            step.create(new long[b]), keyLength);
         t1 = System.nanoTime();
-        NDArray logits = backend.decode(step, fb, cache); // (B, V) float32
+        NDArray logits = backend.decode(step, ids, positions, keyLength, cache); // (B, V) float32
         t2 = System.nanoTime();
         long[] next = chooseTokens(logits, active);
         long now = System.nanoTime();

@@ -4,8 +4,6 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
-import ai.djl.ndarray.types.DataType;
-import ai.djl.ndarray.types.Shape;
 import io.sparkinfer.model.ForwardBatch;
 import io.sparkinfer.model.KvCache;
 import java.util.HashMap;
@@ -16,7 +14,7 @@ import java.util.Map;
  *
  * <p>A step's shapes depend on how many cache slots attention reads, so there is one graph per key-length
  * bucket: slots read are rounded up to a multiple of {@link #KEY_BUCKET} (the extra slots are masked, as
- * in every step), and each bucket's graph is captured the first time a step needs it, then replayed for
+ * in every step; fp16 flash decode reads only each row's written slots whatever the bucket), and each bucket's graph is captured the first time a step needs it, then replayed for
  * every later step in the bucket. Graphs replay on the tensors they were captured with: each step's token
  * ids and positions are copied into fixed input tensors, and each graph overwrites one fixed logits tensor.
  * All graphs of a cache share one memory pool (they replay one at a time on the cache's thread).
@@ -37,9 +35,7 @@ final class DecodeGraphs implements AutoCloseable {
   private final ScriptedCausalLm model;
   private final KvCache cache;
   private final NDManager manager;
-  private final NDArray inputIds; // (B, 1) int64
-  private final NDArray positions; // (B, 1) int64
-  private final NDArray lastIndex; // (B) int64 zeros: decode rows have one token
+  private final DecodeInputs inputs;
   private final Map<Integer, Captured> byKeyLength = new HashMap<>();
   private CudaGraphs.Graph poolOwner;
 
@@ -49,10 +45,7 @@ final class DecodeGraphs implements AutoCloseable {
     this.model = model;
     this.cache = cache;
     this.manager = NDManager.newBaseManager(device);
-    int b = cache.batchSize();
-    this.inputIds = manager.zeros(new Shape(b, 1), DataType.INT64);
-    this.positions = manager.zeros(new Shape(b, 1), DataType.INT64);
-    this.lastIndex = manager.zeros(new Shape(b), DataType.INT64);
+    this.inputs = new DecodeInputs(manager, cache.batchSize());
   }
 
   /** Key slots a step reading {@code keyLength} of them runs with: rounded up to a bucket, within the cache. */
@@ -66,15 +59,15 @@ final class DecodeGraphs implements AutoCloseable {
   }
 
   /**
-   * Runs one decode step by replaying its bucket's graph (capturing it first if needed).
+   * Runs one decode step by replaying its bucket's graph (capturing it first if needed): the step's token
+   * ids and positions (B each) go to the device in one copy.
    *
    * @return (B, V) float32 logits attached to {@code scope}: a view of the graph's output, valid until the
    *     next step over this cache
    */
-  NDArray step(NDManager scope, ForwardBatch batch) {
-    int keys = bucket(batch.keyLength(), cache.capacity());
-    inputIds.set(ALL, batch.inputIds());
-    positions.set(ALL, batch.positions());
+  NDArray step(NDManager scope, long[] tokenIds, long[] tokenPositions, int keyLength) {
+    int keys = bucket(keyLength, cache.capacity());
+    inputs.write(scope, tokenIds, tokenPositions);
     Captured c = byKeyLength.get(keys);
     if (c == null) {
       c = capture(keys);
@@ -87,7 +80,7 @@ final class DecodeGraphs implements AutoCloseable {
   }
 
   private Captured capture(int keys) {
-    ForwardBatch fixed = new ForwardBatch(inputIds, positions, lastIndex, keys);
+    ForwardBatch fixed = inputs.batch(keys);
     for (int i = 0; i < WARMUP_RUNS; i++) {
       try (NDManager warmup = manager.newSubManager()) {
         model.run(warmup, fixed, cache); // writes this step's keys and values, as the replay will again

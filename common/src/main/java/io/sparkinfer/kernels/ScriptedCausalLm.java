@@ -31,7 +31,10 @@ import org.slf4j.LoggerFactory;
  * The scripted backend: the same model step as {@link io.sparkinfer.model.CausalLm}, run as one TorchScript
  * call ({@code llama_step.py}) over the same weights and KV cache. It takes the stacked q/k/v and gate/up
  * projections that {@link ModelWeights} holds, so a layer is four matrix multiplications; absent biases are
- * passed as zeros.
+ * passed as empty tensors.
+ *
+ * <p>On a GPU, decode steps are captured once per batch cache and key bucket as CUDA graphs and replayed
+ * ({@link DecodeGraphs}), and each thread runs on a CUDA stream of its own ({@link CudaGraphs}).
  */
 public final class ScriptedCausalLm implements CausalLmBackend {
 
@@ -44,6 +47,13 @@ public final class ScriptedCausalLm implements CausalLmBackend {
    */
   static final boolean OPTIMIZE = Boolean.getBoolean("sparkinfer.scripted.optimize");
   static final String CLASS_NAME = "LlamaStep";
+
+  /**
+   * Whether decode steps on a GPU in fp16/bf16 run attention as variable-length flash attention over each
+   * row's written slots ({@code llama_step.py}); on by default, {@code -Dsparkinfer.scripted.flashDecode=false}
+   * runs them through SDPA with a mask, as every other step.
+   */
+  static final boolean FLASH_DECODE = Boolean.parseBoolean(System.getProperty("sparkinfer.scripted.flashDecode", "true"));
   private static final Logger LOG = LoggerFactory.getLogger(ScriptedCausalLm.class);
 
   private final ModelConfig config;
@@ -61,6 +71,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
   private final IValue numKvHeads;
   private final IValue headDim;
   private final IValue eps;
+  private IValue flashDecode;
   /** Why decode steps run without CUDA graphs, or null while they use them. */
   private volatile String graphsOff;
   private final AtomicLong graphCaptures = new AtomicLong();
@@ -110,6 +121,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
       this.numKvHeads = keep(IValue.from((long) config.numKeyValueHeads()));
       this.headDim = keep(IValue.from((long) config.headDim()));
       this.eps = keep(IValue.from(config.rmsNormEps()));
+      this.flashDecode = keep(IValue.from(FLASH_DECODE));
     } catch (RuntimeException e) {
       close();
       throw e;
@@ -129,6 +141,14 @@ public final class ScriptedCausalLm implements CausalLmBackend {
   @Override
   public String name() {
     return "scripted";
+  }
+
+  /** Chooses the decode attention path from now on (tests compare the two; not for use with captured graphs). */
+  void useFlashDecode(boolean on) {
+    IValue old = flashDecode;
+    flashDecode = IValue.from(on);
+    constants.set(constants.indexOf(old), flashDecode);
+    old.close();
   }
 
   /** Whether decode steps replay CUDA graphs; else {@link #cudaGraphsOffReason()} says why not. */
@@ -172,17 +192,18 @@ public final class ScriptedCausalLm implements CausalLmBackend {
    * run nothing, and the warm-up runs before it wrote the same keys and values the plain call writes.
    */
   @Override
-  public NDArray decode(NDManager scope, ForwardBatch batch, KvCache cache) {
+  public NDArray decode(NDManager scope, long[] tokenIds, long[] positions, int keyLength, KvCache cache) {
     if (!usesCudaGraphs()) {
-      return run(scope, batch, cache);
+      return CausalLmBackend.super.decode(scope, tokenIds, positions, keyLength, cache);
     }
     CudaGraphs.useThreadStream(device);
     try {
-      return cache.attachment(DecodeGraphs.class, () -> new DecodeGraphs(this, cache, device)).step(scope, batch);
+      return cache.attachment(DecodeGraphs.class, () -> new DecodeGraphs(this, cache, device))
+          .step(scope, tokenIds, positions, keyLength);
     } catch (RuntimeException e) {
       graphsOff = "a graph failed: " + firstLine(e.getMessage());
       LOG.warn("CUDA graphs turned off for this model, decode steps continue without them", e);
-      return run(scope, batch, cache);
+      return CausalLmBackend.super.decode(scope, tokenIds, positions, keyLength, cache);
     }
   }
 
@@ -206,7 +227,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
         embedTokens, layers, norm, lmHead, invFreq,
         call(perCall, IValue.listFrom(pts(cache.keyArrays()))),
         call(perCall, IValue.listFrom(pts(cache.valueArrays()))),
-        windows, numHeads, numKvHeads, headDim, eps
+        windows, numHeads, numKvHeads, headDim, eps, flashDecode
       };
       JniUtils.setGraphExecutorOptimize(OPTIMIZE); // per thread in libtorch
       IValue out = call(perCall, step.forward(args));

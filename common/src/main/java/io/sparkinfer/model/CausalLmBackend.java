@@ -2,6 +2,8 @@ package io.sparkinfer.model;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
 
 /**
  * Runs a Llama-family model step: the layer math, apart from weights (shared, {@link ModelWeights}), the
@@ -21,9 +23,17 @@ public interface CausalLmBackend extends AutoCloseable {
   /**
    * Runs one decode step (S = 1) over {@code cache}, a batch's long-lived cache that decode steps reuse
    * until it closes. Backends may keep work across such calls (captured CUDA graphs, attached to the
-   * cache); by default this is {@link #forward}.
+   * cache); by default this is {@link #forward} on device copies of the inputs.
+   *
+   * @param tokenIds (B) each row's input token
+   * @param positions (B) each row's position (= the cache slot it writes)
+   * @param keyLength 1 + the largest position: how many cache slots attention reads
+   * @return (B, V) float32 logits attached to {@code scope}
    */
-  default NDArray decode(NDManager scope, ForwardBatch batch, KvCache cache) {
+  default NDArray decode(NDManager scope, long[] tokenIds, long[] positions, int keyLength, KvCache cache) {
+    int b = tokenIds.length;
+    ForwardBatch batch = new ForwardBatch(scope.create(tokenIds, new Shape(b, 1)), scope.create(positions, new Shape(b, 1)),
+        scope.zeros(new Shape(b), DataType.INT64), keyLength);
     return forward(scope, batch, cache);
   }
 

@@ -16,13 +16,15 @@ import java.util.function.Supplier;
  * sequence, so rows advance independently (prompts of different lengths, sequences that join later).
  * Writes go in place at given positions; nothing is concatenated per step.
  *
- * <p>Dimensions: B rows, K key/value heads, C capacity (slots per row), D head dim.
+ * <p>Dimensions: B rows, K key/value heads, C capacity (slots per row), D head dim. A layer's keys are held
+ * as (B, C, K, D), so each row's slots are contiguous and the cache reads as (B*C, K, D) packed sequences
+ * (the layout of variable-length attention kernels); {@link #keys} gives the (B, K, T, D) view.
  */
 public final class KvCache implements AutoCloseable {
 
   private final NDManager manager;
-  private final NDArray[] keys; // per layer (B, K, C, D)
-  private final NDArray[] values; // per layer (B, K, C, D)
+  private final NDArray[] keys; // per layer (B, C, K, D)
+  private final NDArray[] values; // per layer (B, C, K, D)
   private final NDArray rowIndex; // (B, 1) int64: 0..B-1, broadcast against positions when writing
   private final int batchSize;
   private final int capacity;
@@ -50,7 +52,7 @@ public final class KvCache implements AutoCloseable {
     int layers = config.numHiddenLayers();
     NDArray[] k = new NDArray[layers];
     NDArray[] v = new NDArray[layers];
-    Shape shape = new Shape(batchSize, config.numKeyValueHeads(), capacity, config.headDim());
+    Shape shape = new Shape(batchSize, capacity, config.numKeyValueHeads(), config.headDim());
     for (int i = 0; i < layers; i++) {
       k[i] = manager.zeros(shape, dataType);
       v[i] = manager.zeros(shape, dataType);
@@ -72,7 +74,7 @@ public final class KvCache implements AutoCloseable {
    * @param v (B, K, S, D)
    */
   public void write(int layer, NDArray positions, NDArray k, NDArray v) {
-    NDIndex at = new NDIndex("{}, :, {}", rowIndex, positions); // selects (B, S, K, D)
+    NDIndex at = new NDIndex("{}, {}", rowIndex, positions); // selects (B, S, K, D)
     keys[layer].set(at, k.transpose(0, 2, 1, 3)); // (B, K, S, D) -> (B, S, K, D)
     values[layer].set(at, v.transpose(0, 2, 1, 3));
   }
@@ -88,8 +90,8 @@ public final class KvCache implements AutoCloseable {
     }
     try (NDManager scope = manager.newSubManager()) {
       NDArray rows = scope.create(dstRows);
-      NDIndex at = new NDIndex("{}, :, :{}", rows, length); // selects (R, K, length, D)
-      NDIndex head = new NDIndex(":, :, :{}", length);
+      NDIndex at = new NDIndex("{}, :{}", rows, length); // selects (R, length, K, D)
+      NDIndex head = new NDIndex(":, :{}", length);
       for (int i = 0; i < keys.length; i++) {
         keys[i].set(at, src.keys[i].get(scope, head));
         values[i].set(at, src.values[i].get(scope, head));
@@ -106,8 +108,8 @@ public final class KvCache implements AutoCloseable {
     NDManager m = parent.newSubManager();
     NDArray[] k = new NDArray[keys.length];
     NDArray[] v = new NDArray[keys.length];
-    Shape bigger = new Shape(shape.get(0), shape.get(1), newCapacity, shape.get(3));
-    NDIndex old = new NDIndex(":, :, :{}", capacity);
+    Shape bigger = new Shape(shape.get(0), newCapacity, shape.get(2), shape.get(3));
+    NDIndex old = new NDIndex(":, :{}", capacity);
     for (int i = 0; i < keys.length; i++) {
       k[i] = m.zeros(bigger, keys[i].getDataType());
       v[i] = m.zeros(bigger, values[i].getDataType());
@@ -118,22 +120,22 @@ public final class KvCache implements AutoCloseable {
     return new KvCache(m, k, v, rows, batchSize, newCapacity);
   }
 
-  /** The first {@code length} slots of a layer's keys, (B, K, length, D), attached to {@code scope}. */
+  /** The first {@code length} slots of a layer's keys as a (B, K, length, D) view, attached to {@code scope}. */
   public NDArray keys(NDManager scope, int layer, int length) {
-    return keys[layer].get(scope, new NDIndex(":, :, :{}", length));
+    return keys[layer].get(scope, new NDIndex(":, :{}", length)).transpose(0, 2, 1, 3); // (B, T, K, D) -> (B, K, T, D)
   }
 
-  /** The first {@code length} slots of a layer's values, (B, K, length, D), attached to {@code scope}. */
+  /** The first {@code length} slots of a layer's values as a (B, K, length, D) view, attached to {@code scope}. */
   public NDArray values(NDManager scope, int layer, int length) {
-    return values[layer].get(scope, new NDIndex(":, :, :{}", length));
+    return values[layer].get(scope, new NDIndex(":, :{}", length)).transpose(0, 2, 1, 3); // (B, T, K, D) -> (B, K, T, D)
   }
 
-  /** The raw per-layer key arrays (B, K, C, D), for backends that take the whole cache in one call. */
+  /** The raw per-layer key arrays (B, C, K, D), for backends that take the whole cache in one call. */
   public NDArray[] keyArrays() {
     return keys.clone();
   }
 
-  /** The raw per-layer value arrays (B, K, C, D). */
+  /** The raw per-layer value arrays (B, C, K, D). */
   public NDArray[] valueArrays() {
     return values.clone();
   }

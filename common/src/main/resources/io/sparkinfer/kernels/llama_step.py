@@ -12,7 +12,12 @@
 # layers holds 10 tensors per layer, in this order:
 #   input_layernorm (H), qkv weight (N*D + 2*K*D, H), qkv bias (N*D + 2*K*D), o weight (H, N*D), o bias (H),
 #   post_attention_layernorm (H), gate_up weight (2*I, H), gate_up bias (2*I), down weight (H, I), down bias (H)
-# (absent biases are empty tensors). k_cache / v_cache hold one (B, K, C, D) tensor per layer, written in place.
+# (absent biases are empty tensors). k_cache / v_cache hold one (B, C, K, D) tensor per layer, written in place.
+#
+# Decode steps (S = 1) on CUDA in fp16/bf16 run attention with variable-length flash attention when
+# flash_decode is true: the cache reads as B packed sequences of C slots (B*C, K, D), each row uses only
+# the slots written so far (seqused_k), and the kernel serves every query head of a group from its key/value
+# head. Other steps run SDPA over the first key_length slots with an additive mask.
 class LlamaStep(Module):
   __parameters__ = []
   __buffers__ = []
@@ -33,7 +38,8 @@ class LlamaStep(Module):
     num_heads: int,
     num_kv_heads: int,
     head_dim: int,
-    eps: float) -> Tensor:
+    eps: float,
+    flash_decode: bool) -> Tensor:
     b = input_ids.size(0)
     s = input_ids.size(1)
     x = torch.embedding(embed_tokens, input_ids)  # (B, S) -> (B, S, H); updated in place below
@@ -50,14 +56,24 @@ class LlamaStep(Module):
     # visibility: token (b, s) sees slots 0..positions[b, s]; (T) vs (B, S, 1) -> (B, S, T) -> (B, 1, S, T).
     # Masks are additive (0 or -inf) in the compute dtype, built once per step for every layer, over slots
     # padded to a multiple of 16 and sliced back, so SDPA's memory-efficient kernel takes them as they are.
-    padded = (key_length + 15) // 16 * 16
+    groups = num_heads // num_kv_heads
+    capacity = k_cache[0].size(1)
+    flash = flash_decode and s == 1 and input_ids.is_cuda and head_dim % 8 == 0 and (dtype == 5 or dtype == 15)  # float16, bfloat16
+    # flash decode: row r's query reads packed slots r*C .. r*C + positions[r]
+    cu_q = torch.arange(b + 1, dtype=3, device=input_ids.device)  # int32  # (B + 1)
+    cu_k = torch.mul(cu_q, capacity)
+    seqused = torch.add(torch.select(positions, 1, 0), 1).to(3)  # int32: (B, 1) -> (B)
+    padded = 16
+    if not flash:
+      padded = (key_length + 15) // 16 * 16
     slots = torch.view(torch.arange(padded, device=input_ids.device), [1, 1, padded])
     query_pos = torch.unsqueeze(positions, -1)
     causal = torch.le(slots, query_pos)
-    groups = num_heads // num_kv_heads
     zeros = torch.zeros([b, 1, groups * s, padded], dtype=dtype, device=input_ids.device)
-    # the mask of each query row, repeated for the G query heads a key/value head serves: (B, 1, G*S, T)
-    full_mask = torch.slice(torch.masked_fill(zeros, torch.logical_not(torch.repeat(torch.unsqueeze(causal, 1), [1, 1, groups, 1])), float("-inf")), -1, 0, key_length)
+    full_mask = zeros
+    if not flash:
+      # the mask of each query row, repeated for the G query heads a key/value head serves: (B, 1, G*S, T)
+      full_mask = torch.slice(torch.masked_fill(zeros, torch.logical_not(torch.repeat(torch.unsqueeze(causal, 1), [1, 1, groups, 1])), float("-inf")), -1, 0, key_length)
     window_mask = full_mask
     mask_window = 0
     rows = torch.unsqueeze(torch.arange(b, device=input_ids.device), 1)  # (B, 1)
@@ -67,7 +83,7 @@ class LlamaStep(Module):
     for l in range(len(k_cache)):
       w = layers[10 * l: 10 * l + 10]  # absent biases are empty tensors
       mask = full_mask
-      if windows[l] > 0:
+      if windows[l] > 0 and not flash:
         if windows[l] != mask_window:
           in_window = torch.logical_and(causal, torch.lt(torch.sub(query_pos, slots), windows[l]))
           window_mask = torch.slice(torch.masked_fill(zeros, torch.logical_not(torch.repeat(torch.unsqueeze(in_window, 1), [1, 1, groups, 1])), float("-inf")), -1, 0, key_length)
@@ -88,16 +104,26 @@ class LlamaStep(Module):
       v = torch.transpose(torch.view(torch.slice(qkv, -1, q_size + kv_size, q_size + 2 * kv_size), [b, s, num_kv_heads, head_dim]), 1, 2)
       kc = k_cache[l]
       vc = v_cache[l]
-      # in place at each row's positions: cache[rows, :, positions] is (B, S, K, D)
-      torch.index_put_(kc, [rows, None, positions], torch.transpose(k, 1, 2))
-      torch.index_put_(vc, [rows, None, positions], torch.transpose(v, 1, 2))
-      keys = torch.slice(kc, 2, 0, key_length)  # (B, K, T, D)
-      values = torch.slice(vc, 2, 0, key_length)
-      # GQA without copying keys: each key/value head serves its G query heads as G*S queries,
-      # (B, N, S, D) -> (B, K, G*S, D), with the mask repeated per group above.
-      grouped = torch.reshape(q, [b, num_kv_heads, groups * s, head_dim])
-      o = torch.scaled_dot_product_attention(grouped, keys, values, mask, 0., False, scale=scaling)
-      o = torch.reshape(torch.transpose(torch.reshape(o, [b, num_heads, s, head_dim]), 1, 2), [b * s, q_size])  # (B, K, G*S, D) -> (B, N, S, D) -> (B*S, N*D)
+      # in place at each row's positions: cache[rows, positions] is (B, S, K, D)
+      torch.index_put_(kc, [rows, positions], torch.transpose(k, 1, 2))
+      torch.index_put_(vc, [rows, positions], torch.transpose(v, 1, 2))
+      if flash:
+        packed_k = torch.view(kc, [b * capacity, num_kv_heads, head_dim])  # (B, C, K, D) -> (B*C, K, D)
+        packed_v = torch.view(vc, [b * capacity, num_kv_heads, head_dim])
+        q1 = torch.select(q, 2, 0)  # (B, N, 1, D) -> (B, N, D): one query per packed sequence
+        if windows[l] > 0:
+          o, _0, _1, _2, _3 = torch._flash_attention_forward(q1, packed_k, packed_v, cu_q, cu_k, 1, capacity, 0., False, False, scale=scaling, window_size_left=windows[l] - 1, window_size_right=0, seqused_k=seqused)
+        else:
+          o, _0, _1, _2, _3 = torch._flash_attention_forward(q1, packed_k, packed_v, cu_q, cu_k, 1, capacity, 0., False, False, scale=scaling, seqused_k=seqused)
+        o = torch.reshape(o, [b, q_size])  # (B, N, D) -> (B*S, N*D)
+      else:
+        keys = torch.transpose(torch.slice(kc, 1, 0, key_length), 1, 2)  # (B, T, K, D) -> (B, K, T, D)
+        values = torch.transpose(torch.slice(vc, 1, 0, key_length), 1, 2)
+        # GQA without copying keys: each key/value head serves its G query heads as G*S queries,
+        # (B, N, S, D) -> (B, K, G*S, D), with the mask repeated per group above.
+        grouped = torch.reshape(q, [b, num_kv_heads, groups * s, head_dim])
+        o = torch.scaled_dot_product_attention(grouped, keys, values, mask, 0., False, scale=scaling)
+        o = torch.reshape(torch.transpose(torch.reshape(o, [b, num_heads, s, head_dim]), 1, 2), [b * s, q_size])  # (B, K, G*S, D) -> (B, N, S, D) -> (B*S, N*D)
       # residual added by the matmul itself: x += o @ Wo^T
       torch.addmm_(rows_x, o, torch.t(w[3]))
       if torch.numel(w[4]) > 0:

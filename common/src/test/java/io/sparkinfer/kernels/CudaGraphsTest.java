@@ -88,4 +88,23 @@ class CudaGraphsTest {
       assertThat(closed).hasValue(1);
     }
   }
+
+  /** Graphs read the same tensors every step: writing a step's inputs must land in them, not in new storage. */
+  @Test
+  void decodeInputsAreWrittenIntoTheSameTensorsEveryStep() {
+    try (NDManager m = NDManager.newBaseManager()) {
+      DecodeInputs inputs = new DecodeInputs(m, 3);
+      io.sparkinfer.model.ForwardBatch fixed = inputs.batch(16);
+      for (long[][] step : new long[][][] {{{5, 6, 7}, {10, 11, 12}}, {{8, 9, 1}, {11, 12, 13}}}) {
+        try (NDManager scope = m.newSubManager()) {
+          inputs.write(scope, step[0], step[1]);
+        }
+        assertThat(fixed.inputIds().toLongArray()).containsExactly(step[0]);
+        assertThat(fixed.positions().toLongArray()).containsExactly(step[1]);
+        assertThat(fixed.inputIds().getShape().getShape()).containsExactly(3, 1);
+        assertThat(fixed.lastIndex().toLongArray()).containsExactly(0, 0, 0);
+      }
+      assertThat(inputs.batch(16).inputIds()).as("the same tensor every step").isSameAs(fixed.inputIds());
+    }
+  }
 }
