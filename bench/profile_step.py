@@ -1,6 +1,6 @@
 """Profiles one decode step of the scripted backend's kernel (common/.../kernels/llama_step.py) on a GPU.
 
-Builds the same TorchScript archive the engine builds (io.sparkinfer.kernels.TorchScriptArchive), loads it
+Builds the same TorchScript archive the engine builds (io.sparkinfer.torchscript.TorchScriptArchive), loads it
 in this Python's torch, feeds it random fp16 weights of the benchmark's shape (bench/make_checkpoint.py),
 and for each batch size prints: the step replayed as a CUDA graph (ms), the GPU kernels one step runs (count
 and summed time, from torch.profiler) and the kernels that take the most time. Replay time well above

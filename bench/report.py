@@ -79,6 +79,9 @@ def agreement(a, b):
                 first_token_rate=sum(x[0] == y[0] for x, y in zip(a, b)) / len(a))
 
 
+# the compute dtype both sides ran in (older files: fp16 under agreement_ids_fp16)
+low = hf.get("dtype", "fp16")
+hf_low_ids = hf.get("agreement_ids", hf.get("agreement_ids_fp16"))
 hf256 = by_batch(hf["runs"], 256)
 # The headline is the engine's default on a GPU: the scripted backend, with CUDA graphs when it ran them.
 en256 = by_batch(engine["runs"], 256, graphs=True) or by_batch(engine["runs"], 256, graphs=False)
@@ -88,7 +91,7 @@ best_en = max((r for r in engine["runs"] if r["prompts"] == max(x["prompts"] for
               key=lambda r: r["e2e_tokens_per_s"])
 result = dict(
     gpu=gpu, driver=driver, date=datetime.date.today().isoformat(), command=command,
-    torch=hf["torch"], transformers=hf["transformers"], model="random DeepSeek-R1-Distill-Qwen-1.5B shape, fp16",
+    torch=hf["torch"], transformers=hf["transformers"], model="random DeepSeek-R1-Distill-Qwen-1.5B shape, " + low,
     engine_decode_tokens_per_s_b256=en256 and en256["decode_tokens_per_s"],
     engine_cuda_graphs_b256=en256 and en256.get("cuda_graphs", False),
     engine_decode_tokens_per_s_b256_without_graphs=en256_no_graphs and en256_no_graphs["decode_tokens_per_s"],
@@ -98,8 +101,8 @@ result = dict(
     roofline_fraction_b256=en256 and bandwidth and en256["decode_tokens_per_s"] / roofline(en256),
     engine_e2e_tokens_per_s=best_en["e2e_tokens_per_s"], engine_e2e_best=dict(batch_size=best_en["batch_size"], threads=best_en.get("threads", 1)),
     transformers_e2e_tokens_per_s=best_hf["e2e_tokens_per_s"], transformers_e2e_best_batch=best_hf["batch_size"],
-    greedy_agreement=agreement(engine["agreement_ids"], hf["agreement_ids_fp16"]),
-    transformers_fp16_vs_fp32_agreement=agreement(hf["agreement_ids_fp16"], hf["agreement_ids_fp32"]),
+    greedy_agreement=agreement(engine["agreement_ids"], hf_low_ids),
+    **{f"transformers_{low}_vs_fp32_agreement": agreement(hf_low_ids, hf["agreement_ids_fp32"])},
     weight_bytes=weight_bytes, bandwidth_bytes_per_s=bandwidth,
     engine_runs=engine["runs"], transformers_runs=hf["runs"])
 print(json.dumps(result, indent=1))

@@ -1,4 +1,4 @@
-"""The transformers side of submit/bench.sh: generate() in fp16 with SDPA attention on the same prompts and
+"""The transformers side of submit/bench.sh: generate() in fp16 (or bf16) with SDPA attention on the same prompts and
 batch sizes as the engine (greedy, 128 new tokens, eos ignored), prompts sorted by length and left-padded as
 transformers needs for batched generation.
 
@@ -6,6 +6,7 @@ Decode time = time of generate(max_new_tokens=N) - time of generate(max_new_toke
 (the latter is the prefill and the first token).
 
 usage: python3 bench/transformers_bench.py MODEL_DIR PROMPTS.jsonl OUT.json [--batch-sizes 1,8,64,256,512]
+       [--dtype fp16|bf16]
 """
 import json
 import sys
@@ -19,6 +20,8 @@ arg = lambda name, default: sys.argv[sys.argv.index(name) + 1] if name in sys.ar
 batch_sizes = [int(b) for b in arg("--batch-sizes", "1,8,64,256,512").split(",")]
 max_new = int(arg("--max-new-tokens", "128"))
 agreement_n = int(arg("--agreement-prompts", "16"))
+dtype_name = arg("--dtype", "fp16")
+dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[dtype_name]
 prompts = [json.loads(l)["prompt_token_ids"] for l in open(prompts_file) if l.strip()]
 
 
@@ -52,7 +55,7 @@ def load(dtype):
     return m
 
 
-model = load(torch.float16)
+model = load(dtype)
 timed(model, prompts[:8], 8, 16)  # warm-up
 runs = []
 for b in batch_sizes:
@@ -67,10 +70,10 @@ for b in batch_sizes:
     print("transformers:", json.dumps(run), flush=True)
 
 first = prompts[:agreement_n]
-ids16 = generate(model, first, max_new).tolist()  # unsorted, one batch: same as the engine's agreement run
+ids_low = generate(model, first, max_new).tolist()  # unsorted, one batch: same as the engine's agreement run
 del model
 torch.cuda.empty_cache()
 ids32 = generate(load(torch.float32), first, max_new).tolist()
-json.dump(dict(runs=runs, agreement_ids_fp16=ids16, agreement_ids_fp32=ids32,
+json.dump(dict(runs=runs, dtype=dtype_name, agreement_ids=ids_low, agreement_ids_fp32=ids32,
                torch=torch.__version__, transformers=__import__("transformers").__version__,
                gpu=torch.cuda.get_device_name(0)), open(out_file, "w"), indent=1)

@@ -8,6 +8,7 @@
 #        BENCH_MODEL       where the random checkpoint is written (default /tmp/sparkinfer-bench-model)
 #        BENCH_BATCH_SIZES (default 1,8,64,256,512)   BENCH_THREADS (default 1,2)   BENCH_BACKENDS (default scripted,eager)
 #        BENCH_CUDA_GRAPHS scripted runs with CUDA graphs, without, or both: true|false|true,false (default true,false)
+#        BENCH_PRECISION   fp16|bf16: the dtype both sides compute in (default fp16)
 #        BENCH_TIMEOUT     seconds per side (default 1200)
 # Writes OUT_DIR/{hf,engine,result}.json and copies result.json to bench/results/DATE-TIME-GPU.json.
 set -euo pipefail
@@ -20,6 +21,7 @@ BS=${BENCH_BATCH_SIZES:-1,8,64,256,512}
 THREADS=${BENCH_THREADS:-1,2}
 BACKENDS=${BENCH_BACKENDS:-scripted,eager}
 GRAPHS=${BENCH_CUDA_GRAPHS:-true,false}
+PRECISION=${BENCH_PRECISION:-fp16}
 LIMIT=${BENCH_TIMEOUT:-1200}
 if [ -z "${SPARKINFER_CP:-}" ] && { [ "$SIDE" = all ] || [ "$SIDE" = engine ]; }; then
   # shellcheck source=lib/common.sh
@@ -31,18 +33,18 @@ mkdir -p "$OUT" bench/results
 python3 bench/make_checkpoint.py "$MODEL"
 if [ "$SIDE" = all ] || [ "$SIDE" = transformers ]; then
   echo "== transformers" >&2
-  timeout "$LIMIT" python3 bench/transformers_bench.py "$MODEL" "$MODEL/prompts.jsonl" "$OUT/hf.json" --batch-sizes "$BS"
+  timeout "$LIMIT" python3 bench/transformers_bench.py "$MODEL" "$MODEL/prompts.jsonl" "$OUT/hf.json" --batch-sizes "$BS" --dtype "$PRECISION"
 fi
 if [ "$SIDE" = all ] || [ "$SIDE" = engine ]; then
   echo "== sparkinfer" >&2
   timeout "$LIMIT" java ${JAVA_OPTS:-} -Dai.djl.offline=true -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
   -XX:MaxDirectMemorySize=64g -cp "$SPARKINFER_CP" io.sparkinfer.bench.EngineBench \
   --model "$MODEL" --prompts "$MODEL/prompts.jsonl" --out "$OUT/engine.json" \
-  --batch-sizes "$BS" --threads "$THREADS" --backends "$BACKENDS" --cuda-graphs "$GRAPHS" --eager-batch-sizes "${BENCH_EAGER_BATCH_SIZES:-256}"
+  --batch-sizes "$BS" --threads "$THREADS" --backends "$BACKENDS" --cuda-graphs "$GRAPHS" --precision "$PRECISION" --eager-batch-sizes "${BENCH_EAGER_BATCH_SIZES:-256}"
 fi
 [ "$SIDE" = transformers ] || [ "$SIDE" = engine ] && exit 0
 python3 bench/report.py "$OUT/hf.json" "$OUT/engine.json" "$MODEL" \
-  "BENCH_BATCH_SIZES=$BS BENCH_THREADS=$THREADS BENCH_BACKENDS=$BACKENDS BENCH_CUDA_GRAPHS=$GRAPHS submit/bench.sh" > "$OUT/result.json"
+  "BENCH_BATCH_SIZES=$BS BENCH_THREADS=$THREADS BENCH_BACKENDS=$BACKENDS BENCH_CUDA_GRAPHS=$GRAPHS BENCH_PRECISION=$PRECISION submit/bench.sh" > "$OUT/result.json"
 GPU=$(python3 -c "import json; print(json.load(open('$OUT/result.json'))['gpu'].replace(' ', '-'))")
 cp "$OUT/result.json" "bench/results/$(date +%F-%H%M)-$GPU.json"
 echo "result: bench/results/ (newest file)" >&2

@@ -45,7 +45,7 @@ public final class EngineBench {
       CliOption.value("cuda-graphs", "true|false,...", "true", "scripted backend runs: with CUDA graphs, without, or both (true,false)"),
       CliOption.value("eager-batch-sizes", "B,...", "64,256", "batch sizes for the eager backend (slow on GPU)"),
       CliOption.value("eager-threads", "T,...", "1", "decode threads for the eager backend"),
-      CliOption.value("precision", "fp32|fp16", "fp16", "compute precision"),
+      CliOption.value("precision", "fp32|fp16|bf16", "fp16", "compute precision"),
       CliOption.value("device", "DEV", "auto", "device"),
       CliOption.value("max-new-tokens", "N", "128", "tokens generated per prompt"),
       CliOption.value("agreement-prompts", "N", "16", "first prompts whose token ids are kept for agreement checks"),
@@ -74,6 +74,10 @@ public final class EngineBench {
     out.addProperty("precision", precision.label());
     boolean agreementKept = false;
     for (String backend : a.get("backends", "scripted").split(",")) {
+      if (backend.equals("eager") && precision == Precision.BF16) {
+        System.err.println("bench: eager backend skipped: bf16 runs on the scripted backend only");
+        continue;
+      }
       List<Boolean> graphSettings = backend.equals("scripted") ? booleans(a.get("cuda-graphs", "true")) : List.of(false);
       for (boolean graphs : graphSettings) {
         EngineOptions options = new EngineOptions(a.get("model", null), precision, a.get("device", "auto"), backend,

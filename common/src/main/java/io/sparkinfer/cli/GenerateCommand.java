@@ -45,7 +45,7 @@ public final class GenerateCommand {
       CliOption.value("seed", "S", "0", "run seed; each prompt samples from its own stream seeded by S and its id"),
       CliOption.repeated("stop", "TEXT", "stop when the completion contains TEXT (cut before it)"),
       CliOption.flag("ignore-eos", "keep generating past end-of-sequence tokens (benchmarks)"),
-      CliOption.value("precision", "fp32|fp16", "fp32 on CPU, fp16 on GPU", "weights, activations and KV cache dtype"),
+      CliOption.value("precision", "fp32|fp16|bf16", "fp32 on CPU, fp16 on GPU", "weights, activations and KV cache dtype (bf16: scripted backend)"),
       CliOption.value("batch-size", "B|auto", "8", "prompts per batch; auto sizes batches from free device memory"),
       CliOption.value("device", "cpu|gpu|gpu:N|auto", "auto", "where to run; auto takes the first GPU if there is one"),
       CliOption.value("backend", "eager|scripted", "scripted on GPU, eager on CPU", "eager: the Java model op by op; scripted: one TorchScript call per step"),

@@ -19,6 +19,7 @@ import io.sparkinfer.model.ModelConfig;
 import io.sparkinfer.model.ModelLoadException;
 import io.sparkinfer.model.ModelWeights;
 import io.sparkinfer.model.RotaryEmbedding;
+import io.sparkinfer.torchscript.TorchScriptArchive;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -239,7 +240,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
 
   /** The projection's bias, or an empty tensor: the kernel skips biases with no elements. */
   private PtNDArray bias(Linear l) {
-    return l.bias() != null ? pt(l.bias()) : (PtNDArray) manager.zeros(new Shape(0), l.weight().getDataType());
+    return l.bias() != null ? pt(l.bias()) : (PtNDArray) manager.zeros(new Shape(0), DataType.FLOAT32); // never read
   }
 
   private static PtNDArray pt(NDArray a) {

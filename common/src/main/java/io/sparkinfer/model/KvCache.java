@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import io.sparkinfer.torchscript.ScriptedTensors;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.function.Supplier;
@@ -28,10 +29,13 @@ public final class KvCache implements AutoCloseable {
   private final NDArray rowIndex; // (B, 1) int64: 0..B-1, broadcast against positions when writing
   private final int batchSize;
   private final int capacity;
+  private final DataType dataType; // kept here: DJL reports bf16 tensors' dtype as UNKNOWN
   private final Map<Class<?>, AutoCloseable> attachments = new LinkedHashMap<>();
 
-  private KvCache(NDManager manager, NDArray[] keys, NDArray[] values, NDArray rowIndex, int batchSize, int capacity) {
+  private KvCache(NDManager manager, NDArray[] keys, NDArray[] values, NDArray rowIndex, int batchSize, int capacity,
+      DataType dataType) {
     this.manager = manager;
+    this.dataType = dataType;
     this.keys = keys;
     this.values = values;
     this.rowIndex = rowIndex;
@@ -54,11 +58,11 @@ public final class KvCache implements AutoCloseable {
     NDArray[] v = new NDArray[layers];
     Shape shape = new Shape(batchSize, capacity, config.numKeyValueHeads(), config.headDim());
     for (int i = 0; i < layers; i++) {
-      k[i] = manager.zeros(shape, dataType);
-      v[i] = manager.zeros(shape, dataType);
+      k[i] = ScriptedTensors.zeros(manager, shape, dataType);
+      v[i] = ScriptedTensors.zeros(manager, shape, dataType);
     }
     NDArray rows = manager.arange(0, batchSize, 1, DataType.INT64).reshape(batchSize, 1); // (B) -> (B, 1)
-    return new KvCache(manager, k, v, rows, batchSize, capacity);
+    return new KvCache(manager, k, v, rows, batchSize, capacity, dataType);
   }
 
   /** Bytes one sequence needs per slot: keys and values of every layer. */
@@ -89,12 +93,10 @@ public final class KvCache implements AutoCloseable {
           + java.util.Arrays.toString(dstRows) + " of a cache with capacity " + capacity);
     }
     try (NDManager scope = manager.newSubManager()) {
-      NDArray rows = scope.create(dstRows);
-      NDIndex at = new NDIndex("{}, :{}", rows, length); // selects (R, length, K, D)
-      NDIndex head = new NDIndex(":, :{}", length);
+      NDArray rows = scope.create(dstRows); // (R)
       for (int i = 0; i < keys.length; i++) {
-        keys[i].set(at, src.keys[i].get(scope, head));
-        values[i].set(at, src.values[i].get(scope, head));
+        ScriptedTensors.copyRows(keys[i], rows, length, src.keys[i]); // (R, length, K, D) into the rows
+        ScriptedTensors.copyRows(values[i], rows, length, src.values[i]);
       }
     }
   }
@@ -109,15 +111,15 @@ public final class KvCache implements AutoCloseable {
     NDArray[] k = new NDArray[keys.length];
     NDArray[] v = new NDArray[keys.length];
     Shape bigger = new Shape(shape.get(0), newCapacity, shape.get(2), shape.get(3));
-    NDIndex old = new NDIndex(":, :{}", capacity);
+    NDArray allRows = rowIndex.reshape(batchSize); // (B, 1) -> (B)
     for (int i = 0; i < keys.length; i++) {
-      k[i] = m.zeros(bigger, keys[i].getDataType());
-      v[i] = m.zeros(bigger, values[i].getDataType());
-      k[i].set(old, keys[i]);
-      v[i].set(old, values[i]);
+      k[i] = ScriptedTensors.zeros(m, bigger, dataType);
+      v[i] = ScriptedTensors.zeros(m, bigger, dataType);
+      ScriptedTensors.copyRows(k[i], allRows, capacity, keys[i]); // every row's slots
+      ScriptedTensors.copyRows(v[i], allRows, capacity, values[i]);
     }
     NDArray rows = m.arange(0, batchSize, 1, DataType.INT64).reshape(batchSize, 1); // (B) -> (B, 1)
-    return new KvCache(m, k, v, rows, batchSize, newCapacity);
+    return new KvCache(m, k, v, rows, batchSize, newCapacity, dataType);
   }
 
   /** The first {@code length} slots of a layer's keys as a (B, K, length, D) view, attached to {@code scope}. */
@@ -146,6 +148,11 @@ public final class KvCache implements AutoCloseable {
 
   public int capacity() {
     return capacity;
+  }
+
+  /** The dtype of the keys and values. */
+  public DataType dataType() {
+    return dataType;
   }
 
   /**

@@ -10,6 +10,7 @@ import ai.djl.ndarray.types.DataType;
 import io.sparkinfer.safetensors.Checkpoint;
 import io.sparkinfer.safetensors.TensorInfo;
 import io.sparkinfer.safetensors.TensorLoader;
+import io.sparkinfer.torchscript.ScriptedTensors;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -89,15 +90,32 @@ public final class ModelWeights implements AutoCloseable {
     }
   }
 
-  /** Reads tensors by name, checking each one's shape first. */
+  /**
+   * Reads tensors by name, checking each one's shape first. bf16 weights are read as fp32 (DJL cannot make
+   * bf16 tensors) and cast on the device by {@link ScriptedTensors}.
+   */
   private record Loader(Checkpoint checkpoint, NDManager manager, DataType dataType) {
     NDArray tensor(String name, long... expectedShape) {
+      return inDtype(read(name, expectedShape));
+    }
+
+    /** The tensor in the dtype DJL can load it in: the target's, or fp32 for a bf16 target. */
+    private NDArray read(String name, long... expectedShape) {
       TensorInfo info = checkpoint.tensor(name);
       if (!Arrays.equals(info.shape(), expectedShape)) {
         throw new ModelLoadException("tensor '" + name + "' has shape " + Arrays.toString(info.shape())
             + " but config.json implies " + Arrays.toString(expectedShape));
       }
-      return TensorLoader.load(info, manager, dataType);
+      return TensorLoader.load(info, manager, dataType == DataType.BFLOAT16 ? DataType.FLOAT32 : dataType);
+    }
+
+    private NDArray inDtype(NDArray loaded) {
+      if (dataType != DataType.BFLOAT16) {
+        return loaded;
+      }
+      NDArray cast = ScriptedTensors.cast(loaded, dataType);
+      loaded.close();
+      return cast;
     }
 
     Linear linear(String prefix, long out, long in, boolean bias) {
@@ -117,14 +135,13 @@ public final class ModelWeights implements AutoCloseable {
       NDList biases = new NDList();
       try {
         for (int i = 0; i < prefixes.length; i++) {
-          Linear part = linear(prefixes[i], outs[i], in, bias);
-          weights.add(part.weight());
+          weights.add(read(prefixes[i] + ".weight", outs[i], in));
           if (bias) {
-            biases.add(part.bias());
+            biases.add(read(prefixes[i] + ".bias", outs[i]));
           }
         }
-        NDArray w = NDArrays.concat(weights, 0); // (sum outs, in)
-        NDArray b = bias ? NDArrays.concat(biases, 0) : null; // (sum outs)
+        NDArray w = inDtype(NDArrays.concat(weights, 0)); // (sum outs, in)
+        NDArray b = bias ? inDtype(NDArrays.concat(biases, 0)) : null; // (sum outs)
         List<Linear> out = new ArrayList<>();
         out.add(new Linear(w, b));
         long at = 0;

@@ -11,7 +11,7 @@ import java.util.Locale;
  * What to load and where: a checkpoint directory, the precision, the device and the backend.
  *
  * @param modelDir a Hugging Face checkpoint directory
- * @param precision fp32 or fp16; null: fp32 on CPU, fp16 on GPU
+ * @param precision fp32, fp16 or bf16 (scripted backend only); null: fp32 on CPU, fp16 on GPU
  * @param device {@code cpu}, {@code gpu}, {@code gpu:N}, or {@code auto} (the first GPU when there is one)
  * @param backend {@code eager} (the Java model) or {@code scripted} (TorchScript step kernels); null: scripted
  *     on GPU, eager on CPU
@@ -73,9 +73,12 @@ public record EngineOptions(String modelDir, Precision precision, String device,
     return precision != null ? precision : d.isGpu() ? Precision.FP16 : Precision.FP32;
   }
 
-  /** The backend to run: the given one, else scripted on GPU (one call per step) and eager on CPU. */
+  /**
+   * The backend to run: the given one, else scripted on GPU (one call per step) and for bf16 (which only it
+   * computes in), eager otherwise on CPU.
+   */
   public String resolveBackend(Device d) {
-    return backend != null ? backend : d.isGpu() ? SCRIPTED : EAGER;
+    return backend != null ? backend : d.isGpu() || resolvePrecision(d) == Precision.BF16 ? SCRIPTED : EAGER;
   }
 
   static Device parseDevice(String device, int gpuCount) {

@@ -2,7 +2,7 @@
 # the final norm and the LM head in one call, so a decode step costs one JNI call instead of ~1,000.
 #
 # This file is TorchScript source in the form torch.jit.save writes it (code/__torch__.py of an archive);
-# io.sparkinfer.kernels.TorchScriptArchive zips it into a loadable module at run time, so the source here
+# io.sparkinfer.torchscript.TorchScriptArchive zips it into a loadable module at run time, so the source here
 # is the artifact: nothing binary is committed. It computes exactly what io.sparkinfer.model.CausalLm
 # computes op by op (same KV cache layout, positions and masks); CI checks the two against each other.
 #

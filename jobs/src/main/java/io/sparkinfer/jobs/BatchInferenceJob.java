@@ -254,6 +254,7 @@ public final class BatchInferenceJob {
     long answeredByEngine = m.okRows.value() + m.errorRows.value();
     return new JobResult(runId, status, error, started, Instant.now(), o,
         m.loadedPrecisions() != null ? m.loadedPrecisions() : o.precision() == null ? "auto" : o.precision().label(),
+        m.loadedDevices() != null ? m.loadedDevices() : o.device(),
         m.loadedBackends() != null ? m.loadedBackends() : o.backend(),
         spark.sparkContext().master(), spark.version(),
         counts.inputRows, counts.inputRows - counts.rows, counts.rows, counts.plannedErrors, m.requests.value(),

@@ -1,5 +1,6 @@
 package io.sparkinfer.jobs;
 
+import ai.djl.Device;
 import io.sparkinfer.predict.LlmEngine;
 import java.io.Serializable;
 import java.util.List;
@@ -27,7 +28,7 @@ public final class JobMetrics implements Serializable {
   final LongAccumulator promptTokens;
   final LongAccumulator completionTokens;
   final LongAccumulator generateNanos;
-  /** One entry per engine load: {@code executorId \t device \t seconds \t precision \t backend}. */
+  /** One entry per engine load: {@code executorId \t device \t seconds \t precision \t backend}, as the engine resolved them. */
   final CollectionAccumulator<String> loads;
   /** One entry per inference task: the executor that ran it. */
   final CollectionAccumulator<String> executors;
@@ -49,10 +50,18 @@ public final class JobMetrics implements Serializable {
     return new JobMetrics(sc);
   }
 
-  /** Reports an engine load (on the executor that performed it): what the engine resolved, and its seconds. */
-  void recordLoad(String executorId, String device, double seconds, LlmEngine engine) {
-    loads.add(String.join("\t", executorId, device, String.format(Locale.ROOT, "%.3f", seconds),
+  /**
+   * Reports an engine load (on the executor that performed it): what the engine resolved (device, precision,
+   * backend), and its seconds.
+   */
+  void recordLoad(String executorId, double seconds, LlmEngine engine) {
+    loads.add(String.join("\t", executorId, deviceLabel(engine.device()), String.format(Locale.ROOT, "%.3f", seconds),
         engine.precision().label(), engine.backendName()));
+  }
+
+  /** A DJL device as the job's options name it: {@code cpu}, {@code gpu:N}. */
+  static String deviceLabel(Device device) {
+    return device.isGpu() ? "gpu:" + device.getDeviceId() : device.getDeviceType();
   }
 
   /** Engine loads per executor id, counted from the loads the tasks reported. */
@@ -71,6 +80,11 @@ public final class JobMetrics implements Serializable {
       total += Double.parseDouble(entry.split("\t", -1)[2]);
     }
     return total;
+  }
+
+  /** The devices the loaded engines run on ({@code cpu}, {@code gpu:N}), comma-separated; null when none loaded. */
+  public String loadedDevices() {
+    return distinctLoadField(1);
   }
 
   /** The precisions the loaded engines run in (e.g. {@code fp16}), comma-separated; null when none loaded. */

@@ -29,7 +29,7 @@ public enum JobOption {
       "job seed; each row samples from its own stream, seeded by S and its id (SamplingParams.requestSeed)"),
   STOP("stop", "TEXT", null, "stop string, repeatable: the completion ends before its first occurrence"),
   IGNORE_EOS("ignore-eos", null, "false", "keep generating past end-of-sequence tokens (benchmarks)"),
-  PRECISION("precision", "auto|fp32|fp16", "auto", "weights and activations dtype; auto: fp32 on CPU, fp16 on GPU"),
+  PRECISION("precision", "auto|fp32|fp16|bf16", "auto", "weights and activations dtype; auto: fp32 on CPU, fp16 on GPU; bf16 runs on the scripted backend"),
   DEVICE("device", "auto|cpu|gpu|gpu:N", "auto",
       "auto: the GPU Spark assigned to the task (spark.task.resource.gpu.amount), else the CPU"),
   BACKEND("backend", "auto|eager|scripted", "auto", "engine backend; auto: scripted on GPU, eager on CPU"),

@@ -13,6 +13,8 @@ import org.apache.spark.sql.RowFactory;
  *
  * @param precisionLabel the precisions the engines loaded in ({@code fp32}, {@code fp16}); the requested one
  *     when no engine loaded
+ * @param deviceLabel the devices the engines resolved ({@code cpu}, {@code gpu:N}); the requested one
+ *     ({@code auto} included) when no engine loaded
  * @param backendLabel the backends the engines resolved ({@code eager}, {@code scripted}); the requested one
  *     ({@code auto} included) when no engine loaded
  * @param inputRows rows read from the input
@@ -35,6 +37,7 @@ public record JobResult(
     Instant finishedAt,
     JobOptions options,
     String precisionLabel,
+    String deviceLabel,
     String backendLabel,
     String master,
     String sparkVersion,
@@ -83,7 +86,7 @@ public record JobResult(
   public Row toRow() {
     JobOptions o = options;
     return RowFactory.create(runId, status, error, Timestamp.from(startedAt), Timestamp.from(finishedAt),
-        wallSeconds(), o.model(), precisionLabel, o.device(), backendLabel, Tables.LAYOUT_REPLICA, o.input(),
+        wallSeconds(), o.model(), precisionLabel, deviceLabel, backendLabel, Tables.LAYOUT_REPLICA, o.input(),
         o.output(), o.format().label(), o.resume(), inputRows, skippedRows, rows, plannedErrorRows, requests,
         deduplicatedRows, okRows, errorRows, promptTokens, completionTokens, generateSeconds, tokensPerSecond(),
         rowsPerSecond(), o.maxNewTokens(), o.temperature(), o.topK(), o.topP(), o.seed(), o.batchSizeLabel(),

@@ -70,9 +70,10 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
         options.precision() == null ? "auto" : options.precision().label(), device, options.backend(),
         options.cudaGraphs());
     LlmEngine engine = ExecutorEngines.engine(engineOptions, key, (k, loaded, seconds) ->
-        metrics.recordLoad(executorId, k.device(), seconds, loaded));
+        metrics.recordLoad(executorId, seconds, loaded));
     metrics.executors.add(executorId);
-    Pipeline pipeline = new Pipeline(input, engine, device, executorId, task);
+    // The rows name the device the engine resolved (gpu:0 for --device gpu), as job_runs does.
+    Pipeline pipeline = new Pipeline(input, engine, JobMetrics.deviceLabel(engine.device()), executorId, task);
     if (task != null) {
       task.addTaskCompletionListener((TaskCompletionListener) ctx -> pipeline.shutdown());
     }

@@ -73,7 +73,7 @@ class BatchInferenceJobLocalTest {
     String out = tmp.resolve("out").toString();
     JobResult result = BatchInferenceJob.run(spark, TestSupport.options("--model", TestSupport.tinyModel().toString(),
         "--input", input.toString(), "--output", out, "--max-new-tokens", "" + MAX_NEW, "--batch-size", "2",
-        "--max-prompt-tokens", "64", "--progress-seconds", "1"));
+        "--max-prompt-tokens", "64", "--progress-seconds", "1", "--device", "auto"));
 
     List<Row> written = spark.read().parquet(out).collectAsList();
     assertThat(written).extracting(r -> r.<String>getAs("id")).as("each input id exactly once")
@@ -117,6 +117,9 @@ class BatchInferenceJobLocalTest {
     assertThat(runs.get(0).<Integer>getAs("model_loads")).isEqualTo(1);
     assertThat(runs.get(0).<String>getAs("backend")).as("what the engine resolved --backend auto to on a CPU")
         .isEqualTo("eager");
+    assertThat(result.options().device()).isEqualTo("auto");
+    assertThat(runs.get(0).<String>getAs("device")).as("what the engine resolved --device auto to on a CPU")
+        .isEqualTo("cpu");
     assertThat(result.summary()).contains("fp32, eager backend, 1 load(s)");
   }
 
@@ -175,6 +178,10 @@ class BatchInferenceJobLocalTest {
     assertThat(nothingLeft.rows()).isZero();
     assertThat(nothingLeft.requests()).isZero();
     assertThat(spark.read().parquet(out).count()).isEqualTo(all.size());
+    Row idle = spark.read().parquet(out + "/_job_runs").where("run_id = '" + nothingLeft.runId() + "'").first();
+    assertThat(idle.<Integer>getAs("model_loads")).isZero();
+    assertThat(idle.<String>getAs("device")).as("no engine loaded: the requested device").isEqualTo("auto");
+    assertThat(idle.<String>getAs("backend")).as("no engine loaded: the requested backend").isEqualTo("auto");
   }
 
   @Test

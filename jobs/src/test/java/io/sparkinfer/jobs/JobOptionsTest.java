@@ -100,7 +100,8 @@ class JobOptionsTest {
     assertThatThrownBy(() -> parse(Map.of(), "--top-p", "1.5")).hasMessageContaining("top-p must be in (0, 1]");
     assertThatThrownBy(() -> parse(Map.of(), "--temperature", "-1")).hasMessageContaining("temperature must be >= 0");
     assertThatThrownBy(() -> parse(Map.of(), "--format", "csv")).hasMessageContaining("--format 'csv'");
-    assertThatThrownBy(() -> parse(Map.of(), "--precision", "bf16")).hasMessageContaining("precision 'bf16'");
+    assertThatThrownBy(() -> parse(Map.of(), "--precision", "fp8")).hasMessageContaining("precision 'fp8'");
+    assertThat(parse(Map.of(), "--precision", "bf16").precision()).isEqualTo(io.sparkinfer.model.Precision.BF16);
     assertThatThrownBy(() -> parse(Map.of(), "--device", "tpu"))
         .hasMessageContaining("--device: device 'tpu' is not one of cpu, gpu, gpu:N, auto");
     assertThatThrownBy(() -> parse(Map.of(), "--device", "gpu:one")).hasMessageContaining("device 'gpu:one'");

@@ -1,6 +1,5 @@
-package io.sparkinfer.kernels;
+package io.sparkinfer.torchscript;
 
-import io.sparkinfer.model.ModelLoadException;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -29,11 +28,11 @@ public final class TorchScriptArchive {
   public static String source(String resource) {
     try (InputStream in = TorchScriptArchive.class.getResourceAsStream(resource)) {
       if (in == null) {
-        throw new ModelLoadException("kernel source " + resource + " is missing from the classpath");
+        throw new IllegalStateException("kernel source " + resource + " is missing from the classpath");
       }
       return new String(in.readAllBytes(), StandardCharsets.UTF_8);
     } catch (IOException e) {
-      throw new ModelLoadException("cannot read kernel source " + resource + ": " + e.getMessage(), e);
+      throw new java.io.UncheckedIOException("cannot read kernel source " + resource + ": " + e.getMessage(), e);
     }
   }
 

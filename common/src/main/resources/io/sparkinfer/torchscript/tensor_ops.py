@@ -1,0 +1,27 @@
+# Tensor creation, casts and copies that DJL cannot do itself, as a TorchScript module (the form
+# torch.jit.save writes; io.sparkinfer.torchscript.TorchScriptArchive zips it at run time). DJL 0.33's JNI
+# aborts the JVM when it creates or casts a bfloat16 tensor, but libtorch makes them here and DJL ops then
+# read them. Tensors made here are inference tensors (DJL runs modules in inference mode), which may be
+# updated in place only in inference mode, so in-place copies into them run here too.
+#
+# op 0: a cast to dtype; op 1: zeros of shape and dtype on a's device; op 2: a[rows, :length] = b[:, :length]
+# in place, returning a. dtype is a libtorch ScalarType number: 5 float16, 6 float32, 15 bfloat16.
+class TensorOps(Module):
+  __parameters__ = []
+  __buffers__ = []
+  training : bool
+  def forward(self: __torch__.TensorOps,
+    a: Tensor,
+    b: Tensor,
+    rows: Tensor,
+    op: int,
+    dtype: int,
+    length: int,
+    shape: List[int]) -> Tensor:
+    if op == 0:
+      return a.to(dtype)
+    if op == 1:
+      return torch.zeros(shape, dtype=dtype, layout=None, device=a.device)
+    # (R) rows of a (B, C, ...) tensor, first length slots, from b's (R, C', ...)
+    torch.index_put_(a, [torch.unsqueeze(rows, 1), torch.unsqueeze(torch.arange(length, device=a.device), 0)], torch.slice(b, 1, 0, length))
+    return a
