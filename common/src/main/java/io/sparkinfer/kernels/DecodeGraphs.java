@@ -19,12 +19,12 @@ import java.util.Map;
  * ids and positions are copied into fixed input tensors, and each graph overwrites one fixed logits tensor.
  * All graphs of a cache share one memory pool (they replay one at a time on the cache's thread).
  */
-final class DecodeGraphs implements AutoCloseable {
+public final class DecodeGraphs implements AutoCloseable {
 
   private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(DecodeGraphs.class);
 
   /** Key slots are read in multiples of this: a batch of 128 new tokens over 512-token prompts needs 2 graphs. */
-  static final int KEY_BUCKET = 128;
+  public static final int KEY_BUCKET = 128;
   /**
    * Plain runs before a capture, so TorchScript's executor has settled what it runs (with
    * {@code -Dsparkinfer.scripted.optimize=true} it profiles, then compiles fused kernels).

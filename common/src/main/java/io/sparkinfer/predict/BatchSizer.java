@@ -3,13 +3,15 @@ package io.sparkinfer.predict;
 import ai.djl.Device;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.util.cuda.CudaUtils;
+import io.sparkinfer.kernels.DecodeGraphs;
 import io.sparkinfer.model.KvCache;
 import io.sparkinfer.model.ModelConfig;
 import java.lang.management.MemoryUsage;
 
 /**
  * Sizes batches from the device's free memory: each sequence needs its KV cache for its whole length, the
- * prefill's activations and attention scores, and a row of float32 logits.
+ * prefill's activations and attention scores, and rows of float32 logits: two for a step, and one more per
+ * captured decode graph (a graph keeps its output; there is one per {@link DecodeGraphs#KEY_BUCKET} slots).
  */
 public final class BatchSizer {
 
@@ -29,7 +31,8 @@ public final class BatchSizer {
         + (long) (c.numAttentionHeads() + 2 * c.numKeyValueHeads()) * c.headDim();
     long activations = 3L * promptTokens * width * dtype.getNumOfBytes(); // a few live temporaries per layer
     long scores = 2L * c.numAttentionHeads() * promptTokens * (long) promptTokens * 4; // float32 scores and probs
-    long logits = 2L * c.vocabSize() * 4;
+    long graphs = (tokens + DecodeGraphs.KEY_BUCKET - 1) / DecodeGraphs.KEY_BUCKET;
+    long logits = (2L + graphs) * c.vocabSize() * 4;
     return kv + activations + scores + logits;
   }
 

@@ -75,4 +75,17 @@ class PredictorTest {
     assertThatThrownBy(() -> new EngineOptions("m", null, "gpu:+1", null, false)).hasMessageContaining("device 'gpu:+1'");
     assertThatThrownBy(() -> Precision.parse("bf8")).hasMessageContaining("supported: fp32, fp16");
   }
+
+  /** Each captured decode graph keeps a float32 logits row per sequence: one more per 128 slots of length. */
+  @Test
+  void batchSizingCountsALogitsRowPerDecodeGraph() throws Exception {
+    io.sparkinfer.model.ModelConfig c = io.sparkinfer.model.ModelConfig.load(Fixtures.model("qwen2-tiny"));
+    ai.djl.ndarray.types.DataType f16 = ai.djl.ndarray.types.DataType.FLOAT16;
+    long kvPerToken = io.sparkinfer.model.KvCache.bytesPerToken(c, f16);
+    long within = BatchSizer.bytesPerSequence(c, f16, 10, 117); // 127 slots: one bucket
+    long full = BatchSizer.bytesPerSequence(c, f16, 10, 118); // 128 slots: still one
+    long next = BatchSizer.bytesPerSequence(c, f16, 10, 119); // 129 slots: a second graph
+    assertThat(full - within).isEqualTo(kvPerToken);
+    assertThat(next - full).isEqualTo(kvPerToken + 4L * c.vocabSize());
+  }
 }
