@@ -14,10 +14,12 @@ import java.util.Map;
  *
  * <p>A step's shapes depend on how many cache slots attention reads, so there is one graph per key-length
  * bucket: slots read are rounded up to a multiple of {@link #KEY_BUCKET} (the extra slots are masked, as
- * in every step; fp16 flash decode reads only each row's written slots whatever the bucket), and each bucket's graph is captured the first time a step needs it, then replayed for
+ * in every step), and each bucket's graph is captured the first time a step needs it, then replayed for
  * every later step in the bucket. Graphs replay on the tensors they were captured with: each step's token
  * ids and positions are copied into fixed input tensors, and each graph overwrites one fixed logits tensor.
- * All graphs of a cache share one memory pool (they replay one at a time on the cache's thread).
+ * All graphs of a cache share one memory pool (they replay one at a time on the cache's thread). Decode
+ * steps in flash attention (fp16/bf16 on a GPU) read only each row's written slots whatever the key length,
+ * so their cache needs a single graph.
  */
 public final class DecodeGraphs implements AutoCloseable {
 
@@ -66,7 +68,8 @@ public final class DecodeGraphs implements AutoCloseable {
    *     next step over this cache
    */
   NDArray step(NDManager scope, long[] tokenIds, long[] tokenPositions, int keyLength) {
-    int keys = bucket(keyLength, cache.capacity());
+    // flash decode reads each row's written slots whatever the key length: one graph serves the whole cache
+    int keys = model.decodeReadsWrittenSlotsOnly() ? cache.capacity() : bucket(keyLength, cache.capacity());
     inputs.write(scope, tokenIds, tokenPositions);
     Captured c = byKeyLength.get(keys);
     if (c == null) {

@@ -18,6 +18,7 @@ import io.sparkinfer.model.Linear;
 import io.sparkinfer.model.ModelConfig;
 import io.sparkinfer.model.ModelLoadException;
 import io.sparkinfer.model.ModelWeights;
+import io.sparkinfer.model.Precision;
 import io.sparkinfer.model.RotaryEmbedding;
 import io.sparkinfer.torchscript.TorchScriptArchive;
 import java.io.ByteArrayInputStream;
@@ -59,6 +60,8 @@ public final class ScriptedCausalLm implements CausalLmBackend {
 
   private final ModelConfig config;
   private final Device device;
+  private final Precision precision;
+  private volatile boolean flashDecodeOn = FLASH_DECODE;
   private final PtNDManager manager;
   private final PtSymbolBlock step;
   private final List<IValue> constants = new ArrayList<>();
@@ -90,6 +93,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
   public ScriptedCausalLm(ModelWeights weights, RotaryEmbedding rope, boolean cudaGraphs) {
     this.config = weights.config();
     this.device = weights.device();
+    this.precision = weights.precision();
     this.graphsOff = !cudaGraphs ? "turned off" : !device.isGpu() ? "not on a GPU"
         : CudaGraphs.unavailableReason().orElse(null);
     this.manager = (PtNDManager) NDManager.newBaseManager(weights.device());
@@ -148,8 +152,20 @@ public final class ScriptedCausalLm implements CausalLmBackend {
   void useFlashDecode(boolean on) {
     IValue old = flashDecode;
     flashDecode = IValue.from(on);
+    flashDecodeOn = on;
     constants.set(constants.indexOf(old), flashDecode);
     old.close();
+  }
+
+  /**
+   * Whether decode steps run flash attention over each row's written slots (the kernel's own test: CUDA,
+   * fp16 or bf16, head dim a multiple of 8, flash decode on), so how many slots a step reads does not
+   * depend on its key length. If this says yes and the kernel disagrees, steps read the whole cache,
+   * masked: slower, never wrong.
+   */
+  boolean decodeReadsWrittenSlotsOnly() {
+    Precision p = precision;
+    return flashDecodeOn && device.isGpu() && (p == Precision.FP16 || p == Precision.BF16) && config.headDim() % 8 == 0;
   }
 
   /** Whether decode steps replay CUDA graphs; else {@link #cudaGraphsOffReason()} says why not. */

@@ -89,6 +89,23 @@ class CudaGraphsGpuTest {
     }
   }
 
+  /** fp16 decode steps read each row's written slots (flash attention): one graph serves the whole cache. */
+  @Test
+  void flashDecodeNeedsOneGraphPerCache() {
+    Path dir = Fixtures.demoModel();
+    List<GenerationRequest> requests = demoRequests(4, 300);
+    EngineOptions graphs = EngineOptions.of(dir, Precision.FP16, "gpu").withBackend("scripted");
+    try (LlmEngine g = LlmEngine.load(graphs); LlmEngine plain = LlmEngine.load(graphs.withCudaGraphs(false))) {
+      assertThat(backend(g).decodeReadsWrittenSlotsOnly()).isTrue();
+      List<Completion> replayed = g.generate(requests, 4); // one batch, one cache
+      List<Completion> called = plain.generate(requests, 4);
+      for (int i = 0; i < requests.size(); i++) {
+        assertThat(replayed.get(i).outputTokenIds()).as("prompt %d", i).containsExactly(called.get(i).outputTokenIds());
+      }
+      assertThat(backend(g).graphCaptures()).as("keys crossed 3 buckets, one graph").isEqualTo(1);
+    }
+  }
+
   /** Decode threads, each on a stream of its own with graphs of its own, give the single thread's tokens. */
   @Test
   void threadsOnTheirOwnStreamsGiveTheSameTokens() throws Exception {

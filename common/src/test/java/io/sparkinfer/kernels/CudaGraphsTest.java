@@ -51,6 +51,7 @@ class CudaGraphsTest {
       ScriptedCausalLm backend = (ScriptedCausalLm) engine.newGenerator().backend();
       assertThat(backend.cudaGraphsOffReason()).isEqualTo("not on a GPU");
       assertThat(backend.graphReplays()).isZero();
+      assertThat(backend.decodeReadsWrittenSlotsOnly()).as("flash decode is CUDA only").isFalse();
     }
     try (LlmEngine engine = LlmEngine.load(options.withCudaGraphs(false))) {
       assertThat(((ScriptedCausalLm) engine.newGenerator().backend()).cudaGraphsOffReason()).isEqualTo("turned off");
