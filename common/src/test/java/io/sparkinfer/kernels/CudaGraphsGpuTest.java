@@ -106,6 +106,31 @@ class CudaGraphsGpuTest {
     }
   }
 
+  /**
+   * bf16 on the GPU (weights, caches and casts through ScriptedTensors, decode through flash attention and a
+   * replayed graph): the first token follows transformers' reference (computed in fp32 from the same bf16
+   * weights) and replayed steps give the plain calls' tokens.
+   */
+  @Test
+  void bf16DecodeOnTheGpu() {
+    Path dir = Fixtures.demoModel();
+    List<Fixtures.Case> cases = Fixtures.reference(dir);
+    List<GenerationRequest> requests = new ArrayList<>();
+    for (int i = 0; i < cases.size(); i++) {
+      requests.add(new GenerationRequest("b" + i, cases.get(i).prompt(), 32, SamplingParams.GREEDY, List.of(), true));
+    }
+    EngineOptions graphs = EngineOptions.of(dir, Precision.BF16, "gpu").withBackend("scripted");
+    try (LlmEngine g = LlmEngine.load(graphs); LlmEngine plain = LlmEngine.load(graphs.withCudaGraphs(false))) {
+      assertThat(g.usesCudaGraphs()).isTrue();
+      List<Completion> replayed = g.generate(requests, 3);
+      List<Completion> called = plain.generate(requests, 3);
+      for (int i = 0; i < cases.size(); i++) {
+        assertThat(replayed.get(i).outputTokenIds()[0]).as(cases.get(i).prompt()).isEqualTo(cases.get(i).greedyIds()[0]);
+        assertThat(replayed.get(i).outputTokenIds()).as(cases.get(i).prompt()).containsExactly(called.get(i).outputTokenIds());
+      }
+    }
+  }
+
   /** Decode threads, each on a stream of its own with graphs of its own, give the single thread's tokens. */
   @Test
   void threadsOnTheirOwnStreamsGiveTheSameTokens() throws Exception {
