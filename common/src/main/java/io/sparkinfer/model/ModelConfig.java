@@ -221,13 +221,21 @@ public record ModelConfig(
         eosTokenIds(c));
   }
 
+  /**
+   * transformers' defaults when config.json leaves a key out (MistralConfig and Qwen2Config):
+   * {@code sliding_window} 4096, {@code max_window_layers} 28. An explicit null means no window.
+   */
+  static final int DEFAULT_SLIDING_WINDOW = 4096;
+  static final int DEFAULT_MAX_WINDOW_LAYERS = 28;
+
   /** The attention window of each layer, as transformers decides it for each architecture (0: full). */
   private static int[] slidingWindows(JsonObject c, String modelType, int layers) {
     int[] windows = new int[Math.max(layers, 0)];
-    if (!present(c, "sliding_window")) {
+    boolean defaulted = !c.has("sliding_window") && !modelType.equals("llama");
+    if (!present(c, "sliding_window") && !defaulted) {
       return windows;
     }
-    int window = integer(c, "sliding_window", 0);
+    int window = defaulted ? DEFAULT_SLIDING_WINDOW : integer(c, "sliding_window", 0);
     if (window <= 0) {
       throw new IllegalArgumentException("sliding_window must be > 0 or null, got " + window);
     }
@@ -248,7 +256,7 @@ public record ModelConfig(
       case "mistral" -> Arrays.fill(windows, window);
       case "qwen2" -> {
         if (bool(c, "use_sliding_window", false)) {
-          int first = integer(c, "max_window_layers", layers);
+          int first = integer(c, "max_window_layers", DEFAULT_MAX_WINDOW_LAYERS);
           for (int i = Math.max(first, 0); i < layers; i++) {
             windows[i] = window;
           }

@@ -5,7 +5,11 @@ import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
 import com.google.gson.JsonParser;
+import com.google.gson.Strictness;
+import com.google.gson.stream.JsonReader;
+import com.google.gson.stream.JsonToken;
 import java.io.IOException;
+import java.io.StringReader;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
@@ -78,10 +82,27 @@ public final class SafetensorsFile {
     }
   }
 
+  /**
+   * The header as strict JSON (RFC 8259, as the safetensors writers produce it): Gson's default lenient
+   * mode would also take unquoted names, single quotes, comments and trailing text.
+   */
+  static JsonElement parseStrict(String json) {
+    try (JsonReader reader = new JsonReader(new StringReader(json))) {
+      reader.setStrictness(Strictness.STRICT);
+      JsonElement e = JsonParser.parseReader(reader);
+      if (reader.peek() != JsonToken.END_DOCUMENT) {
+        throw new JsonParseException("text after the JSON value");
+      }
+      return e;
+    } catch (IOException e) {
+      throw new JsonParseException(e.getMessage(), e);
+    }
+  }
+
   private static SafetensorsFile parseHeader(Path path, long fileSize, long dataStart, String json) {
     JsonObject root;
     try {
-      JsonElement e = JsonParser.parseString(json);
+      JsonElement e = parseStrict(json);
       if (!e.isJsonObject()) {
         throw new SafetensorsException(path + ": header is not a JSON object");
       }

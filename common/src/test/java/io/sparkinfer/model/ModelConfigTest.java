@@ -311,6 +311,30 @@ class ModelConfigTest {
     assertThat(c.slidingWindows()).containsExactly(0, 0, 0);
   }
 
+  /** transformers' MistralConfig defaults sliding_window to 4096 when config.json leaves the key out. */
+  @Test
+  void mistralWithoutTheKeyTakesTransformersDefaultWindow() {
+    ModelConfig c = parse("mistral", o -> o.remove("sliding_window"));
+    assertThat(c.slidingWindows()).containsExactly(4096, 4096, 4096);
+    assertThat(parse("llama", o -> o.remove("sliding_window")).slidingWindows()).as("llama has none").containsOnly(0);
+  }
+
+  /** Qwen2Config's defaults: sliding_window 4096 from layer max_window_layers = 28 on, when enabled. */
+  @Test
+  void qwen2WithoutTheKeysTakesTransformersDefaults() {
+    ModelConfig c = parse("qwen2", o -> {
+      o.remove("sliding_window");
+      o.remove("max_window_layers");
+      o.addProperty("use_sliding_window", true);
+      o.addProperty("num_hidden_layers", 30);
+    });
+    int[] expected = new int[30];
+    expected[28] = 4096;
+    expected[29] = 4096;
+    assertThat(c.slidingWindows()).containsExactly(expected);
+    assertThat(parse("qwen2", o -> o.remove("sliding_window")).slidingWindows()).as("off unless enabled").containsOnly(0);
+  }
+
   @Test
   void qwen2SlidesOnlyFromMaxWindowLayersAndOnlyWhenEnabled() {
     ModelConfig on = parse("qwen2", o -> {

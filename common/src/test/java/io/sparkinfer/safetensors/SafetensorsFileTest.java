@@ -195,6 +195,20 @@ class SafetensorsFileTest {
         .hasMessageContaining("header is not valid JSON");
   }
 
+  /** Strict JSON, as safetensors writers produce it: Gson's lenient extensions are refused. */
+  @Test
+  void headerInLenientJsonIsRejected() {
+    SafetensorsWriter w = twoTensors();
+    String strict = w.header().toString();
+    for (String lenient : new String[] {strict.replaceFirst("\"([a-z_]+)\":", "$1:"), strict.replace('"', '\''),
+        "/* c */" + strict, strict + " {}"}) {
+      Path file = w.writeWithHeader(dir.resolve("l.safetensors"), lenient);
+      assertThatThrownBy(() -> SafetensorsFile.open(file)).as(lenient)
+          .isInstanceOf(SafetensorsException.class)
+          .hasMessageContaining("header is not valid JSON");
+    }
+  }
+
   @Test
   void headerThatIsBinaryGarbageIsRejected() {
     byte[] garbage = {(byte) 0x80, 0x02, 0x7d, 0x71, 0x00, 0x28, 0x58, 0x01}; // a pickle's first bytes
