@@ -55,11 +55,6 @@ public final class DecodeGraphs implements AutoCloseable {
     return Math.min(capacity, (keyLength + KEY_BUCKET - 1) / KEY_BUCKET * KEY_BUCKET);
   }
 
-  /** Graphs captured so far. */
-  int size() {
-    return byKeyLength.size();
-  }
-
   /**
    * Runs one decode step by replaying its bucket's graph (capturing it first if needed): the step's token
    * ids and positions (B each) go to the device in one copy.
