@@ -38,6 +38,13 @@ public final class Generator implements AutoCloseable {
   private final int contextLength;
   private volatile int maxPromptTokens;
   private volatile int maxPrefillTokens = DEFAULT_MAX_PREFILL_TOKENS;
+  private volatile int decodeChunk = DEFAULT_DECODE_CHUNK;
+
+  /**
+   * Greedy decode steps run per call when every running row is greedy: the backend feeds each step's tokens
+   * back on the device, and the host reads them once per chunk (with CUDA graphs, replays run back to back).
+   */
+  public static final int DEFAULT_DECODE_CHUNK = 8;
 
   /** Prints where decode steps spend their time (inputs, model call, choosing tokens, bookkeeping) per batch. */
   static final boolean PROFILE_STEPS = Boolean.getBoolean("sparkinfer.profile.steps");
@@ -73,6 +80,14 @@ public final class Generator implements AutoCloseable {
       throw new IllegalArgumentException("max prefill tokens must be > 0, got " + tokens);
     }
     this.maxPrefillTokens = tokens;
+  }
+
+  /** Greedy steps per call (1: the host reads every step's tokens before the next; at most 16). */
+  public void setDecodeChunk(int steps) {
+    if (steps < 1 || steps > 16) {
+      throw new IllegalArgumentException("decode chunk must be in [1, 16], got " + steps);
+    }
+    this.decodeChunk = steps;
   }
 
   public GenerationStats stats() {
@@ -319,6 +334,11 @@ public final class Generator implements AutoCloseable {
         keyLength = (int) Math.max(keyLength, positions[i] + 1);
         active.add(running ? s : null);
       }
+      int chunk = greedyChunk(active);
+      if (chunk > 1) {
+        decodeGreedy(scope, cache, ids, positions, Math.min(cache.capacity(), keyLength + chunk - 1), active, chunk);
+        return;
+      }
       long start = System.nanoTime();
       long t1;
       long t2;
@@ -343,6 +363,47 @@ public final class Generator implements AutoCloseable {
       phaseNanos[2] += t3 - t2;
       phaseNanos[3] += end - t3;
       steps++;
+    }
+
+    /**
+     * Greedy steps the running rows can take without the host in between: up to {@link #decodeChunk}, none
+     * past any row's token limit (so no row writes past its cache slots), and 1 while any row samples.
+     * Rows that stop early (eos, stop strings) ignore the rest of the chunk.
+     */
+    private int greedyChunk(List<Sequence> active) {
+      int chunk = decodeChunk;
+      for (Sequence s : active) {
+        if (s != null) {
+          if (s.sampler != null) {
+            return 1;
+          }
+          chunk = Math.min(chunk, s.maxNew - s.count);
+        }
+      }
+      return Math.max(chunk, 1);
+    }
+
+    private void decodeGreedy(NDManager scope, KvCache cache, long[] ids, long[] positions, int keyLength,
+        List<Sequence> active, int chunk) {
+      long start = System.nanoTime();
+      long[][] tokens;
+      try (NDManager step = scope.newSubManager()) {
+        tokens = backend.decodeGreedy(step, ids, positions, keyLength, cache, chunk);
+      }
+      long now = System.nanoTime();
+      for (long[] stepTokens : tokens) {
+        for (int i = 0; i < stepTokens.length; i++) {
+          Sequence s = active.get(i);
+          if (s != null && !s.isFinished()) {
+            s.accept(stepTokens[i], now);
+          }
+        }
+      }
+      long end = System.nanoTime();
+      decodeNanos += end - start;
+      phaseNanos[1] += now - start;
+      phaseNanos[3] += end - now;
+      steps += chunk;
     }
   }
 

@@ -17,6 +17,7 @@ import java.util.Map;
  * in every step), and each bucket's graph is captured the first time a step needs it, then replayed for
  * every later step in the bucket. Graphs replay on the tensors they were captured with: each step's token
  * ids and positions are copied into fixed input tensors, and each graph overwrites one fixed logits tensor.
+ * Each graph also feeds its greedy tokens back as the next inputs, so greedy steps can replay back to back.
  * All graphs of a cache share one memory pool (they replay one at a time on the cache's thread). Decode
  * steps in flash attention (fp16/bf16 on a GPU) read only each row's written slots whatever the key length,
  * so their cache needs a single graph.
@@ -47,7 +48,7 @@ public final class DecodeGraphs implements AutoCloseable {
     this.model = model;
     this.cache = cache;
     this.manager = NDManager.newBaseManager(device);
-    this.inputs = new DecodeInputs(manager, cache.batchSize());
+    this.inputs = new DecodeInputs(manager, cache.batchSize(), cache.capacity() - 1);
   }
 
   /** Key slots a step reading {@code keyLength} of them runs with: rounded up to a bucket, within the cache. */
@@ -63,18 +64,40 @@ public final class DecodeGraphs implements AutoCloseable {
    *     next step over this cache
    */
   NDArray step(NDManager scope, long[] tokenIds, long[] tokenPositions, int keyLength) {
+    inputs.write(scope, tokenIds, tokenPositions);
+    Captured c = graphFor(keyLength);
+    c.graph().replay();
+    model.countReplay();
+    return c.logits().get(scope, ALL);
+  }
+
+  /**
+   * Runs {@code steps} greedy decode steps as back-to-back replays: each graph also feeds its argmax back
+   * as the next input ({@link DecodeInputs#feedBack}), so the host reads all their tokens once at the end.
+   *
+   * @param keyLength 1 + the largest position the last step reads
+   * @return the tokens, [step][row]
+   */
+  long[][] greedy(NDManager scope, long[] tokenIds, long[] tokenPositions, int keyLength, int steps) {
+    inputs.write(scope, tokenIds, tokenPositions);
+    Captured c = graphFor(keyLength);
+    for (int s = 0; s < steps; s++) {
+      c.graph().replay();
+    }
+    model.countReplays(steps);
+    return inputs.history(steps);
+  }
+
+  private Captured graphFor(int keyLength) {
     // flash decode reads each row's written slots whatever the key length: one graph serves the whole cache
     int keys = model.decodeReadsWrittenSlotsOnly() ? cache.capacity() : bucket(keyLength, cache.capacity());
-    inputs.write(scope, tokenIds, tokenPositions);
     Captured c = byKeyLength.get(keys);
     if (c == null) {
       c = capture(keys);
       byKeyLength.put(keys, c);
       model.countCapture();
     }
-    c.graph().replay();
-    model.countReplay();
-    return c.logits().get(scope, ALL);
+    return c;
   }
 
   private Captured capture(int keys) {
@@ -86,7 +109,11 @@ public final class DecodeGraphs implements AutoCloseable {
     }
     CudaGraphs.Graph graph = new CudaGraphs.Graph();
     try {
-      NDArray logits = graph.capture(poolOwner, () -> model.run(manager, fixed, cache));
+      NDArray logits = graph.capture(poolOwner, () -> {
+        NDArray out = model.run(manager, fixed, cache);
+        inputs.feedBack(out); // replays used one step at a time overwrite it
+        return out;
+      });
       if (poolOwner == null) {
         poolOwner = graph;
       }
@@ -120,6 +147,9 @@ public final class DecodeGraphs implements AutoCloseable {
     long done = System.nanoTime();
     LOG.info(String.format(java.util.Locale.ROOT, "graph B=%d T=%d: %.3f ms per replay back to back, %.3f ms to launch",
         cache.batchSize(), keys, (done - start) / 1e6 / n, (launched - start) / 1e6 / n));
+    try (NDManager scope = manager.newSubManager()) {
+      inputs.rewrite(scope); // the replays fed their tokens back: the step's own inputs again
+    }
   }
 
   @Override

@@ -195,6 +195,10 @@ public final class ScriptedCausalLm implements CausalLmBackend {
     graphReplays.incrementAndGet();
   }
 
+  void countReplays(int n) {
+    graphReplays.addAndGet(n);
+  }
+
   @Override
   public NDArray forward(NDManager scope, ForwardBatch batch, KvCache cache) {
     if (usesCudaGraphs()) {
@@ -221,6 +225,39 @@ public final class ScriptedCausalLm implements CausalLmBackend {
       graphsOff = "a graph failed: " + firstLine(e.getMessage());
       LOG.warn("CUDA graphs turned off for this model, decode steps continue without them", e);
       return CausalLmBackend.super.decode(scope, tokenIds, positions, keyLength, cache);
+    }
+  }
+
+  /**
+   * Greedy steps without the host in between: each step's argmax is fed back on the device
+   * ({@link DecodeInputs#feedBack}); with CUDA graphs the steps are back-to-back replays.
+   */
+  @Override
+  public long[][] decodeGreedy(NDManager scope, long[] tokenIds, long[] positions, int keyLength, KvCache cache,
+      int steps) {
+    if (steps > DecodeInputs.MAX_STEPS) {
+      throw new IllegalArgumentException("at most " + DecodeInputs.MAX_STEPS + " greedy steps per call, got " + steps);
+    }
+    if (usesCudaGraphs()) {
+      CudaGraphs.useThreadStream(device);
+      try {
+        return cache.attachment(DecodeGraphs.class, () -> new DecodeGraphs(this, cache, device))
+            .greedy(scope, tokenIds, positions, keyLength, steps);
+      } catch (RuntimeException e) {
+        graphsOff = "a graph failed: " + firstLine(e.getMessage());
+        LOG.warn("CUDA graphs turned off for this model, decode steps continue without them", e);
+        // a failed capture ran nothing: the steps run below from the same inputs
+      }
+    }
+    try (NDManager loop = scope.newSubManager()) {
+      DecodeInputs inputs = new DecodeInputs(loop, tokenIds.length, cache.capacity() - 1);
+      inputs.write(loop, tokenIds, positions);
+      for (int s = 0; s < steps; s++) {
+        try (NDManager step = loop.newSubManager()) {
+          inputs.feedBack(run(step, inputs.batch(keyLength), cache));
+        }
+      }
+      return inputs.history(steps);
     }
   }
 

@@ -37,6 +37,31 @@ public interface CausalLmBackend extends AutoCloseable {
     return forward(scope, batch, cache);
   }
 
+  /**
+   * Runs {@code steps} greedy decode steps, each taking the previous step's most likely token as its input
+   * and every position one further (at most the cache's last slot). Backends may run them without the host
+   * in between; by default it is {@link #decode} step by step.
+   *
+   * @param keyLength 1 + the largest position the last step reads
+   * @return each step's tokens, [step][row]
+   */
+  default long[][] decodeGreedy(NDManager scope, long[] tokenIds, long[] positions, int keyLength, KvCache cache,
+      int steps) {
+    long[][] out = new long[steps][];
+    long[] ids = tokenIds.clone();
+    long[] pos = positions.clone();
+    for (int s = 0; s < steps; s++) {
+      try (NDManager step = scope.newSubManager()) {
+        ids = decode(step, ids, pos, keyLength, cache).argMax(-1).toLongArray();
+      }
+      out[s] = ids;
+      for (int i = 0; i < pos.length; i++) {
+        pos[i] = Math.min(pos[i] + 1, cache.capacity() - 1);
+      }
+    }
+    return out;
+  }
+
   /** The backend's name on command lines: {@code eager} or {@code scripted}. */
   String name();
 

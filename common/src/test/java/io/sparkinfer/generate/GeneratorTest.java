@@ -153,6 +153,56 @@ class GeneratorTest {
     assertThat(out.completionTokens()).isLessThan(32).isEqualTo(out.outputTokenIds().length);
   }
 
+  /**
+   * Greedy chunks (several steps per backend call, tokens fed back on the device) give what one step per
+   * call gives, on both backends: across token limits, eos, stop strings, refills, and with a sampled
+   * row in the batch (which makes every chunk a single step while it runs).
+   */
+  @org.junit.jupiter.params.ParameterizedTest
+  @org.junit.jupiter.params.provider.ValueSource(strings = {"eager", "scripted"})
+  void greedyChunksGiveTheStepByStepTokens(String backend) {
+    int[] limits = {3, 32, 7, 32, 12, 32, 5, 20};
+    List<GenerationRequest> requests = new ArrayList<>();
+    for (int i = 0; i < cases.size(); i++) {
+      List<String> stops = i == 2 ? List.of("self.current") : List.of();
+      requests.add(new GenerationRequest("g" + i, cases.get(i).prompt(), limits[i], SamplingParams.GREEDY, stops, i == 3));
+    }
+    List<GenerationRequest> withSampled = new ArrayList<>(requests);
+    withSampled.add(sampled("s", cases.get(0).prompt(), 9, 0.8, 0, 1.0, 7));
+    EngineOptions options = EngineOptions.of(Fixtures.model("qwen2-code-demo"), Precision.FP32, "cpu").withBackend(backend);
+    try (LlmEngine e = LlmEngine.load(options)) {
+      for (List<GenerationRequest> batch : List.of(requests, withSampled)) {
+        List<Completion> stepwise;
+        try (Generator g = e.newGenerator()) {
+          g.setDecodeChunk(1);
+          stepwise = g.generate(batch, 3);
+        }
+        for (int chunk : new int[] {4, 16}) {
+          try (Generator g = e.newGenerator()) {
+            g.setDecodeChunk(chunk);
+            List<Completion> chunked = g.generate(batch, 3);
+            for (int i = 0; i < batch.size(); i++) {
+              Completion a = stepwise.get(i);
+              Completion b = chunked.get(i);
+              assertThat(b.outputTokenIds()).as("%s chunk %d: %s", backend, chunk, batch.get(i).prompt())
+                  .containsExactly(a.outputTokenIds());
+              assertThat(b.text()).isEqualTo(a.text());
+              assertThat(b.finishReason()).isEqualTo(a.finishReason());
+            }
+          }
+        }
+      }
+    }
+  }
+
+  @Test
+  void decodeChunkOutsideOneToSixteenIsRefused() {
+    try (Generator g = engine.newGenerator()) {
+      assertThatThrownBy(() -> g.setDecodeChunk(0)).hasMessageContaining("[1, 16]");
+      assertThatThrownBy(() -> g.setDecodeChunk(17)).hasMessageContaining("[1, 16]");
+    }
+  }
+
   @Test
   void tokenLimitEndsWithLength() {
     Completion out = engine.generate(List.of(GenerationRequest.greedy("l", cases.get(0).prompt(), 4)), 1).get(0);

@@ -94,7 +94,7 @@ class CudaGraphsTest {
   @Test
   void decodeInputsAreWrittenIntoTheSameTensorsEveryStep() {
     try (NDManager m = NDManager.newBaseManager()) {
-      DecodeInputs inputs = new DecodeInputs(m, 3);
+      DecodeInputs inputs = new DecodeInputs(m, 3, 15);
       io.sparkinfer.model.ForwardBatch fixed = inputs.batch(16);
       for (long[][] step : new long[][][] {{{5, 6, 7}, {10, 11, 12}}, {{8, 9, 1}, {11, 12, 13}}}) {
         try (NDManager scope = m.newSubManager()) {
