@@ -214,18 +214,14 @@ public final class ScriptedCausalLm implements CausalLmBackend {
    */
   @Override
   public NDArray decode(NDManager scope, long[] tokenIds, long[] positions, int keyLength, KvCache cache) {
-    if (!usesCudaGraphs()) {
-      return CausalLmBackend.super.decode(scope, tokenIds, positions, keyLength, cache);
+    if (usesCudaGraphs()) {
+      try {
+        return graphs(cache).step(scope, tokenIds, positions, keyLength);
+      } catch (RuntimeException e) {
+        graphsFailed(e);
+      }
     }
-    CudaGraphs.useThreadStream(device);
-    try {
-      return cache.attachment(DecodeGraphs.class, () -> new DecodeGraphs(this, cache, device))
-          .step(scope, tokenIds, positions, keyLength);
-    } catch (RuntimeException e) {
-      graphsOff = "a graph failed: " + firstLine(e.getMessage());
-      LOG.warn("CUDA graphs turned off for this model, decode steps continue without them", e);
-      return CausalLmBackend.super.decode(scope, tokenIds, positions, keyLength, cache);
-    }
+    return CausalLmBackend.super.decode(scope, tokenIds, positions, keyLength, cache);
   }
 
   /**
@@ -239,14 +235,10 @@ public final class ScriptedCausalLm implements CausalLmBackend {
       throw new IllegalArgumentException("at most " + DecodeInputs.MAX_STEPS + " greedy steps per call, got " + steps);
     }
     if (usesCudaGraphs()) {
-      CudaGraphs.useThreadStream(device);
       try {
-        return cache.attachment(DecodeGraphs.class, () -> new DecodeGraphs(this, cache, device))
-            .greedy(scope, tokenIds, positions, keyLength, steps);
+        return graphs(cache).greedy(scope, tokenIds, positions, keyLength, steps);
       } catch (RuntimeException e) {
-        graphsOff = "a graph failed: " + firstLine(e.getMessage());
-        LOG.warn("CUDA graphs turned off for this model, decode steps continue without them", e);
-        // a failed capture ran nothing: the steps run below from the same inputs
+        graphsFailed(e); // the steps run below from the same inputs, writing the same keys and values
       }
     }
     try (NDManager loop = scope.newSubManager()) {
@@ -259,6 +251,18 @@ public final class ScriptedCausalLm implements CausalLmBackend {
       }
       return inputs.history(steps);
     }
+  }
+
+  /** The cache's decode graphs (made on first use), with this thread on its own CUDA stream. */
+  private DecodeGraphs graphs(KvCache cache) {
+    CudaGraphs.useThreadStream(device);
+    return cache.attachment(DecodeGraphs.class, () -> new DecodeGraphs(this, cache, device));
+  }
+
+  /** Turns graphs off for this backend (logged once); callers then run the step as a plain call. */
+  private void graphsFailed(RuntimeException e) {
+    graphsOff = "a graph failed: " + firstLine(e.getMessage());
+    LOG.warn("CUDA graphs turned off for this model, decode steps continue without them", e);
   }
 
   private static String firstLine(String message) {

@@ -65,7 +65,7 @@ class Bf16Test {
           Fixtures.Case c = cases.get(i);
           assertThat(ReferenceConformanceTest.maxAbsDiff(logits[i], c.lastLogits())).as("%s: %s", dir.getFileName(), c.prompt())
               .isLessThan(0.25f);
-          assertThat(argMax(logits[i])).isEqualTo(argMax(c.lastLogits()));
+          assertThat(ReferenceConformanceTest.argMax(logits[i])).isEqualTo(ReferenceConformanceTest.argMax(c.lastLogits()));
           requests.add(new GenerationRequest("p" + i, c.prompt(), 8, SamplingParams.GREEDY, List.of(), true));
         }
         List<Completion> batched = engine.generate(requests, 3); // rows refill: cache rows copied, cache grown
@@ -90,15 +90,5 @@ class Bf16Test {
   void theEagerBackendRefusesBf16() {
     EngineOptions options = EngineOptions.of(Fixtures.model("qwen2-tiny"), Precision.BF16, "cpu").withBackend("eager");
     assertThatThrownBy(() -> LlmEngine.load(options)).hasMessageContaining("bf16 runs on the scripted backend only");
-  }
-
-  private static int argMax(float[] a) {
-    int best = 0;
-    for (int i = 1; i < a.length; i++) {
-      if (a[i] > a[best]) {
-        best = i;
-      }
-    }
-    return best;
   }
 }

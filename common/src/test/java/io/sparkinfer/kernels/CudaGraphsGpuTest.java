@@ -81,10 +81,8 @@ class CudaGraphsGpuTest {
     try (LlmEngine g = LlmEngine.load(graphs); LlmEngine plain = LlmEngine.load(graphs.withCudaGraphs(false))) {
       List<Completion> replayed = g.generate(requests, 4);
       List<Completion> called = plain.generate(requests, 4);
-      for (int i = 0; i < requests.size(); i++) {
-        assertThat(replayed.get(i).outputTokenIds()).as("prompt %d", i).containsExactly(called.get(i).outputTokenIds());
-        assertThat(replayed.get(i).outputTokenIds()).hasSize(300);
-      }
+      assertSameTokens(replayed, called);
+      replayed.forEach(c -> assertThat(c.outputTokenIds()).hasSize(300));
       assertThat(backend(g).graphCaptures()).as("one graph per bucket the keys crossed").isGreaterThanOrEqualTo(3);
     }
   }
@@ -99,9 +97,7 @@ class CudaGraphsGpuTest {
       assertThat(backend(g).decodeReadsWrittenSlotsOnly()).isTrue();
       List<Completion> replayed = g.generate(requests, 4); // one batch, one cache
       List<Completion> called = plain.generate(requests, 4);
-      for (int i = 0; i < requests.size(); i++) {
-        assertThat(replayed.get(i).outputTokenIds()).as("prompt %d", i).containsExactly(called.get(i).outputTokenIds());
-      }
+      assertSameTokens(replayed, called);
       assertThat(backend(g).graphCaptures()).as("keys crossed 3 buckets, one graph").isEqualTo(1);
     }
   }
@@ -147,9 +143,7 @@ class CudaGraphsGpuTest {
         }
         for (Future<List<Completion>> f : futures) {
           List<Completion> together = f.get();
-          for (int i = 0; i < requests.size(); i++) {
-            assertThat(together.get(i).outputTokenIds()).as("prompt %d", i).containsExactly(alone.get(i).outputTokenIds());
-          }
+          assertSameTokens(together, alone);
         }
       } finally {
         pool.shutdown();
@@ -165,6 +159,13 @@ class CudaGraphsGpuTest {
       out.add(new GenerationRequest("d" + i, prompts[i % prompts.length], maxNew, SamplingParams.GREEDY, List.of(), true));
     }
     return out;
+  }
+
+  private static void assertSameTokens(List<Completion> actual, List<Completion> expected) {
+    assertThat(actual).hasSameSizeAs(expected);
+    for (int i = 0; i < expected.size(); i++) {
+      assertThat(actual.get(i).outputTokenIds()).as("prompt %d", i).containsExactly(expected.get(i).outputTokenIds());
+    }
   }
 
   private static ScriptedCausalLm backend(LlmEngine engine) {

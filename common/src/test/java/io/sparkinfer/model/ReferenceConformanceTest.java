@@ -143,7 +143,7 @@ public class ReferenceConformanceTest {
     return max;
   }
 
-  static int argMax(float[] a) {
+  public static int argMax(float[] a) {
     int best = 0;
     for (int i = 1; i < a.length; i++) {
       if (a[i] > a[best]) {

@@ -15,8 +15,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The per-executor cache: one engine per (model, precision, device, backend, CUDA graphs on or off) for
- * the executor JVM's lifetime, shared by all its tasks and reused across stages and jobs; one tokenizer per
+ * The per-executor cache: one engine per model and {@link EngineOptions} for the executor JVM's lifetime, shared by all its tasks and reused across stages and jobs; one tokenizer per
  * model for planning. Everything is closed when the JVM stops (executor shutdown), or by {@link #closeAll()}.
  *
  * <p>Loads are counted ({@link #loadCount()}) and reported to the driver by the loading task, so the
@@ -26,8 +25,11 @@ public final class ExecutorEngines {
 
   private static final Logger LOG = LoggerFactory.getLogger(ExecutorEngines.class);
 
-  /** What identifies a loaded engine. */
-  public record Key(String model, String precision, String device, String backend, boolean cudaGraphs) {}
+  /**
+   * What identifies a loaded engine: the model's URI (its local copy differs between executors) and
+   * everything else the engine was loaded with.
+   */
+  public record Key(String modelUri, EngineOptions options) {}
 
   /** A planning tokenizer and the prompt-length limit its model allows. */
   public record PlanningTokenizer(TextTokenizer tokenizer, int contextLength) {}
@@ -47,15 +49,15 @@ public final class ExecutorEngines {
   private ExecutorEngines() {}
 
   /**
-   * The engine for {@code options}, loading (and warming up) it on first use in this JVM. {@code onLoad}
+   * The engine for {@code key}, loading (and warming up) it on first use in this JVM. {@code onLoad}
    * is told of a load this call performed, with its seconds.
    */
-  public static LlmEngine engine(EngineOptions options, Key key, LoadListener onLoad) {
+  public static LlmEngine engine(Key key, LoadListener onLoad) {
     Slot<LlmEngine> slot = ENGINES.computeIfAbsent(key, k -> new Slot<>());
     synchronized (slot) {
       if (slot.value == null) {
         long start = System.nanoTime();
-        LlmEngine engine = LlmEngine.load(options);
+        LlmEngine engine = LlmEngine.load(key.options());
         try {
           warmUp(engine);
         } catch (RuntimeException e) {

@@ -66,10 +66,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
     String executorId = SparkEnv.get().executorId();
     EngineOptions engineOptions = new EngineOptions(model.localDir().toString(), options.precision(), device,
         options.engineBackend(), false, options.cudaGraphs());
-    ExecutorEngines.Key key = new ExecutorEngines.Key(model.uri(),
-        options.precision() == null ? "auto" : options.precision().label(), device, options.backend(),
-        options.cudaGraphs());
-    LlmEngine engine = ExecutorEngines.engine(engineOptions, key, (k, loaded, seconds) ->
+    LlmEngine engine = ExecutorEngines.engine(new ExecutorEngines.Key(model.uri(), engineOptions), (k, loaded, seconds) ->
         metrics.recordLoad(executorId, seconds, loaded));
     metrics.executors.add(executorId);
     // The rows name the device the engine resolved (gpu:0 for --device gpu), as job_runs does.

@@ -55,10 +55,12 @@ class JobOptionsTest {
 
   @Test
   void enginesLoadedWithAndWithoutCudaGraphsAreDifferentKeys() {
-    var on = new ExecutorEngines.Key("/m", "fp16", "gpu:0", "scripted", true);
-    var off = new ExecutorEngines.Key("/m", "fp16", "gpu:0", "scripted", false);
+    io.sparkinfer.predict.EngineOptions graphs =
+        new io.sparkinfer.predict.EngineOptions("/m", io.sparkinfer.model.Precision.FP16, "gpu:0", "scripted", false, true);
+    var on = new ExecutorEngines.Key("hdfs:///m", graphs);
+    var off = new ExecutorEngines.Key("hdfs:///m", graphs.withCudaGraphs(false));
     assertThat(on).isNotEqualTo(off);
-    assertThat(on).isEqualTo(new ExecutorEngines.Key("/m", "fp16", "gpu:0", "scripted", true));
+    assertThat(on).isEqualTo(new ExecutorEngines.Key("hdfs:///m", graphs.withCudaGraphs(true)));
   }
 
   @Test
