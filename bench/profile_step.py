@@ -68,13 +68,13 @@ def main():
     print(f"{torch.cuda.get_device_name()} torch {torch.__version__}, context {ctx}, kernel {args.kernel}, "
           f"optimize {args.optimize}")
     for b in [int(x) for x in args.batch_sizes.split(",")]:
-        kc = [torch.zeros(b, K, ctx + 128, D, device=dev, dtype=torch.half) for _ in range(LAYERS)]
-        vc = [torch.zeros(b, K, ctx + 128, D, device=dev, dtype=torch.half) for _ in range(LAYERS)]
+        kc = [torch.zeros(b, ctx + 128, K, D, device=dev, dtype=torch.half) for _ in range(LAYERS)]
+        vc = [torch.zeros(b, ctx + 128, K, D, device=dev, dtype=torch.half) for _ in range(LAYERS)]
         ids = torch.randint(0, V, (b, 1), device=dev)
         pos = torch.full((b, 1), ctx - 1, device=dev)
         last = torch.zeros(b, dtype=torch.long, device=dev)
         call = lambda: step(ids, pos, last, ctx, embed, layers, norm, lm_head, inv_freq, kc, vc, [0] * LAYERS, N, K, D,
-                            1e-6)
+                            1e-6, True)
         with torch.no_grad():
             for _ in range(3):
                 call()

@@ -19,7 +19,13 @@
 
 #include <exception>
 
+#include "jni_support.h"
+
 namespace {
+
+using sparkinfer::lookup;
+using sparkinfer::open_mapped;
+using sparkinfer::throw_java;
 
 // c10::cuda::CUDAStream held by value: c10::Stream { Device { int8 type, int8 index }, int64 id }. It is
 // trivially copyable and 16 bytes, so the x86-64 ABI passes and returns it in two integer registers,
@@ -56,62 +62,6 @@ struct Torch {
 
 Torch torch;
 bool ready = false;
-
-// The path of a library mapped into this process whose file name is `name`, or false.
-bool find_mapped(const char* name, char* path, size_t size) {
-  FILE* maps = fopen("/proc/self/maps", "r");
-  if (maps == nullptr) {
-    return false;
-  }
-  char line[4096];
-  bool found = false;
-  size_t name_len = strlen(name);
-  while (!found && fgets(line, sizeof line, maps) != nullptr) {
-    char* slash = strchr(line, '/');
-    if (slash == nullptr) {
-      continue;
-    }
-    slash[strcspn(slash, "\n")] = '\0';
-    size_t len = strlen(slash);
-    if (len > name_len && slash[len - name_len - 1] == '/' && strcmp(slash + len - name_len, name) == 0 &&
-        len < size) {
-      memcpy(path, slash, len + 1);
-      found = true;
-    }
-  }
-  fclose(maps);
-  return found;
-}
-
-void* open_mapped(const char* name, char* error, size_t size) {
-  char path[4096];
-  if (!find_mapped(name, path, sizeof path)) {
-    snprintf(error, size, "%s is not loaded in this process (a CPU-only libtorch?)", name);
-    return nullptr;
-  }
-  void* handle = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
-  if (handle == nullptr) {
-    snprintf(error, size, "cannot open %s: %s", path, dlerror());
-  }
-  return handle;
-}
-
-template <typename F>
-bool lookup(void* lib, const char* symbol, F* out, char* error, size_t size) {
-  *out = reinterpret_cast<F>(dlsym(lib, symbol));
-  if (*out == nullptr) {
-    snprintf(error, size, "libtorch has no %s (DJL's libtorch is not 2.5.x?)", symbol);
-    return false;
-  }
-  return true;
-}
-
-void throw_java(JNIEnv* env, const char* message) {
-  jclass type = env->FindClass("java/lang/RuntimeException");
-  if (type != nullptr) {
-    env->ThrowNew(type, message);
-  }
-}
 
 // Runs f, turning a C++ exception into a pending Java exception; returns whether f completed.
 template <typename F>

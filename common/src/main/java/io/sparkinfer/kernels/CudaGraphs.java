@@ -31,6 +31,7 @@ public final class CudaGraphs {
   private static final Object CAPTURE_LOCK = new Object();
   private static final ThreadLocal<Integer> THREAD_STREAM_DEVICE = new ThreadLocal<>();
   private static volatile Optional<String> unavailable;
+  private static volatile boolean libraryLoaded;
 
   private CudaGraphs() {}
 
@@ -66,10 +67,20 @@ public final class CudaGraphs {
       file.toFile().deleteOnExit();
       Files.copy(in, file, StandardCopyOption.REPLACE_EXISTING);
       System.load(file.toString());
+      libraryLoaded = true;
       return init();
     } catch (IOException | UnsatisfiedLinkError e) {
       return "cannot load " + LIBRARY + ": " + e.getMessage();
     }
+  }
+
+  /**
+   * Whether the JNI library is loaded (also on a CPU-only libtorch, where graphs are off), so that its
+   * functions that need no GPU ({@link CudaKernels#dataPtr}) can be called. Loads it on first use.
+   */
+  static boolean libraryLoaded() {
+    unavailableReason();
+    return libraryLoaded;
   }
 
   /**

@@ -4,8 +4,10 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
+import ai.djl.ndarray.types.DataType;
 import io.sparkinfer.model.ForwardBatch;
 import io.sparkinfer.model.KvCache;
+import io.sparkinfer.torchscript.ScriptedTensors;
 import java.util.HashMap;
 import java.util.Map;
 
@@ -41,6 +43,7 @@ public final class DecodeGraphs implements AutoCloseable {
   private final DecodeInputs inputs;
   private final Map<Integer, Captured> byKeyLength = new HashMap<>();
   private CudaGraphs.Graph poolOwner;
+  private FusedDecodeStep fusedStep; // the fused step over this cache, made on the first capture that uses it
 
   private record Captured(CudaGraphs.Graph graph, NDArray logits) {}
 
@@ -61,14 +64,20 @@ public final class DecodeGraphs implements AutoCloseable {
    * ids and positions (B each) go to the device in one copy.
    *
    * @return (B, V) float32 logits attached to {@code scope}: a view of the graph's output, valid until the
-   *     next step over this cache
+   *     next step over this cache (a float32 copy of a fused step's logits)
    */
   NDArray step(NDManager scope, long[] tokenIds, long[] tokenPositions, int keyLength) {
     inputs.write(scope, tokenIds, tokenPositions);
     Captured c = graphFor(keyLength);
     c.graph().replay();
     model.countReplay();
-    return c.logits().get(scope, ALL);
+    NDArray logits = c.logits();
+    if (logits.getDataType() == DataType.FLOAT32) {
+      return logits.get(scope, ALL);
+    }
+    NDArray cast = ScriptedTensors.cast(logits, DataType.FLOAT32); // a fused step's float16/bfloat16 logits
+    cast.attach(scope);
+    return cast;
   }
 
   /**
@@ -100,17 +109,44 @@ public final class DecodeGraphs implements AutoCloseable {
     return c;
   }
 
+  /**
+   * Captures the step reading {@code keys} slots: the fused step ({@link FusedDecodeStep}) when the model
+   * takes it, else the scripted step. If the fused step fails, fused steps are turned off for the model and
+   * the scripted step is captured instead.
+   */
   private Captured capture(int keys) {
+    FusedDecode fused = model.fusedDecode();
+    if (fused != null) {
+      try {
+        if (fusedStep == null) {
+          fusedStep = new FusedDecodeStep(fused, cache);
+        }
+        Captured c = capture(keys, (scope, fixed) -> fusedStep.run(scope, fixed));
+        model.countFusedCapture();
+        return c;
+      } catch (RuntimeException e) {
+        model.fusedFailed(e);
+      }
+    }
+    return capture(keys, (scope, fixed) -> model.run(scope, fixed, cache));
+  }
+
+  /** One decode step queued on the device: (B, V) logits (float32, or a fused step's compute dtype) attached to the scope. */
+  private interface Step {
+    NDArray run(NDManager scope, ForwardBatch fixed);
+  }
+
+  private Captured capture(int keys, Step step) {
     ForwardBatch fixed = inputs.batch(keys);
     for (int i = 0; i < WARMUP_RUNS; i++) {
       try (NDManager warmup = manager.newSubManager()) {
-        model.run(warmup, fixed, cache); // writes this step's keys and values, as the replay will again
+        step.run(warmup, fixed); // writes this step's keys and values, as the replay will again
       }
     }
     CudaGraphs.Graph graph = new CudaGraphs.Graph();
     try {
       NDArray logits = graph.capture(poolOwner, () -> {
-        NDArray out = model.run(manager, fixed, cache);
+        NDArray out = step.run(manager, fixed);
         inputs.feedBack(out); // replays used one step at a time overwrite it
         return out;
       });
@@ -118,7 +154,7 @@ public final class DecodeGraphs implements AutoCloseable {
         poolOwner = graph;
       }
       if (TIME_REPLAYS) {
-        timeReplays(graph, logits, keys);
+        timeReplays(graph, keys);
       }
       return new Captured(graph, logits);
     } catch (RuntimeException e) {
@@ -134,16 +170,16 @@ public final class DecodeGraphs implements AutoCloseable {
    */
   static final boolean TIME_REPLAYS = Boolean.getBoolean("sparkinfer.graphs.timing");
 
-  private void timeReplays(CudaGraphs.Graph graph, NDArray logits, int keys) {
+  private void timeReplays(CudaGraphs.Graph graph, int keys) {
     int n = 20;
     graph.replay();
-    logits.getFloat(0, 0); // waits for the device
+    inputs.waitForDevice();
     long start = System.nanoTime();
     for (int i = 0; i < n; i++) {
       graph.replay();
     }
     long launched = System.nanoTime();
-    logits.getFloat(0, 0);
+    inputs.waitForDevice();
     long done = System.nanoTime();
     LOG.info(String.format(java.util.Locale.ROOT, "graph B=%d T=%d: %.3f ms per replay back to back, %.3f ms to launch",
         cache.batchSize(), keys, (done - start) / 1e6 / n, (launched - start) / 1e6 / n));
@@ -157,5 +193,9 @@ public final class DecodeGraphs implements AutoCloseable {
     manager.close(); // the fixed tensors and outputs go back to the graphs' pool, which the graphs then free
     byKeyLength.values().forEach(c -> c.graph().close());
     byKeyLength.clear();
+    if (fusedStep != null) {
+      fusedStep.close();
+      fusedStep = null;
+    }
   }
 }

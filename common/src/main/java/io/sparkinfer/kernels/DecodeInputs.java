@@ -87,6 +87,11 @@ final class DecodeInputs {
     positions.set(ALL, positions.add(one).minimum(lastSlot));
   }
 
+  /** Waits until the device has run every step queued so far (reads the step counter they advance). */
+  void waitForDevice() {
+    counter.toLongArray();
+  }
+
   /** The tokens of the first {@code steps} fed-back steps since the last write: [step][row]. */
   long[][] history(int steps) {
     long[] flat = history.get("0:{}", steps).toLongArray();

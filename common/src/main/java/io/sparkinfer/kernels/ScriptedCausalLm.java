@@ -25,6 +25,7 @@ import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -80,6 +81,12 @@ public final class ScriptedCausalLm implements CausalLmBackend {
   private volatile String graphsOff;
   private final AtomicLong graphCaptures = new AtomicLong();
   private final AtomicLong graphReplays = new AtomicLong();
+  private final AtomicLong fusedCaptures = new AtomicLong();
+  private final ModelWeights weights;
+  private final NDArray invFreqArray;
+  private FusedDecode fused; // made on the first capture that can use it
+  /** Why captured decode steps are the scripted step rather than fused kernels ({@link FusedDecode}), or null. */
+  private volatile String fusedOff;
 
   /** The scripted backend with CUDA graphs for decode steps where they are available. */
   public ScriptedCausalLm(ModelWeights weights, RotaryEmbedding rope) {
@@ -97,6 +104,8 @@ public final class ScriptedCausalLm implements CausalLmBackend {
     this.graphsOff = !cudaGraphs ? "turned off" : !device.isGpu() ? "not on a GPU"
         : CudaGraphs.unavailableReason().orElse(null);
     this.manager = (PtNDManager) NDManager.newBaseManager(weights.device());
+    this.weights = weights;
+    this.fusedOff = FusedDecode.unsupportedBeforeLoad(config, precision, device, cudaGraphs).orElse(null);
     try {
       this.step = load(manager);
       List<PtNDArray> perLayer = new ArrayList<>();
@@ -116,7 +125,8 @@ public final class ScriptedCausalLm implements CausalLmBackend {
       this.layers = keep(IValue.listFrom(perLayer.toArray(new PtNDArray[0])));
       this.norm = keep(IValue.from(pt(weights.norm())));
       this.lmHead = keep(IValue.from(pt(weights.lmHead())));
-      this.invFreq = keep(IValue.from((PtNDArray) manager.create(rope.inverseFrequencies())));
+      this.invFreqArray = manager.create(rope.inverseFrequencies());
+      this.invFreq = keep(IValue.from((PtNDArray) invFreqArray));
       long[] w = new long[config.numHiddenLayers()];
       for (int i = 0; i < w.length; i++) {
         w[i] = config.slidingWindows()[i];
@@ -175,6 +185,48 @@ public final class ScriptedCausalLm implements CausalLmBackend {
 
   public String cudaGraphsOffReason() {
     return graphsOff;
+  }
+
+  /**
+   * The fused decode step's model-wide parts when captured decode steps can be fused kernels, else null
+   * ({@link #fusedDecodeOffReason()} says why). Made on first use; if the kernels do not compile, fused
+   * steps are turned off for this backend (logged once) and graphs capture the scripted step.
+   */
+  synchronized FusedDecode fusedDecode() {
+    if (fused == null && fusedOff == null) {
+      Optional<String> unsupported = decodeReadsWrittenSlotsOnly()
+          ? FusedDecode.unsupported(config, precision, device) : Optional.of("decode attention is not flash decode");
+      if (unsupported.isPresent()) {
+        fusedOff = unsupported.get();
+      } else {
+        try {
+          fused = new FusedDecode(weights, invFreqArray);
+        } catch (RuntimeException e) {
+          fusedFailed(e);
+        }
+      }
+    }
+    return fused;
+  }
+
+  /** Turns fused steps off for this backend (logged once): graphs capture the scripted step from now on. */
+  synchronized void fusedFailed(RuntimeException e) {
+    fusedOff = "fused kernels failed: " + firstLine(e.getMessage());
+    LOG.warn("fused decode kernels turned off for this model, decode graphs capture the scripted step", e);
+  }
+
+  /** Why captured decode steps are not fused kernels, or null while they are (or may be, before the first capture). */
+  public String fusedDecodeOffReason() {
+    return fusedOff;
+  }
+
+  /** CUDA graphs captured so far whose step is the fused one ({@link FusedDecodeStep}). */
+  public long fusedCaptures() {
+    return fusedCaptures.get();
+  }
+
+  void countFusedCapture() {
+    fusedCaptures.incrementAndGet();
   }
 
   /** CUDA graphs captured so far (one per KV cache and key-length bucket). */
@@ -324,6 +376,12 @@ public final class ScriptedCausalLm implements CausalLmBackend {
 
   @Override
   public void close() {
+    synchronized (this) {
+      if (fused != null) {
+        fused.close();
+        fused = null;
+      }
+    }
     constants.forEach(IValue::close);
     constants.clear();
     manager.close();

@@ -159,6 +159,10 @@ public final class LlmEngine implements AutoCloseable {
     String graphs = "";
     if (generator.backend() instanceof ScriptedCausalLm s && weights.device().isGpu()) {
       graphs = s.usesCudaGraphs() ? ", CUDA graphs" : ", no CUDA graphs: " + s.cudaGraphsOffReason();
+      if (s.usesCudaGraphs()) {
+        graphs += s.fusedDecodeOffReason() == null ? " of fused decode kernels"
+            : " of the scripted step (not fused: " + s.fusedDecodeOffReason() + ")";
+      }
     }
     return String.format(Locale.ROOT, "%s [%s, %s, %s backend%s]", config, weights.precision().label(),
         weights.device(), generator.backend().name(), graphs);

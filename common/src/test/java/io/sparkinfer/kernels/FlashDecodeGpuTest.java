@@ -6,9 +6,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.Shape;
 import io.sparkinfer.model.ForwardBatch;
-import io.sparkinfer.model.KvCache;
 import io.sparkinfer.model.ModelConfig;
 import io.sparkinfer.model.Precision;
 import io.sparkinfer.model.ReferenceConformanceTest;
@@ -16,7 +14,6 @@ import io.sparkinfer.predict.EngineOptions;
 import io.sparkinfer.predict.LlmEngine;
 import io.sparkinfer.testing.Fixtures;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Tag;
@@ -49,43 +46,17 @@ class FlashDecodeGpuTest {
     try (LlmEngine engine = LlmEngine.load(options); NDManager m = NDManager.newBaseManager(ai.djl.Device.gpu())) {
       ScriptedCausalLm backend = (ScriptedCausalLm) engine.newGenerator().backend();
       ModelConfig config = ModelConfig.load(dir);
-      List<String> prompts = List.of("def fibonacci(n):\n    if n < 2:\n        return n", "class Stack:",
-          "import os\nimport sys\n\ndef main(argv):\n    for arg in argv[1:]:\n        print(arg)");
-      int rows = prompts.size();
-      long[][] ids = new long[rows][];
-      int longest = 0;
-      for (int i = 0; i < rows; i++) {
-        ids[i] = engine.newGenerator().tokenizer().encode(prompts.get(i));
-        longest = Math.max(longest, ids[i].length);
-      }
-      long[] flatIds = new long[rows * longest];
-      long[] flatPositions = new long[rows * longest];
-      long[] last = new long[rows];
-      long[] nextIds = new long[rows];
-      long[] nextPositions = new long[rows];
-      for (int i = 0; i < rows; i++) {
-        System.arraycopy(ids[i], 0, flatIds, i * longest, ids[i].length);
-        for (int j = 0; j < longest; j++) {
-          flatPositions[i * longest + j] = j;
-        }
-        last[i] = ids[i].length - 1;
-        nextIds[i] = ids[i][ids[i].length - 1];
-        nextPositions[i] = ids[i].length; // each row decodes at its own position
-      }
-      KvCache cache = KvCache.allocate(m, config, rows, longest + 8, Precision.FP16.dataType());
-      backend.forward(m, new ForwardBatch(m.create(flatIds, new Shape(rows, longest)),
-          m.create(flatPositions, new Shape(rows, longest)), m.create(last), longest), cache);
-      ForwardBatch decode = new ForwardBatch(m.create(nextIds, new Shape(rows, 1)), m.create(nextPositions, new Shape(rows, 1)),
-          m.create(new long[rows]), longest + 1);
+      PrefilledBatch batch = PrefilledBatch.of(engine, backend, config, Precision.FP16, m, 8);
+      ForwardBatch decode = batch.decodeBatch(m, batch.longest() + 1);
       backend.useFlashDecode(true);
-      NDArray flash = backend.forward(m, decode, cache);
+      NDArray flash = backend.forward(m, decode, batch.cache());
       backend.useFlashDecode(false);
-      NDArray masked = backend.forward(m, decode, cache); // rewrites the same keys and values
+      NDArray masked = backend.forward(m, decode, batch.cache()); // rewrites the same keys and values
       float[] a = flash.toFloatArray();
       float[] b = masked.toFloatArray();
       assertThat(ReferenceConformanceTest.maxAbsDiff(a, b)).as("fp16 rounding only").isLessThan(5e-2f);
       assertThat(flash.argMax(-1).toLongArray()).containsExactly(masked.argMax(-1).toLongArray());
-      cache.close();
+      batch.cache().close();
     }
   }
 }

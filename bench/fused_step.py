@@ -1,0 +1,336 @@
+"""Measures the fused decode step (decode_kernels.cu between PyTorch matmuls and flash attention) against
+the scripted step (llama_step.py) on a GPU, both replayed as CUDA graphs, and checks they agree.
+
+The kernels are compiled with NVRTC and launched with the CUDA driver API through ctypes, exactly as
+io.sparkinfer.kernels.CudaKernels does from Java, so this also checks the kernel source itself. Random fp16
+weights of the benchmark's shape (bench/make_checkpoint.py); each row's position is drawn from the
+benchmark's context range (prompts of 128-512 tokens plus up to 128 new ones).
+
+For each batch size it prints: graph replay ms of the scripted step and of the fused step, the fused step's
+parts alone (matmuls, attention, fused kernels), and the largest logit difference and argmax agreement of the
+two steps.
+
+usage: python3 bench/fused_step.py [--batch-sizes 1,64,256] [--dtype fp16|bf16]
+"""
+import argparse
+import ctypes
+import glob
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from profile_step import KERNEL, LAYERS, H, N, K, D, I, V, archive  # noqa: E402
+
+SOURCE = os.path.join(os.path.dirname(KERNEL), "decode_kernels.cu")
+
+
+class Kernels:
+    """decode_kernels.cu compiled with NVRTC for this GPU and loaded with the driver API."""
+
+    def __init__(self, source, bf16):
+        nvrtc_path = sorted(glob.glob(os.path.join(os.path.dirname(torch.__file__), "..", "nvidia", "**",
+                                                   "libnvrtc.so*"), recursive=True))
+        self.nvrtc = ctypes.CDLL(nvrtc_path[0] if nvrtc_path else "libnvrtc.so")
+        self.cuda = ctypes.CDLL("libcuda.so.1")
+        prog = ctypes.c_void_p()
+        self._check_nvrtc(self.nvrtc.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), b"decode_kernels.cu",
+                                                        0, None, None))
+        major, minor = torch.cuda.get_device_capability()
+        opts = [f"--gpu-architecture=sm_{major}{minor}".encode(), f"-DGROUP={N // K}".encode(),
+                f"-DHEAD_DIM={D}".encode()] + ([b"-DSPARKINFER_BF16"] if bf16 else [])
+        arr = (ctypes.c_char_p * len(opts))(*opts)
+        rc = self.nvrtc.nvrtcCompileProgram(prog, len(opts), arr)
+        if rc != 0:
+            size = ctypes.c_size_t()
+            self.nvrtc.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
+            log = ctypes.create_string_buffer(size.value)
+            self.nvrtc.nvrtcGetProgramLog(prog, log)
+            raise RuntimeError("nvrtc: " + log.value.decode())
+        size = ctypes.c_size_t()
+        self._check_nvrtc(self.nvrtc.nvrtcGetCUBINSize(prog, ctypes.byref(size)))
+        cubin = ctypes.create_string_buffer(size.value)
+        self._check_nvrtc(self.nvrtc.nvrtcGetCUBIN(prog, cubin))
+        torch.cuda.init()
+        torch.zeros(1, device="cuda")  # makes the primary context current
+        self.module = ctypes.c_void_p()
+        self._check(self.cuda.cuModuleLoadData(ctypes.byref(self.module), cubin))
+        self.functions = {}
+        for name in ["rms_norm", "rotary_cache_write", "silu_mul", "decode_attention", "decode_attention_combine"]:
+            f = ctypes.c_void_p()
+            self._check(self.cuda.cuModuleGetFunction(ctypes.byref(f), self.module, name.encode()))
+            self.functions[name] = f
+
+    @staticmethod
+    def _check_nvrtc(rc):
+        if rc != 0:
+            raise RuntimeError(f"nvrtc error {rc}")
+
+    @staticmethod
+    def _check(rc):
+        if rc != 0:
+            raise RuntimeError(f"cuda driver error {rc}")
+
+    def launch(self, name, grid, block, *args, shared=0):
+        values = []
+        for a in args:
+            if isinstance(a, torch.Tensor):
+                values.append(ctypes.c_uint64(a.data_ptr()))
+            elif isinstance(a, float):
+                values.append(ctypes.c_double(a))
+            else:
+                values.append(ctypes.c_int64(a))
+        params = (ctypes.c_void_p * len(values))(*[ctypes.cast(ctypes.pointer(v), ctypes.c_void_p) for v in values])
+        g = list(grid) + [1] * (3 - len(grid))
+        b = list(block) + [1] * (3 - len(block))
+        stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
+        self._check(self.cuda.cuLaunchKernel(self.functions[name], *g, *b, shared, stream, params, None))
+
+
+TILE = 64
+
+
+def attention_splits(b, kv_heads, capacity, target_blocks=4096):
+    """(slots per split, splits): about target_blocks blocks, each split a whole number of tiles."""
+    tiles = -(-capacity // TILE)
+    splits = min(tiles, max(1, -(-target_blocks // (b * kv_heads))))
+    split_size = -(-tiles // splits) * TILE
+    return split_size, -(-capacity // split_size)
+
+
+class CustomAttention:
+    """decode_attention + decode_attention_combine over a (B, C, K, D) cache."""
+
+    def __init__(self, kernels, b, capacity, dev, split_size=None):
+        self.k, self.b, self.c = kernels, b, capacity
+        self.split_size, self.splits = attention_splits(b, K, capacity)
+        if split_size:
+            self.split_size, self.splits = split_size, -(-capacity // split_size)
+        self.out_part = torch.empty(b, N, self.splits, D, device=dev)
+        self.max_part = torch.empty(b, N, self.splits, device=dev)
+        self.sum_part = torch.empty(b, N, self.splits, device=dev)
+
+    def __call__(self, qkv, positions, kc, vc, window, out):
+        self.k.launch("decode_attention", (self.b, K, self.splits), (128,), qkv, positions, kc, vc, self.out_part,
+                      self.max_part, self.sum_part, K, self.c, window, self.split_size, D ** -0.5)
+        self.k.launch("decode_attention_combine", (self.b * N,), (128,), self.out_part, self.max_part, self.sum_part,
+                      out, self.splits, D)
+        return out
+
+
+def weights(dev, dtype):
+    r = lambda *s: (torch.randn(*s, device=dev) * 0.02).to(dtype)
+    z = lambda *s: torch.zeros(*s, device=dev, dtype=dtype)
+    one = lambda *s: (1 + 0.1 * torch.randn(*s, device=dev)).to(dtype)
+    layers = []
+    for _ in range(LAYERS):
+        layers += [one(H), r(N * D + 2 * K * D, H), r(N * D + 2 * K * D), r(H, N * D), z(0),
+                   one(H), r(2 * I, H), z(0), r(H, I), z(0)]
+    return r(V, H), layers, one(H), r(V, H)
+
+
+class FusedStep:
+    """The decode step as FusedDecodeStep runs it: fused kernels between matmuls and flash attention."""
+
+    def __init__(self, kernels, b, capacity, embed, layers, norm, lm_head, inv_freq, kc, vc, eps, dtype, parts,
+                 custom_attention=True):
+        self.k, self.b, self.c = kernels, b, capacity
+        self.embed, self.layers, self.norm, self.lm_head, self.inv_freq = embed, layers, norm, lm_head, inv_freq
+        self.kc, self.vc, self.eps, self.parts = kc, vc, eps, parts
+        dev = embed.device
+        self.x = torch.empty(b, H, device=dev, dtype=dtype)
+        self.h = torch.empty(b, H, device=dev, dtype=dtype)
+        self.qkv = torch.empty(b, (N + 2 * K) * D, device=dev, dtype=dtype)
+        self.gate_up = torch.empty(b, 2 * I, device=dev, dtype=dtype)
+        self.act = torch.empty(b, I, device=dev, dtype=dtype)
+        self.cu_q = torch.arange(b + 1, dtype=torch.int32, device=dev)
+        self.cu_k = self.cu_q * capacity
+        self.attention = CustomAttention(kernels, b, capacity, dev) if custom_attention else None
+        self.attn_out = torch.empty(b, N * D, device=dev, dtype=dtype)
+
+    def __call__(self, ids, positions):
+        b, k, p = self.b, self.k, self.parts
+        torch.index_select(self.embed, 0, ids.view(-1), out=self.x)
+        seqused = (positions.view(-1) + 1).to(torch.int32)
+        for l in range(LAYERS):
+            w = self.layers[10 * l:10 * l + 10]
+            if "kernels" in p:
+                k.launch("rms_norm", (b,), (256,), self.x, w[0], self.h, H, H, self.eps)
+            if "matmul" in p:
+                torch.addmm(w[2], self.h, w[1].t(), out=self.qkv)
+            if "kernels" in p:
+                k.launch("rotary_cache_write", (b, N + 2 * K), (D // 2,), self.qkv, positions, self.inv_freq,
+                         self.kc[l], self.vc[l], N, K, D, self.c)
+            if "attention" in p and self.attention:
+                o = self.attention(self.qkv, positions, self.kc[l], self.vc[l], 0, self.attn_out)
+            elif "attention" in p:
+                q1 = self.qkv[:, :N * D].view(b, N, D)
+                o = torch.ops.aten._flash_attention_forward(
+                    q1, self.kc[l].view(b * self.c, K, D), self.vc[l].view(b * self.c, K, D), self.cu_q, self.cu_k,
+                    1, self.c, 0., False, False, scale=D ** -0.5, seqused_k=seqused)[0]
+            else:
+                o = self.qkv[:, :N * D]
+            if "matmul" in p:
+                self.x.addmm_(o.reshape(b, N * D), w[3].t())
+            if "kernels" in p:
+                k.launch("rms_norm", (b,), (256,), self.x, w[5], self.h, H, H, self.eps)
+            if "matmul" in p:
+                torch.mm(self.h, w[6].t(), out=self.gate_up)
+            if "kernels" in p:
+                k.launch("silu_mul", ((I + 255) // 256, b), (256,), self.gate_up, self.act, I)
+            if "matmul" in p:
+                self.x.addmm_(self.act, w[8].t())
+        if "kernels" in p:
+            k.launch("rms_norm", (b,), (256,), self.x, self.norm, self.h, H, H, self.eps)
+        return torch.mm(self.h, self.lm_head.t()).float()
+
+
+def graph_ms(fn, n=20):
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn()
+    graph.replay()
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(n):
+        graph.replay()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t) / n * 1e3, out, graph
+
+
+def attention_variants(b, dtype, capacity=640, iters=30):
+    """Times decode_attention + combine alone for variants of the source (text substitutions) and split sizes,
+    with CUDA events, and checks each against flash attention."""
+    dev = "cuda"
+    source = open(SOURCE).read()
+    kc = torch.randn(b, capacity, K, D, device=dev).to(dtype)
+    vc = torch.randn(b, capacity, K, D, device=dev).to(dtype)
+    pos = torch.randint(128, 576, (b, 1), device=dev)
+    q = torch.randn(b, (N + 2 * K) * D, device=dev).to(dtype)
+    cu_q = torch.arange(b + 1, dtype=torch.int32, device=dev)
+    flash = torch.ops.aten._flash_attention_forward(
+        q[:, :N * D].view(b, N, D), kc.view(b * capacity, K, D), vc.view(b * capacity, K, D), cu_q, cu_q * capacity,
+        1, capacity, 0., False, False, scale=D ** -0.5, seqused_k=(pos.view(-1) + 1).to(torch.int32))[0]
+    flash = flash.reshape(b, N * D)
+    stages2 = ("#define STAGES 1 ", "#define STAGES 2 ")
+    tiles64 = ("#define SLOT_BLOCKS 1 ", "#define SLOT_BLOCKS 2 ")
+    variants = [("current", [], None), ("split 256", [], 256), ("split 64", [], 64),
+                ("2 stages", [stages2], None), ("2 stages, split 256", [stages2], 256),
+                ("64-slot tiles, split 256", [tiles64], 256)]
+    out = torch.empty(b, N * D, device=dev, dtype=dtype)
+    for name, subs, split in variants:
+        src = source
+        for a, c in subs:
+            assert a in src, a
+            src = src.replace(a, c)
+        try:
+            kern = Kernels(src, dtype == torch.bfloat16)
+        except RuntimeError as e:
+            print(f"  variant {name}: {str(e)[:200]}")
+            continue
+        att = CustomAttention(kern, b, capacity, dev, split)
+        att(q, pos, kc, vc, 0, out)
+        diff = (out - flash).abs().max().item()
+        # iters calls replayed as a CUDA graph (launching through ctypes is slower than the kernels)
+        _, _, graph = graph_ms(lambda: [att(q, pos, kc, vc, 0, out) for _ in range(iters)], n=1)
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        graph.replay()
+        start.record()
+        for _ in range(5):
+            graph.replay()
+        stop.record()
+        torch.cuda.synchronize()
+        us = start.elapsed_time(stop) / (5 * iters) * 1e3
+        print(f"  variant {name}: split {att.split_size} x {att.splits}, {us:.1f} us per attention (with combine), "
+              f"max |ours - flash| {diff:.5f}")
+        del graph
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch-sizes", default="1,64,256")
+    ap.add_argument("--dtype", default="fp16", choices=["fp16", "bf16"])
+    ap.add_argument("--attention-variants", type=int, default=0, help="batch size to time attention variants at")
+    args = ap.parse_args()
+    dtype = torch.float16 if args.dtype == "fp16" else torch.bfloat16
+    if args.attention_variants:
+        with torch.no_grad():
+            attention_variants(args.attention_variants, dtype)
+        return
+    dev = "cuda"
+    torch.manual_seed(0)
+    kernels = Kernels(open(SOURCE).read(), args.dtype == "bf16")
+    step = torch.jit.load(archive(open(KERNEL).read()), map_location=dev)
+    embed, layers, norm, lm_head = weights(dev, dtype)
+    inv_freq = 1.0 / (10000 ** (torch.arange(0, D, 2, device=dev).float() / D))
+    eps = 1e-6
+    capacity = 640
+    print(f"{torch.cuda.get_device_name()} torch {torch.__version__}, {args.dtype}, cache {capacity} slots")
+    with torch.no_grad():
+        for b in [int(x) for x in args.batch_sizes.split(",")]:
+            kc = [torch.randn(b, capacity, K, D, device=dev).to(dtype) for _ in range(LAYERS)]
+            vc = [torch.randn(b, capacity, K, D, device=dev).to(dtype) for _ in range(LAYERS)]
+            kc2 = [t.clone() for t in kc]
+            vc2 = [t.clone() for t in vc]
+            ids = torch.randint(0, V, (b, 1), device=dev)
+            pos = torch.randint(128, 576, (b, 1), device=dev)
+            last = torch.zeros(b, dtype=torch.long, device=dev)
+            scripted = lambda: step(ids, pos, last, capacity, embed, layers, norm, lm_head, inv_freq, kc, vc,
+                                    [0] * LAYERS, N, K, D, eps, True)
+            script_ms, script_out, g1 = graph_ms(scripted)
+            print(f"batch {b}: scripted {script_ms:.3f} ms")
+            for custom in [False, True]:
+                fused = FusedStep(kernels, b, capacity, embed, layers, norm, lm_head, inv_freq, kc2, vc2, eps, dtype,
+                                  {"kernels", "matmul", "attention"}, custom)
+                fused_ms, fused_out, g2 = graph_ms(lambda: fused(ids, pos))
+                g1.replay()
+                g2.replay()
+                torch.cuda.synchronize()
+                diff = (script_out - fused_out).abs().max().item()
+                agree = (script_out.argmax(-1) == fused_out.argmax(-1)).float().mean().item()
+                cache_diff = max((a - c).abs().max().item() for a, c in zip(kc, kc2))
+                name = "fused, our attention" if custom else "fused, flash attention"
+                print(f"  {name}: {fused_ms:.3f} ms ({b / fused_ms * 1e3:,.0f} tok/s); max |logit diff| {diff:.4f}, "
+                      f"argmax agreement {agree:.3f}, max |key cache diff| {cache_diff:.4f}")
+                del g2
+                for part in ["matmul", "attention", "kernels"]:
+                    only = FusedStep(kernels, b, capacity, embed, layers, norm, lm_head, inv_freq, kc2, vc2, eps,
+                                     dtype, {part}, custom)
+                    ms, _, g = graph_ms(lambda: only(ids, pos))
+                    print(f"    {part} alone: {ms:.3f} ms")
+                    del g
+            # attention alone against flash attention, with and without a sliding window
+            att = CustomAttention(kernels, b, capacity, dev)
+            q = torch.randn(b, (N + 2 * K) * D, device=dev).to(dtype)
+            for window in [0, 100]:
+                ours = att(q, pos, kc[0], vc[0], window, torch.empty(b, N * D, device=dev, dtype=dtype))
+                extra = dict(window_size_left=window - 1, window_size_right=0) if window else {}
+                flash = torch.ops.aten._flash_attention_forward(
+                    q[:, :N * D].view(b, N, D), kc[0].view(b * capacity, K, D), vc[0].view(b * capacity, K, D),
+                    fused.cu_q, fused.cu_k, 1, capacity, 0., False, False, scale=D ** -0.5,
+                    seqused_k=(pos.view(-1) + 1).to(torch.int32), **extra)[0].reshape(b, N * D)
+                print(f"  attention window {window}: max |ours - flash| {(ours - flash).abs().max().item():.5f}")
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+                fused(ids, pos)
+                torch.cuda.synchronize()
+            table = {}
+            for e in prof.events():
+                if e.device_type == torch.autograd.DeviceType.CUDA:
+                    n, total = table.get(e.name, (0, 0.0))
+                    table[e.name] = (n + 1, total + e.time_range.elapsed_us())
+            for kname, (n, total) in sorted(table.items(), key=lambda kv: -kv[1][1])[:12]:
+                print(f"    {total / 1e3:7.3f} ms  {n:5d}x  {kname[:100]}")
+            del g1
+            del kc, vc, kc2, vc2
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+package io.sparkinfer.kernels;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import io.sparkinfer.model.KvCache;
+import io.sparkinfer.model.ModelConfig;
+import io.sparkinfer.model.Precision;
+import io.sparkinfer.model.ReferenceConformanceTest;
+import io.sparkinfer.predict.EngineOptions;
+import io.sparkinfer.predict.LlmEngine;
+import io.sparkinfer.testing.Fixtures;
+import java.nio.file.Path;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The fused decode step (our kernels between TorchScript ops, in a CUDA graph) against the scripted step
+ * on the same cache: same logits within fp16 rounding, same next tokens, over several steps of rows with
+ * different lengths, with flash attention and with our attention kernels, and through mistral-tiny's
+ * sliding window. Skipped without a GPU.
+ */
+@Tag("gpu")
+class FusedDecodeGpuTest {
+
+  @BeforeAll
+  static void needsGpu() {
+    assumeTrue(Engine.getEngine("PyTorch").getGpuCount() > 0, "no CUDA GPU: fused decode is checked on the GPU machine");
+  }
+
+  static Stream<Arguments> cases() {
+    return Stream.of(
+        Arguments.of("qwen2-code-demo, flash attention", Fixtures.demoModel(), Precision.FP16, false),
+        Arguments.of("qwen2-code-demo, our attention", Fixtures.demoModel(), Precision.FP16, true),
+        Arguments.of("mistral-tiny (sliding window 8), flash attention", Fixtures.bundled("mistral-tiny"), Precision.FP16, false),
+        Arguments.of("mistral-tiny (sliding window 8), our attention", Fixtures.bundled("mistral-tiny"), Precision.FP16, true),
+        Arguments.of("qwen2-code-demo bf16, our attention", Fixtures.demoModel(), Precision.BF16, true));
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("cases")
+  void fusedStepsGiveTheScriptedStepsLogits(String name, Path dir, Precision precision, boolean ownAttention) {
+    boolean before = FusedDecode.ownAttentionByDefault;
+    FusedDecode.ownAttentionByDefault = ownAttention;
+    EngineOptions options = EngineOptions.of(dir, precision, "gpu").withBackend("scripted").withCudaGraphs(true);
+    try (LlmEngine engine = LlmEngine.load(options); NDManager m = NDManager.newBaseManager(ai.djl.Device.gpu())) {
+      ScriptedCausalLm backend = (ScriptedCausalLm) engine.newGenerator().backend();
+      ModelConfig config = ModelConfig.load(dir);
+      int steps = 4;
+      PrefilledBatch batch = PrefilledBatch.of(engine, backend, config, precision, m, steps + 1);
+      int rows = batch.nextIds().length;
+      long[] nextIds = batch.nextIds();
+      long[] nextPositions = batch.nextPositions();
+      KvCache cache = batch.cache();
+      for (int s = 0; s < steps; s++) {
+        int keyLength = batch.longest() + s + 1;
+        float[] fused = backend.decode(m, nextIds, nextPositions, keyLength, cache).toFloatArray(); // a graph replay
+        NDArray scripted = backend.run(m, batch.decodeBatch(m, keyLength), cache); // rewrites the same keys and values
+        float[] expected = scripted.toFloatArray();
+        assertThat(ReferenceConformanceTest.maxAbsDiff(fused, expected)).as("step %d: rounding only", s)
+            .isLessThan(precision == Precision.BF16 ? 0.25f : 5e-2f);
+        long[] next = scripted.argMax(-1).toLongArray();
+        for (int i = 0; i < rows; i++) {
+          assertThat(ReferenceConformanceTest.argMax(java.util.Arrays.copyOfRange(fused, i * config.vocabSize(),
+              (i + 1) * config.vocabSize()))).as("step %d row %d", s, i).isEqualTo((int) next[i]);
+          nextIds[i] = next[i];
+          nextPositions[i]++;
+        }
+      }
+      assertThat(backend.fusedDecodeOffReason()).isNull();
+      assertThat(backend.fusedCaptures()).as("one graph per cache").isEqualTo(1);
+      assertThat(backend.graphReplays()).isEqualTo(steps);
+      cache.close();
+    } finally {
+      FusedDecode.ownAttentionByDefault = before;
+    }
+  }
+}
