@@ -76,27 +76,36 @@ Shim shim;
 bool kernels_ready = false;
 bool data_ptr_ready = false;
 
+// The first library in `dir` whose name starts with `prefix` and holds ".so", containing `builtins` or not,
+// dlopen()ed with `mode`; null if none opens.
+void* open_in(const char* dir, const char* prefix, bool builtins, int mode) {
+  DIR* listing = opendir(dir);
+  if (listing == nullptr) {
+    return nullptr;
+  }
+  void* handle = nullptr;
+  for (struct dirent* entry = readdir(listing); entry != nullptr && handle == nullptr; entry = readdir(listing)) {
+    const char* name = entry->d_name;
+    if (strncmp(name, prefix, strlen(prefix)) == 0 && strstr(name, ".so") != nullptr &&
+        (strstr(name, "builtins") != nullptr) == builtins) {
+      handle = dlopen((std::string(dir) + "/" + name).c_str(), mode);
+    }
+  }
+  closedir(listing);
+  return handle;
+}
+
 // dlopen()s the NVRTC library next to libtorch_cuda.so (DJL's is named libnvrtc-<hash>.so.12), else the
-// system's.
+// system's. NVRTC loads its builtins library by soname (libnvrtc-builtins.so.12.4) when it compiles; DJL's
+// copy is named libnvrtc-builtins.so, so it is loaded first, globally, for that lookup to find it.
 void* open_nvrtc(char* error, size_t size) {
   char path[4096];
   if (sparkinfer::find_mapped("libtorch_cuda.so", path, sizeof path)) {
-    char* slash = strrchr(path, '/');
-    *slash = '\0';
-    DIR* dir = opendir(path);
-    if (dir != nullptr) {
-      void* handle = nullptr;
-      for (struct dirent* entry = readdir(dir); entry != nullptr && handle == nullptr; entry = readdir(dir)) {
-        if (strncmp(entry->d_name, "libnvrtc", 8) == 0 && strstr(entry->d_name, "builtins") == nullptr &&
-            strstr(entry->d_name, ".so") != nullptr) {
-          std::string file = std::string(path) + "/" + entry->d_name;
-          handle = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
-        }
-      }
-      closedir(dir);
-      if (handle != nullptr) {
-        return handle;
-      }
+    *strrchr(path, '/') = '\0';
+    open_in(path, "libnvrtc", true, RTLD_NOW | RTLD_GLOBAL);
+    void* handle = open_in(path, "libnvrtc", false, RTLD_NOW | RTLD_LOCAL);
+    if (handle != nullptr) {
+      return handle;
     }
   }
   for (const char* name : {"libnvrtc.so.12", "libnvrtc.so"}) {

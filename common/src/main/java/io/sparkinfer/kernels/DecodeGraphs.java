@@ -171,7 +171,7 @@ public final class DecodeGraphs implements AutoCloseable {
   static final boolean TIME_REPLAYS = Boolean.getBoolean("sparkinfer.graphs.timing");
 
   private void timeReplays(CudaGraphs.Graph graph, int keys) {
-    int n = 20;
+    int n = DecodeInputs.MAX_STEPS - 1; // each replay records its tokens in the next history row
     graph.replay();
     inputs.waitForDevice();
     long start = System.nanoTime();
