@@ -6,31 +6,22 @@ layers) inside one CUDA graph, replayed; prints microseconds per call and the ba
 usage: python3 bench/gemm_shapes.py [--batch 256]
 """
 import argparse
-import time
+import os
+import sys
 
 import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from fused_step import graph_ms  # noqa: E402
 
 H, N, K, D, I, V = 1536, 12, 2, 128, 8960, 151936
 LAYERS = 28
 
 
-def graph_us(fn, n=20):
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(2):
-            fn()
-    torch.cuda.current_stream().wait_stream(side)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        fn()
-    g.replay()
-    torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(n):
-        g.replay()
-    torch.cuda.synchronize()
-    return (time.perf_counter() - t) / n * 1e6
+def graph_us(fn):
+    ms, _, graph = graph_ms(fn)
+    del graph
+    return ms * 1e3
 
 
 def main():

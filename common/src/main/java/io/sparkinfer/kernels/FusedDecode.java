@@ -10,16 +10,12 @@ import ai.djl.pytorch.engine.PtNDManager;
 import ai.djl.pytorch.engine.PtSymbolBlock;
 import ai.djl.pytorch.jni.IValue;
 import ai.djl.pytorch.jni.IValueUtils;
-import ai.djl.pytorch.jni.JniUtils;
 import io.sparkinfer.model.LayerWeights;
 import io.sparkinfer.model.Linear;
 import io.sparkinfer.model.ModelConfig;
-import io.sparkinfer.model.ModelLoadException;
 import io.sparkinfer.model.ModelWeights;
 import io.sparkinfer.model.Precision;
 import io.sparkinfer.torchscript.TorchScriptArchive;
-import java.io.ByteArrayInputStream;
-import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -146,12 +142,7 @@ final class FusedDecode implements AutoCloseable {
   }
 
   static PtSymbolBlock loadOps(PtNDManager manager) {
-    byte[] archive = TorchScriptArchive.build(OPS_CLASS, TorchScriptArchive.source(OPS));
-    try {
-      return JniUtils.loadModule(manager, new ByteArrayInputStream(archive), true, false);
-    } catch (IOException | RuntimeException e) {
-      throw new ModelLoadException("cannot load the TorchScript ops " + OPS + ": " + e.getMessage(), e);
-    }
+    return TorchScriptArchive.load(manager, OPS_CLASS, OPS);
   }
 
   /** Runs one of the TorchScript ops; the caller closes what it returns. */

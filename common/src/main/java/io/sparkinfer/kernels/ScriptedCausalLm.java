@@ -16,13 +16,10 @@ import io.sparkinfer.model.KvCache;
 import io.sparkinfer.model.LayerWeights;
 import io.sparkinfer.model.Linear;
 import io.sparkinfer.model.ModelConfig;
-import io.sparkinfer.model.ModelLoadException;
 import io.sparkinfer.model.ModelWeights;
 import io.sparkinfer.model.Precision;
 import io.sparkinfer.model.RotaryEmbedding;
 import io.sparkinfer.torchscript.TorchScriptArchive;
-import java.io.ByteArrayInputStream;
-import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -145,12 +142,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
 
   /** Loads the step module from its TorchScript source. */
   static PtSymbolBlock load(PtNDManager manager) {
-    byte[] archive = TorchScriptArchive.build(CLASS_NAME, TorchScriptArchive.source(KERNEL));
-    try {
-      return JniUtils.loadModule(manager, new ByteArrayInputStream(archive), true, false);
-    } catch (IOException | RuntimeException e) {
-      throw new ModelLoadException("cannot load the TorchScript step kernel " + KERNEL + ": " + e.getMessage(), e);
-    }
+    return TorchScriptArchive.load(manager, CLASS_NAME, KERNEL);
   }
 
   @Override

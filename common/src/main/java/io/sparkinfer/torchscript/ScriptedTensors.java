@@ -8,10 +8,6 @@ import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.engine.PtNDManager;
 import ai.djl.pytorch.engine.PtSymbolBlock;
 import ai.djl.pytorch.jni.IValue;
-import ai.djl.pytorch.jni.JniUtils;
-import java.io.ByteArrayInputStream;
-import java.io.IOException;
-import java.io.UncheckedIOException;
 
 /**
  * Zeros, casts and row copies in any dtype, bfloat16 included. DJL 0.33's JNI aborts the JVM when it
@@ -97,12 +93,7 @@ public final class ScriptedTensors {
 
     Module() {
       PtNDManager manager = (PtNDManager) NDManager.newBaseManager(ai.djl.Device.cpu());
-      byte[] archive = TorchScriptArchive.build("TensorOps", TorchScriptArchive.source(SOURCE));
-      try {
-        this.block = JniUtils.loadModule(manager, new ByteArrayInputStream(archive), true, false);
-      } catch (IOException e) {
-        throw new UncheckedIOException("cannot load " + SOURCE, e);
-      }
+      this.block = TorchScriptArchive.load(manager, "TensorOps", SOURCE);
     }
 
     NDArray call(long op, NDArray a, NDArray b, NDArray rows, DataType dataType, long length, long[] shape, NDManager into) {

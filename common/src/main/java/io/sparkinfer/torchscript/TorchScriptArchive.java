@@ -1,6 +1,11 @@
 package io.sparkinfer.torchscript;
 
 import java.io.ByteArrayOutputStream;
+import ai.djl.pytorch.engine.PtNDManager;
+import ai.djl.pytorch.engine.PtSymbolBlock;
+import ai.djl.pytorch.jni.JniUtils;
+import io.sparkinfer.model.ModelLoadException;
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
@@ -33,6 +38,21 @@ public final class TorchScriptArchive {
       return new String(in.readAllBytes(), StandardCharsets.UTF_8);
     } catch (IOException e) {
       throw new java.io.UncheckedIOException("cannot read kernel source " + resource + ": " + e.getMessage(), e);
+    }
+  }
+
+  /**
+   * Loads the module that {@code resource} (TorchScript source defining {@code class className(Module)})
+   * declares, on the manager's device.
+   *
+   * @throws ModelLoadException when libtorch cannot load it
+   */
+  public static PtSymbolBlock load(PtNDManager manager, String className, String resource) {
+    byte[] archive = build(className, source(resource));
+    try {
+      return JniUtils.loadModule(manager, new ByteArrayInputStream(archive), true, false);
+    } catch (IOException | RuntimeException e) {
+      throw new ModelLoadException("cannot load the TorchScript module " + resource + ": " + e.getMessage(), e);
     }
   }
 

@@ -60,19 +60,30 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-// Sum over the block (blockDim.x a multiple of 32, at most 1024), returned to every thread.
-__device__ float block_sum(float v) {
-  __shared__ float warp_sums[32];
+// The sum (Sum) or largest value (Max) over the block (blockDim.x a multiple of 32, at most 1024), returned
+// to every thread; identity is the value lanes past the last warp contribute.
+struct Sum {
+  __device__ static float warp(float v) { return warp_sum(v); }
+  __device__ static float identity() { return 0.f; }
+};
+struct Max {
+  __device__ static float warp(float v) { return warp_max(v); }
+  __device__ static float identity() { return negative_infinity(); }
+};
+
+template <typename Op>
+__device__ float block_reduce(float v) {
+  __shared__ float warp_results[32];
   __shared__ float total;
-  v = warp_sum(v);
+  v = Op::warp(v);
   int lane = threadIdx.x & 31;
   int warp = threadIdx.x >> 5;
   if (lane == 0) {
-    warp_sums[warp] = v;
+    warp_results[warp] = v;
   }
   __syncthreads();
   if (warp == 0) {
-    v = warp_sum(lane < (int) (blockDim.x >> 5) ? warp_sums[lane] : 0.f);
+    v = Op::warp(lane < (int) (blockDim.x >> 5) ? warp_results[lane] : Op::identity());
     if (lane == 0) {
       total = v;
     }
@@ -121,7 +132,7 @@ extern "C" __global__ void rms_norm(const storage_t* x, const storage_t* weight,
         }
       }
     }
-    float scale = rsqrtf(block_sum(squares) / (float) hidden + (float) eps);
+    float scale = rsqrtf(block_reduce<Sum>(squares) / (float) hidden + (float) eps);
 #pragma unroll
     for (int j = 0; j < RMS_CHUNKS; j++) {
       int c = threadIdx.x + j * blockDim.x;
@@ -141,7 +152,7 @@ extern "C" __global__ void rms_norm(const storage_t* x, const storage_t* weight,
     float v = load(row[i]);
     squares += v * v;
   }
-  float scale = rsqrtf(block_sum(squares) / (float) hidden + (float) eps);
+  float scale = rsqrtf(block_reduce<Sum>(squares) / (float) hidden + (float) eps);
   for (long long i = threadIdx.x; i < hidden; i += blockDim.x) {
     out_row[i] = store(load(weight[i]) * rounded(load(row[i]) * scale));
   }
@@ -508,26 +519,6 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_attention(
 }
 #endif
 
-// Largest value over the block (blockDim.x a multiple of 32, at most 1024), returned to every thread.
-__device__ float block_max(float v) {
-  __shared__ float warp_maxima[32];
-  __shared__ float overall;
-  v = warp_max(v);
-  int lane = threadIdx.x & 31;
-  int warp = threadIdx.x >> 5;
-  if (lane == 0) {
-    warp_maxima[warp] = v;
-  }
-  __syncthreads();
-  if (warp == 0) {
-    v = warp_max(lane < (int) (blockDim.x >> 5) ? warp_maxima[lane] : negative_infinity());
-    if (lane == 0) {
-      overall = v;
-    }
-  }
-  __syncthreads();
-  return overall;
-}
 
 #define COMBINE_SPLITS 256  // splits whose weights are staged in shared memory at a time
 
@@ -556,7 +547,7 @@ extern "C" __global__ void decode_attention_combine(const float* partial_out, co
       sum_s[z] = s > 0.f ? s : 0.f;
     }
   }
-  overall = block_max(overall);  // (synchronises, so the shared statistics are complete)
+  overall = block_reduce<Max>(overall);  // (synchronises, so the shared statistics are complete)
   for (long long d0 = 0; d0 < head_dim; d0 += blockDim.x) {
     const long long d = d0 + threadIdx.x;
     float o = 0.f;
