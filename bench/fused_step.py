@@ -10,7 +10,12 @@ For each batch size it prints: graph replay ms of the scripted step and of the f
 parts alone (matmuls, attention, fused kernels), and the largest logit difference and argmax agreement of the
 two steps.
 
-usage: python3 bench/fused_step.py [--batch-sizes 1,64,256] [--dtype fp16|bf16]
+With --next it also compiles bench/kernels_next.cu and, at each batch size, times each v2 kernel alone (28 calls
+replayed as a CUDA graph, as in a step) against its original, checks their outputs (silu_mul_v2 and
+rotary_cache_write_v2 bitwise equal, decode_attention_v2 within 1e-3 of decode_attention + combine, with and
+without a sliding window, and its counters back to 0), and times the fused step with the v2 kernels swapped in.
+
+usage: python3 bench/fused_step.py [--batch-sizes 1,64,256] [--dtype fp16|bf16] [--next]
 """
 import argparse
 import ctypes
@@ -25,12 +30,15 @@ sys.path.insert(0, os.path.dirname(__file__))
 from profile_step import KERNEL, LAYERS, H, N, K, D, I, V, archive  # noqa: E402
 
 SOURCE = os.path.join(os.path.dirname(KERNEL), "decode_kernels.cu")
+NEXT_SOURCE = os.path.join(os.path.dirname(__file__), "kernels_next.cu")
+NAMES = ["rms_norm", "rotary_cache_write", "silu_mul", "decode_attention", "decode_attention_combine"]
+NEXT_NAMES = ["silu_mul_v2", "rotary_cache_write_v2", "decode_attention_v2", "decode_attention_v2_direct"]
 
 
 class Kernels:
     """decode_kernels.cu compiled with NVRTC for this GPU and loaded with the driver API."""
 
-    def __init__(self, source, bf16):
+    def __init__(self, source, bf16, names=NAMES):
         nvrtc_path = sorted(glob.glob(os.path.join(os.path.dirname(torch.__file__), "..", "nvidia", "**",
                                                    "libnvrtc.so*"), recursive=True))
         self.nvrtc = ctypes.CDLL(nvrtc_path[0] if nvrtc_path else "libnvrtc.so")
@@ -58,7 +66,7 @@ class Kernels:
         self.module = ctypes.c_void_p()
         self._check(self.cuda.cuModuleLoadData(ctypes.byref(self.module), cubin))
         self.functions = {}
-        for name in ["rms_norm", "rotary_cache_write", "silu_mul", "decode_attention", "decode_attention_combine"]:
+        for name in names:
             f = ctypes.c_void_p()
             self._check(self.cuda.cuModuleGetFunction(ctypes.byref(f), self.module, name.encode()))
             self.functions[name] = f
@@ -120,6 +128,39 @@ class CustomAttention:
         return out
 
 
+class NextAttention:
+    """decode_attention_v2 (or decode_attention_v2_direct) of kernels_next.cu: attention and split merge in one
+    launch, the splits of CustomAttention."""
+
+    def __init__(self, kernels, b, capacity, dev, split_size=None, direct=False):
+        self.k, self.b, self.c = kernels, b, capacity
+        self.name = "decode_attention_v2_direct" if direct else "decode_attention_v2"
+        self.split_size, self.splits = attention_splits(b, K, capacity)
+        if split_size:
+            self.split_size, self.splits = split_size, -(-capacity // split_size)
+        self.out_part = torch.empty(b, N, self.splits, D, device=dev)
+        self.max_part = torch.empty(b, N, self.splits, device=dev)
+        self.sum_part = torch.empty(b, N, self.splits, device=dev)
+        self.counters = torch.zeros(b, K, dtype=torch.int32, device=dev)  # zeroed once; each launch leaves 0
+
+    def __call__(self, qkv, positions, kc, vc, window, out):
+        self.k.launch(self.name, (self.b, K, self.splits), (128,), qkv, positions, kc, vc, self.out_part,
+                      self.max_part, self.sum_part, out, self.counters, K, self.c, window, self.split_size,
+                      D ** -0.5)
+        return out
+
+
+ROTARY_V2_BLOCK = min(256, -(-(N + 2 * K) * (D // 16) // 32) * 32) if D % 16 == 0 else 128
+
+
+def launch_rotary_v2(nk, b, qkv, positions, inv_freq, kc, vc, capacity, y=1, block=ROTARY_V2_BLOCK):
+    nk.launch("rotary_cache_write_v2", (b, y), (block,), qkv, positions, inv_freq, kc, vc, N, K, D, capacity)
+
+
+def launch_silu_v2(nk, b, gate_up, act, block=256):
+    nk.launch("silu_mul_v2", (-(-(b * I) // (8 * block)),), (block,), gate_up, act, I, b)  # 8 outputs a thread
+
+
 def weights(dev, dtype):
     r = lambda *s: (torch.randn(*s, device=dev) * 0.02).to(dtype)
     z = lambda *s: torch.zeros(*s, device=dev, dtype=dtype)
@@ -135,7 +176,7 @@ class FusedStep:
     """The decode step as FusedDecodeStep runs it: fused kernels between matmuls and flash attention."""
 
     def __init__(self, kernels, b, capacity, embed, layers, norm, lm_head, inv_freq, kc, vc, eps, dtype, parts,
-                 custom_attention=True):
+                 custom_attention=True, next_kernels=None):
         self.k, self.b, self.c = kernels, b, capacity
         self.embed, self.layers, self.norm, self.lm_head, self.inv_freq = embed, layers, norm, lm_head, inv_freq
         self.kc, self.vc, self.eps, self.parts = kc, vc, eps, parts
@@ -148,6 +189,9 @@ class FusedStep:
         self.cu_q = torch.arange(b + 1, dtype=torch.int32, device=dev)
         self.cu_k = self.cu_q * capacity
         self.attention = CustomAttention(kernels, b, capacity, dev) if custom_attention else None
+        self.nk = next_kernels  # kernels_next.cu: its v2 kernels replace rotary, silu and attention + combine
+        if next_kernels:
+            self.attention = NextAttention(next_kernels, b, capacity, dev)
         self.attn_out = torch.empty(b, N * D, device=dev, dtype=dtype)
 
     def __call__(self, ids, positions):
@@ -160,7 +204,9 @@ class FusedStep:
                 k.launch("rms_norm", (b,), (256,), self.x, w[0], self.h, H, H, self.eps)
             if "matmul" in p:
                 torch.addmm(w[2], self.h, w[1].t(), out=self.qkv)
-            if "kernels" in p:
+            if "kernels" in p and self.nk:
+                launch_rotary_v2(self.nk, b, self.qkv, positions, self.inv_freq, self.kc[l], self.vc[l], self.c)
+            elif "kernels" in p:
                 k.launch("rotary_cache_write", (b, N + 2 * K), (D // 2,), self.qkv, positions, self.inv_freq,
                          self.kc[l], self.vc[l], N, K, D, self.c)
             if "attention" in p and self.attention:
@@ -178,7 +224,9 @@ class FusedStep:
                 k.launch("rms_norm", (b,), (256,), self.x, w[5], self.h, H, H, self.eps)
             if "matmul" in p:
                 torch.mm(self.h, w[6].t(), out=self.gate_up)
-            if "kernels" in p:
+            if "kernels" in p and self.nk:
+                launch_silu_v2(self.nk, b, self.gate_up, self.act)
+            elif "kernels" in p:
                 k.launch("silu_mul", ((I + 255) // 256, b), (256,), self.gate_up, self.act, I)
             if "matmul" in p:
                 self.x.addmm_(self.act, w[8].t())
@@ -204,6 +252,86 @@ def graph_ms(fn, n=20):
         graph.replay()
     torch.cuda.synchronize()
     return (time.perf_counter() - t) / n * 1e3, out, graph
+
+
+def replay_us(fn, iters=LAYERS):
+    """Microseconds per call of fn, iters calls captured in one CUDA graph and replayed (CUDA events)."""
+    _, _, graph = graph_ms(lambda: [fn() for _ in range(iters)], n=1)
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    graph.replay()
+    start.record()
+    for _ in range(5):
+        graph.replay()
+    stop.record()
+    torch.cuda.synchronize()
+    del graph
+    return start.elapsed_time(stop) / (5 * iters) * 1e3
+
+
+def bits_equal(a, c):
+    return torch.equal(a.view(torch.int16), c.view(torch.int16))
+
+
+def next_kernels_alone(kernels, nk, b, capacity, pos, inv_freq, kc, vc, dtype):
+    """Each v2 kernel of kernels_next.cu alone against its original: outputs checked, then both timed as 28 calls
+    in a CUDA graph (the calls of a step)."""
+    dev = "cuda"
+    # silu_mul: bitwise equal outputs
+    gate_up = (torch.randn(b, 2 * I, device=dev) * 4).to(dtype)
+    ref, new = torch.empty(b, I, device=dev, dtype=dtype), torch.full((b, I), 7, device=dev, dtype=dtype)
+    silu = lambda: kernels.launch("silu_mul", ((I + 255) // 256, b), (256,), gate_up, ref, I)
+    silu_v2 = lambda: launch_silu_v2(nk, b, gate_up, new)
+    silu()
+    silu_v2()
+    torch.cuda.synchronize()
+    ok = bits_equal(ref, new)
+    print(f"  silu_mul {replay_us(silu):.2f} us, silu_mul_v2 {replay_us(silu_v2):.2f} us per call; "
+          f"bitwise equal: {ok}{'' if ok else ' <-- MISMATCH, max |diff| %g' % (ref - new).abs().max().item()}")
+    # rotary_cache_write: queries (in place) and both caches bitwise equal
+    qkv = (torch.randn(b, (N + 2 * K) * D, device=dev) * 2).to(dtype)
+    q1, q2 = qkv.clone(), qkv.clone()
+    k1, k2, v1, v2 = kc.clone(), kc.clone(), vc.clone(), vc.clone()
+    rotary = lambda: kernels.launch("rotary_cache_write", (b, N + 2 * K), (D // 2,), q1, pos, inv_freq, k1, v1, N, K,
+                                    D, capacity)
+    rotary()
+    launch_rotary_v2(nk, b, q2, pos, inv_freq, k2, v2, capacity)
+    torch.cuda.synchronize()
+    ok = bits_equal(q1, q2) and bits_equal(k1, k2) and bits_equal(v1, v2)
+    line = f"  rotary_cache_write {replay_us(rotary):.2f} us"
+    for y, block in [(1, ROTARY_V2_BLOCK), (2, max(32, ROTARY_V2_BLOCK // 2))]:
+        q3, k3, v3 = qkv.clone(), kc.clone(), vc.clone()
+        launch_rotary_v2(nk, b, q3, pos, inv_freq, k3, v3, capacity, y, block)
+        torch.cuda.synchronize()
+        ok = ok and bits_equal(q1, q3) and bits_equal(k1, k3) and bits_equal(v1, v3)
+        us = replay_us(lambda: launch_rotary_v2(nk, b, q2, pos, inv_freq, k2, v2, capacity, y, block))
+        line += f", v2 grid (B, {y}) x {block} {us:.2f} us"
+    print(f"{line} per call; bitwise equal: {ok}{'' if ok else ' <-- MISMATCH'}")
+    del k1, k2, v1, v2
+    # decode attention: v2 (attention + merge in one launch) against decode_attention + decode_attention_combine
+    q = torch.randn(b, (N + 2 * K) * D, device=dev).to(dtype)
+    pair = CustomAttention(kernels, b, capacity, dev)
+    for window in [0, 100]:
+        ref = pair(q, pos, kc, vc, window, torch.empty(b, N * D, device=dev, dtype=dtype))
+        for name, att in [("v2", NextAttention(nk, b, capacity, dev)),
+                          ("v2 direct", NextAttention(nk, b, capacity, dev, direct=True)),
+                          (f"v2 direct, one split of {capacity}",
+                           NextAttention(nk, b, capacity, dev, split_size=capacity, direct=True))]:
+            out = torch.full((b, N * D), float("nan"), device=dev, dtype=dtype)
+            att(q, pos, kc, vc, window, out)
+            att(q, pos, kc, vc, window, out)  # twice: the counters must have come back to 0
+            torch.cuda.synchronize()
+            diff = (out.float() - ref.float()).abs().max().item()
+            counters = att.counters.abs().sum().item()
+            bad = not diff <= 1e-3 or counters != 0
+            line = (f"  attention window {window} {name} (split {att.split_size} x {att.splits}): max |diff| vs "
+                    f"decode_attention + combine {diff:.6f}, bitwise equal {bits_equal(ref, out)}, counters left "
+                    f"{counters}{' <-- MISMATCH' if bad else ''}")
+            if window == 0:
+                line += f"; {replay_us(lambda: att(q, pos, kc, vc, 0, out)):.2f} us per call"
+            print(line)
+        if window == 0:
+            print(f"  attention window 0 decode_attention + combine (split {pair.split_size} x {pair.splits}): "
+                  f"{replay_us(lambda: pair(q, pos, kc, vc, 0, ref)):.2f} us per call")
 
 
 def attention_variants(b, dtype, capacity=640, iters=30):
@@ -259,6 +387,7 @@ def main():
     ap.add_argument("--batch-sizes", default="1,64,256")
     ap.add_argument("--dtype", default="fp16", choices=["fp16", "bf16"])
     ap.add_argument("--attention-variants", type=int, default=0, help="batch size to time attention variants at")
+    ap.add_argument("--next", action="store_true", help="also check and time the v2 kernels of bench/kernels_next.cu")
     args = ap.parse_args()
     dtype = torch.float16 if args.dtype == "fp16" else torch.bfloat16
     if args.attention_variants:
@@ -268,6 +397,7 @@ def main():
     dev = "cuda"
     torch.manual_seed(0)
     kernels = Kernels(open(SOURCE).read(), args.dtype == "bf16")
+    nk = Kernels(open(NEXT_SOURCE).read(), args.dtype == "bf16", NEXT_NAMES) if args.next else None
     step = torch.jit.load(archive(open(KERNEL).read()), map_location=dev)
     embed, layers, norm, lm_head = weights(dev, dtype)
     inv_freq = 1.0 / (10000 ** (torch.arange(0, D, 2, device=dev).float() / D))
@@ -328,6 +458,26 @@ def main():
                     table[e.name] = (n + 1, total + e.time_range.elapsed_us())
             for kname, (n, total) in sorted(table.items(), key=lambda kv: -kv[1][1])[:12]:
                 print(f"    {total / 1e3:7.3f} ms  {n:5d}x  {kname[:100]}")
+            if nk:
+                next_kernels_alone(kernels, nk, b, capacity, pos, inv_freq, kc[0], vc[0], dtype)
+                fused_next = FusedStep(kernels, b, capacity, embed, layers, norm, lm_head, inv_freq, kc2, vc2, eps,
+                                       dtype, {"kernels", "matmul", "attention"}, True, nk)
+                next_ms, next_out, g3 = graph_ms(lambda: fused_next(ids, pos))
+                g1.replay()
+                g3.replay()
+                torch.cuda.synchronize()
+                diff = (script_out - next_out).abs().max().item()
+                agree = (script_out.argmax(-1) == next_out.argmax(-1)).float().mean().item()
+                cache_diff = max((a - c).abs().max().item() for a, c in zip(kc, kc2))
+                print(f"  fused, next kernels: {next_ms:.3f} ms ({b / next_ms * 1e3:,.0f} tok/s); max |logit diff| "
+                      f"{diff:.4f}, argmax agreement {agree:.3f}, max |key cache diff| {cache_diff:.4f}")
+                del g3
+                for part in ["attention", "kernels"]:
+                    only = FusedStep(kernels, b, capacity, embed, layers, norm, lm_head, inv_freq, kc2, vc2, eps,
+                                     dtype, {part}, True, nk)
+                    ms, _, g = graph_ms(lambda: only(ids, pos))
+                    print(f"    {part} alone (next kernels): {ms:.3f} ms")
+                    del g
             del g1
             del kc, vc, kc2, vc2
 

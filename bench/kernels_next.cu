@@ -307,11 +307,40 @@ __device__ __forceinline__ void copy_tile(Chunk* tile, const storage_t* cache, l
 }
 
 
+// Occupancy hint of the v2 attention kernels: __launch_bounds__(THREADS, V2_MIN_BLOCKS) caps registers at
+// 65536 / (THREADS V2_MIN_BLOCKS) (7: 72, 6: 80, 5: 96, 4: 128, 3: 168). Left to itself, ptxas (CUDA 12 NVRTC,
+// sm_90) picks 56-96 registers with small spills for some shapes (decode_attention spills 4-12 bytes at 1x128,
+// 4x128, 6x128, 7x128); these values are the largest that compiled without spills for each shape of
+// bench/compile_kernels.py (fp16 and bf16; 6x128, the bench model: 72 registers, 7 blocks per SM as
+// decode_attention). Override with -DV2_MIN_BLOCKS=.
+#if !defined(V2_MIN_BLOCKS)
+#if HEAD_DIM > 128
+#define V2_MIN_BLOCKS 3
+#elif GROUP > 8
+#define V2_MIN_BLOCKS (HEAD_DIM > 96 ? 4 : 5)
+#elif HEAD_DIM == 128 && GROUP == 4
+#define V2_MIN_BLOCKS 4
+#elif HEAD_DIM == 128 && GROUP >= 7
+#define V2_MIN_BLOCKS 6
+#else
+#define V2_MIN_BLOCKS 7
+#endif
+#endif
+
 // A float read from L2 (ld.global.cg), not from this SM's L1: the merge reads partials other blocks wrote.
 __device__ __forceinline__ float load_cg(const float* p) {
   float v;
   asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p) : "memory");
   return v;
+}
+
+// Splits [0, active) of row b see slots (a prefix: split z sees some iff start + z split_size < length).
+// Recomputed where needed rather than kept in a register across the main loop.
+__device__ __forceinline__ int active_splits(const long long* positions, int b, long long window,
+                                             long long split_size, int num_splits) {
+  const long long length = positions[b] + 1;
+  const long long start = window > 0 && length > window ? length - window : 0;
+  return (int) min_ll(num_splits, (length - start + split_size - 1) / split_size);
 }
 
 #define MERGE_SPLITS 32                                    // splits whose weights are staged in shared memory at a time
@@ -324,8 +353,15 @@ __device__ __forceinline__ float load_cg(const float* p) {
 // sum_z sum[z] w[z] and the output sum_z partial[z] w[z] accumulated in split order, out = (output / total)
 // in the storage type. Thread t computes outputs (head, dim) = t + THREADS j of the group's (GROUP, D).
 __device__ __forceinline__ void merge_splits(const float* partial_out, const float* partial_max,
-                                             const float* partial_sum, storage_t* out, int* counters, int b,
-                                             int kv_head, int num_kv_heads, int num_splits, int active) {
+                                             const float* partial_sum, storage_t* out, int* counters,
+                                             const long long* positions, int num_kv_heads, long long window,
+                                             long long split_size) {
+  // block (row b, kv head) as decode_attention_v2 reads its linear index
+  const int num_splits = gridDim.z;
+  const int linear = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  const int kv_head = linear % gridDim.y;
+  const int b = linear / (gridDim.y * num_splits);
+  const int active = active_splits(positions, b, window, split_size, num_splits);
   __shared__ int last_s;
   __shared__ float overall_s[GROUP];                  // M per head
   __shared__ float weight_s[GROUP][MERGE_SPLITS];     // exp(max[z0 + i] - M), 0 for skipped splits
@@ -463,12 +499,9 @@ __device__ __forceinline__ void attention_v2(
   const long long begin = start + split * split_size;
   const long long end = min_ll(length, begin + split_size);
   const long long first_stat = ((long long) b * num_heads + kv_head * GROUP) * num_splits + split;  // + g * Z
-  // splits [0, active) of the row see slots (a prefix: split z sees some iff start + z split_size < length)
-  const int active = (int) min_ll(num_splits, (length - start + split_size - 1) / split_size);
   if (begin >= end) {
-    return;  // (split >= active) writes nothing, and the merge does not read it
+    return;  // (split >= active_splits) writes nothing, and the merge does not read it
   }
-  const bool direct = DIRECT && active == 1;  // the same for the whole block
   const storage_t* q = qkv + (long long) b * (num_heads + 2 * num_kv_heads) * HEAD_DIM + kv_head * GROUP * HEAD_DIM;
   const long long row_begin = ((long long) b * capacity + begin) * num_kv_heads + kv_head;  // slot begin's row
 
@@ -626,6 +659,8 @@ __device__ __forceinline__ void attention_v2(
     }
     cp_async_wait<0>();
 
+    // (the same for the whole block; recomputed here, not kept live across the loop)
+    const bool direct = DIRECT && active_splits(positions, b, window, split_size, num_splits) == 1;
     if (direct) {
       // decode_attention_combine's arithmetic for one split: weight exp(max - max), total 0 + sum * weight,
       // output (0 + partial * weight) / total, each head's skipped (0) unless its sum > 0
@@ -666,19 +701,19 @@ __device__ __forceinline__ void attention_v2(
         }
       }
     }
-    if (!direct && threadIdx.x < HEADS && h0 + threadIdx.x < GROUP) {
+    if (threadIdx.x < HEADS && h0 + threadIdx.x < GROUP) {
       partial_max[first_stat + (h0 + threadIdx.x) * num_splits] = max_s[threadIdx.x];
       partial_sum[first_stat + (h0 + threadIdx.x) * num_splits] = sum_s[threadIdx.x];
     }
   }
-  if (direct) {
-    return;
+  if (DIRECT && active_splits(positions, b, window, split_size, num_splits) == 1) {
+    return;  // output written directly
   }
-  merge_splits(partial_out, partial_max, partial_sum, out, counters, b, kv_head, (int) num_kv_heads, num_splits,
-               active);
+  merge_splits(partial_out, partial_max, partial_sum, out, counters, positions, (int) num_kv_heads, window,
+               split_size);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS) decode_attention_v2(
+extern "C" __global__ void __launch_bounds__(THREADS, V2_MIN_BLOCKS) decode_attention_v2(
     const storage_t* qkv, const long long* positions, const storage_t* k_cache, const storage_t* v_cache,
     float* partial_out, float* partial_max, float* partial_sum, storage_t* out, int* counters, long long num_kv_heads,
     long long capacity, long long window, long long split_size, double scale) {
@@ -686,7 +721,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_attention_v2(
                       num_kv_heads, capacity, window, split_size, scale);
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS) decode_attention_v2_direct(
+extern "C" __global__ void __launch_bounds__(THREADS, V2_MIN_BLOCKS) decode_attention_v2_direct(
     const storage_t* qkv, const long long* positions, const storage_t* k_cache, const storage_t* v_cache,
     float* partial_out, float* partial_max, float* partial_sum, storage_t* out, int* counters, long long num_kv_heads,
     long long capacity, long long window, long long split_size, double scale) {
