@@ -134,6 +134,9 @@ public final class ScriptedCausalLm implements CausalLmBackend {
       this.headDim = keep(IValue.from((long) config.headDim()));
       this.eps = keep(IValue.from(config.rmsNormEps()));
       this.flashDecode = keep(IValue.from(FLASH_DECODE));
+      if (fusedOff == null) {
+        fusedDecode(); // compiles the kernels now, as part of the load, rather than in the first decode step
+      }
     } catch (RuntimeException e) {
       close();
       throw e;
@@ -181,8 +184,9 @@ public final class ScriptedCausalLm implements CausalLmBackend {
 
   /**
    * The fused decode step's model-wide parts when captured decode steps can be fused kernels, else null
-   * ({@link #fusedDecodeOffReason()} says why). Made on first use; if the kernels do not compile, fused
-   * steps are turned off for this backend (logged once) and graphs capture the scripted step.
+   * ({@link #fusedDecodeOffReason()} says why). Made when the backend is (the kernels compile then); if they
+   * do not compile, fused steps are turned off for this backend (logged once) and graphs capture the
+   * scripted step.
    */
   synchronized FusedDecode fusedDecode() {
     if (fused == null && fusedOff == null) {
