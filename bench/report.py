@@ -69,7 +69,8 @@ def by_batch(runs, b, threads=1, backend="scripted", graphs=None):
 
 
 def label(r):
-    return r["backend"] + (" + CUDA graphs" if r.get("cuda_graphs") else "")
+    fused = " of fused kernels" if "fused decode kernels" in r.get("engine", "") else ""
+    return r["backend"] + (" + CUDA graphs" + fused if r.get("cuda_graphs") else "")
 
 
 def agreement(a, b):
@@ -94,6 +95,7 @@ result = dict(
     torch=hf["torch"], transformers=hf["transformers"], model="random DeepSeek-R1-Distill-Qwen-1.5B shape, " + low,
     engine_decode_tokens_per_s_b256=en256 and en256["decode_tokens_per_s"],
     engine_cuda_graphs_b256=en256 and en256.get("cuda_graphs", False),
+    engine_b256=en256 and en256.get("engine"),
     engine_decode_tokens_per_s_b256_without_graphs=en256_no_graphs and en256_no_graphs["decode_tokens_per_s"],
     transformers_decode_tokens_per_s_b256=hf256 and hf256["decode_tokens_per_s"],
     decode_ratio_b256=en256 and hf256 and en256["decode_tokens_per_s"] / hf256["decode_tokens_per_s"],

@@ -105,6 +105,7 @@ public final class EngineBench {
               JsonObject r = run(engine, prompts.subList(0, n), batch, threads, maxNew);
               r.addProperty("backend", backend);
               r.addProperty("cuda_graphs", engine.usesCudaGraphs());
+              r.addProperty("engine", engine.describe()); // says whether captured steps are fused kernels
               runs.add(r);
               System.err.println("bench: " + r);
             }
