@@ -81,7 +81,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
   private final AtomicLong fusedCaptures = new AtomicLong();
   private final ModelWeights weights;
   private final NDArray invFreqArray;
-  private FusedDecode fused; // made on the first capture that can use it
+  private FusedDecode fused; // made with the backend when captured decode steps can be fused
   /** Why captured decode steps are the scripted step rather than fused kernels ({@link FusedDecode}), or null. */
   private volatile String fusedOff;
 
@@ -211,7 +211,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
     LOG.warn("fused decode kernels turned off for this model, decode graphs capture the scripted step", e);
   }
 
-  /** Why captured decode steps are not fused kernels, or null while they are (or may be, before the first capture). */
+  /** Why captured decode steps are not fused kernels, or null while they are. */
   public String fusedDecodeOffReason() {
     return fusedOff;
   }
