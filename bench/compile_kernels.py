@@ -2,10 +2,12 @@
 may meet, and reports registers and spills of the attention kernel. Needs NVRTC but no GPU, so kernel
 changes can be checked on any machine before a GPU run.
 
-usage: python3 bench/compile_kernels.py --nvrtc-dir DIR [--arch sm_90] [--shapes 6x128,4x32,...]
+usage: python3 bench/compile_kernels.py --nvrtc-dir DIR [--arch sm_90] [--shapes 6x128,4x32,...] [--next]
   DIR holds libnvrtc*.so* and libnvrtc-builtins*.so*: DJL's CUDA libtorch directory (the GPU bundle's
   /tmp/g/libtorch, or extracted from it), or a CUDA toolkit's lib64.
   A shape is GROUPxHEAD_DIM (query heads per key/value head x head dim).
+  --next compiles bench/kernels_next.cu appended to the kernels, as bench/fused_step.py --next does, and
+  reports its decode_attention_v2 instead.
 """
 import argparse
 import ctypes
@@ -18,6 +20,7 @@ SOURCE = os.path.join(os.path.dirname(__file__), "..", "common", "src", "main", 
                       "kernels", "decode_kernels.cu")
 # Llama-2 (MHA), qwen2-tiny, the demo model, mistral-tiny, Llama-3 / Mistral, the bench model (Qwen2-1.5B),
 # Qwen2-7B, Qwen2-0.5B, TinyLlama, Llama-3-70B, a wide group, a 256-wide head, a 96-wide head
+NEXT = os.path.join(os.path.dirname(__file__), "kernels_next.cu")
 DEFAULT_SHAPES = "1x128,2x16,3x64,4x32,4x128,6x128,7x128,7x64,8x64,8x128,16x128,5x256,12x96"
 
 
@@ -49,9 +52,11 @@ def main():
     ap.add_argument("--nvrtc-dir", required=True)
     ap.add_argument("--arch", default="sm_90")
     ap.add_argument("--shapes", default=DEFAULT_SHAPES)
+    ap.add_argument("--next", action="store_true", help="also compile bench/kernels_next.cu")
     args = ap.parse_args()
     nvrtc = load_nvrtc(args.nvrtc_dir)
-    source = open(SOURCE).read()
+    source = open(SOURCE).read() + ("\n" + open(NEXT).read() if args.next else "")
+    kernel = "decode_attention_v2" if args.next else "decode_attention"
     failed = 0
     for shape in args.shapes.split(","):
         group, head_dim = shape.split("x")
@@ -59,7 +64,7 @@ def main():
             options = [f"--gpu-architecture={args.arch}", "--ptxas-options=-v", f"-DGROUP={group}",
                        f"-DHEAD_DIM={head_dim}"] + extra
             rc, log = compile_once(nvrtc, source, options)
-            attention = re.search(r"entry function 'decode_attention'.*?(\d+) bytes spill stores.*?Used (\d+) registers",
+            attention = re.search(r"entry function '" + kernel + r"'.*?(\d+) bytes spill stores.*?Used (\d+) registers",
                                   log, re.S)
             detail = f"attention {attention.group(2)} registers, {attention.group(1)} bytes spilled" if attention else ""
             print(f"group {group:>2} head dim {head_dim:>3} {dtype}: {'ok' if rc == 0 else 'FAILED'} {detail}")

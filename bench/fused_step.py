@@ -32,7 +32,7 @@ from profile_step import KERNEL, LAYERS, H, N, K, D, I, V, archive  # noqa: E402
 SOURCE = os.path.join(os.path.dirname(KERNEL), "decode_kernels.cu")
 NEXT_SOURCE = os.path.join(os.path.dirname(__file__), "kernels_next.cu")
 NAMES = ["rms_norm", "rotary_cache_write", "silu_mul", "decode_attention", "decode_attention_combine"]
-NEXT_NAMES = ["silu_mul_v2", "rotary_cache_write_v2", "decode_attention_v2", "decode_attention_v2_direct"]
+NEXT_NAMES = ["silu_mul_v2", "rotary_cache_write_v2", "decode_attention_v2"]
 
 
 class Kernels:
@@ -129,12 +129,12 @@ class CustomAttention:
 
 
 class NextAttention:
-    """decode_attention_v2 (or decode_attention_v2_direct) of kernels_next.cu: attention and split merge in one
-    launch, the splits of CustomAttention."""
+    """decode_attention_v2 of kernels_next.cu: attention and split merge in one launch, the splits of
+    CustomAttention."""
 
-    def __init__(self, kernels, b, capacity, dev, split_size=None, direct=False):
+    def __init__(self, kernels, b, capacity, dev, split_size=None):
         self.k, self.b, self.c = kernels, b, capacity
-        self.name = "decode_attention_v2_direct" if direct else "decode_attention_v2"
+        self.name = "decode_attention_v2"
         self.split_size, self.splits = attention_splits(b, K, capacity)
         if split_size:
             self.split_size, self.splits = split_size, -(-capacity // split_size)
@@ -313,9 +313,7 @@ def next_kernels_alone(kernels, nk, b, capacity, pos, inv_freq, kc, vc, dtype):
     for window in [0, 100]:
         ref = pair(q, pos, kc, vc, window, torch.empty(b, N * D, device=dev, dtype=dtype))
         for name, att in [("v2", NextAttention(nk, b, capacity, dev)),
-                          ("v2 direct", NextAttention(nk, b, capacity, dev, direct=True)),
-                          (f"v2 direct, one split of {capacity}",
-                           NextAttention(nk, b, capacity, dev, split_size=capacity, direct=True))]:
+                          (f"v2, one split of {capacity}", NextAttention(nk, b, capacity, dev, split_size=capacity))]:
             out = torch.full((b, N * D), float("nan"), device=dev, dtype=dtype)
             att(q, pos, kc, vc, window, out)
             att(q, pos, kc, vc, window, out)  # twice: the counters must have come back to 0
@@ -368,18 +366,9 @@ def attention_variants(b, dtype, capacity=640, iters=30):
         att(q, pos, kc, vc, 0, out)
         diff = (out - flash).abs().max().item()
         # iters calls replayed as a CUDA graph (launching through ctypes is slower than the kernels)
-        _, _, graph = graph_ms(lambda: [att(q, pos, kc, vc, 0, out) for _ in range(iters)], n=1)
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        graph.replay()
-        start.record()
-        for _ in range(5):
-            graph.replay()
-        stop.record()
-        torch.cuda.synchronize()
-        us = start.elapsed_time(stop) / (5 * iters) * 1e3
+        us = replay_us(lambda: att(q, pos, kc, vc, 0, out), iters)
         print(f"  variant {name}: split {att.split_size} x {att.splits}, {us:.1f} us per attention (with combine), "
               f"max |ours - flash| {diff:.5f}")
-        del graph
 
 
 def main():
@@ -397,7 +386,9 @@ def main():
     dev = "cuda"
     torch.manual_seed(0)
     kernels = Kernels(open(SOURCE).read(), args.dtype == "bf16")
-    nk = Kernels(open(NEXT_SOURCE).read(), args.dtype == "bf16", NEXT_NAMES) if args.next else None
+    # kernels_next.cu uses decode_kernels.cu's helpers and attention code: compiled appended to it
+    nk = Kernels(open(SOURCE).read() + "\n" + open(NEXT_SOURCE).read(), args.dtype == "bf16", NEXT_NAMES) \
+        if args.next else None
     step = torch.jit.load(archive(open(KERNEL).read()), map_location=dev)
     embed, layers, norm, lm_head = weights(dev, dtype)
     inv_freq = 1.0 / (10000 ** (torch.arange(0, D, 2, device=dev).float() / D))

@@ -120,7 +120,7 @@ final class FusedDecodeStep implements AutoCloseable {
     this.numHeads = keep(IValue.from((long) config.numAttentionHeads()));
     this.numKvHeads = keep(IValue.from((long) config.numKeyValueHeads()));
     this.headDim = keep(IValue.from((long) config.headDim()));
-    this.scale = keep(IValue.from(1.0 / Math.sqrt(config.headDim())));
+    this.scale = keep(IValue.from(attentionScale()));
     int[] split = attentionSplits(batch, config.numKeyValueHeads(), capacity);
     this.splitSize = split[0];
     this.splits = split[1];
@@ -181,7 +181,7 @@ final class FusedDecodeStep implements AutoCloseable {
           model.attention.launch(new int[] {batch, config.numKeyValueHeads(), splits}, block(ATTENTION_THREADS),
               ptr(qkv), positions, keyPtrs[l], valuePtrs[l], ptr(partialOut), ptr(partialMax), ptr(partialSum),
               config.numKeyValueHeads(), capacity, model.windows[l], splitSize,
-              CudaKernels.bits(1.0 / Math.sqrt(config.headDim())));
+              CudaKernels.bits(attentionScale()));
           model.attentionCombine.launch(grid(batch * config.numAttentionHeads(), 1), block(ATTENTION_THREADS),
               ptr(partialOut), ptr(partialMax), ptr(partialSum), ptr(attentionOut), splits, config.headDim());
           attended = attentionOutValue;
@@ -202,6 +202,11 @@ final class FusedDecodeStep implements AutoCloseable {
     } finally {
       perStep.forEach(IValue::close);
     }
+  }
+
+  /** The attention scores' scale, 1 / sqrt(D), as llama_step.py and transformers use it. */
+  private double attentionScale() {
+    return 1.0 / Math.sqrt(config.headDim());
   }
 
   /** h = RMSNorm(x) with {@code weight}. */

@@ -301,7 +301,10 @@ __device__ __forceinline__ void copy_tile(Chunk* tile, const storage_t* cache, l
   }
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS) decode_attention(
+// The work of one decode_attention block: its split's partials written; false (nothing written, or with
+// MARK_EMPTY the split's maxima -inf and sums 0, which the combine skips) when the split has no slots.
+template <bool MARK_EMPTY>
+__device__ __forceinline__ bool attention_split(
     const storage_t* qkv, const long long* positions, const storage_t* k_cache, const storage_t* v_cache,
     float* partial_out, float* partial_max, float* partial_sum, long long num_kv_heads, long long capacity,
     long long window, long long split_size, double scale) {
@@ -334,11 +337,11 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_attention(
   const long long end = min_ll(length, begin + split_size);
   const long long first_stat = ((long long) b * num_heads + kv_head * GROUP) * num_splits + split;  // + g * Z
   if (begin >= end) {
-    for (int g = threadIdx.x; g < GROUP; g += THREADS) {
+    for (int g = threadIdx.x; MARK_EMPTY && g < GROUP; g += THREADS) {
       partial_max[first_stat + g * num_splits] = negative_infinity();
       partial_sum[first_stat + g * num_splits] = 0.f;  // the combine skips this split
     }
-    return;
+    return false;
   }
   const storage_t* q = qkv + (long long) b * (num_heads + 2 * num_kv_heads) * HEAD_DIM + kv_head * GROUP * HEAD_DIM;
   const long long row_begin = ((long long) b * capacity + begin) * num_kv_heads + kv_head;  // slot begin's row
@@ -516,6 +519,15 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_attention(
       partial_sum[first_stat + (h0 + threadIdx.x) * num_splits] = sum_s[threadIdx.x];
     }
   }
+  return true;
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS) decode_attention(
+    const storage_t* qkv, const long long* positions, const storage_t* k_cache, const storage_t* v_cache,
+    float* partial_out, float* partial_max, float* partial_sum, long long num_kv_heads, long long capacity,
+    long long window, long long split_size, double scale) {
+  attention_split<true>(qkv, positions, k_cache, v_cache, partial_out, partial_max, partial_sum, num_kv_heads,
+                        capacity, window, split_size, scale);
 }
 #endif
 
