@@ -6,8 +6,7 @@ usage: python3 bench/compile_kernels.py --nvrtc-dir DIR [--arch sm_90] [--shapes
   DIR holds libnvrtc*.so* and libnvrtc-builtins*.so*: DJL's CUDA libtorch directory (the GPU bundle's
   /tmp/g/libtorch, or extracted from it), or a CUDA toolkit's lib64.
   A shape is GROUPxHEAD_DIM (query heads per key/value head x head dim).
-  --next compiles bench/kernels_next.cu appended to the kernels, as bench/fused_step.py --next does, and
-  reports its decode_attention_v2 instead.
+  --next compiles bench/kernels_next.cu appended to the kernels, as bench/fused_step.py --next does.
 """
 import argparse
 import ctypes
@@ -56,7 +55,6 @@ def main():
     args = ap.parse_args()
     nvrtc = load_nvrtc(args.nvrtc_dir)
     source = open(SOURCE).read() + ("\n" + open(NEXT).read() if args.next else "")
-    kernel = "decode_attention_v2" if args.next else "decode_attention"
     failed = 0
     for shape in args.shapes.split(","):
         group, head_dim = shape.split("x")
@@ -64,9 +62,13 @@ def main():
             options = [f"--gpu-architecture={args.arch}", "--ptxas-options=-v", f"-DGROUP={group}",
                        f"-DHEAD_DIM={head_dim}"] + extra
             rc, log = compile_once(nvrtc, source, options)
-            attention = re.search(r"entry function '" + kernel + r"'.*?(\d+) bytes spill stores.*?Used (\d+) registers",
-                                  log, re.S)
-            detail = f"attention {attention.group(2)} registers, {attention.group(1)} bytes spilled" if attention else ""
+            details = []
+            for kernel in ["decode_attention", "decode_attention_wide"]:
+                m = re.search(r"entry function '" + kernel + r"'.*?(\d+) bytes spill stores.*?Used (\d+) registers",
+                              log, re.S)
+                if m:
+                    details.append(f"{kernel} {m.group(2)} registers, {m.group(1)} bytes spilled")
+            detail = "; ".join(details)
             print(f"group {group:>2} head dim {head_dim:>3} {dtype}: {'ok' if rc == 0 else 'FAILED'} {detail}")
             if rc != 0:
                 failed += 1

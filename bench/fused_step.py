@@ -10,12 +10,14 @@ For each batch size it prints: graph replay ms of the scripted step and of the f
 parts alone (matmuls, attention, fused kernels), and the largest logit difference and argmax agreement of the
 two steps.
 
-With --next it also compiles bench/kernels_next.cu and, at each batch size, times each v2 kernel alone (28 calls
-replayed as a CUDA graph, as in a step) against its original, checks their outputs (silu_mul_v2 and
-rotary_cache_write_v2 bitwise equal, decode_attention_v2 within 1e-3 of decode_attention + combine, with and
-without a sliding window, and its counters back to 0), and times the fused step with the v2 kernels swapped in.
+Attention is decode_attention (+ decode_attention_combine when a row has several splits), split as
+FusedDecodeStep splits it; each batch also checks it against flash attention and decode_attention_wide, with and
+without a sliding window, at several split sizes.
 
-usage: python3 bench/fused_step.py [--batch-sizes 1,64,256] [--dtype fp16|bf16] [--next]
+--attention-variants B times the attention kernels alone at batch B for variants of the source (warps, stages,
+splits) against flash attention, and probe kernels of bench/kernels_next.cu (reading the same bytes alone).
+
+usage: python3 bench/fused_step.py [--batch-sizes 1,64,256] [--dtype fp16|bf16] [--attention-variants B]
 """
 import argparse
 import ctypes
@@ -31,8 +33,9 @@ from profile_step import KERNEL, LAYERS, H, N, K, D, I, V, archive  # noqa: E402
 
 SOURCE = os.path.join(os.path.dirname(KERNEL), "decode_kernels.cu")
 NEXT_SOURCE = os.path.join(os.path.dirname(__file__), "kernels_next.cu")
-NAMES = ["rms_norm", "rotary_cache_write", "silu_mul", "decode_attention", "decode_attention_combine"]
-NEXT_NAMES = ["silu_mul_v2", "rotary_cache_write_v2", "decode_attention_v2"]
+NAMES = ["rms_norm", "rotary_cache_write", "silu_mul", "decode_attention", "decode_attention_wide",
+         "decode_attention_combine"]
+NEXT_NAMES = ["cache_read_bound"]
 
 
 class Kernels:
@@ -98,10 +101,12 @@ class Kernels:
 
 
 TILE = 64
+PER_WARP_BLOCKS = 128  # FusedDecodeStep.PER_WARP_ATTENTION_BLOCKS
+WIDE_BLOCKS = 4096  # FusedDecodeStep.WIDE_ATTENTION_BLOCKS
 
 
-def attention_splits(b, kv_heads, capacity, target_blocks=4096):
-    """(slots per split, splits): about target_blocks blocks, each split a whole number of tiles."""
+def attention_splits(b, kv_heads, capacity, target_blocks):
+    """(slots per split, splits), as FusedDecodeStep.attentionSplits."""
     tiles = -(-capacity // TILE)
     splits = min(tiles, max(1, -(-target_blocks // (b * kv_heads))))
     split_size = -(-tiles // splits) * TILE
@@ -109,11 +114,12 @@ def attention_splits(b, kv_heads, capacity, target_blocks=4096):
 
 
 class CustomAttention:
-    """decode_attention + decode_attention_combine over a (B, C, K, D) cache."""
+    """Our attention over a (B, C, K, D) cache as FusedDecodeStep.attend launches it: decode_attention (or, with
+    wide, decode_attention_wide), then decode_attention_combine when a row has several splits."""
 
-    def __init__(self, kernels, b, capacity, dev, split_size=None):
-        self.k, self.b, self.c = kernels, b, capacity
-        self.split_size, self.splits = attention_splits(b, K, capacity)
+    def __init__(self, kernels, b, capacity, dev, split_size=None, wide=False, threads=128):
+        self.k, self.b, self.c, self.wide, self.threads = kernels, b, capacity, wide, threads
+        self.split_size, self.splits = attention_splits(b, K, capacity, WIDE_BLOCKS if wide else PER_WARP_BLOCKS)
         if split_size:
             self.split_size, self.splits = split_size, -(-capacity // split_size)
         self.out_part = torch.empty(b, N, self.splits, D, device=dev)
@@ -121,44 +127,30 @@ class CustomAttention:
         self.sum_part = torch.empty(b, N, self.splits, device=dev)
 
     def __call__(self, qkv, positions, kc, vc, window, out):
-        self.k.launch("decode_attention", (self.b, K, self.splits), (128,), qkv, positions, kc, vc, self.out_part,
-                      self.max_part, self.sum_part, K, self.c, window, self.split_size, D ** -0.5)
+        if self.wide:
+            self.k.launch("decode_attention_wide", (self.b, K, self.splits), (128,), qkv, positions, kc, vc,
+                          self.out_part, self.max_part, self.sum_part, K, self.c, window, self.split_size, D ** -0.5)
+        else:
+            self.k.launch("decode_attention", (self.b, K, self.splits), (self.threads,), qkv, positions, kc, vc,
+                          self.out_part, self.max_part, self.sum_part, out, K, self.c, window, self.split_size,
+                          D ** -0.5)
+            if self.splits == 1:  # the kernel wrote the output itself
+                return out
         self.k.launch("decode_attention_combine", (self.b * N,), (128,), self.out_part, self.max_part, self.sum_part,
                       out, self.splits, D)
         return out
 
 
-class NextAttention:
-    """decode_attention_v2 of kernels_next.cu: attention and split merge in one launch, the splits of
-    CustomAttention."""
-
-    def __init__(self, kernels, b, capacity, dev, split_size=None):
-        self.k, self.b, self.c = kernels, b, capacity
-        self.name = "decode_attention_v2"
-        self.split_size, self.splits = attention_splits(b, K, capacity)
-        if split_size:
-            self.split_size, self.splits = split_size, -(-capacity // split_size)
-        self.out_part = torch.empty(b, N, self.splits, D, device=dev)
-        self.max_part = torch.empty(b, N, self.splits, device=dev)
-        self.sum_part = torch.empty(b, N, self.splits, device=dev)
-        self.counters = torch.zeros(b, K, dtype=torch.int32, device=dev)  # zeroed once; each launch leaves 0
-
-    def __call__(self, qkv, positions, kc, vc, window, out):
-        self.k.launch(self.name, (self.b, K, self.splits), (128,), qkv, positions, kc, vc, self.out_part,
-                      self.max_part, self.sum_part, out, self.counters, K, self.c, window, self.split_size,
-                      D ** -0.5)
-        return out
+# threads of a rotary_cache_write block (a block per row), as FusedDecodeStep.rotaryThreads
+ROTARY_THREADS = min(256, -(-(N + 2 * K) * (D // 16) // 32) * 32) if D % 16 == 0 else 128
 
 
-ROTARY_V2_BLOCK = min(256, -(-(N + 2 * K) * (D // 16) // 32) * 32) if D % 16 == 0 else 128
+def launch_rotary(k, b, qkv, positions, inv_freq, kc, vc, capacity):
+    k.launch("rotary_cache_write", (b, 1), (ROTARY_THREADS,), qkv, positions, inv_freq, kc, vc, N, K, D, capacity)
 
 
-def launch_rotary_v2(nk, b, qkv, positions, inv_freq, kc, vc, capacity, y=1, block=ROTARY_V2_BLOCK):
-    nk.launch("rotary_cache_write_v2", (b, y), (block,), qkv, positions, inv_freq, kc, vc, N, K, D, capacity)
-
-
-def launch_silu_v2(nk, b, gate_up, act, block=256):
-    nk.launch("silu_mul_v2", (-(-(b * I) // (8 * block)),), (block,), gate_up, act, I, b)  # 8 outputs a thread
+def launch_silu(k, b, gate_up, act, block=256):
+    k.launch("silu_mul", (-(-(b * I) // (8 * block)),), (block,), gate_up, act, I, b)  # 8 outputs a thread
 
 
 def weights(dev, dtype):
@@ -176,7 +168,7 @@ class FusedStep:
     """The decode step as FusedDecodeStep runs it: fused kernels between matmuls and flash attention."""
 
     def __init__(self, kernels, b, capacity, embed, layers, norm, lm_head, inv_freq, kc, vc, eps, dtype, parts,
-                 custom_attention=True, next_kernels=None):
+                 custom_attention=True):
         self.k, self.b, self.c = kernels, b, capacity
         self.embed, self.layers, self.norm, self.lm_head, self.inv_freq = embed, layers, norm, lm_head, inv_freq
         self.kc, self.vc, self.eps, self.parts = kc, vc, eps, parts
@@ -189,9 +181,6 @@ class FusedStep:
         self.cu_q = torch.arange(b + 1, dtype=torch.int32, device=dev)
         self.cu_k = self.cu_q * capacity
         self.attention = CustomAttention(kernels, b, capacity, dev) if custom_attention else None
-        self.nk = next_kernels  # kernels_next.cu: its v2 kernels replace rotary, silu and attention + combine
-        if next_kernels:
-            self.attention = NextAttention(next_kernels, b, capacity, dev)
         self.attn_out = torch.empty(b, N * D, device=dev, dtype=dtype)
 
     def __call__(self, ids, positions):
@@ -204,11 +193,8 @@ class FusedStep:
                 k.launch("rms_norm", (b,), (256,), self.x, w[0], self.h, H, H, self.eps)
             if "matmul" in p:
                 torch.addmm(w[2], self.h, w[1].t(), out=self.qkv)
-            if "kernels" in p and self.nk:
-                launch_rotary_v2(self.nk, b, self.qkv, positions, self.inv_freq, self.kc[l], self.vc[l], self.c)
-            elif "kernels" in p:
-                k.launch("rotary_cache_write", (b, N + 2 * K), (D // 2,), self.qkv, positions, self.inv_freq,
-                         self.kc[l], self.vc[l], N, K, D, self.c)
+            if "kernels" in p:
+                launch_rotary(k, b, self.qkv, positions, self.inv_freq, self.kc[l], self.vc[l], self.c)
             if "attention" in p and self.attention:
                 o = self.attention(self.qkv, positions, self.kc[l], self.vc[l], 0, self.attn_out)
             elif "attention" in p:
@@ -224,10 +210,8 @@ class FusedStep:
                 k.launch("rms_norm", (b,), (256,), self.x, w[5], self.h, H, H, self.eps)
             if "matmul" in p:
                 torch.mm(self.h, w[6].t(), out=self.gate_up)
-            if "kernels" in p and self.nk:
-                launch_silu_v2(self.nk, b, self.gate_up, self.act)
-            elif "kernels" in p:
-                k.launch("silu_mul", ((I + 255) // 256, b), (256,), self.gate_up, self.act, I)
+            if "kernels" in p:
+                launch_silu(k, b, self.gate_up, self.act)
             if "matmul" in p:
                 self.x.addmm_(self.act, w[8].t())
         if "kernels" in p:
@@ -272,66 +256,6 @@ def bits_equal(a, c):
     return torch.equal(a.view(torch.int16), c.view(torch.int16))
 
 
-def next_kernels_alone(kernels, nk, b, capacity, pos, inv_freq, kc, vc, dtype):
-    """Each v2 kernel of kernels_next.cu alone against its original: outputs checked, then both timed as 28 calls
-    in a CUDA graph (the calls of a step)."""
-    dev = "cuda"
-    # silu_mul: bitwise equal outputs
-    gate_up = (torch.randn(b, 2 * I, device=dev) * 4).to(dtype)
-    ref, new = torch.empty(b, I, device=dev, dtype=dtype), torch.full((b, I), 7, device=dev, dtype=dtype)
-    silu = lambda: kernels.launch("silu_mul", ((I + 255) // 256, b), (256,), gate_up, ref, I)
-    silu_v2 = lambda: launch_silu_v2(nk, b, gate_up, new)
-    silu()
-    silu_v2()
-    torch.cuda.synchronize()
-    ok = bits_equal(ref, new)
-    print(f"  silu_mul {replay_us(silu):.2f} us, silu_mul_v2 {replay_us(silu_v2):.2f} us per call; "
-          f"bitwise equal: {ok}{'' if ok else ' <-- MISMATCH, max |diff| %g' % (ref - new).abs().max().item()}")
-    # rotary_cache_write: queries (in place) and both caches bitwise equal
-    qkv = (torch.randn(b, (N + 2 * K) * D, device=dev) * 2).to(dtype)
-    q1, q2 = qkv.clone(), qkv.clone()
-    k1, k2, v1, v2 = kc.clone(), kc.clone(), vc.clone(), vc.clone()
-    rotary = lambda: kernels.launch("rotary_cache_write", (b, N + 2 * K), (D // 2,), q1, pos, inv_freq, k1, v1, N, K,
-                                    D, capacity)
-    rotary()
-    launch_rotary_v2(nk, b, q2, pos, inv_freq, k2, v2, capacity)
-    torch.cuda.synchronize()
-    ok = bits_equal(q1, q2) and bits_equal(k1, k2) and bits_equal(v1, v2)
-    line = f"  rotary_cache_write {replay_us(rotary):.2f} us"
-    for y, block in [(1, ROTARY_V2_BLOCK), (2, max(32, ROTARY_V2_BLOCK // 2))]:
-        q3, k3, v3 = qkv.clone(), kc.clone(), vc.clone()
-        launch_rotary_v2(nk, b, q3, pos, inv_freq, k3, v3, capacity, y, block)
-        torch.cuda.synchronize()
-        ok = ok and bits_equal(q1, q3) and bits_equal(k1, k3) and bits_equal(v1, v3)
-        us = replay_us(lambda: launch_rotary_v2(nk, b, q2, pos, inv_freq, k2, v2, capacity, y, block))
-        line += f", v2 grid (B, {y}) x {block} {us:.2f} us"
-    print(f"{line} per call; bitwise equal: {ok}{'' if ok else ' <-- MISMATCH'}")
-    del k1, k2, v1, v2
-    # decode attention: v2 (attention + merge in one launch) against decode_attention + decode_attention_combine
-    q = torch.randn(b, (N + 2 * K) * D, device=dev).to(dtype)
-    pair = CustomAttention(kernels, b, capacity, dev)
-    for window in [0, 100]:
-        ref = pair(q, pos, kc, vc, window, torch.empty(b, N * D, device=dev, dtype=dtype))
-        for name, att in [("v2", NextAttention(nk, b, capacity, dev)),
-                          (f"v2, one split of {capacity}", NextAttention(nk, b, capacity, dev, split_size=capacity))]:
-            out = torch.full((b, N * D), float("nan"), device=dev, dtype=dtype)
-            att(q, pos, kc, vc, window, out)
-            att(q, pos, kc, vc, window, out)  # twice: the counters must have come back to 0
-            torch.cuda.synchronize()
-            diff = (out.float() - ref.float()).abs().max().item()
-            counters = att.counters.abs().sum().item()
-            bad = not diff <= 1e-3 or counters != 0
-            line = (f"  attention window {window} {name} (split {att.split_size} x {att.splits}): max |diff| vs "
-                    f"decode_attention + combine {diff:.6f}, bitwise equal {bits_equal(ref, out)}, counters left "
-                    f"{counters}{' <-- MISMATCH' if bad else ''}")
-            if window == 0:
-                line += f"; {replay_us(lambda: att(q, pos, kc, vc, 0, out)):.2f} us per call"
-            print(line)
-        if window == 0:
-            print(f"  attention window 0 decode_attention + combine (split {pair.split_size} x {pair.splits}): "
-                  f"{replay_us(lambda: pair(q, pos, kc, vc, 0, ref)):.2f} us per call")
-
-
 def attention_variants(b, dtype, capacity=640, iters=30):
     """Times decode_attention + combine alone for variants of the source (text substitutions) and split sizes,
     with CUDA events, and checks each against flash attention."""
@@ -346,29 +270,48 @@ def attention_variants(b, dtype, capacity=640, iters=30):
         q[:, :N * D].view(b, N, D), kc.view(b * capacity, K, D), vc.view(b * capacity, K, D), cu_q, cu_q * capacity,
         1, capacity, 0., False, False, scale=D ** -0.5, seqused_k=(pos.view(-1) + 1).to(torch.int32))[0]
     flash = flash.reshape(b, N * D)
-    stages2 = ("#define STAGES 1 ", "#define STAGES 2 ")
-    tiles64 = ("#define SLOT_BLOCKS 1 ", "#define SLOT_BLOCKS 2 ")
-    variants = [("current", [], None), ("split 256", [], 256), ("split 64", [], 64),
-                ("2 stages", [stages2], None), ("2 stages, split 256", [stages2], 256),
-                ("64-slot tiles, split 256", [tiles64], 256)]
+    next_source = source + "\n" + open(NEXT_SOURCE).read()
+    bounds = lambda n: ("__launch_bounds__(SOLO_WARPS * 32)", f"__launch_bounds__(SOLO_WARPS * 32, {n})")
+    shape = lambda w, st: [("#define SOLO_WARPS 4", f"#define SOLO_WARPS {w}"),
+                           ("#define SOLO_STAGES 1", f"#define SOLO_STAGES {st}")]
+    # (name, substitutions in decode_kernels.cu, split size, threads); threads 0: decode_attention_wide
+    variants = [("decode_attention_wide", [], None, 0), ("decode_attention", [], None, 128),
+                ("decode_attention split 128", [], 128, 128), ("decode_attention split 256", [], 256, 128),
+                ("decode_attention at least 4 blocks/SM", [bounds(4)], None, 128),
+                ("2 warps x 2 stages", shape(2, 2), None, 64), ("2 warps x 2 stages, split 128", shape(2, 2), 128, 64),
+                ("1 warp x 3 stages, split 128", shape(1, 3), 128, 32)]
     out = torch.empty(b, N * D, device=dev, dtype=dtype)
-    for name, subs, split in variants:
-        src = source
+    for name, subs, split, threads in variants:
+        src = next_source
         for a, c in subs:
             assert a in src, a
             src = src.replace(a, c)
         try:
-            kern = Kernels(src, dtype == torch.bfloat16)
+            kern = Kernels(src, dtype == torch.bfloat16, NAMES + NEXT_NAMES)
         except RuntimeError as e:
-            print(f"  variant {name}: {str(e)[:200]}")
+            print(f"  variant {name}: {str(e)[:300]}")
             continue
-        att = CustomAttention(kern, b, capacity, dev, split)
+        att = CustomAttention(kern, b, capacity, dev, split, wide=threads == 0, threads=threads or 128)
+        out.fill_(float("nan"))
         att(q, pos, kc, vc, 0, out)
         diff = (out - flash).abs().max().item()
         # iters calls replayed as a CUDA graph (launching through ctypes is slower than the kernels)
         us = replay_us(lambda: att(q, pos, kc, vc, 0, out), iters)
         print(f"  variant {name}: split {att.split_size} x {att.splits}, {us:.1f} us per attention (with combine), "
-              f"max |ours - flash| {diff:.5f}")
+              f"max |ours - flash| {diff:.5f}{'' if diff <= 2e-3 else ' <-- MISMATCH'}")
+    # what reading the same bytes alone costs: 16-byte loads of each row's slots, keys and values, nothing else
+    total = int((pos + 1).sum().item()) * K * D * 2 * 2
+    sink = torch.zeros(b * 64, device=dev)
+    for split, threads in [(64, 128), (128, 128), (128, 256), (capacity, 256), (capacity, 512)]:
+        splits = -(-capacity // split)
+        read = lambda: kern.launch("cache_read_bound", (b, splits), (threads,), kc, vc, pos, sink, K * D // 8, capacity,
+                                   split)
+        us = replay_us(read, iters)
+        print(f"  reading the same bytes alone, split {split}, {threads} threads: {us:.1f} us "
+              f"({total / us / 1e6:.2f} TB/s of {total / 1e6:.1f} MB)")
+    big = torch.empty(total // 2, device=dev, dtype=dtype)
+    us = replay_us(lambda: big.sum(), iters)
+    print(f"  torch sum of {total / 1e6:.1f} contiguous MB: {us:.1f} us ({total / us / 1e6:.2f} TB/s)")
 
 
 def main():
@@ -376,7 +319,6 @@ def main():
     ap.add_argument("--batch-sizes", default="1,64,256")
     ap.add_argument("--dtype", default="fp16", choices=["fp16", "bf16"])
     ap.add_argument("--attention-variants", type=int, default=0, help="batch size to time attention variants at")
-    ap.add_argument("--next", action="store_true", help="also check and time the v2 kernels of bench/kernels_next.cu")
     args = ap.parse_args()
     dtype = torch.float16 if args.dtype == "fp16" else torch.bfloat16
     if args.attention_variants:
@@ -386,9 +328,6 @@ def main():
     dev = "cuda"
     torch.manual_seed(0)
     kernels = Kernels(open(SOURCE).read(), args.dtype == "bf16")
-    # kernels_next.cu uses decode_kernels.cu's helpers and attention code: compiled appended to it
-    nk = Kernels(open(SOURCE).read() + "\n" + open(NEXT_SOURCE).read(), args.dtype == "bf16", NEXT_NAMES) \
-        if args.next else None
     step = torch.jit.load(archive(open(KERNEL).read()), map_location=dev)
     embed, layers, norm, lm_head = weights(dev, dtype)
     inv_freq = 1.0 / (10000 ** (torch.arange(0, D, 2, device=dev).float() / D))
@@ -428,17 +367,27 @@ def main():
                     ms, _, g = graph_ms(lambda: only(ids, pos))
                     print(f"    {part} alone: {ms:.3f} ms")
                     del g
-            # attention alone against flash attention, with and without a sliding window
-            att = CustomAttention(kernels, b, capacity, dev)
+            # attention alone against flash attention, with and without a sliding window, each kernel and split
             q = torch.randn(b, (N + 2 * K) * D, device=dev).to(dtype)
-            for window in [0, 100]:
-                ours = att(q, pos, kc[0], vc[0], window, torch.empty(b, N * D, device=dev, dtype=dtype))
+            # rows of the benchmark's lengths, and short rows (0-47 slots: every way a 16-slot chunk can end)
+            short = torch.arange(b, device=dev).view(b, 1) % 48
+            for window, at in [(0, pos), (100, pos), (0, short), (7, short)]:
                 extra = dict(window_size_left=window - 1, window_size_right=0) if window else {}
                 flash = torch.ops.aten._flash_attention_forward(
                     q[:, :N * D].view(b, N, D), kc[0].view(b * capacity, K, D), vc[0].view(b * capacity, K, D),
                     fused.cu_q, fused.cu_k, 1, capacity, 0., False, False, scale=D ** -0.5,
-                    seqused_k=(pos.view(-1) + 1).to(torch.int32), **extra)[0].reshape(b, N * D)
-                print(f"  attention window {window}: max |ours - flash| {(ours - flash).abs().max().item():.5f}")
+                    seqused_k=(at.view(-1) + 1).to(torch.int32), **extra)[0].reshape(b, N * D)
+                line = f"  attention {'short rows' if at is short else 'rows'} window {window}, max |ours - flash|:"
+                for name, att in [("decode_attention", CustomAttention(kernels, b, capacity, dev)),
+                                  ("split 64", CustomAttention(kernels, b, capacity, dev, 64)),
+                                  ("split 256", CustomAttention(kernels, b, capacity, dev, 256)),
+                                  ("one split", CustomAttention(kernels, b, capacity, dev, capacity)),
+                                  ("decode_attention_wide", CustomAttention(kernels, b, capacity, dev, wide=True))]:
+                    ours = att(q, at, kc[0], vc[0], window, torch.full((b, N * D), float("nan"), device=dev,
+                                                                          dtype=dtype))
+                    diff = (ours - flash).abs().max().item()
+                    line += f" {name} ({att.split_size} x {att.splits}) {diff:.5f}{'' if diff <= 2e-3 else ' <-- MISMATCH'},"
+                print(line.rstrip(","))
             with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
                 fused(ids, pos)
                 torch.cuda.synchronize()
@@ -449,26 +398,6 @@ def main():
                     table[e.name] = (n + 1, total + e.time_range.elapsed_us())
             for kname, (n, total) in sorted(table.items(), key=lambda kv: -kv[1][1])[:12]:
                 print(f"    {total / 1e3:7.3f} ms  {n:5d}x  {kname[:100]}")
-            if nk:
-                next_kernels_alone(kernels, nk, b, capacity, pos, inv_freq, kc[0], vc[0], dtype)
-                fused_next = FusedStep(kernels, b, capacity, embed, layers, norm, lm_head, inv_freq, kc2, vc2, eps,
-                                       dtype, {"kernels", "matmul", "attention"}, True, nk)
-                next_ms, next_out, g3 = graph_ms(lambda: fused_next(ids, pos))
-                g1.replay()
-                g3.replay()
-                torch.cuda.synchronize()
-                diff = (script_out - next_out).abs().max().item()
-                agree = (script_out.argmax(-1) == next_out.argmax(-1)).float().mean().item()
-                cache_diff = max((a - c).abs().max().item() for a, c in zip(kc, kc2))
-                print(f"  fused, next kernels: {next_ms:.3f} ms ({b / next_ms * 1e3:,.0f} tok/s); max |logit diff| "
-                      f"{diff:.4f}, argmax agreement {agree:.3f}, max |key cache diff| {cache_diff:.4f}")
-                del g3
-                for part in ["attention", "kernels"]:
-                    only = FusedStep(kernels, b, capacity, embed, layers, norm, lm_head, inv_freq, kc2, vc2, eps,
-                                     dtype, {part}, True, nk)
-                    ms, _, g = graph_ms(lambda: only(ids, pos))
-                    print(f"    {part} alone (next kernels): {ms:.3f} ms")
-                    del g
             del g1
             del kc, vc, kc2, vc2
 

@@ -32,7 +32,7 @@ public final class GenerationStats {
     kvCacheAllocations.incrementAndGet();
   }
 
-  /** Batch KV caches allocated (one per batch, another each time a batch's cache had to grow). */
+  /** Batch KV caches allocated: one per generate call, sized for its longest sequence. */
   public long kvCacheAllocations() {
     return kvCacheAllocations.get();
   }

@@ -43,8 +43,10 @@ public final class Generator implements AutoCloseable {
   /**
    * Greedy decode steps run per call when every running row is greedy: the backend feeds each step's tokens
    * back on the device, and the host reads them once per chunk (with CUDA graphs, replays run back to back).
+   * A row that stops inside a chunk (eos, a stop string) frees its slot at the chunk's end; rows join once an
+   * eighth of the batch is free, so a long chunk delays few of them.
    */
-  public static final int DEFAULT_DECODE_CHUNK = 8;
+  public static final int DEFAULT_DECODE_CHUNK = 16;
 
   /** Prints where decode steps spend their time (inputs, model call, choosing tokens, bookkeeping) per batch. */
   static final boolean PROFILE_STEPS = Boolean.getBoolean("sparkinfer.profile.steps");
@@ -199,14 +201,17 @@ public final class Generator implements AutoCloseable {
       int width = rows.length;
       long promptTokens = waiting.stream().mapToLong(s -> s.promptIds.length).sum();
       try (NDManager scope = root.newSubManager()) {
-        KvCache cache = KvCache.allocate(scope, config, width, capacityFor(waiting.stream().limit(width).toList()),
+        // slots for the longest sequence of the run, not only of the first rows: one cache (and one set of CUDA
+        // graphs captured over it) serves every sequence admitted later; growing it would copy it, hold both
+        // caches at once and capture the graphs again
+        KvCache cache = KvCache.allocate(scope, config, width, Math.min(contextLength, capacityFor(waiting)),
             weights.precision().dataType());
         stats.addKvCacheAllocation();
         try {
           while (true) {
             int free = freeRows();
             if (!waiting.isEmpty() && (free * REFILL_FRACTION >= width || free == width)) {
-              cache = admit(scope, cache);
+              admit(scope, cache);
             }
             if (freeRows() == width && waiting.isEmpty()) {
               break;
@@ -236,7 +241,7 @@ public final class Generator implements AutoCloseable {
       return free;
     }
 
-    private int capacityFor(List<Sequence> seqs) {
+    private int capacityFor(java.util.Collection<Sequence> seqs) {
       int c = 1;
       for (Sequence s : seqs) {
         c = Math.max(c, s.promptIds.length + s.maxNew);
@@ -248,7 +253,7 @@ public final class Generator implements AutoCloseable {
      * Prefills waiting sequences and moves them into the free rows. Joiners are prefilled in groups of at
      * most {@link #maxPrefillTokens} padded tokens, each on a cache of its own, then copied into place.
      */
-    private KvCache admit(NDManager scope, KvCache cache) {
+    private void admit(NDManager scope, KvCache cache) {
       List<Integer> freeRows = new ArrayList<>();
       for (int i = 0; i < rows.length; i++) {
         if (rows[i] == null || rows[i].isFinished()) {
@@ -258,13 +263,6 @@ public final class Generator implements AutoCloseable {
       List<Sequence> joining = new ArrayList<>();
       while (joining.size() < freeRows.size() && !waiting.isEmpty()) {
         joining.add(waiting.poll());
-      }
-      int needed = capacityFor(joining);
-      if (needed > cache.capacity()) {
-        KvCache bigger = cache.grow(scope, Math.min(contextLength, Math.max(needed, cache.capacity() * 5 / 4)));
-        stats.addKvCacheAllocation();
-        cache.close();
-        cache = bigger;
       }
       int from = 0;
       while (from < joining.size()) {
@@ -281,7 +279,6 @@ public final class Generator implements AutoCloseable {
         prefill(scope, cache, joining.subList(from, to), freeRows.subList(from, to), longest);
         from = to;
       }
-      return cache;
     }
 
     private void prefill(NDManager scope, KvCache cache, List<Sequence> group, List<Integer> targets, int longest) {

@@ -49,6 +49,12 @@ final class FusedDecode implements AutoCloseable {
   static volatile boolean ownAttentionByDefault =
       "kernels".equals(System.getProperty("sparkinfer.fused.attention", "kernels"));
 
+  /**
+   * Whether models whose shape {@code decode_attention} takes use it (tests switch it off to run
+   * {@code decode_attention_wide} on them).
+   */
+  static volatile boolean perWarpAttentionByDefault = true;
+
   /** Largest head dim and group size the kernels take. */
   static final int MAX_HEAD_DIM = 256;
 
@@ -62,6 +68,11 @@ final class FusedDecode implements AutoCloseable {
   final CudaKernels.Kernel rmsNorm;
   final CudaKernels.Kernel rotaryCacheWrite;
   final CudaKernels.Kernel siluMul;
+  /**
+   * Whether the attention kernel is {@code decode_attention} (each warp alone through its own slots; groups of
+   * up to 16 heads of dims up to 128, a multiple of 16) rather than {@code decode_attention_wide} (any shape).
+   */
+  final boolean attentionPerWarp;
   final CudaKernels.Kernel attention;
   final CudaKernels.Kernel attentionCombine;
   private final PtSymbolBlock ops;
@@ -98,6 +109,12 @@ final class FusedDecode implements AutoCloseable {
     return Optional.empty();
   }
 
+  /** Whether the model's attention shape takes {@code decode_attention}, see {@link #attentionPerWarp}. */
+  static boolean attentionPerWarp(ModelConfig config) {
+    int d = config.headDim();
+    return config.groupSize() <= 16 && d % 16 == 0 && d <= 128;
+  }
+
   /** Why a model cannot take fused decode steps on {@code device}, or empty when it can. */
   static Optional<String> unsupported(ModelConfig config, Precision precision, Device device) {
     return unsupportedBeforeLoad(config, precision, device, true).or(CudaKernels::unavailableReason);
@@ -110,6 +127,7 @@ final class FusedDecode implements AutoCloseable {
     this.config = weights.config();
     this.device = weights.device();
     this.windows = config.slidingWindows();
+    this.attentionPerWarp = perWarpAttentionByDefault && attentionPerWarp(config);
     this.manager = NDManager.newBaseManager(device);
     List<String> options = new ArrayList<>(List.of(
         "-DGROUP=" + config.groupSize(), "-DHEAD_DIM=" + config.headDim()));
@@ -121,7 +139,7 @@ final class FusedDecode implements AutoCloseable {
       this.rmsNorm = module.kernel("rms_norm");
       this.rotaryCacheWrite = module.kernel("rotary_cache_write");
       this.siluMul = module.kernel("silu_mul");
-      this.attention = module.kernel("decode_attention");
+      this.attention = module.kernel(attentionPerWarp ? "decode_attention" : "decode_attention_wide");
       this.attentionCombine = module.kernel("decode_attention_combine");
       this.ops = loadOps((PtNDManager) manager);
       this.embedTokens = keep(weights.embedTokens());

@@ -39,10 +39,18 @@ final class FusedDecodeStep implements AutoCloseable {
   private static final int NORM_THREADS = 256;
   private static final int SILU_THREADS = 256;
   private static final int ATTENTION_THREADS = 128;
-  /** Key slots one attention block stages at a time ({@code TILE} in the kernels for head dims up to 128). */
+  /** Splits are whole multiples of this many key slots. */
   private static final int ATTENTION_TILE = 64;
-  /** Attention blocks to aim for over the batch: enough to fill an H100's 132 SMs several times. */
-  private static final int ATTENTION_BLOCKS = 4096;
+  /**
+   * Attention blocks to aim for over the batch with {@code decode_attention}: about one per SM of an H100 (each
+   * keeps its 4 warps' loads in flight), so from 64 rows of 2 key/value heads on, each row is one split and the
+   * kernel writes the output itself (measured fastest at batch 64 and 256, bench/fused_step.py).
+   */
+  static final int PER_WARP_ATTENTION_BLOCKS = 128;
+  /** The blocks steps made from now on aim for with {@code decode_attention} (tests lower it: one split per row). */
+  static volatile int perWarpAttentionBlocks = PER_WARP_ATTENTION_BLOCKS;
+  /** The same for {@code decode_attention_wide}: enough to fill an H100's 132 SMs several times. */
+  static final int WIDE_ATTENTION_BLOCKS = 4096;
 
   private final FusedDecode model;
   private final ModelConfig config;
@@ -121,7 +129,8 @@ final class FusedDecodeStep implements AutoCloseable {
     this.numKvHeads = keep(IValue.from((long) config.numKeyValueHeads()));
     this.headDim = keep(IValue.from((long) config.headDim()));
     this.scale = keep(IValue.from(attentionScale()));
-    int[] split = attentionSplits(batch, config.numKeyValueHeads(), capacity);
+    int[] split = attentionSplits(batch, config.numKeyValueHeads(), capacity,
+        model.attentionPerWarp ? perWarpAttentionBlocks : WIDE_ATTENTION_BLOCKS);
     this.splitSize = split[0];
     this.splits = split[1];
     if (model.ownAttention) {
@@ -137,12 +146,12 @@ final class FusedDecodeStep implements AutoCloseable {
   }
 
   /**
-   * How our attention kernels split each row's keys: {slots per split, splits}, about
-   * {@link #ATTENTION_BLOCKS} blocks over the batch, each split a whole number of tiles.
+   * How our attention kernels split each row's keys: {slots per split, splits}, at least {@code blocks} blocks
+   * over the batch where the cache has enough tiles, each split a whole number of tiles.
    */
-  static int[] attentionSplits(int batch, int kvHeads, int capacity) {
+  static int[] attentionSplits(int batch, int kvHeads, int capacity, int blocks) {
     int tiles = (capacity + ATTENTION_TILE - 1) / ATTENTION_TILE;
-    int wanted = Math.max(1, (ATTENTION_BLOCKS + batch * kvHeads - 1) / (batch * kvHeads));
+    int wanted = Math.max(1, (blocks + batch * kvHeads - 1) / (batch * kvHeads));
     int splits = Math.min(tiles, wanted);
     int splitSize = (tiles + splits - 1) / splits * ATTENTION_TILE;
     return new int[] {splitSize, (capacity + splitSize - 1) / splitSize};
@@ -173,17 +182,12 @@ final class FusedDecodeStep implements AutoCloseable {
         FusedDecode.Layer w = model.layers.get(l);
         norm(w.inputLayernorm());
         step(perStep, model.call("project", hValue, w.qkvWeight(), w.qkvBias(), qkvValue));
-        model.rotaryCacheWrite.launch(grid(batch, config.numAttentionHeads() + 2 * config.numKeyValueHeads()),
-            block(config.headDim() / 2), ptr(qkv), positions, model.invFreq, keyPtrs[l], valuePtrs[l],
-            config.numAttentionHeads(), config.numKeyValueHeads(), config.headDim(), capacity);
+        model.rotaryCacheWrite.launch(grid(batch, 1), block(rotaryThreads(config)), ptr(qkv), positions,
+            model.invFreq, keyPtrs[l], valuePtrs[l], config.numAttentionHeads(), config.numKeyValueHeads(),
+            config.headDim(), capacity);
         IValue attended;
         if (model.ownAttention) {
-          model.attention.launch(new int[] {batch, config.numKeyValueHeads(), splits}, block(ATTENTION_THREADS),
-              ptr(qkv), positions, keyPtrs[l], valuePtrs[l], ptr(partialOut), ptr(partialMax), ptr(partialSum),
-              config.numKeyValueHeads(), capacity, model.windows[l], splitSize,
-              CudaKernels.bits(attentionScale()));
-          model.attentionCombine.launch(grid(batch * config.numAttentionHeads(), 1), block(ATTENTION_THREADS),
-              ptr(partialOut), ptr(partialMax), ptr(partialSum), ptr(attentionOut), splits, config.headDim());
+          attend(l, positions);
           attended = attentionOutValue;
         } else {
           attended = step(perStep, model.call("attend", qkvValue, keyValues[l], valueValues[l], attentionInputs[0],
@@ -192,8 +196,9 @@ final class FusedDecodeStep implements AutoCloseable {
         step(perStep, model.call("add_projection", attended, xValue, w.oWeight(), w.oBias()));
         norm(w.postAttentionLayernorm());
         step(perStep, model.call("project", hValue, w.gateUpWeight(), w.gateUpBias(), gateUpValue));
-        model.siluMul.launch(grid((config.intermediateSize() + SILU_THREADS - 1) / SILU_THREADS, batch),
-            block(SILU_THREADS), ptr(gateUp), ptr(act), config.intermediateSize());
+        long siluThreads = ((long) batch * config.intermediateSize() + 7) / 8; // 8 outputs a thread
+        model.siluMul.launch(grid((int) ((siluThreads + SILU_THREADS - 1) / SILU_THREADS), 1), block(SILU_THREADS),
+            ptr(gateUp), ptr(act), config.intermediateSize(), batch);
         step(perStep, model.call("add_projection", actValue, xValue, w.downWeight(), w.downBias()));
       }
       norm(model.normWeight);
@@ -202,6 +207,41 @@ final class FusedDecodeStep implements AutoCloseable {
     } finally {
       perStep.forEach(IValue::close);
     }
+  }
+
+  /**
+   * Attention of layer {@code l} into attentionOut with our kernels: one launch when each row is one split of
+   * {@code decode_attention}, else the splits' partials and the combine.
+   */
+  private void attend(int l, long positions) {
+    int[] grid = {batch, config.numKeyValueHeads(), splits};
+    long scaleBits = CudaKernels.bits(attentionScale());
+    if (model.attentionPerWarp) {
+      model.attention.launch(grid, block(ATTENTION_THREADS), ptr(qkv), positions, keyPtrs[l], valuePtrs[l],
+          ptr(partialOut), ptr(partialMax), ptr(partialSum), ptr(attentionOut), config.numKeyValueHeads(), capacity,
+          model.windows[l], splitSize, scaleBits);
+      if (splits == 1) {
+        return;
+      }
+    } else {
+      model.attention.launch(grid, block(ATTENTION_THREADS), ptr(qkv), positions, keyPtrs[l], valuePtrs[l],
+          ptr(partialOut), ptr(partialMax), ptr(partialSum), config.numKeyValueHeads(), capacity, model.windows[l],
+          splitSize, scaleBits);
+    }
+    model.attentionCombine.launch(grid(batch * config.numAttentionHeads(), 1), block(ATTENTION_THREADS),
+        ptr(partialOut), ptr(partialMax), ptr(partialSum), ptr(attentionOut), splits, config.headDim());
+  }
+
+  /**
+   * Threads of a rotary_cache_write block (one block per row): one per 16-byte work item of the row, in whole
+   * warps, at most 256 (they loop over the rest); 128 when head dims are not a multiple of 16.
+   */
+  static int rotaryThreads(ModelConfig c) {
+    if (c.headDim() % 16 != 0) {
+      return 128;
+    }
+    int items = (c.numAttentionHeads() + 2 * c.numKeyValueHeads()) * (c.headDim() / 16);
+    return Math.min(256, (items + 31) / 32 * 32);
   }
 
   /** The attention scores' scale, 1 / sqrt(D), as llama_step.py and transformers use it. */

@@ -101,27 +101,6 @@ public final class KvCache implements AutoCloseable {
     }
   }
 
-  /** A cache with more slots per row holding this one's contents; this one stays open (close it). */
-  public KvCache grow(NDManager parent, int newCapacity) {
-    if (newCapacity < capacity) {
-      throw new IllegalArgumentException("cannot shrink a cache from " + capacity + " to " + newCapacity + " slots");
-    }
-    Shape shape = keys[0].getShape();
-    NDManager m = parent.newSubManager();
-    NDArray[] k = new NDArray[keys.length];
-    NDArray[] v = new NDArray[keys.length];
-    Shape bigger = new Shape(shape.get(0), newCapacity, shape.get(2), shape.get(3));
-    NDArray allRows = rowIndex.reshape(batchSize); // (B, 1) -> (B)
-    for (int i = 0; i < keys.length; i++) {
-      k[i] = ScriptedTensors.zeros(m, bigger, dataType);
-      v[i] = ScriptedTensors.zeros(m, bigger, dataType);
-      ScriptedTensors.copyRows(k[i], allRows, capacity, keys[i]); // every row's slots
-      ScriptedTensors.copyRows(v[i], allRows, capacity, values[i]);
-    }
-    NDArray rows = m.arange(0, batchSize, 1, DataType.INT64).reshape(batchSize, 1); // (B) -> (B, 1)
-    return new KvCache(m, k, v, rows, batchSize, newCapacity, dataType);
-  }
-
   /** The first {@code length} slots of a layer's keys as a (B, K, length, D) view, attached to {@code scope}. */
   public NDArray keys(NDManager scope, int layer, int length) {
     return keys[layer].get(scope, new NDIndex(":, :{}", length)).transpose(0, 2, 1, 3); // (B, T, K, D) -> (B, K, T, D)

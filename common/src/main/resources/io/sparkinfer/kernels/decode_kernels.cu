@@ -158,60 +158,143 @@ extern "C" __global__ void rms_norm(const storage_t* x, const storage_t* weight,
   }
 }
 
-// Rotary embedding of the step's queries and keys, and the step's keys and values written to the cache.
-// qkv: (B, (N + 2K) * D), each row [q heads | k heads | v heads], queries rotated in place; positions: (B)
-// int64; inv_freq: (D/2) float32; k_cache, v_cache: (B, C, K, D), slot positions[b] of row b written.
-// Rotation as llama_step.py: cos and sin of position * inv_freq in float32, rounded to the storage type,
-// out[i] = x[i] cos - x[i + D/2] sin and out[i + D/2] = x[i + D/2] cos + x[i] sin.
-// Grid (B, N + 2K), block (D/2).
+// Rotary embedding of the step's queries and keys, and the step's keys and values written to the cache: queries
+// rotated in place in qkv, rotated keys and the values written to slot positions[b] of row b; a block per row.
+// qkv: (B, (N + 2K) * D) rows [q heads | k heads | v heads]; positions: (B) int64; inv_freq: (D/2) float32;
+// k_cache, v_cache: (B, C, K, D). cos and sin of position * inv_freq[i] (cosf, sinf in float32, rounded to the
+// storage type, as llama_step.py) are computed once per (row, frequency) into shared memory and used for every
+// head; out[i] = x[i] c - x[i + D/2] s and out[i + D/2] = x[i + D/2] c + x[i] s.
+// Work items of a row: when D % 16 == 0 and qkv, k_cache, v_cache are 16-byte aligned, item (head, j) of the
+// (N + 2K) * D/16 items takes the 16-byte chunks of dims 8j .. 8j + 7 and D/2 + 8j .. (8 pairs, one load and
+// one store of 16 bytes each per half); otherwise item (head, i) of the (N + 2K) * D/2 items takes dims i, D/2 + i.
+// Block (b, y) takes items y * blockDim.x + threadIdx.x, strided by gridDim.y * blockDim.x.
+// Grid (B, Y) (Y = 1, or 2..4 for more blocks at small B), block a multiple of 32 (128: all 128 items of the
+// Qwen2-1.5B row with Y = 1), static shared memory 2 KB; D <= 512.
+#define ROTARY_MAX_HALF 256
 extern "C" __global__ void rotary_cache_write(storage_t* qkv, const long long* positions, const float* inv_freq,
                                               storage_t* k_cache, storage_t* v_cache, long long num_heads,
                                               long long num_kv_heads, long long head_dim, long long capacity) {
-  long long b = blockIdx.x;
-  long long head = blockIdx.y;
-  long long half = head_dim / 2;
-  long long i = threadIdx.x;
-  storage_t* src = qkv + b * (num_heads + 2 * num_kv_heads) * head_dim + head * head_dim;
-  long long position = positions[b];
-  if (head < num_heads + num_kv_heads) {
+  __shared__ float cos_s[ROTARY_MAX_HALF];
+  __shared__ float sin_s[ROTARY_MAX_HALF];
+  const long long b = blockIdx.x;
+  const int half = (int) (head_dim / 2);
+  const int heads = (int) (num_heads + 2 * num_kv_heads);
+  const long long position = positions[b];
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
     float angle = (float) position * inv_freq[i];
-    float c = rounded(cosf(angle));
-    float s = rounded(sinf(angle));
-    float x1 = load(src[i]);
-    float x2 = load(src[i + half]);
-    storage_t out1 = store(rounded(x1 * c) - x2 * s);
-    storage_t out2 = store(rounded(x2 * c) + x1 * s);
-    if (head < num_heads) {
-      src[i] = out1;
-      src[i + half] = out2;
-    } else {
-      storage_t* dst = k_cache + ((b * capacity + position) * num_kv_heads + (head - num_heads)) * head_dim;
+    cos_s[i] = rounded(cosf(angle));
+    sin_s[i] = rounded(sinf(angle));
+  }
+  __syncthreads();
+  storage_t* row = qkv + b * heads * head_dim;
+  const long long slot = (b * capacity + position) * num_kv_heads;  // cache row of kv head 0 at the slot
+  const int stride = gridDim.y * blockDim.x;
+  const bool chunked = head_dim % 16 == 0 &&
+                       (((unsigned long long) qkv | (unsigned long long) k_cache | (unsigned long long) v_cache) & 15) == 0;
+  if (chunked) {  // the same for the whole grid
+    const int per_head = half / 8;  // chunk pairs per head
+    for (int item = blockIdx.y * blockDim.x + threadIdx.x; item < heads * per_head; item += stride) {
+      const int head = item / per_head;
+      const int i0 = 8 * (item - head * per_head);  // first dim of the chunk in the first half
+      storage_t* src = row + (long long) head * head_dim + i0;
+      Pack x1, x2;
+      x1.chunk = *reinterpret_cast<const Chunk*>(src);
+      x2.chunk = *reinterpret_cast<const Chunk*>(src + half);
+      storage_t* dst;
+      if (head < num_heads) {
+        dst = src;
+      } else if (head < num_heads + num_kv_heads) {
+        dst = k_cache + (slot + (head - num_heads)) * head_dim + i0;
+      } else {
+        dst = v_cache + (slot + (head - num_heads - num_kv_heads)) * head_dim + i0;
+      }
+      if (head < num_heads + num_kv_heads) {
+        Pack o1, o2;
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+          float c = cos_s[i0 + k];
+          float s = sin_s[i0 + k];
+          float a = load(x1.h[k]);
+          float e = load(x2.h[k]);
+          o1.h[k] = store(rounded(a * c) - e * s);
+          o2.h[k] = store(rounded(e * c) + a * s);
+        }
+        x1 = o1;
+        x2 = o2;
+      }
+      *reinterpret_cast<Chunk*>(dst) = x1.chunk;
+      *reinterpret_cast<Chunk*>(dst + half) = x2.chunk;
+    }
+    return;
+  }
+  for (int item = blockIdx.y * blockDim.x + threadIdx.x; item < heads * half; item += stride) {
+    const int head = item / half;
+    const int i = item - head * half;
+    storage_t* src = row + (long long) head * head_dim;
+    if (head < num_heads + num_kv_heads) {
+      float c = cos_s[i];
+      float s = sin_s[i];
+      float x1 = load(src[i]);
+      float x2 = load(src[i + half]);
+      storage_t out1 = store(rounded(x1 * c) - x2 * s);
+      storage_t out2 = store(rounded(x2 * c) + x1 * s);
+      storage_t* dst = head < num_heads ? src : k_cache + (slot + (head - num_heads)) * head_dim;
       dst[i] = out1;
       dst[i + half] = out2;
+    } else {
+      storage_t* dst = v_cache + (slot + (head - num_heads - num_kv_heads)) * head_dim;
+      dst[i] = src[i];
+      dst[i + half] = src[i + half];
     }
-  } else {
-    storage_t* dst = v_cache + ((b * capacity + position) * num_kv_heads + (head - num_heads - num_kv_heads)) * head_dim;
-    dst[i] = src[i];
-    dst[i + half] = src[i + half];
   }
 }
+
 
 // The gated MLP activation: out = silu(gate) * up, gate_up: (B, 2I) rows [gate | up], out: (B, I).
-// silu(g) = g / (1 + exp(-g)) rounded, then the product rounded, as PyTorch's two kernels.
-// Grid (ceil(I / blockDim.x), B).
-extern "C" __global__ void silu_mul(const storage_t* gate_up, storage_t* out, long long inter) {
-  long long c = blockIdx.x * (long long) blockDim.x + threadIdx.x;
-  if (c < inter) {
-    long long r = blockIdx.y;
-    float g = load(gate_up[r * 2 * inter + c]);
-    float u = load(gate_up[r * 2 * inter + inter + c]);
-    out[r * inter + c] = store(rounded(g / (1.f + expf(-g))) * u);
+// silu(g) = g / (1 + exp(-g)) rounded to the storage type, then the product rounded (as PyTorch's two kernels).
+// Thread t of the flat grid computes out elements 8t .. 8t + 7 of the (B, I) output seen as one array.
+// When I % 8 == 0 and gate_up and out are 16-byte aligned (the engine's buffers) those 8 are one 16-byte chunk of
+// one row: one 16-byte load of gate, one of up, one 16-byte store. Otherwise element by element (same values).
+// Grid (ceil(B * I / 8 / blockDim.x)), block a multiple of 32 (256), no shared memory; B * I < 2^32 * 8.
+extern "C" __global__ void silu_mul(const storage_t* gate_up, storage_t* out, long long inter, long long rows) {
+  const unsigned long long t = blockIdx.x * (unsigned long long) blockDim.x + threadIdx.x;
+  const unsigned long long total = (unsigned long long) rows * (unsigned long long) inter;
+  if (8 * t >= total) {
+    return;
+  }
+  const bool chunked = inter % 8 == 0 && (((unsigned long long) gate_up | (unsigned long long) out) & 15) == 0;
+  if (chunked) {  // the same for the whole grid
+    const unsigned chunks = (unsigned) (inter / 8);  // per row
+    const unsigned r = (unsigned) t / chunks;         // t < 2^32: B I / 8 chunks
+    const unsigned c = (unsigned) t - r * chunks;
+    const Chunk* gate_row = reinterpret_cast<const Chunk*>(gate_up + (unsigned long long) r * 2 * inter);
+    Pack g, u, o;
+    g.chunk = gate_row[c];
+    u.chunk = gate_row[chunks + c];
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+      float gv = load(g.h[k]);
+      float uv = load(u.h[k]);
+      o.h[k] = store(rounded(gv / (1.f + expf(-gv))) * uv);
+    }
+    reinterpret_cast<Chunk*>(out)[t] = o.chunk;
+    return;
+  }
+  for (unsigned long long e = 8 * t; e < 8 * t + 8 && e < total; e++) {
+    const unsigned long long r = e / (unsigned long long) inter;
+    const unsigned long long c = e - r * inter;
+    float gv = load(gate_up[r * 2 * inter + c]);
+    float uv = load(gate_up[r * 2 * inter + inter + c]);
+    out[e] = store(rounded(gv / (1.f + expf(-gv))) * uv);
   }
 }
 
-// Decode attention over the KV cache, split over the keys ("flash decoding"), in two kernels.
+
+// Decode attention over the KV cache, split over the keys ("flash decoding"): decode_attention (below
+// decode_attention_wide, for groups of up to 16 heads of dims up to 128, a multiple of 16) or
+// decode_attention_wide (any shape), then, when a row has more than one split, decode_attention_combine.
 //
-// decode_attention: block (b, kv head, split) reads its split's keys and values once, in tiles of TILE slots
+// decode_attention_wide: block (b, kv head, split) reads its split's keys and values once, in tiles of TILE slots
 // staged in shared memory, for every query head of the group (so grouped-query attention reads the cache
 // once per key/value head), with an online softmax over the tiles. It leaves per query head and split the
 // unnormalised output (float32), the running maximum score and the sum of exponentials.
@@ -301,7 +384,7 @@ __device__ __forceinline__ void copy_tile(Chunk* tile, const storage_t* cache, l
   }
 }
 
-// The work of one decode_attention block: its split's partials written; false (nothing written, or with
+// The work of one decode_attention_wide block: its split's partials written; false (nothing written, or with
 // MARK_EMPTY the split's maxima -inf and sums 0, which the combine skips) when the split has no slots.
 template <bool MARK_EMPTY>
 __device__ __forceinline__ bool attention_split(
@@ -522,7 +605,7 @@ __device__ __forceinline__ bool attention_split(
   return true;
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS) decode_attention(
+extern "C" __global__ void __launch_bounds__(THREADS) decode_attention_wide(
     const storage_t* qkv, const long long* positions, const storage_t* k_cache, const storage_t* v_cache,
     float* partial_out, float* partial_max, float* partial_sum, long long num_kv_heads, long long capacity,
     long long window, long long split_size, double scale) {
@@ -530,6 +613,317 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_attention(
                         capacity, window, split_size, scale);
 }
 #endif
+
+// decode_attention: the partials decode_attention_wide writes (same grid, splits, layout; decode_attention_combine
+// merges them), in about an eighth of its instructions per cache byte: decode_attention_wide's 4 warps share each
+// 32-slot tile through shared memory and 4 block barriers (scores, softmax, values); here each warp of the block
+// works alone on the 16-slot chunks w, w + SOLO_WARPS, ... of the split, FlashAttention-2 style:
+//   (1) its chunks' keys and values stream into its own ring of SOLO_STAGES buffers (cp.async, SOLO_STAGES - 1 chunks
+//       ahead), so only __syncwarp orders them;
+//   (2) scores S (16 query-head rows, 16 slots) = Q K^T: 2 mma per 16 dims, keys read with ldmatrix;
+//   (3) online softmax in the score registers: row maxima across the 4 lanes of a row (2 shuffles), exponentials
+//       split into storage-type hi + lo parts as decode_attention_wide does (about float32 accuracy), row sums kept per
+//       lane until the end; the output is rescaled only when some row's maximum moved;
+//   (4) O += (P hi + P lo) V with P's score registers as the a operand (no shared memory), values read with
+//       ldmatrix.trans;
+// then the warps merge their (max, sum, output) through shared memory and warp 0 writes the split's partials, or,
+// with one split per row (Z = 1), the normalized output itself to out (B, N * D) (no combine needed).
+// Needs GROUP <= 16 and HEAD_DIM % 16 == 0, HEAD_DIM <= 128 (registers); other shapes use decode_attention_wide.
+// On an H100 (bench/fused_step.py --attention-variants 256, Qwen2-1.5B shape, 256 rows of 128-576 slots) one split
+// per row with 4 warps of one stage each read the cache at 2.0 TB/s, against 1.7 for decode_attention_wide +
+// combine and 2.5 for a kernel that only loads the same bytes; 2 warps of 2 stages and 1 warp of 3 were slower.
+// Grid (B, K, Z) read as decode_attention_wide reads it, block SOLO_WARPS * 32, static shared memory
+// SOLO_WARPS * SOLO_STAGES * 2 * 16 * (D + 8) * 2 bytes (34.8 KB at D = 128).
+#if defined(GROUP) && defined(HEAD_DIM) && GROUP <= 16 && HEAD_DIM % 16 == 0 && HEAD_DIM <= 128
+#define SOLO_WARPS 4
+#define SOLO_STAGES 1
+#define SOLO_SLOTS 16                       // slots per chunk: the k of the values mma
+#define SOLO_ROW (HEAD_DIM / 8 + 1)         // staged cache row stride in 16-byte chunks: odd, so ldmatrix's 8 rows
+                                          // at one column hit distinct banks
+#define SOLO_BLOCKS (HEAD_DIM / 8)          // 8-dim output blocks
+#define SOLO_MERGE (SOLO_BLOCKS * 4 + 4)      // floats per lane a warp hands to warp 0: output, 2 maxima, 2 sums
+
+// Four 8x8 b16 matrices from shared memory: lanes 8i .. 8i + 7 give the row addresses of matrix i, register i
+// gets the fragment of matrix i (lane l: row l / 4, columns 2 (l % 4), + 1); .trans gives it transposed.
+__device__ __forceinline__ void ldmatrix_x4(unsigned* r, const void* row) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(row)) : "memory");
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned* r, const void* row) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(row)) : "memory");
+}
+
+// Two storage-type values packed as an mma operand register: a in the low half (the lower column).
+__device__ __forceinline__ unsigned pack2(storage_t a, storage_t b) { return (unsigned) a | ((unsigned) b << 16); }
+
+// Copies chunk `chunk` of a split (slots 16 chunk .. + 15 from its first, those at or past `count` zero-filled) of
+// one key/value head's cache rows to a staged buffer (16 rows of SOLO_ROW chunks). base: the split's first slot row;
+// stride: elements from one slot to the next.
+__device__ __forceinline__ void solo_copy_chunk(Chunk* buffer, const storage_t* base, long long stride, long long chunk,
+                                              long long count, int lane) {
+#pragma unroll
+  for (int p = lane; p < SOLO_SLOTS * SOLO_BLOCKS; p += 32) {
+    const int t = p / SOLO_BLOCKS;
+    const int c = p - t * SOLO_BLOCKS;
+    const long long slot = SOLO_SLOTS * chunk + t;
+    const bool valid = slot < count;
+    cp_async16(buffer + t * SOLO_ROW + c, base + (valid ? slot : 0) * stride + 8 * c, valid);
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(SOLO_WARPS * 32) decode_attention(
+    const storage_t* qkv, const long long* positions, const storage_t* k_cache, const storage_t* v_cache,
+    float* partial_out, float* partial_max, float* partial_sum, storage_t* out, long long num_kv_heads,
+    long long capacity, long long window, long long split_size, double scale) {
+  __shared__ Chunk ring[SOLO_WARPS][SOLO_STAGES][2][SOLO_SLOTS * SOLO_ROW];  // per warp and stage: keys [0], values [1]
+  const int num_splits = gridDim.z;
+  const int linear = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  const int kv_head = linear % gridDim.y;
+  const int split = linear / gridDim.y % num_splits;
+  const int b = linear / (gridDim.y * num_splits);
+  const int num_heads = GROUP * (int) num_kv_heads;
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  const int row = lane >> 2;  // mma rows (query heads) row and row + 8, columns 2 col, 2 col + 1 (+ 8)
+  const int col = lane & 3;
+
+  const long long length = positions[b] + 1;
+  const long long start = window > 0 && length > window ? length - window : 0;
+  const long long begin = start + split * split_size;
+  const long long end = min_ll(length, begin + split_size);
+  const long long first_stat = ((long long) b * num_heads + kv_head * GROUP) * num_splits + split;  // + g * Z
+  if (begin >= end) {
+    for (int g = threadIdx.x; g < GROUP; g += blockDim.x) {
+      partial_max[first_stat + g * num_splits] = negative_infinity();
+      partial_sum[first_stat + g * num_splits] = 0.f;  // the combine skips this split
+    }
+    return;
+  }
+  const long long count = end - begin;                                 // slots of the split
+  const long long chunks = (count + SOLO_SLOTS - 1) / SOLO_SLOTS;
+  const long long stride = num_kv_heads * HEAD_DIM;                    // elements from slot to slot
+  const long long first_row = ((long long) b * capacity + begin) * num_kv_heads + kv_head;
+  const storage_t* keys = k_cache + first_row * HEAD_DIM;
+  const storage_t* values = v_cache + first_row * HEAD_DIM;
+
+  // this warp's first SOLO_STAGES chunks on their way (a group per stage, empty past the split)
+#pragma unroll
+  for (int s = 0; s < SOLO_STAGES; s++) {
+    const long long chunk = warp + (long long) SOLO_WARPS * s;
+    if (chunk < chunks) {
+      solo_copy_chunk(ring[warp][s][0], keys, stride, chunk, count, lane);
+      solo_copy_chunk(ring[warp][s][1], values, stride, chunk, count, lane);
+    }
+    cp_async_commit();
+  }
+  // the a operands of the scores: queries (16 rows, D) in pairs, 0 past GROUP
+  const storage_t* q = qkv + (long long) b * (num_heads + 2 * num_kv_heads) * HEAD_DIM + kv_head * GROUP * HEAD_DIM;
+  unsigned qa[HEAD_DIM / 16][4];
+#pragma unroll
+  for (int k = 0; k < HEAD_DIM / 16; k++) {
+#pragma unroll
+    for (int r = 0; r < 4; r++) {
+      const int h = row + (r & 1) * 8;
+      const int d = 16 * k + 2 * col + (r >> 1) * 8;
+      qa[k][r] = h < GROUP ? *reinterpret_cast<const unsigned*>(q + h * HEAD_DIM + d) : 0u;
+    }
+  }
+  const float score_scale = (float) scale;
+  float max_lo = negative_infinity(), max_hi = negative_infinity();  // rows `row`, `row + 8`
+  float sum_lo = 0.f, sum_hi = 0.f;                                  // this lane's share of the row sums
+  float acc[SOLO_BLOCKS][4];  // output blocks (16 heads, dims 8 j ..), c layout of mma16816
+#pragma unroll
+  for (int j = 0; j < SOLO_BLOCKS; j++) {
+#pragma unroll
+    for (int r = 0; r < 4; r++) {
+      acc[j][r] = 0.f;
+    }
+  }
+  // ldmatrix row addresses: keys, matrix i = lane / 8: slots 8 (i / 2) + lane % 8, dims 8 (i % 2) of a 16-dim step;
+  // values (.trans), matrix i: slots 8 (i % 2) + lane % 8, dims 8 (i / 2) of a 16-dim pair of output blocks
+  const int key_row = (lane & 7) + 8 * (lane >> 4);
+  const int key_col = (lane >> 3) & 1;
+  const int value_row = (lane & 7) + 8 * ((lane >> 3) & 1);
+  const int value_col = lane >> 4;
+
+  int stage = 0;
+  for (long long chunk = warp; chunk < chunks; chunk += SOLO_WARPS) {
+    cp_async_wait<SOLO_STAGES - 1>();  // this chunk's keys and values (later chunks' may still be in flight)
+    __syncwarp();
+    const Chunk* key_s = ring[warp][stage][0];
+    const Chunk* value_s = ring[warp][stage][1];
+    const int n = (int) min_ll(SOLO_SLOTS, count - SOLO_SLOTS * chunk);  // valid slots of the chunk
+
+    // scores: c[nb] is the (16 heads, 8 slots) block of slots 8 nb ..
+    float c[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+    for (int k = 0; k < HEAD_DIM / 16; k++) {
+      unsigned kb[4];  // b0, b1 of slots 0..7, then of slots 8..15
+      ldmatrix_x4(kb, key_s + key_row * SOLO_ROW + 2 * k + key_col);
+      mma16816(c[0], qa[k], kb[0], kb[1]);
+      mma16816(c[1], qa[k], kb[2], kb[3]);
+    }
+    // online softmax over the chunk: lane holds slots 8 nb + 2 col (+1) of rows row (c[nb][0, 1]), row + 8 ([2, 3])
+    float tile_lo = negative_infinity(), tile_hi = negative_infinity();
+#pragma unroll
+    for (int nb = 0; nb < 2; nb++) {
+#pragma unroll
+      for (int r = 0; r < 4; r++) {
+        const int slot = 8 * nb + 2 * col + (r & 1);
+        c[nb][r] = slot < n ? c[nb][r] * score_scale : negative_infinity();
+      }
+      tile_lo = fmaxf(tile_lo, fmaxf(c[nb][0], c[nb][1]));
+      tile_hi = fmaxf(tile_hi, fmaxf(c[nb][2], c[nb][3]));
+    }
+    tile_lo = fmaxf(tile_lo, __shfl_xor_sync(0xffffffffu, tile_lo, 1));
+    tile_lo = fmaxf(tile_lo, __shfl_xor_sync(0xffffffffu, tile_lo, 2));
+    tile_hi = fmaxf(tile_hi, __shfl_xor_sync(0xffffffffu, tile_hi, 1));
+    tile_hi = fmaxf(tile_hi, __shfl_xor_sync(0xffffffffu, tile_hi, 2));
+    const float new_lo = fmaxf(max_lo, tile_lo);  // finite: slot 0 of every chunk read is valid
+    const float new_hi = fmaxf(max_hi, tile_hi);
+    const float alpha_lo = expf(max_lo - new_lo);  // 0 on the first chunk
+    const float alpha_hi = expf(max_hi - new_hi);
+    max_lo = new_lo;
+    max_hi = new_hi;
+    unsigned pa[2][4];  // the a operand (16 heads, 16 slots) of the values: [hi, lo part][register]
+#pragma unroll
+    for (int nb = 0; nb < 2; nb++) {
+      float e[4];
+#pragma unroll
+      for (int r = 0; r < 4; r++) {
+        e[r] = expf(c[nb][r] - (r < 2 ? new_lo : new_hi));  // 0 for masked slots
+      }
+      sum_lo = (nb == 0 ? sum_lo * alpha_lo : sum_lo) + e[0] + e[1];
+      sum_hi = (nb == 0 ? sum_hi * alpha_hi : sum_hi) + e[2] + e[3];
+      storage_t hi[4], lo[4];
+#pragma unroll
+      for (int r = 0; r < 4; r++) {
+        hi[r] = store(e[r]);
+        lo[r] = store(e[r] - load(hi[r]));
+      }
+      // a0: (row, slots 2 col, +1) = c[0][0, 1]; a1: (row + 8, ..) = c[0][2, 3]; a2, a3: the same of slots 8 ..
+      pa[0][2 * nb] = pack2(hi[0], hi[1]);
+      pa[0][2 * nb + 1] = pack2(hi[2], hi[3]);
+      pa[1][2 * nb] = pack2(lo[0], lo[1]);
+      pa[1][2 * nb + 1] = pack2(lo[2], lo[3]);
+    }
+    if (__any_sync(0xffffffffu, alpha_lo != 1.f || alpha_hi != 1.f)) {
+#pragma unroll
+      for (int j = 0; j < SOLO_BLOCKS; j++) {
+        acc[j][0] *= alpha_lo;
+        acc[j][1] *= alpha_lo;
+        acc[j][2] *= alpha_hi;
+        acc[j][3] *= alpha_hi;
+      }
+    }
+    // values: O (16 heads, 8 dims) += (P hi + P lo) (16 heads, 16 slots) V (16 slots, 8 dims), two blocks per load
+#pragma unroll
+    for (int j = 0; j < SOLO_BLOCKS; j += 2) {
+      unsigned vb[4];  // b0, b1 of block j, then of block j + 1
+      ldmatrix_x4_trans(vb, value_s + value_row * SOLO_ROW + j + value_col);
+      mma16816(acc[j], pa[0], vb[0], vb[1]);
+      mma16816(acc[j], pa[1], vb[0], vb[1]);
+      mma16816(acc[j + 1], pa[0], vb[2], vb[3]);
+      mma16816(acc[j + 1], pa[1], vb[2], vb[3]);
+    }
+    __syncwarp();  // every lane is done with this stage: refill it SOLO_STAGES chunks on
+    const long long next = chunk + (long long) SOLO_WARPS * SOLO_STAGES;
+    if (next < chunks) {
+      solo_copy_chunk(ring[warp][stage][0], keys, stride, next, count, lane);
+      solo_copy_chunk(ring[warp][stage][1], values, stride, next, count, lane);
+    }
+    cp_async_commit();
+    stage = stage + 1 == SOLO_STAGES ? 0 : stage + 1;
+  }
+  cp_async_wait<0>();
+  sum_lo += __shfl_xor_sync(0xffffffffu, sum_lo, 1);
+  sum_lo += __shfl_xor_sync(0xffffffffu, sum_lo, 2);
+  sum_hi += __shfl_xor_sync(0xffffffffu, sum_hi, 1);
+  sum_hi += __shfl_xor_sync(0xffffffffu, sum_hi, 2);
+
+  // merge: warps 1.. hand (output, maxima, sums) to warp 0 in their lane layout (the staged buffers reused)
+  __syncthreads();
+  float* merge = reinterpret_cast<float*>(&ring[0][0][0][0]);  // (SOLO_WARPS - 1, SOLO_MERGE, 32)
+  static_assert(sizeof(ring) >= (SOLO_WARPS - 1) * SOLO_MERGE * 32 * sizeof(float), "merge fits in the ring");
+  if (warp > 0) {
+    float* mine = merge + (warp - 1) * SOLO_MERGE * 32 + lane;
+#pragma unroll
+    for (int j = 0; j < SOLO_BLOCKS; j++) {
+#pragma unroll
+      for (int r = 0; r < 4; r++) {
+        mine[(4 * j + r) * 32] = acc[j][r];
+      }
+    }
+    mine[(4 * SOLO_BLOCKS) * 32] = max_lo;
+    mine[(4 * SOLO_BLOCKS + 1) * 32] = max_hi;
+    mine[(4 * SOLO_BLOCKS + 2) * 32] = sum_lo;
+    mine[(4 * SOLO_BLOCKS + 3) * 32] = sum_hi;
+  }
+  __syncthreads();
+  if (warp > 0) {
+    return;
+  }
+  for (int w = 1; w < SOLO_WARPS; w++) {
+    const float* theirs = merge + (w - 1) * SOLO_MERGE * 32 + lane;
+    const float their_lo = theirs[(4 * SOLO_BLOCKS) * 32];  // -inf when warp w had no chunk
+    const float their_hi = theirs[(4 * SOLO_BLOCKS + 1) * 32];
+    const float m_lo = fmaxf(max_lo, their_lo);
+    const float m_hi = fmaxf(max_hi, their_hi);
+    const float a_lo = expf(max_lo - m_lo), b_lo = expf(their_lo - m_lo);
+    const float a_hi = expf(max_hi - m_hi), b_hi = expf(their_hi - m_hi);
+#pragma unroll
+    for (int j = 0; j < SOLO_BLOCKS; j++) {
+      acc[j][0] = acc[j][0] * a_lo + theirs[(4 * j) * 32] * b_lo;
+      acc[j][1] = acc[j][1] * a_lo + theirs[(4 * j + 1) * 32] * b_lo;
+      acc[j][2] = acc[j][2] * a_hi + theirs[(4 * j + 2) * 32] * b_hi;
+      acc[j][3] = acc[j][3] * a_hi + theirs[(4 * j + 3) * 32] * b_hi;
+    }
+    sum_lo = sum_lo * a_lo + theirs[(4 * SOLO_BLOCKS + 2) * 32] * b_lo;
+    sum_hi = sum_hi * a_hi + theirs[(4 * SOLO_BLOCKS + 3) * 32] * b_hi;
+    max_lo = m_lo;
+    max_hi = m_hi;
+  }
+  if (num_splits == 1) {  // the split is the whole row: the output itself, in the storage type
+    storage_t* group = out + ((long long) b * num_heads + kv_head * GROUP) * HEAD_DIM;  // (GROUP, D)
+    const float inv_lo = 1.f / sum_lo, inv_hi = 1.f / sum_hi;
+#pragma unroll
+    for (int j = 0; j < SOLO_BLOCKS; j++) {
+      const int d = 8 * j + 2 * col;
+      if (row < GROUP) {
+        *reinterpret_cast<unsigned*>(group + row * HEAD_DIM + d) =
+            pack2(store(acc[j][0] * inv_lo), store(acc[j][1] * inv_lo));
+      }
+      if (row + 8 < GROUP) {
+        *reinterpret_cast<unsigned*>(group + (row + 8) * HEAD_DIM + d) =
+            pack2(store(acc[j][2] * inv_hi), store(acc[j][3] * inv_hi));
+      }
+    }
+    return;
+  }
+#pragma unroll
+  for (int j = 0; j < SOLO_BLOCKS; j++) {
+    const int d = 8 * j + 2 * col;
+    if (row < GROUP) {
+      *reinterpret_cast<float2*>(partial_out + (first_stat + row * num_splits) * HEAD_DIM + d) =
+          make_float2(acc[j][0], acc[j][1]);
+    }
+    if (row + 8 < GROUP) {
+      *reinterpret_cast<float2*>(partial_out + (first_stat + (row + 8) * num_splits) * HEAD_DIM + d) =
+          make_float2(acc[j][2], acc[j][3]);
+    }
+  }
+  if (col == 0 && row < GROUP) {
+    partial_max[first_stat + row * num_splits] = max_lo;
+    partial_sum[first_stat + row * num_splits] = sum_lo;
+  }
+  if (col == 0 && row + 8 < GROUP) {
+    partial_max[first_stat + (row + 8) * num_splits] = max_hi;
+    partial_sum[first_stat + (row + 8) * num_splits] = sum_hi;
+  }
+}
+#endif
+
 
 
 #define COMBINE_SPLITS 256  // splits whose weights are staged in shared memory at a time

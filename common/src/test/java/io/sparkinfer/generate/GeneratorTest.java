@@ -289,6 +289,23 @@ class GeneratorTest {
   }
 
   @Test
+  void oneKvCacheServesTheRowsAdmittedLaterToo() {
+    try (Generator g = engine.newGenerator()) {
+      List<GenerationRequest> requests = new ArrayList<>();
+      for (int i = 0; i < cases.size(); i++) {
+        requests.add(GenerationRequest.greedy("r" + i, cases.get(i).prompt(), 6));
+      }
+      // 2 rows at a time, shortest prompts first: the longer ones join as rows free up
+      List<Completion> batched = g.generate(requests, 2);
+      assertThat(g.stats().kvCacheAllocations()).isEqualTo(1);
+      for (int i = 0; i < requests.size(); i++) {
+        Completion alone = engine.generate(List.of(requests.get(i)), 1).get(0);
+        assertThat(batched.get(i).outputTokenIds()).as(requests.get(i).id()).isEqualTo(alone.outputTokenIds());
+      }
+    }
+  }
+
+  @Test
   void generationLeavesNoArraysBehind() {
     BaseNDManager weights = (BaseNDManager) engine.weights().manager();
     int before = weights.getManagedArrays().size();

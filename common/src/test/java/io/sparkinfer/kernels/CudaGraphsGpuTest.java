@@ -4,10 +4,14 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
 import io.sparkinfer.generate.Completion;
 import io.sparkinfer.generate.GenerationRequest;
 import io.sparkinfer.generate.Generator;
 import io.sparkinfer.generate.SamplingParams;
+import io.sparkinfer.model.ForwardBatch;
+import io.sparkinfer.model.KvCache;
 import io.sparkinfer.model.Precision;
 import io.sparkinfer.predict.EngineOptions;
 import io.sparkinfer.predict.LlmEngine;
@@ -91,8 +95,9 @@ class CudaGraphsGpuTest {
   /**
    * fp16 decode steps read each row's written slots (flash attention): one graph serves the whole cache.
    * Graphs of the scripted step give the plain calls' tokens exactly. Graphs of fused steps round
-   * differently (their own kernels), so over 300 greedy tokens they may part from the plain calls at a
-   * near-tie: they must follow them for the first 16 tokens ({@link FusedDecodeGpuTest} checks their logits).
+   * differently (their own kernels, summing in their own order), so over 300 greedy tokens they may part
+   * from the plain calls, but only at a near-tie of the plain engine's logits ({@link FusedDecodeGpuTest}
+   * checks their logits step by step).
    */
   @Test
   void flashDecodeNeedsOneGraphPerCache() {
@@ -109,9 +114,8 @@ class CudaGraphsGpuTest {
       try (LlmEngine g = withFused(true, () -> LlmEngine.load(graphs))) {
         List<Completion> fused = g.generate(requests, 4);
         for (int i = 0; i < called.size(); i++) {
-          assertThat(Arrays.copyOf(fused.get(i).outputTokenIds(), 16)).as("prompt %d", i)
-              .containsExactly(Arrays.copyOf(called.get(i).outputTokenIds(), 16));
           assertThat(fused.get(i).outputTokenIds()).hasSize(300);
+          assertSameUpToNearTie(plain, requests.get(i), called.get(i).outputTokenIds(), fused.get(i).outputTokenIds());
         }
         assertThat(backend(g).graphCaptures()).as("keys crossed 3 buckets, one graph").isEqualTo(1);
         assertThat(backend(g).fusedCaptures()).isEqualTo(1);
@@ -195,6 +199,47 @@ class CudaGraphsGpuTest {
     assertThat(actual).hasSameSizeAs(expected);
     for (int i = 0; i < expected.size(); i++) {
       assertThat(actual.get(i).outputTokenIds()).as("prompt %d", i).containsExactly(expected.get(i).outputTokenIds());
+    }
+  }
+
+  /**
+   * Largest gap between two tokens' fp16 logits that counts as a tie: twice what a fused step's logits may
+   * differ from the scripted step's in one step ({@link FusedDecodeGpuTest}).
+   */
+  private static final float NEAR_TIE = 0.1f;
+
+  /**
+   * {@code actual} greedy tokens follow {@code expected} (the plain engine's) until they part, and where they
+   * part the plain engine's logits after the common prefix, teacher-forced, nearly tie between the two tokens.
+   */
+  private static void assertSameUpToNearTie(LlmEngine plain, GenerationRequest r, long[] expected, long[] actual) {
+    int s = 0;
+    while (s < Math.min(expected.length, actual.length) && expected[s] == actual[s]) {
+      s++;
+    }
+    if (s == expected.length && s == actual.length) {
+      return;
+    }
+    assertThat(s).as("%s parts from the plain calls at token %d: not at the first token", r.id(), s).isPositive();
+    long[] prompt = plain.tokenizer().encode(r.prompt());
+    long[] ids = Arrays.copyOf(prompt, prompt.length + s); // the prompt and the common tokens
+    System.arraycopy(expected, 0, ids, prompt.length, s);
+    int t = ids.length;
+    long[] positions = new long[t];
+    for (int j = 0; j < t; j++) {
+      positions[j] = j;
+    }
+    try (NDManager m = NDManager.newBaseManager(Engine.getEngine("PyTorch").defaultDevice());
+        KvCache cache = KvCache.allocate(m, plain.config(), 1, t,
+            Precision.FP16.dataType())) {
+      float[] logits = backend(plain).forward(m, new ForwardBatch(
+          m.create(ids, new Shape(1, t)), m.create(positions, new Shape(1, t)),
+          m.create(new long[] {t - 1}), t), cache).toFloatArray(); // (1, V)
+      float gap = logits[(int) expected[s]] - logits[(int) actual[s]];
+      System.out.printf("%s: parts from the plain calls at token %d (%d, not %d), plain logits %.4f vs %.4f%n", r.id(),
+          s, actual[s], expected[s], logits[(int) actual[s]], logits[(int) expected[s]]);
+      assertThat(gap).as("%s parts at token %d (%d, not %d): the plain logits must nearly tie", r.id(), s, actual[s],
+          expected[s]).isLessThanOrEqualTo(NEAR_TIE);
     }
   }
 

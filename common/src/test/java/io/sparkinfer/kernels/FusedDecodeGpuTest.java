@@ -24,8 +24,9 @@ import org.junit.jupiter.params.provider.MethodSource;
 /**
  * The fused decode step (our kernels between TorchScript ops, in a CUDA graph) against the scripted step
  * on the same cache: same logits within fp16 rounding, same next tokens, over several steps of rows with
- * different lengths, with flash attention and with our attention kernels, and through mistral-tiny's
- * sliding window. Skipped without a GPU.
+ * different lengths, with flash attention and with each of our attention kernels (decode_attention split
+ * over the keys then combined, or one split per row writing the output itself; decode_attention_wide), and
+ * through mistral-tiny's sliding window. Skipped without a GPU.
  */
 @Tag("gpu")
 class FusedDecodeGpuTest {
@@ -35,20 +36,34 @@ class FusedDecodeGpuTest {
     assumeTrue(Engine.getEngine("PyTorch").getGpuCount() > 0, "no CUDA GPU: fused decode is checked on the GPU machine");
   }
 
+  /** How a fused step attends. */
+  enum Attention { FLASH, SPLITS, ONE_SPLIT, WIDE }
+
   static Stream<Arguments> cases() {
+    Path demo = Fixtures.demoModel();
+    Path mistral = Fixtures.bundled("mistral-tiny");
     return Stream.of(
-        Arguments.of("qwen2-code-demo, flash attention", Fixtures.demoModel(), Precision.FP16, false),
-        Arguments.of("qwen2-code-demo, our attention", Fixtures.demoModel(), Precision.FP16, true),
-        Arguments.of("mistral-tiny (sliding window 8), flash attention", Fixtures.bundled("mistral-tiny"), Precision.FP16, false),
-        Arguments.of("mistral-tiny (sliding window 8), our attention", Fixtures.bundled("mistral-tiny"), Precision.FP16, true),
-        Arguments.of("qwen2-code-demo bf16, our attention", Fixtures.demoModel(), Precision.BF16, true));
+        Arguments.of("qwen2-code-demo, flash attention", demo, Precision.FP16, Attention.FLASH),
+        Arguments.of("qwen2-code-demo, decode_attention + combine", demo, Precision.FP16, Attention.SPLITS),
+        Arguments.of("qwen2-code-demo, decode_attention, one split", demo, Precision.FP16, Attention.ONE_SPLIT),
+        Arguments.of("qwen2-code-demo, decode_attention_wide", demo, Precision.FP16, Attention.WIDE),
+        Arguments.of("mistral-tiny (sliding window 8), flash attention", mistral, Precision.FP16, Attention.FLASH),
+        Arguments.of("mistral-tiny (sliding window 8), decode_attention", mistral, Precision.FP16, Attention.SPLITS),
+        Arguments.of("mistral-tiny (sliding window 8), one split", mistral, Precision.FP16, Attention.ONE_SPLIT),
+        Arguments.of("mistral-tiny (sliding window 8), decode_attention_wide", mistral, Precision.FP16, Attention.WIDE),
+        Arguments.of("qwen2-code-demo bf16, decode_attention", demo, Precision.BF16, Attention.SPLITS),
+        Arguments.of("qwen2-code-demo bf16, decode_attention_wide", demo, Precision.BF16, Attention.WIDE));
   }
 
   @ParameterizedTest(name = "{0}")
   @MethodSource("cases")
-  void fusedStepsGiveTheScriptedStepsLogits(String name, Path dir, Precision precision, boolean ownAttention) {
-    boolean before = FusedDecode.ownAttentionByDefault;
-    FusedDecode.ownAttentionByDefault = ownAttention;
+  void fusedStepsGiveTheScriptedStepsLogits(String name, Path dir, Precision precision, Attention attention) {
+    boolean ownBefore = FusedDecode.ownAttentionByDefault;
+    boolean perWarpBefore = FusedDecode.perWarpAttentionByDefault;
+    int blocksBefore = FusedDecodeStep.perWarpAttentionBlocks;
+    FusedDecode.ownAttentionByDefault = attention != Attention.FLASH;
+    FusedDecode.perWarpAttentionByDefault = attention != Attention.WIDE;
+    FusedDecodeStep.perWarpAttentionBlocks = attention == Attention.ONE_SPLIT ? 1 : FusedDecodeStep.PER_WARP_ATTENTION_BLOCKS;
     EngineOptions options = EngineOptions.of(dir, precision, "gpu").withBackend("scripted").withCudaGraphs(true);
     try (LlmEngine engine = LlmEngine.load(options); NDManager m = NDManager.newBaseManager(ai.djl.Device.gpu())) {
       ScriptedCausalLm backend = (ScriptedCausalLm) engine.newGenerator().backend();
@@ -75,11 +90,16 @@ class FusedDecodeGpuTest {
         }
       }
       assertThat(backend.fusedDecodeOffReason()).isNull();
+      if (attention != Attention.FLASH) {
+        assertThat(FusedDecode.attentionPerWarp(config)).as("the fixture's shape takes decode_attention").isTrue();
+      }
       assertThat(backend.fusedCaptures()).as("one graph per cache").isEqualTo(1);
       assertThat(backend.graphReplays()).isEqualTo(steps);
       cache.close();
     } finally {
-      FusedDecode.ownAttentionByDefault = before;
+      FusedDecode.ownAttentionByDefault = ownBefore;
+      FusedDecode.perWarpAttentionByDefault = perWarpBefore;
+      FusedDecodeStep.perWarpAttentionBlocks = blocksBefore;
     }
   }
 }

@@ -129,14 +129,41 @@ class FusedDecodeTest {
 
   @Test
   void attentionSplitsCoverTheCacheInWholeTiles() {
-    for (int[] c : new int[][] {{256, 2, 640}, {1, 2, 640}, {8, 1, 33}, {64, 8, 32768}, {1, 1, 1}}) {
-      int[] split = FusedDecodeStep.attentionSplits(c[0], c[1], c[2]);
-      assertThat(split[0] % 64).as("whole tiles").isZero();
-      assertThat((long) split[0] * split[1]).as("covers every slot").isGreaterThanOrEqualTo(c[2]);
-      assertThat((long) split[0] * (split[1] - 1)).as("no empty split").isLessThan(c[2]);
+    for (int blocks : new int[] {FusedDecodeStep.PER_WARP_ATTENTION_BLOCKS, FusedDecodeStep.WIDE_ATTENTION_BLOCKS}) {
+      for (int[] c : new int[][] {{256, 2, 640}, {1, 2, 640}, {8, 1, 33}, {64, 8, 32768}, {1, 1, 1}, {3, 2, 700}}) {
+        int[] split = FusedDecodeStep.attentionSplits(c[0], c[1], c[2], blocks);
+        assertThat(split[0] % 64).as("whole tiles").isZero();
+        assertThat((long) split[0] * split[1]).as("covers every slot").isGreaterThanOrEqualTo(c[2]);
+        assertThat((long) split[0] * (split[1] - 1)).as("no empty split").isLessThan(c[2]);
+      }
     }
-    assertThat(FusedDecodeStep.attentionSplits(256, 2, 640)[1]).as("several splits per row at batch 256").isGreaterThan(1);
-    assertThat(FusedDecodeStep.attentionSplits(1, 2, 640)[1]).as("one tile per split at batch 1").isEqualTo(10);
+    int wide = FusedDecodeStep.WIDE_ATTENTION_BLOCKS;
+    assertThat(FusedDecodeStep.attentionSplits(256, 2, 640, wide)[1]).as("several splits per row at batch 256").isGreaterThan(1);
+    assertThat(FusedDecodeStep.attentionSplits(1, 2, 640, wide)[1]).as("one tile per split at batch 1").isEqualTo(10);
+    int perWarp = FusedDecodeStep.PER_WARP_ATTENTION_BLOCKS;
+    assertThat(FusedDecodeStep.attentionSplits(256, 2, 640, perWarp)).as("a row is one split from 64 rows on")
+        .containsExactly(640, 1);
+    assertThat(FusedDecodeStep.attentionSplits(64, 2, 640, perWarp)).containsExactly(640, 1);
+    assertThat(FusedDecodeStep.attentionSplits(16, 2, 640, perWarp)).as("at least 128 blocks below")
+        .containsExactly(192, 4);
+  }
+
+  @Test
+  void attentionKernelFollowsTheModelsShape() {
+    assertThat(FusedDecode.attentionPerWarp(config(6, 128))).as("Qwen2-1.5B").isTrue();
+    assertThat(FusedDecode.attentionPerWarp(config(16, 64))).isTrue();
+    assertThat(FusedDecode.attentionPerWarp(config(17, 64))).as("more than 16 heads a group").isFalse();
+    assertThat(FusedDecode.attentionPerWarp(config(4, 256))).as("head dim over 128").isFalse();
+    assertThat(FusedDecode.attentionPerWarp(config(4, 72))).as("head dim not a multiple of 16").isFalse();
+  }
+
+  @Test
+  void rotaryBlocksTakeARowsWorkItemsInWholeWarps() {
+    assertThat(FusedDecodeStep.rotaryThreads(config(6, 128))).as("16 heads of 8 items").isEqualTo(128);
+    assertThat(FusedDecodeStep.rotaryThreads(config(1, 64))).as("6 heads of 4 items, one warp").isEqualTo(32);
+    assertThat(FusedDecodeStep.rotaryThreads(config(8, 128))).as("20 heads of 8 items").isEqualTo(160);
+    assertThat(FusedDecodeStep.rotaryThreads(config(16, 128))).as("at most 256, looping over the rest").isEqualTo(256);
+    assertThat(FusedDecodeStep.rotaryThreads(config(4, 72))).isEqualTo(128);
   }
 
   @Test
@@ -154,6 +181,14 @@ class FusedDecodeTest {
     assertThat(FusedDecode.unsupportedBeforeLoad(config, Precision.FP16, Device.gpu(), false)).isPresent();
     assertThat(FusedDecode.unsupportedBeforeLoad(config, Precision.FP16, Device.gpu(), true))
         .as("head dim " + config.headDim()).isEmpty();
+  }
+
+  /** A llama config with 2 key/value heads of {@code group} query heads each, of dim {@code headDim}. */
+  private static ModelConfig config(int group, int headDim) {
+    return ModelConfig.parse(String.format(java.util.Locale.ROOT, """
+        {"model_type": "llama", "vocab_size": 64, "hidden_size": %d, "intermediate_size": 64,
+         "num_hidden_layers": 1, "num_attention_heads": %d, "num_key_value_heads": 2, "head_dim": %d,
+         "max_position_embeddings": 128}""", 2 * group * headDim, 2 * group, headDim));
   }
 
   private static float maxDiff(NDArray a, NDArray b) {
