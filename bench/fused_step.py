@@ -252,10 +252,6 @@ def replay_us(fn, iters=LAYERS):
     return start.elapsed_time(stop) / (5 * iters) * 1e3
 
 
-def bits_equal(a, c):
-    return torch.equal(a.view(torch.int16), c.view(torch.int16))
-
-
 def attention_variants(b, dtype, capacity=640, iters=30):
     """Times decode_attention + combine alone for variants of the source (text substitutions) and split sizes,
     with CUDA events, and checks each against flash attention."""
