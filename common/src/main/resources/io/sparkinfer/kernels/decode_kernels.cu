@@ -189,8 +189,9 @@ extern "C" __global__ void rotary_cache_write(storage_t* qkv, const long long* p
   storage_t* row = qkv + b * heads * head_dim;
   const long long slot = (b * capacity + position) * num_kv_heads;  // cache row of kv head 0 at the slot
   const int stride = gridDim.y * blockDim.x;
-  const bool chunked = head_dim % 16 == 0 &&
-                       (((unsigned long long) qkv | (unsigned long long) k_cache | (unsigned long long) v_cache) & 15) == 0;
+  const unsigned long long addresses = (unsigned long long) qkv | (unsigned long long) k_cache |
+                                       (unsigned long long) v_cache;
+  const bool chunked = head_dim % 16 == 0 && (addresses & 15) == 0;
   if (chunked) {  // the same for the whole grid
     const int per_head = half / 8;  // chunk pairs per head
     for (int item = blockIdx.y * blockDim.x + threadIdx.x; item < heads * per_head; item += stride) {
@@ -384,6 +385,41 @@ __device__ __forceinline__ void copy_tile(Chunk* tile, const storage_t* cache, l
   }
 }
 
+// The split a decode attention block (b, kv head, split) reads: slots [begin, end) of row b (empty when the row
+// ends before the split), and first_stat, the index of (b, the kv head's first query head, split) in the (B, N, Z)
+// statistics (query head g of the group: + g Z). The grid is (B, K, Z), but blocks start in order of their linear
+// index, x fastest: reading that index as (kv head fastest, then split, then row) lets the blocks that read the
+// same cache rows (both key/value heads of a slot share 2 K D bytes) and consecutive slots of a row run at the
+// same time.
+struct Split {
+  int b, kv_head, split, num_splits;
+  long long begin, end, first_stat;
+};
+
+__device__ __forceinline__ Split block_split(const long long* positions, long long num_kv_heads, long long window,
+                                             long long split_size) {
+  Split w;
+  w.num_splits = gridDim.z;
+  const int linear = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  w.kv_head = linear % gridDim.y;
+  w.split = linear / gridDim.y % w.num_splits;
+  w.b = linear / (gridDim.y * w.num_splits);
+  const long long length = positions[w.b] + 1;
+  const long long start = window > 0 && length > window ? length - window : 0;
+  w.begin = start + w.split * split_size;
+  w.end = min_ll(length, w.begin + split_size);
+  w.first_stat = ((long long) w.b * GROUP * num_kv_heads + w.kv_head * GROUP) * w.num_splits + w.split;
+  return w;
+}
+
+// An empty split's statistics: maxima -inf and sums 0, which decode_attention_combine skips.
+__device__ __forceinline__ void mark_empty(const Split& w, float* partial_max, float* partial_sum) {
+  for (int g = threadIdx.x; g < GROUP; g += blockDim.x) {
+    partial_max[w.first_stat + g * w.num_splits] = negative_infinity();
+    partial_sum[w.first_stat + g * w.num_splits] = 0.f;
+  }
+}
+
 // The work of one decode_attention_wide block: its split's partials written; false (nothing written, or with
 // MARK_EMPTY the split's maxima -inf and sums 0, which the combine skips) when the split has no slots.
 template <bool MARK_EMPTY>
@@ -400,29 +436,21 @@ __device__ __forceinline__ bool attention_split(
   __shared__ float max_s[HEADS];                             // running maximum score
   __shared__ float sum_s[HEADS];                             // running sum of exponentials
   __shared__ float alpha_s[HEADS];                           // this tile's rescale of the earlier sums
-  // The grid is (B, K, Z), but blocks start in order of their linear index, x fastest: reading that index as
-  // (kv head fastest, then split, then row) lets the blocks that read the same cache rows (both key/value
-  // heads of a slot share 2 K D bytes) and consecutive slots of a row run at the same time.
-  const int num_splits = gridDim.z;
-  const int linear = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
-  const int kv_head = linear % gridDim.y;
-  const int split = linear / gridDim.y % num_splits;
-  const int b = linear / (gridDim.y * num_splits);
+  const Split w = block_split(positions, num_kv_heads, window, split_size);
+  const int num_splits = w.num_splits;
+  const int kv_head = w.kv_head;
+  const int b = w.b;
+  const long long begin = w.begin;
+  const long long end = w.end;
+  const long long first_stat = w.first_stat;
   const int num_heads = GROUP * (int) num_kv_heads;
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int row = lane >> 2;       // mma rows (query heads) row and row + 8, columns 2 col, 2 col + 1 (+ 8)
   const int col = lane & 3;
-
-  const long long length = positions[b] + 1;
-  const long long start = window > 0 && length > window ? length - window : 0;
-  const long long begin = start + split * split_size;
-  const long long end = min_ll(length, begin + split_size);
-  const long long first_stat = ((long long) b * num_heads + kv_head * GROUP) * num_splits + split;  // + g * Z
   if (begin >= end) {
-    for (int g = threadIdx.x; MARK_EMPTY && g < GROUP; g += THREADS) {
-      partial_max[first_stat + g * num_splits] = negative_infinity();
-      partial_sum[first_stat + g * num_splits] = 0.f;  // the combine skips this split
+    if (MARK_EMPTY) {
+      mark_empty(w, partial_max, partial_sum);
     }
     return false;
   }
@@ -619,7 +647,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_attention_wide(
 // 32-slot tile through shared memory and 4 block barriers (scores, softmax, values); here each warp of the block
 // works alone on the 16-slot chunks w, w + SOLO_WARPS, ... of the split, FlashAttention-2 style:
 //   (1) its chunks' keys and values stream into its own ring of SOLO_STAGES buffers (cp.async, SOLO_STAGES - 1 chunks
-//       ahead), so only __syncwarp orders them;
+//       ahead; with the one stage used, each warp waits for its chunk while the block's other warps and the SM's
+//       other blocks compute), so only __syncwarp orders them;
 //   (2) scores S (16 query-head rows, 16 slots) = Q K^T: 2 mma per 16 dims, keys read with ldmatrix;
 //   (3) online softmax in the score registers: row maxima across the 4 lanes of a row (2 shuffles), exponentials
 //       split into storage-type hi + lo parts as decode_attention_wide does (about float32 accuracy), row sums kept per
@@ -637,11 +666,11 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_attention_wide(
 #if defined(GROUP) && defined(HEAD_DIM) && GROUP <= 16 && HEAD_DIM % 16 == 0 && HEAD_DIM <= 128
 #define SOLO_WARPS 4
 #define SOLO_STAGES 1
-#define SOLO_SLOTS 16                       // slots per chunk: the k of the values mma
-#define SOLO_ROW (HEAD_DIM / 8 + 1)         // staged cache row stride in 16-byte chunks: odd, so ldmatrix's 8 rows
+#define SOLO_SLOTS 16                     // slots per chunk: the k of the values mma
+#define SOLO_ROW (HEAD_DIM / 8 + 1)       // staged cache row stride in 16-byte chunks: odd, so ldmatrix's 8 rows
                                           // at one column hit distinct banks
-#define SOLO_BLOCKS (HEAD_DIM / 8)          // 8-dim output blocks
-#define SOLO_MERGE (SOLO_BLOCKS * 4 + 4)      // floats per lane a warp hands to warp 0: output, 2 maxima, 2 sums
+#define SOLO_BLOCKS (HEAD_DIM / 8)        // 8-dim output blocks
+#define SOLO_MERGE (SOLO_BLOCKS * 4 + 4)  // floats per lane a warp hands to warp 0: output, 2 maxima, 2 sums
 
 // Four 8x8 b16 matrices from shared memory: lanes 8i .. 8i + 7 give the row addresses of matrix i, register i
 // gets the fragment of matrix i (lane l: row l / 4, columns 2 (l % 4), + 1); .trans gives it transposed.
@@ -660,8 +689,8 @@ __device__ __forceinline__ unsigned pack2(storage_t a, storage_t b) { return (un
 // Copies chunk `chunk` of a split (slots 16 chunk .. + 15 from its first, those at or past `count` zero-filled) of
 // one key/value head's cache rows to a staged buffer (16 rows of SOLO_ROW chunks). base: the split's first slot row;
 // stride: elements from one slot to the next.
-__device__ __forceinline__ void solo_copy_chunk(Chunk* buffer, const storage_t* base, long long stride, long long chunk,
-                                              long long count, int lane) {
+__device__ __forceinline__ void solo_copy_chunk(Chunk* buffer, const storage_t* base, long long stride,
+                                                long long chunk, long long count, int lane) {
 #pragma unroll
   for (int p = lane; p < SOLO_SLOTS * SOLO_BLOCKS; p += 32) {
     const int t = p / SOLO_BLOCKS;
@@ -677,27 +706,20 @@ extern "C" __global__ void __launch_bounds__(SOLO_WARPS * 32) decode_attention(
     float* partial_out, float* partial_max, float* partial_sum, storage_t* out, long long num_kv_heads,
     long long capacity, long long window, long long split_size, double scale) {
   __shared__ Chunk ring[SOLO_WARPS][SOLO_STAGES][2][SOLO_SLOTS * SOLO_ROW];  // per warp and stage: keys [0], values [1]
-  const int num_splits = gridDim.z;
-  const int linear = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
-  const int kv_head = linear % gridDim.y;
-  const int split = linear / gridDim.y % num_splits;
-  const int b = linear / (gridDim.y * num_splits);
+  const Split w = block_split(positions, num_kv_heads, window, split_size);
+  const int num_splits = w.num_splits;
+  const int kv_head = w.kv_head;
+  const int b = w.b;
+  const long long begin = w.begin;
+  const long long end = w.end;
+  const long long first_stat = w.first_stat;
   const int num_heads = GROUP * (int) num_kv_heads;
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int row = lane >> 2;  // mma rows (query heads) row and row + 8, columns 2 col, 2 col + 1 (+ 8)
   const int col = lane & 3;
-
-  const long long length = positions[b] + 1;
-  const long long start = window > 0 && length > window ? length - window : 0;
-  const long long begin = start + split * split_size;
-  const long long end = min_ll(length, begin + split_size);
-  const long long first_stat = ((long long) b * num_heads + kv_head * GROUP) * num_splits + split;  // + g * Z
   if (begin >= end) {
-    for (int g = threadIdx.x; g < GROUP; g += blockDim.x) {
-      partial_max[first_stat + g * num_splits] = negative_infinity();
-      partial_sum[first_stat + g * num_splits] = 0.f;  // the combine skips this split
-    }
+    mark_empty(w, partial_max, partial_sum);
     return;
   }
   const long long count = end - begin;                                 // slots of the split
