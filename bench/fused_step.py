@@ -17,7 +17,8 @@ without a sliding window, at several split sizes.
 --attention-variants B times the attention kernels alone at batch B for variants of the source (warps, stages,
 splits) against flash attention, and probe kernels of bench/kernels_next.cu (reading the same bytes alone).
 
-usage: python3 bench/fused_step.py [--batch-sizes 1,64,256] [--dtype fp16|bf16] [--attention-variants B]
+usage: python3 bench/fused_step.py [--batch-sizes 1,64,256] [--dtype fp16|bf16] [--positions LO,HI]
+       [--attention-variants B]
 """
 import argparse
 import ctypes
@@ -321,8 +322,10 @@ def main():
     ap.add_argument("--batch-sizes", default="1,64,256")
     ap.add_argument("--dtype", default="fp16", choices=["fp16", "bf16"])
     ap.add_argument("--attention-variants", type=int, default=0, help="batch size to time attention variants at")
+    ap.add_argument("--positions", default="128,575", help="LO,HI: each row's position is drawn from [LO, HI]")
     args = ap.parse_args()
     dtype = torch.float16 if args.dtype == "fp16" else torch.bfloat16
+    lo, hi = (int(v) for v in args.positions.split(","))
     if args.attention_variants:
         with torch.no_grad():
             attention_variants(args.attention_variants, dtype)
@@ -343,7 +346,7 @@ def main():
             kc2 = [t.clone() for t in kc]
             vc2 = [t.clone() for t in vc]
             ids = torch.randint(0, V, (b, 1), device=dev)
-            pos = torch.randint(128, 576, (b, 1), device=dev)
+            pos = torch.randint(lo, hi + 1, (b, 1), device=dev)
             last = torch.zeros(b, dtype=torch.long, device=dev)
             scripted = lambda: step(ids, pos, last, capacity, embed, layers, norm, lm_head, inv_freq, kc, vc,
                                     [0] * LAYERS, N, K, D, eps, True)
