@@ -25,6 +25,8 @@ namespace {
 
 using sparkinfer::lookup;
 using sparkinfer::open_mapped;
+using sparkinfer::handle_of;
+using sparkinfer::pointer_of;
 using sparkinfer::throw_java;
 
 // c10::cuda::CUDAStream held by value: c10::Stream { Device { int8 type, int8 index }, int64 id }. It is
@@ -89,10 +91,6 @@ bool guarded(JNIEnv* env, const char* what, F f) {
   return false;
 }
 
-void* graph_of(jlong handle) {
-  return reinterpret_cast<void*>(static_cast<intptr_t>(handle));
-}
-
 }  // namespace
 
 extern "C" {
@@ -144,7 +142,7 @@ JNIEXPORT jlong JNICALL Java_io_sparkinfer_kernels_CudaGraphs_create(JNIEnv* env
     free(graph);
     return 0;
   }
-  return static_cast<jlong>(reinterpret_cast<intptr_t>(graph));
+  return handle_of(graph);
 }
 
 // Starts capturing the calling thread's current stream; the graph allocates from memory pool `pool`
@@ -153,21 +151,21 @@ JNIEXPORT void JNICALL Java_io_sparkinfer_kernels_CudaGraphs_captureBegin(JNIEnv
                                                                           jlong pool_first, jlong pool_second) {
   MempoolId pool = {static_cast<uint64_t>(pool_first), static_cast<uint64_t>(pool_second)};
   guarded(env, "cannot begin a CUDA graph capture",
-          [&] { torch.capture_begin(graph_of(handle), pool, kCaptureModeThreadLocal); });
+          [&] { torch.capture_begin(pointer_of(handle), pool, kCaptureModeThreadLocal); });
 }
 
 JNIEXPORT void JNICALL Java_io_sparkinfer_kernels_CudaGraphs_captureEnd(JNIEnv* env, jclass, jlong handle) {
-  guarded(env, "cannot end a CUDA graph capture", [&] { torch.capture_end(graph_of(handle)); });
+  guarded(env, "cannot end a CUDA graph capture", [&] { torch.capture_end(pointer_of(handle)); });
 }
 
 JNIEXPORT void JNICALL Java_io_sparkinfer_kernels_CudaGraphs_replay(JNIEnv* env, jclass, jlong handle) {
-  guarded(env, "cannot replay a CUDA graph", [&] { torch.replay(graph_of(handle)); });
+  guarded(env, "cannot replay a CUDA graph", [&] { torch.replay(pointer_of(handle)); });
 }
 
 // The graph's memory pool id as {first, second}, for capturing further graphs into the same pool.
 JNIEXPORT jlongArray JNICALL Java_io_sparkinfer_kernels_CudaGraphs_pool(JNIEnv* env, jclass, jlong handle) {
   MempoolId id = {0, 0};
-  if (!guarded(env, "cannot read a CUDA graph's pool", [&] { id = torch.pool(graph_of(handle)); })) {
+  if (!guarded(env, "cannot read a CUDA graph's pool", [&] { id = torch.pool(pointer_of(handle)); })) {
     return nullptr;
   }
   jlongArray out = env->NewLongArray(2);
@@ -179,7 +177,7 @@ JNIEXPORT jlongArray JNICALL Java_io_sparkinfer_kernels_CudaGraphs_pool(JNIEnv* 
 }
 
 JNIEXPORT void JNICALL Java_io_sparkinfer_kernels_CudaGraphs_destroy(JNIEnv* env, jclass, jlong handle) {
-  void* graph = graph_of(handle);
+  void* graph = pointer_of(handle);
   if (graph == nullptr) {
     return;
   }

@@ -24,6 +24,8 @@ namespace {
 
 using sparkinfer::lookup;
 using sparkinfer::open_mapped;
+using sparkinfer::handle_of;
+using sparkinfer::pointer_of;
 using sparkinfer::throw_java;
 
 typedef int CUresult;  // CUDA_SUCCESS is 0
@@ -141,14 +143,6 @@ bool use_primary_context(JNIEnv* env, int device) {
   return check_driver(env, driver.device_get(&dev, device), "cannot get the CUDA device") &&
          check_driver(env, driver.primary_ctx_retain(&primary, dev), "cannot retain the device's context") &&
          check_driver(env, driver.ctx_set_current(primary), "cannot make the device's context current");
-}
-
-void* pointer_of(jlong handle) {
-  return reinterpret_cast<void*>(static_cast<intptr_t>(handle));
-}
-
-jlong handle_of(void* pointer) {
-  return static_cast<jlong>(reinterpret_cast<intptr_t>(pointer));
 }
 
 }  // namespace

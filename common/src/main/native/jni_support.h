@@ -6,6 +6,7 @@
 #include <jni.h>
 
 #include <dlfcn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -58,6 +59,15 @@ bool lookup(void* lib, const char* symbol, F* out, char* error, size_t size) {
     return false;
   }
   return true;
+}
+
+// A native pointer as the long Java keeps for it, and back.
+inline jlong handle_of(void* pointer) {
+  return static_cast<jlong>(reinterpret_cast<intptr_t>(pointer));
+}
+
+inline void* pointer_of(jlong handle) {
+  return reinterpret_cast<void*>(static_cast<intptr_t>(handle));
 }
 
 inline void throw_java(JNIEnv* env, const char* message) {

@@ -437,25 +437,20 @@ __device__ __forceinline__ bool attention_split(
   __shared__ float sum_s[HEADS];                             // running sum of exponentials
   __shared__ float alpha_s[HEADS];                           // this tile's rescale of the earlier sums
   const Split w = block_split(positions, num_kv_heads, window, split_size);
-  const int num_splits = w.num_splits;
-  const int kv_head = w.kv_head;
-  const int b = w.b;
-  const long long begin = w.begin;
-  const long long end = w.end;
-  const long long first_stat = w.first_stat;
   const int num_heads = GROUP * (int) num_kv_heads;
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int row = lane >> 2;       // mma rows (query heads) row and row + 8, columns 2 col, 2 col + 1 (+ 8)
   const int col = lane & 3;
-  if (begin >= end) {
+  if (w.begin >= w.end) {
     if (MARK_EMPTY) {
       mark_empty(w, partial_max, partial_sum);
     }
     return false;
   }
-  const storage_t* q = qkv + (long long) b * (num_heads + 2 * num_kv_heads) * HEAD_DIM + kv_head * GROUP * HEAD_DIM;
-  const long long row_begin = ((long long) b * capacity + begin) * num_kv_heads + kv_head;  // slot begin's row
+  const storage_t* q =
+      qkv + (long long) w.b * (num_heads + 2 * num_kv_heads) * HEAD_DIM + w.kv_head * GROUP * HEAD_DIM;
+  const long long row_begin = ((long long) w.b * capacity + w.begin) * num_kv_heads + w.kv_head;  // slot begin's row
 
   for (int pass = 0; pass < PASSES; pass++) {
     const int h0 = pass * HEADS;  // first query head of the group in this pass
@@ -463,7 +458,7 @@ __device__ __forceinline__ bool attention_split(
     // the first STAGES tiles' keys and values on their way while the queries are set up
 #pragma unroll
     for (int stage = 0; stage < STAGES; stage++) {
-      const int n = (int) min_ll(TILE, end - begin - stage * TILE);  // <= 0 past the split
+      const int n = (int) min_ll(TILE, w.end - w.begin - stage * TILE);  // <= 0 past the split
       if (n > 0) {
         copy_tile(k_s[stage], k_cache, row_begin + stage * TILE * num_kv_heads, num_kv_heads, n);
       }
@@ -504,10 +499,10 @@ __device__ __forceinline__ bool attention_split(
     // Copy groups are committed in the order keys, values of tiles 0, 1, ..., the keys of tile i + STAGES
     // after tile i's scores, its values after tile i's values, so 2 STAGES - 1 groups follow this tile's keys at
     // the tile's start and its values after its scores.
-    for (long long t0 = begin, tile = 0; t0 < end; t0 += TILE, tile++) {
-      const int n = (int) min_ll(TILE, end - t0);
-      const int n_next = (int) min_ll(TILE, end - t0 - STAGES * TILE);  // tile + STAGES, <= 0 past the split
-      const long long row_next = row_begin + (t0 + STAGES * TILE - begin) * num_kv_heads;
+    for (long long t0 = w.begin, tile = 0; t0 < w.end; t0 += TILE, tile++) {
+      const int n = (int) min_ll(TILE, w.end - t0);
+      const int n_next = (int) min_ll(TILE, w.end - t0 - STAGES * TILE);  // tile + STAGES, <= 0 past the split
+      const long long row_next = row_begin + (t0 + STAGES * TILE - w.begin) * num_kv_heads;
       const Chunk* keys = k_s[tile % STAGES];
       const Chunk* values = v_s[tile % STAGES];
       cp_async_wait<2 * STAGES - 1>();  // this tile's keys (its values may still be in flight)
@@ -616,18 +611,18 @@ __device__ __forceinline__ bool attention_split(
       const int d = 8 * (warp + WARPS * j) + 2 * col;
       if (d < HEAD_DIM) {
         if (row < HEADS && h0 + row < GROUP) {
-          *reinterpret_cast<float2*>(partial_out + (first_stat + (h0 + row) * num_splits) * HEAD_DIM + d) =
+          *reinterpret_cast<float2*>(partial_out + (w.first_stat + (h0 + row) * w.num_splits) * HEAD_DIM + d) =
               make_float2(acc[j][0], acc[j][1]);
         }
         if (row + 8 < HEADS && h0 + row + 8 < GROUP) {
-          *reinterpret_cast<float2*>(partial_out + (first_stat + (h0 + row + 8) * num_splits) * HEAD_DIM + d) =
+          *reinterpret_cast<float2*>(partial_out + (w.first_stat + (h0 + row + 8) * w.num_splits) * HEAD_DIM + d) =
               make_float2(acc[j][2], acc[j][3]);
         }
       }
     }
     if (threadIdx.x < HEADS && h0 + threadIdx.x < GROUP) {
-      partial_max[first_stat + (h0 + threadIdx.x) * num_splits] = max_s[threadIdx.x];
-      partial_sum[first_stat + (h0 + threadIdx.x) * num_splits] = sum_s[threadIdx.x];
+      partial_max[w.first_stat + (h0 + threadIdx.x) * w.num_splits] = max_s[threadIdx.x];
+      partial_sum[w.first_stat + (h0 + threadIdx.x) * w.num_splits] = sum_s[threadIdx.x];
     }
   }
   return true;
@@ -707,25 +702,19 @@ extern "C" __global__ void __launch_bounds__(SOLO_WARPS * 32) decode_attention(
     long long capacity, long long window, long long split_size, double scale) {
   __shared__ Chunk ring[SOLO_WARPS][SOLO_STAGES][2][SOLO_SLOTS * SOLO_ROW];  // per warp and stage: keys [0], values [1]
   const Split w = block_split(positions, num_kv_heads, window, split_size);
-  const int num_splits = w.num_splits;
-  const int kv_head = w.kv_head;
-  const int b = w.b;
-  const long long begin = w.begin;
-  const long long end = w.end;
-  const long long first_stat = w.first_stat;
   const int num_heads = GROUP * (int) num_kv_heads;
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
   const int row = lane >> 2;  // mma rows (query heads) row and row + 8, columns 2 col, 2 col + 1 (+ 8)
   const int col = lane & 3;
-  if (begin >= end) {
+  if (w.begin >= w.end) {
     mark_empty(w, partial_max, partial_sum);
     return;
   }
-  const long long count = end - begin;                                 // slots of the split
+  const long long count = w.end - w.begin;                             // slots of the split
   const long long chunks = (count + SOLO_SLOTS - 1) / SOLO_SLOTS;
   const long long stride = num_kv_heads * HEAD_DIM;                    // elements from slot to slot
-  const long long first_row = ((long long) b * capacity + begin) * num_kv_heads + kv_head;
+  const long long first_row = ((long long) w.b * capacity + w.begin) * num_kv_heads + w.kv_head;
   const storage_t* keys = k_cache + first_row * HEAD_DIM;
   const storage_t* values = v_cache + first_row * HEAD_DIM;
 
@@ -740,7 +729,8 @@ extern "C" __global__ void __launch_bounds__(SOLO_WARPS * 32) decode_attention(
     cp_async_commit();
   }
   // the a operands of the scores: queries (16 rows, D) in pairs, 0 past GROUP
-  const storage_t* q = qkv + (long long) b * (num_heads + 2 * num_kv_heads) * HEAD_DIM + kv_head * GROUP * HEAD_DIM;
+  const storage_t* q =
+      qkv + (long long) w.b * (num_heads + 2 * num_kv_heads) * HEAD_DIM + w.kv_head * GROUP * HEAD_DIM;
   unsigned qa[HEAD_DIM / 16][4];
 #pragma unroll
   for (int k = 0; k < HEAD_DIM / 16; k++) {
@@ -886,9 +876,9 @@ extern "C" __global__ void __launch_bounds__(SOLO_WARPS * 32) decode_attention(
   if (warp > 0) {
     return;
   }
-  for (int w = 1; w < SOLO_WARPS; w++) {
-    const float* theirs = merge + (w - 1) * SOLO_MERGE * 32 + lane;
-    const float their_lo = theirs[(4 * SOLO_BLOCKS) * 32];  // -inf when warp w had no chunk
+  for (int other = 1; other < SOLO_WARPS; other++) {
+    const float* theirs = merge + (other - 1) * SOLO_MERGE * 32 + lane;
+    const float their_lo = theirs[(4 * SOLO_BLOCKS) * 32];  // -inf when warp `other` had no chunk
     const float their_hi = theirs[(4 * SOLO_BLOCKS + 1) * 32];
     const float m_lo = fmaxf(max_lo, their_lo);
     const float m_hi = fmaxf(max_hi, their_hi);
@@ -906,8 +896,8 @@ extern "C" __global__ void __launch_bounds__(SOLO_WARPS * 32) decode_attention(
     max_lo = m_lo;
     max_hi = m_hi;
   }
-  if (num_splits == 1) {  // the split is the whole row: the output itself, in the storage type
-    storage_t* group = out + ((long long) b * num_heads + kv_head * GROUP) * HEAD_DIM;  // (GROUP, D)
+  if (w.num_splits == 1) {  // the split is the whole row: the output itself, in the storage type
+    storage_t* group = out + ((long long) w.b * num_heads + w.kv_head * GROUP) * HEAD_DIM;  // (GROUP, D)
     const float inv_lo = 1.f / sum_lo, inv_hi = 1.f / sum_hi;
 #pragma unroll
     for (int j = 0; j < SOLO_BLOCKS; j++) {
@@ -927,21 +917,21 @@ extern "C" __global__ void __launch_bounds__(SOLO_WARPS * 32) decode_attention(
   for (int j = 0; j < SOLO_BLOCKS; j++) {
     const int d = 8 * j + 2 * col;
     if (row < GROUP) {
-      *reinterpret_cast<float2*>(partial_out + (first_stat + row * num_splits) * HEAD_DIM + d) =
+      *reinterpret_cast<float2*>(partial_out + (w.first_stat + row * w.num_splits) * HEAD_DIM + d) =
           make_float2(acc[j][0], acc[j][1]);
     }
     if (row + 8 < GROUP) {
-      *reinterpret_cast<float2*>(partial_out + (first_stat + (row + 8) * num_splits) * HEAD_DIM + d) =
+      *reinterpret_cast<float2*>(partial_out + (w.first_stat + (row + 8) * w.num_splits) * HEAD_DIM + d) =
           make_float2(acc[j][2], acc[j][3]);
     }
   }
   if (col == 0 && row < GROUP) {
-    partial_max[first_stat + row * num_splits] = max_lo;
-    partial_sum[first_stat + row * num_splits] = sum_lo;
+    partial_max[w.first_stat + row * w.num_splits] = max_lo;
+    partial_sum[w.first_stat + row * w.num_splits] = sum_lo;
   }
   if (col == 0 && row + 8 < GROUP) {
-    partial_max[first_stat + (row + 8) * num_splits] = max_hi;
-    partial_sum[first_stat + (row + 8) * num_splits] = sum_hi;
+    partial_max[w.first_stat + (row + 8) * w.num_splits] = max_hi;
+    partial_sum[w.first_stat + (row + 8) * w.num_splits] = sum_hi;
   }
 }
 #endif
