@@ -2,11 +2,10 @@
 may meet, and reports registers and spills of the attention kernel. Needs NVRTC but no GPU, so kernel
 changes can be checked on any machine before a GPU run.
 
-usage: python3 bench/compile_kernels.py --nvrtc-dir DIR [--arch sm_90] [--shapes 6x128,4x32,...] [--next]
+usage: python3 bench/compile_kernels.py --nvrtc-dir DIR [--arch sm_90] [--shapes 6x128,4x32,...]
   DIR holds libnvrtc*.so* and libnvrtc-builtins*.so*: DJL's CUDA libtorch directory (the GPU bundle's
   /tmp/g/libtorch, or extracted from it), or a CUDA toolkit's lib64.
   A shape is GROUPxHEAD_DIM (query heads per key/value head x head dim).
-  --next compiles bench/kernels_next.cu appended to the kernels, as bench/fused_step.py --next does.
 """
 import argparse
 import ctypes
@@ -16,10 +15,9 @@ import re
 import sys
 
 SOURCE = os.path.join(os.path.dirname(__file__), "..", "common", "src", "main", "resources", "io", "sparkinfer",
-                      "kernels", "decode_kernels.cu")
+                      "backend", "fused", "decode_kernels.cu")
 # Llama-2 (MHA), qwen2-tiny, the demo model, mistral-tiny, Llama-3 / Mistral, the bench model (Qwen2-1.5B),
 # Qwen2-7B, Qwen2-0.5B, TinyLlama, Llama-3-70B, a wide group, a 256-wide head, a 96-wide head
-NEXT = os.path.join(os.path.dirname(__file__), "kernels_next.cu")
 DEFAULT_SHAPES = "1x128,2x16,3x64,4x32,4x128,6x128,7x128,7x64,8x64,8x128,16x128,5x256,12x96"
 
 
@@ -51,10 +49,9 @@ def main():
     ap.add_argument("--nvrtc-dir", required=True)
     ap.add_argument("--arch", default="sm_90")
     ap.add_argument("--shapes", default=DEFAULT_SHAPES)
-    ap.add_argument("--next", action="store_true", help="also compile bench/kernels_next.cu")
     args = ap.parse_args()
     nvrtc = load_nvrtc(args.nvrtc_dir)
-    source = open(SOURCE).read() + ("\n" + open(NEXT).read() if args.next else "")
+    source = open(SOURCE).read()
     failed = 0
     for shape in args.shapes.split(","):
         group, head_dim = shape.split("x")

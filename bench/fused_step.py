@@ -1,10 +1,12 @@
 """Measures the fused decode step (decode_kernels.cu between PyTorch matmuls and flash attention) against
 the scripted step (llama_step.py) on a GPU, both replayed as CUDA graphs, and checks they agree.
 
-The kernels are compiled with NVRTC and launched with the CUDA driver API through ctypes, exactly as
-io.sparkinfer.kernels.CudaKernels does from Java, so this also checks the kernel source itself. Random fp16
-weights of the benchmark's shape (bench/make_checkpoint.py); each row's position is drawn from the
-benchmark's context range (prompts of 128-512 tokens plus up to 128 new ones).
+Everything about the engine's step comes from its step plan (io.sparkinfer.bench.StepPlan, see step_plan.py):
+the TorchScript archive the engine builds, the kernel source with the engine's NVRTC options, the parameter
+names and shapes, and each kernel's launch (grid, block, attention splits). The kernels are compiled with NVRTC
+and launched with the CUDA driver API through ctypes, as io.sparkinfer.cuda.CudaKernels does from Java. Random
+weights of the plan's shape; each row's position is drawn from the benchmark's context range (prompts of 128-512
+tokens plus up to 128 new ones).
 
 For each batch size it prints: graph replay ms of the scripted step and of the fused step, the fused step's
 parts alone (matmuls, attention, fused kernels), and the largest logit difference and argmax agreement of the
@@ -15,9 +17,9 @@ FusedDecodeStep splits it; each batch also checks it against flash attention and
 without a sliding window, at several split sizes.
 
 --attention-variants B times the attention kernels alone at batch B for variants of the source (warps, stages,
-splits) against flash attention, and probe kernels of bench/kernels_next.cu (reading the same bytes alone).
+splits) against flash attention and against torch reading as many contiguous bytes.
 
-usage: python3 bench/fused_step.py [--batch-sizes 1,64,256] [--dtype fp16|bf16] [--positions LO,HI]
+usage: python3 bench/fused_step.py --plan PLAN.json [--batch-sizes 1,64,256] [--dtype fp16|bf16] [--positions LO,HI]
        [--attention-variants B]
 """
 import argparse
@@ -30,19 +32,28 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from profile_step import KERNEL, LAYERS, H, N, K, D, I, V, archive  # noqa: E402
+from step_plan import StepPlan  # noqa: E402
 
-SOURCE = os.path.join(os.path.dirname(KERNEL), "decode_kernels.cu")
-NEXT_SOURCE = os.path.join(os.path.dirname(__file__), "kernels_next.cu")
 NAMES = ["rms_norm", "rotary_cache_write", "silu_mul", "decode_attention", "decode_attention_wide",
          "decode_attention_combine"]
-NEXT_NAMES = ["cache_read_bound"]
+# the plan's model shape and launches (set by use_plan)
+PLAN = None
+LAYERS = H = N = K = D = I = V = 0
+EPS = 1e-6
+
+
+def use_plan(plan):
+    global PLAN, LAYERS, H, N, K, D, I, V, EPS
+    PLAN = plan
+    LAYERS, H, N, K, D = plan.layers, plan.hidden, plan.heads, plan.kv_heads, plan.head_dim
+    I, V, EPS = plan.intermediate, plan.vocab, plan.eps
 
 
 class Kernels:
     """decode_kernels.cu compiled with NVRTC for this GPU and loaded with the driver API."""
 
     def __init__(self, source, bf16, names=NAMES):
+        """Compiles source with the plan's NVRTC options (group size, head dim), in bf16 or fp16."""
         nvrtc_path = sorted(glob.glob(os.path.join(os.path.dirname(torch.__file__), "..", "nvidia", "**",
                                                    "libnvrtc.so*"), recursive=True))
         self.nvrtc = ctypes.CDLL(nvrtc_path[0] if nvrtc_path else "libnvrtc.so")
@@ -51,8 +62,9 @@ class Kernels:
         self._check_nvrtc(self.nvrtc.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), b"decode_kernels.cu",
                                                         0, None, None))
         major, minor = torch.cuda.get_device_capability()
-        opts = [f"--gpu-architecture=sm_{major}{minor}".encode(), f"-DGROUP={N // K}".encode(),
-                f"-DHEAD_DIM={D}".encode()] + ([b"-DSPARKINFER_BF16"] if bf16 else [])
+        opts = [f"--gpu-architecture=sm_{major}{minor}".encode()]
+        opts += [o.encode() for o in PLAN.nvrtc_options() if o != "-DSPARKINFER_BF16"]
+        opts += [b"-DSPARKINFER_BF16"] if bf16 else []
         arr = (ctypes.c_char_p * len(opts))(*opts)
         rc = self.nvrtc.nvrtcCompileProgram(prog, len(opts), arr)
         if rc != 0:
@@ -101,32 +113,23 @@ class Kernels:
         self._check(self.cuda.cuLaunchKernel(self.functions[name], *g, *b, shared, stream, params, None))
 
 
-TILE = 64
-PER_WARP_BLOCKS = 128  # FusedDecodeStep.PER_WARP_ATTENTION_BLOCKS
-WIDE_BLOCKS = 4096  # FusedDecodeStep.WIDE_ATTENTION_BLOCKS
-
-
 def rounding(reference):
     """How far two attention outputs rounded to reference's dtype may differ: 2 units in the last place of its
     largest value (float16: 2^-10 relative, bfloat16: 2^-7)."""
     return 2 * torch.finfo(reference.dtype).eps * max(1.0, reference.abs().max().item())
 
 
-def attention_splits(b, kv_heads, capacity, target_blocks):
-    """(slots per split, splits), as FusedDecodeStep.attentionSplits."""
-    tiles = -(-capacity // TILE)
-    splits = min(tiles, max(1, -(-target_blocks // (b * kv_heads))))
-    split_size = -(-tiles // splits) * TILE
-    return split_size, -(-capacity // split_size)
-
-
 class CustomAttention:
     """Our attention over a (B, C, K, D) cache as FusedDecodeStep.attend launches it: decode_attention (or, with
-    wide, decode_attention_wide), then decode_attention_combine when a row has several splits."""
+    wide, decode_attention_wide), then decode_attention_combine when a row has several splits; split as the
+    engine's launch plan says unless split_size is given."""
 
     def __init__(self, kernels, b, capacity, dev, split_size=None, wide=False, threads=128):
         self.k, self.b, self.c, self.wide, self.threads = kernels, b, capacity, wide, threads
-        self.split_size, self.splits = attention_splits(b, K, capacity, WIDE_BLOCKS if wide else PER_WARP_BLOCKS)
+        if capacity != PLAN.capacity:
+            raise SystemExit(f"the plan's launches are for caches of {PLAN.capacity} slots, not {capacity}")
+        plan = PLAN.launch(b)["attention_by_kernel"]["decode_attention_wide" if wide else "decode_attention"]
+        self.split_size, self.splits = plan["split_size"], plan["splits"]
         if split_size:
             self.split_size, self.splits = split_size, -(-capacity // split_size)
         self.out_part = torch.empty(b, N, self.splits, D, device=dev)
@@ -148,38 +151,24 @@ class CustomAttention:
         return out
 
 
-# threads of a rotary_cache_write block (a block per row), as FusedDecodeStep.rotaryThreads
-ROTARY_THREADS = min(256, -(-(N + 2 * K) * (D // 16) // 32) * 32) if D % 16 == 0 else 128
+def planned(kernels, name, b, *args):
+    """Launches a kernel with the grid and block of the engine's launch plan at batch b."""
+    dims = PLAN.launch(b)[name]
+    kernels.launch(name, dims["grid"], dims["block"], *args)
 
 
-def launch_rotary(k, b, qkv, positions, inv_freq, kc, vc, capacity):
-    k.launch("rotary_cache_write", (b, 1), (ROTARY_THREADS,), qkv, positions, inv_freq, kc, vc, N, K, D, capacity)
-
-
-def launch_silu(k, b, gate_up, act, block=256):
-    k.launch("silu_mul", (-(-(b * I) // (8 * block)),), (block,), gate_up, act, I, b)  # 8 outputs a thread
-
-
-def weights(dev, dtype):
-    r = lambda *s: (torch.randn(*s, device=dev) * 0.02).to(dtype)
-    z = lambda *s: torch.zeros(*s, device=dev, dtype=dtype)
-    one = lambda *s: (1 + 0.1 * torch.randn(*s, device=dev)).to(dtype)
-    layers = []
-    for _ in range(LAYERS):
-        layers += [one(H), r(N * D + 2 * K * D, H), r(N * D + 2 * K * D), r(H, N * D), z(0),
-                   one(H), r(2 * I, H), z(0), r(H, I), z(0)]
-    return r(V, H), layers, one(H), r(V, H)
+def key(layer, name):
+    return StepPlan.key(layer, name)
 
 
 class FusedStep:
     """The decode step as FusedDecodeStep runs it: fused kernels between matmuls and flash attention."""
 
-    def __init__(self, kernels, b, capacity, embed, layers, norm, lm_head, inv_freq, kc, vc, eps, dtype, parts,
-                 custom_attention=True):
+    def __init__(self, kernels, b, capacity, params, inv_freq, kc, vc, dtype, parts, custom_attention=True):
         self.k, self.b, self.c = kernels, b, capacity
-        self.embed, self.layers, self.norm, self.lm_head, self.inv_freq = embed, layers, norm, lm_head, inv_freq
-        self.kc, self.vc, self.eps, self.parts = kc, vc, eps, parts
-        dev = embed.device
+        self.p, self.inv_freq = params, inv_freq
+        self.kc, self.vc, self.eps, self.parts = kc, vc, EPS, parts
+        dev = inv_freq.device
         self.x = torch.empty(b, H, device=dev, dtype=dtype)
         self.h = torch.empty(b, H, device=dev, dtype=dtype)
         self.qkv = torch.empty(b, (N + 2 * K) * D, device=dev, dtype=dtype)
@@ -190,18 +179,33 @@ class FusedStep:
         self.attention = CustomAttention(kernels, b, capacity, dev) if custom_attention else None
         self.attn_out = torch.empty(b, N * D, device=dev, dtype=dtype)
 
+    def project(self, l, name, x, out):
+        """out = x @ W^T (+ b) for layer l's projection name (self_attn.qkv_proj, mlp.gate_up_proj)."""
+        w, bias = self.p[key(l, name + ".weight")], self.p.get(key(l, name + ".bias"))
+        if bias is not None:
+            torch.addmm(bias, x, w.t(), out=out)
+        else:
+            torch.mm(x, w.t(), out=out)
+
+    def add_projection(self, l, name, a):
+        """x += a @ W^T (+ b) for layer l's projection name (self_attn.o_proj, mlp.down_proj)."""
+        self.x.addmm_(a, self.p[key(l, name + ".weight")].t())
+        bias = self.p.get(key(l, name + ".bias"))
+        if bias is not None:
+            self.x.add_(bias)
+
     def __call__(self, ids, positions):
         b, k, p = self.b, self.k, self.parts
-        torch.index_select(self.embed, 0, ids.view(-1), out=self.x)
+        torch.index_select(self.p["model.embed_tokens.weight"], 0, ids.view(-1), out=self.x)
         seqused = (positions.view(-1) + 1).to(torch.int32)
         for l in range(LAYERS):
-            w = self.layers[10 * l:10 * l + 10]
             if "kernels" in p:
-                k.launch("rms_norm", (b,), (256,), self.x, w[0], self.h, H, H, self.eps)
+                planned(k, "rms_norm", b, self.x, self.p[key(l, "input_layernorm.weight")], self.h, H, H, self.eps)
             if "matmul" in p:
-                torch.addmm(w[2], self.h, w[1].t(), out=self.qkv)
+                self.project(l, "self_attn.qkv_proj", self.h, self.qkv)
             if "kernels" in p:
-                launch_rotary(k, b, self.qkv, positions, self.inv_freq, self.kc[l], self.vc[l], self.c)
+                planned(k, "rotary_cache_write", b, self.qkv, positions, self.inv_freq, self.kc[l], self.vc[l], N, K,
+                        D, self.c)
             if "attention" in p and self.attention:
                 o = self.attention(self.qkv, positions, self.kc[l], self.vc[l], 0, self.attn_out)
             elif "attention" in p:
@@ -212,18 +216,19 @@ class FusedStep:
             else:
                 o = self.qkv[:, :N * D]
             if "matmul" in p:
-                self.x.addmm_(o.reshape(b, N * D), w[3].t())
+                self.add_projection(l, "self_attn.o_proj", o.reshape(b, N * D))
             if "kernels" in p:
-                k.launch("rms_norm", (b,), (256,), self.x, w[5], self.h, H, H, self.eps)
+                planned(k, "rms_norm", b, self.x, self.p[key(l, "post_attention_layernorm.weight")], self.h, H, H,
+                        self.eps)
             if "matmul" in p:
-                torch.mm(self.h, w[6].t(), out=self.gate_up)
+                self.project(l, "mlp.gate_up_proj", self.h, self.gate_up)
             if "kernels" in p:
-                launch_silu(k, b, self.gate_up, self.act)
+                planned(k, "silu_mul", b, self.gate_up, self.act, I, b)
             if "matmul" in p:
-                self.x.addmm_(self.act, w[8].t())
+                self.add_projection(l, "mlp.down_proj", self.act)
         if "kernels" in p:
-            k.launch("rms_norm", (b,), (256,), self.x, self.norm, self.h, H, H, self.eps)
-        return torch.mm(self.h, self.lm_head.t()).float()
+            planned(k, "rms_norm", b, self.x, self.p["model.norm.weight"], self.h, H, H, self.eps)
+        return torch.mm(self.h, self.p["lm_head.weight"].t()).float()
 
 
 def graph_ms(fn, n=20):
@@ -263,7 +268,7 @@ def attention_variants(b, dtype, capacity=640, iters=30):
     """Times decode_attention + combine alone for variants of the source (text substitutions) and split sizes,
     with CUDA events, and checks each against flash attention."""
     dev = "cuda"
-    source = open(SOURCE).read()
+    source = PLAN.kernel_source()
     kc = torch.randn(b, capacity, K, D, device=dev).to(dtype)
     vc = torch.randn(b, capacity, K, D, device=dev).to(dtype)
     pos = torch.randint(128, 576, (b, 1), device=dev)
@@ -273,7 +278,6 @@ def attention_variants(b, dtype, capacity=640, iters=30):
         q[:, :N * D].view(b, N, D), kc.view(b * capacity, K, D), vc.view(b * capacity, K, D), cu_q, cu_q * capacity,
         1, capacity, 0., False, False, scale=D ** -0.5, seqused_k=(pos.view(-1) + 1).to(torch.int32))[0]
     flash = flash.reshape(b, N * D)
-    next_source = source + "\n" + open(NEXT_SOURCE).read()
     bounds = lambda n: ("__launch_bounds__(SOLO_WARPS * 32)", f"__launch_bounds__(SOLO_WARPS * 32, {n})")
     shape = lambda w, st: [("#define SOLO_WARPS 4", f"#define SOLO_WARPS {w}"),
                            ("#define SOLO_STAGES 1", f"#define SOLO_STAGES {st}")]
@@ -285,12 +289,12 @@ def attention_variants(b, dtype, capacity=640, iters=30):
                 ("1 warp x 3 stages, split 128", shape(1, 3), 128, 32)]
     out = torch.empty(b, N * D, device=dev, dtype=dtype)
     for name, subs, split, threads in variants:
-        src = next_source
+        src = source
         for a, c in subs:
             assert a in src, a
             src = src.replace(a, c)
         try:
-            kern = Kernels(src, dtype == torch.bfloat16, NAMES + NEXT_NAMES)
+            kern = Kernels(src, dtype == torch.bfloat16)
         except RuntimeError as e:
             print(f"  variant {name}: {str(e)[:300]}")
             continue
@@ -302,16 +306,8 @@ def attention_variants(b, dtype, capacity=640, iters=30):
         us = replay_us(lambda: att(q, pos, kc, vc, 0, out), iters)
         print(f"  variant {name}: split {att.split_size} x {att.splits}, {us:.1f} us per attention (with combine), "
               f"max |ours - flash| {diff:.5f}{'' if diff <= rounding(flash) else ' <-- MISMATCH'}")
-    # what reading the same bytes alone costs: 16-byte loads of each row's slots, keys and values, nothing else
+    # what reading as many contiguous bytes costs torch: each row's written slots, keys and values
     total = int((pos + 1).sum().item()) * K * D * 2 * 2
-    sink = torch.zeros(b * 64, device=dev)
-    for split, threads in [(64, 128), (128, 128), (128, 256), (capacity, 256), (capacity, 512)]:
-        splits = -(-capacity // split)
-        read = lambda: kern.launch("cache_read_bound", (b, splits), (threads,), kc, vc, pos, sink, K * D // 8, capacity,
-                                   split)
-        us = replay_us(read, iters)
-        print(f"  reading the same bytes alone, split {split}, {threads} threads: {us:.1f} us "
-              f"({total / us / 1e6:.2f} TB/s of {total / 1e6:.1f} MB)")
     big = torch.empty(total // 2, device=dev, dtype=dtype)
     us = replay_us(lambda: big.sum(), iters)
     print(f"  torch sum of {total / 1e6:.1f} contiguous MB: {us:.1f} us ({total / us / 1e6:.2f} TB/s)")
@@ -319,11 +315,13 @@ def attention_variants(b, dtype, capacity=640, iters=30):
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--plan", required=True, help="the engine's step description (io.sparkinfer.bench.StepPlan)")
     ap.add_argument("--batch-sizes", default="1,64,256")
     ap.add_argument("--dtype", default="fp16", choices=["fp16", "bf16"])
     ap.add_argument("--attention-variants", type=int, default=0, help="batch size to time attention variants at")
     ap.add_argument("--positions", default="128,575", help="LO,HI: each row's position is drawn from [LO, HI]")
     args = ap.parse_args()
+    use_plan(StepPlan(args.plan))
     dtype = torch.float16 if args.dtype == "fp16" else torch.bfloat16
     lo, hi = (int(v) for v in args.positions.split(","))
     if args.attention_variants:
@@ -332,12 +330,11 @@ def main():
         return
     dev = "cuda"
     torch.manual_seed(0)
-    kernels = Kernels(open(SOURCE).read(), args.dtype == "bf16")
-    step = torch.jit.load(archive(open(KERNEL).read()), map_location=dev)
-    embed, layers, norm, lm_head = weights(dev, dtype)
-    inv_freq = 1.0 / (10000 ** (torch.arange(0, D, 2, device=dev).float() / D))
-    eps = 1e-6
-    capacity = 640
+    kernels = Kernels(PLAN.kernel_source(), args.dtype == "bf16")
+    step = torch.jit.load(PLAN.file("llama_step"), map_location=dev)
+    params = PLAN.weights(dev, dtype)
+    inv_freq = PLAN.inv_freq(dev)
+    capacity = PLAN.capacity
     print(f"{torch.cuda.get_device_name()} torch {torch.__version__}, {args.dtype}, cache {capacity} slots")
     with torch.no_grad():
         for b in [int(x) for x in args.batch_sizes.split(",")]:
@@ -348,13 +345,12 @@ def main():
             ids = torch.randint(0, V, (b, 1), device=dev)
             pos = torch.randint(lo, hi + 1, (b, 1), device=dev)
             last = torch.zeros(b, dtype=torch.long, device=dev)
-            scripted = lambda: step(ids, pos, last, capacity, embed, layers, norm, lm_head, inv_freq, kc, vc,
-                                    [0] * LAYERS, N, K, D, eps, True)
+            scripted = lambda: step(ids, pos, last, capacity, params, inv_freq, kc, vc, [0] * LAYERS, N, K, D, EPS, True)
             script_ms, script_out, g1 = graph_ms(scripted)
             print(f"batch {b}: scripted {script_ms:.3f} ms")
             for custom in [False, True]:
-                fused = FusedStep(kernels, b, capacity, embed, layers, norm, lm_head, inv_freq, kc2, vc2, eps, dtype,
-                                  {"kernels", "matmul", "attention"}, custom)
+                fused = FusedStep(kernels, b, capacity, params, inv_freq, kc2, vc2, dtype, {"kernels", "matmul", "attention"},
+                                  custom)
                 fused_ms, fused_out, g2 = graph_ms(lambda: fused(ids, pos))
                 g1.replay()
                 g2.replay()
@@ -367,8 +363,7 @@ def main():
                       f"argmax agreement {agree:.3f}, max |key cache diff| {cache_diff:.4f}")
                 del g2
                 for part in ["matmul", "attention", "kernels"]:
-                    only = FusedStep(kernels, b, capacity, embed, layers, norm, lm_head, inv_freq, kc2, vc2, eps,
-                                     dtype, {part}, custom)
+                    only = FusedStep(kernels, b, capacity, params, inv_freq, kc2, vc2, dtype, {part}, custom)
                     ms, _, g = graph_ms(lambda: only(ids, pos))
                     print(f"    {part} alone: {ms:.3f} ms")
                     del g

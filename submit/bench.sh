@@ -9,8 +9,10 @@
 #        BENCH_BATCH_SIZES (default 1,8,64,256,512)   BENCH_THREADS (default 1,2)   BENCH_BACKENDS (default scripted,eager)
 #        BENCH_CUDA_GRAPHS scripted runs with CUDA graphs, without, or both: true|false|true,false (default true,false)
 #        BENCH_PRECISION   fp16|bf16: the dtype both sides compute in (default fp16)
+#        BENCH_ENGINE_OPTIONS  more engine options for every engine run, e.g. "--fused-attention flash --graph-timing"
 #        BENCH_TIMEOUT     seconds per side (default 1200)
-# Writes OUT_DIR/{hf,engine,result}.json and copies result.json to bench/results/DATE-TIME-GPU.json.
+# Writes OUT_DIR/{hf,engine,result}.json and copies result.json to bench/results/DATE-TIME-GPU.json; also
+# OUT_DIR/plan.json, the engine's step description for bench/profile_step.py and bench/fused_step.py.
 set -euo pipefail
 HOME_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$HOME_DIR"
@@ -31,6 +33,10 @@ if [ -z "${SPARKINFER_CP:-}" ] && { [ "$SIDE" = all ] || [ "$SIDE" = engine ]; }
 fi
 mkdir -p "$OUT" bench/results
 python3 bench/make_checkpoint.py "$MODEL"
+if [ -n "${SPARKINFER_CP:-}" ]; then
+  java -cp "$SPARKINFER_CP" io.sparkinfer.bench.StepPlan --model "$MODEL" --out "$OUT/plan.json" \
+    --batch-sizes "1,8,64,256,512" --precision "$PRECISION"
+fi
 if [ "$SIDE" = all ] || [ "$SIDE" = transformers ]; then
   echo "== transformers" >&2
   timeout "$LIMIT" python3 bench/transformers_bench.py "$MODEL" "$MODEL/prompts.jsonl" "$OUT/hf.json" --batch-sizes "$BS" --dtype "$PRECISION"
@@ -40,7 +46,8 @@ if [ "$SIDE" = all ] || [ "$SIDE" = engine ]; then
   timeout "$LIMIT" java ${JAVA_OPTS:-} -Dai.djl.offline=true -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
   -XX:MaxDirectMemorySize=64g -cp "$SPARKINFER_CP" io.sparkinfer.bench.EngineBench \
   --model "$MODEL" --prompts "$MODEL/prompts.jsonl" --out "$OUT/engine.json" \
-  --batch-sizes "$BS" --threads "$THREADS" --backends "$BACKENDS" --cuda-graphs "$GRAPHS" --precision "$PRECISION" --eager-batch-sizes "${BENCH_EAGER_BATCH_SIZES:-256}"
+  --batch-sizes "$BS" --threads "$THREADS" --backends "$BACKENDS" --graph-runs "$GRAPHS" --precision "$PRECISION" \
+  --eager-batch-sizes "${BENCH_EAGER_BATCH_SIZES:-256}" ${BENCH_ENGINE_OPTIONS:-}
 fi
 [ "$SIDE" = transformers ] || [ "$SIDE" = engine ] && exit 0
 python3 bench/report.py "$OUT/hf.json" "$OUT/engine.json" "$MODEL" \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the CUDA graphs and kernels JNI library (cuda_graphs.cpp, cuda_kernels.cpp) into OUT_DIR/native/linux-x86_64/, where
-# io.sparkinfer.kernels.CudaGraphs finds it on the classpath. Maven runs this in generate-resources.
+# io.sparkinfer.cuda.CudaGraphs finds it on the classpath. Maven runs this in generate-resources.
 # Without g++ (or off linux-x86_64) it builds nothing and says so: the engine then runs without graphs.
 # Usage: build.sh OUT_DIR [JAVA_HOME]
 set -euo pipefail

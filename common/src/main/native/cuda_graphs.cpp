@@ -96,7 +96,7 @@ bool guarded(JNIEnv* env, const char* what, F f) {
 extern "C" {
 
 // Looks up every function; returns null when CUDA graphs can be used, else why not.
-JNIEXPORT jstring JNICALL Java_io_sparkinfer_kernels_CudaGraphs_init(JNIEnv* env, jclass) {
+JNIEXPORT jstring JNICALL Java_io_sparkinfer_cuda_CudaGraphs_init(JNIEnv* env, jclass) {
   if (ready) {
     return nullptr;
   }
@@ -125,14 +125,14 @@ JNIEXPORT jstring JNICALL Java_io_sparkinfer_kernels_CudaGraphs_init(JNIEnv* env
 // Waits for all work on the device, then makes a stream from libtorch's pool the calling thread's
 // current stream: libtorch (and so DJL) enqueues this thread's work there from now on. Graphs cannot be
 // captured on the legacy default stream, and threads on streams of their own overlap on the GPU.
-JNIEXPORT void JNICALL Java_io_sparkinfer_kernels_CudaGraphs_useStreamFromPool(JNIEnv* env, jclass, jint device) {
+JNIEXPORT void JNICALL Java_io_sparkinfer_cuda_CudaGraphs_useStreamFromPool(JNIEnv* env, jclass, jint device) {
   guarded(env, "cannot switch to a pooled CUDA stream", [&] {
     torch.device_synchronize();
     torch.set_current_stream(torch.get_stream_from_pool(false, static_cast<int8_t>(device)));
   });
 }
 
-JNIEXPORT jlong JNICALL Java_io_sparkinfer_kernels_CudaGraphs_create(JNIEnv* env, jclass) {
+JNIEXPORT jlong JNICALL Java_io_sparkinfer_cuda_CudaGraphs_create(JNIEnv* env, jclass) {
   void* graph = calloc(1, kGraphObjectBytes);
   if (graph == nullptr) {
     throw_java(env, "out of host memory for a CUDA graph");
@@ -147,23 +147,23 @@ JNIEXPORT jlong JNICALL Java_io_sparkinfer_kernels_CudaGraphs_create(JNIEnv* env
 
 // Starts capturing the calling thread's current stream; the graph allocates from memory pool `pool`
 // (both zero: a pool of its own).
-JNIEXPORT void JNICALL Java_io_sparkinfer_kernels_CudaGraphs_captureBegin(JNIEnv* env, jclass, jlong handle,
+JNIEXPORT void JNICALL Java_io_sparkinfer_cuda_CudaGraphs_captureBegin(JNIEnv* env, jclass, jlong handle,
                                                                           jlong pool_first, jlong pool_second) {
   MempoolId pool = {static_cast<uint64_t>(pool_first), static_cast<uint64_t>(pool_second)};
   guarded(env, "cannot begin a CUDA graph capture",
           [&] { torch.capture_begin(pointer_of(handle), pool, kCaptureModeThreadLocal); });
 }
 
-JNIEXPORT void JNICALL Java_io_sparkinfer_kernels_CudaGraphs_captureEnd(JNIEnv* env, jclass, jlong handle) {
+JNIEXPORT void JNICALL Java_io_sparkinfer_cuda_CudaGraphs_captureEnd(JNIEnv* env, jclass, jlong handle) {
   guarded(env, "cannot end a CUDA graph capture", [&] { torch.capture_end(pointer_of(handle)); });
 }
 
-JNIEXPORT void JNICALL Java_io_sparkinfer_kernels_CudaGraphs_replay(JNIEnv* env, jclass, jlong handle) {
+JNIEXPORT void JNICALL Java_io_sparkinfer_cuda_CudaGraphs_replay(JNIEnv* env, jclass, jlong handle) {
   guarded(env, "cannot replay a CUDA graph", [&] { torch.replay(pointer_of(handle)); });
 }
 
 // The graph's memory pool id as {first, second}, for capturing further graphs into the same pool.
-JNIEXPORT jlongArray JNICALL Java_io_sparkinfer_kernels_CudaGraphs_pool(JNIEnv* env, jclass, jlong handle) {
+JNIEXPORT jlongArray JNICALL Java_io_sparkinfer_cuda_CudaGraphs_pool(JNIEnv* env, jclass, jlong handle) {
   MempoolId id = {0, 0};
   if (!guarded(env, "cannot read a CUDA graph's pool", [&] { id = torch.pool(pointer_of(handle)); })) {
     return nullptr;
@@ -176,7 +176,7 @@ JNIEXPORT jlongArray JNICALL Java_io_sparkinfer_kernels_CudaGraphs_pool(JNIEnv* 
   return out;
 }
 
-JNIEXPORT void JNICALL Java_io_sparkinfer_kernels_CudaGraphs_destroy(JNIEnv* env, jclass, jlong handle) {
+JNIEXPORT void JNICALL Java_io_sparkinfer_cuda_CudaGraphs_destroy(JNIEnv* env, jclass, jlong handle) {
   void* graph = pointer_of(handle);
   if (graph == nullptr) {
     return;

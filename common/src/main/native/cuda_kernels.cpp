@@ -1,4 +1,4 @@
-// Our own CUDA kernels for the scripted backend (io.sparkinfer.kernels.CudaKernels): compiled at run time
+// Our own CUDA kernels for the scripted backend (io.sparkinfer.cuda.CudaKernels): compiled at run time
 // with NVRTC, loaded and launched with the CUDA driver API on libtorch's current stream, so that launches
 // made during a CUDA graph capture become part of the graph.
 //
@@ -151,7 +151,7 @@ extern "C" {
 
 // Looks up the driver, NVRTC and libtorch functions; returns null when kernels can be compiled and
 // launched, else why not.
-JNIEXPORT jstring JNICALL Java_io_sparkinfer_kernels_CudaKernels_init(JNIEnv* env, jclass) {
+JNIEXPORT jstring JNICALL Java_io_sparkinfer_cuda_CudaKernels_init(JNIEnv* env, jclass) {
   if (kernels_ready) {
     return nullptr;
   }
@@ -195,7 +195,7 @@ JNIEXPORT jstring JNICALL Java_io_sparkinfer_kernels_CudaKernels_init(JNIEnv* en
 
 // The device address of a tensor's first element, from DJL's handle (an at::Tensor*). Works for any
 // device, so CPU tests can check it.
-JNIEXPORT jlong JNICALL Java_io_sparkinfer_kernels_CudaKernels_dataPtr(JNIEnv* env, jclass, jlong tensor) {
+JNIEXPORT jlong JNICALL Java_io_sparkinfer_cuda_CudaKernels_dataPtr(JNIEnv* env, jclass, jlong tensor) {
   if (!data_ptr_ready) {
     char error[1024] = {0};
     void* torch_cpu = open_mapped("libtorch_cpu.so", error, sizeof error);
@@ -215,7 +215,7 @@ JNIEXPORT jlong JNICALL Java_io_sparkinfer_kernels_CudaKernels_dataPtr(JNIEnv* e
 
 // Compiles CUDA source for the device's architecture and loads it; returns the CUmodule. Compile errors
 // come back as a Java exception carrying NVRTC's log.
-JNIEXPORT jlong JNICALL Java_io_sparkinfer_kernels_CudaKernels_compile(JNIEnv* env, jclass, jstring source,
+JNIEXPORT jlong JNICALL Java_io_sparkinfer_cuda_CudaKernels_compile(JNIEnv* env, jclass, jstring source,
                                                                       jobjectArray options, jint device) {
   if (!kernels_ready) {
     throw_java(env, "CUDA kernels are not initialised");
@@ -280,7 +280,7 @@ JNIEXPORT jlong JNICALL Java_io_sparkinfer_kernels_CudaKernels_compile(JNIEnv* e
   return handle_of(module);
 }
 
-JNIEXPORT jlong JNICALL Java_io_sparkinfer_kernels_CudaKernels_function(JNIEnv* env, jclass, jlong module,
+JNIEXPORT jlong JNICALL Java_io_sparkinfer_cuda_CudaKernels_function(JNIEnv* env, jclass, jlong module,
                                                                        jstring name) {
   const char* chars = env->GetStringUTFChars(name, nullptr);
   CUfunction function = nullptr;
@@ -290,14 +290,14 @@ JNIEXPORT jlong JNICALL Java_io_sparkinfer_kernels_CudaKernels_function(JNIEnv* 
   return check_driver(env, result, what.c_str()) ? handle_of(function) : 0;
 }
 
-JNIEXPORT void JNICALL Java_io_sparkinfer_kernels_CudaKernels_unload(JNIEnv* env, jclass, jlong module) {
+JNIEXPORT void JNICALL Java_io_sparkinfer_cuda_CudaKernels_unload(JNIEnv* env, jclass, jlong module) {
   check_driver(env, driver.module_unload(pointer_of(module)), "cannot unload the kernels");
 }
 
 // Launches a kernel on libtorch's current stream of the device (so inside a capture it joins the graph).
 // dims: grid x, y, z, block x, y, z; args: one 8-byte value per kernel parameter (addresses, long long, or
 // a double's bits).
-JNIEXPORT void JNICALL Java_io_sparkinfer_kernels_CudaKernels_launch(JNIEnv* env, jclass, jlong function, jint device,
+JNIEXPORT void JNICALL Java_io_sparkinfer_cuda_CudaKernels_launch(JNIEnv* env, jclass, jlong function, jint device,
                                                                     jintArray dims, jlongArray args) {
   if (!use_primary_context(env, device)) {
     return;

@@ -5,16 +5,20 @@ import com.google.gson.GsonBuilder;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
-import io.sparkinfer.cli.CliArgs;
-import io.sparkinfer.cli.CliOption;
+import io.sparkinfer.backend.scripted.ScriptedOptions;
+import io.sparkinfer.engine.BackendKind;
+import io.sparkinfer.engine.EngineOptions;
+import io.sparkinfer.engine.LlmEngine;
 import io.sparkinfer.generate.Completion;
 import io.sparkinfer.generate.GenerationRequest;
 import io.sparkinfer.generate.GenerationStats;
 import io.sparkinfer.generate.Generator;
 import io.sparkinfer.generate.SamplingParams;
 import io.sparkinfer.model.Precision;
-import io.sparkinfer.predict.EngineOptions;
-import io.sparkinfer.predict.LlmEngine;
+import io.sparkinfer.options.CliArgs;
+import io.sparkinfer.options.Option;
+import io.sparkinfer.options.OptionTable;
+import io.sparkinfer.options.OptionValues;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -35,21 +39,31 @@ import java.util.concurrent.Future;
  */
 public final class EngineBench {
 
-  static final List<CliOption> OPTIONS = List.of(
-      CliOption.value("model", "DIR", null, "checkpoint directory"),
-      CliOption.value("prompts", "FILE", null, "JSONL with id and prompt_token_ids per line"),
-      CliOption.value("out", "FILE", null, "where to write the JSON results"),
-      CliOption.value("batch-sizes", "B,B,...", "1,8,64,256,512", "batch sizes (rows decoding together per thread)"),
-      CliOption.value("threads", "T,T,...", "1", "decode threads per device, each with its own batch"),
-      CliOption.value("backends", "NAME,...", "scripted", "backends to run"),
-      CliOption.value("cuda-graphs", "true|false,...", "true", "scripted backend runs: with CUDA graphs, without, or both (true,false)"),
-      CliOption.value("eager-batch-sizes", "B,...", "64,256", "batch sizes for the eager backend (slow on GPU)"),
-      CliOption.value("eager-threads", "T,...", "1", "decode threads for the eager backend"),
-      CliOption.value("precision", "fp32|fp16|bf16", "fp16", "compute precision"),
-      CliOption.value("device", "DEV", "auto", "device"),
-      CliOption.value("max-new-tokens", "N", "128", "tokens generated per prompt"),
-      CliOption.value("agreement-prompts", "N", "16", "first prompts whose token ids are kept for agreement checks"),
-      CliOption.flag("help", "print this help"));
+  static final Option<String> MODEL = Option.text("model", "DIR", null, "checkpoint directory");
+  static final Option<String> PROMPTS = Option.text("prompts", "FILE", null,
+      "JSONL with id and prompt_token_ids per line");
+  static final Option<String> OUT = Option.text("out", "FILE", null, "where to write the JSON results");
+  static final Option<String> BATCH_SIZES = Option.text("batch-sizes", "B,B,...", "1,8,64,256,512",
+      "batch sizes (rows decoding together per thread)");
+  static final Option<String> THREADS = Option.text("threads", "T,T,...", "1",
+      "decode threads per device, each with its own batch");
+  static final Option<String> BACKENDS = Option.text("backends", "NAME,...", "scripted", "backends to run");
+  static final Option<String> GRAPH_RUNS = Option.text("graph-runs", "true|false,...", "true",
+      "scripted backend runs with CUDA graphs, without, or both (true,false); sets --cuda-graphs per run");
+  static final Option<String> EAGER_BATCH_SIZES = Option.text("eager-batch-sizes", "B,...", "64,256",
+      "batch sizes for the eager backend (slow on GPU)");
+  static final Option<String> EAGER_THREADS = Option.text("eager-threads", "T,...", "1",
+      "decode threads for the eager backend");
+  static final Option<Integer> AGREEMENT_PROMPTS = Option.integer("agreement-prompts", "N", 16,
+      "first prompts whose token ids are kept for agreement checks").atLeast(0);
+  static final Option<Integer> MAX_NEW_TOKENS = Option.integer("max-new-tokens", "N", 128,
+      "tokens generated per prompt").atLeast(1);
+  static final Option<Boolean> HELP = Option.flag("help", false, "print this help");
+
+  static final OptionTable OPTIONS = new OptionTable(
+      new OptionTable.Group("benchmark options", List.of(MODEL, PROMPTS, OUT, BATCH_SIZES, THREADS, BACKENDS, GRAPH_RUNS,
+          EAGER_BATCH_SIZES, EAGER_THREADS, AGREEMENT_PROMPTS, MAX_NEW_TOKENS, HELP)),
+      EngineOptions.GROUP);
 
   private EngineBench() {}
 
@@ -59,37 +73,41 @@ public final class EngineBench {
   }
 
   public static void main(String[] argv) throws Exception {
-    CliArgs a = CliArgs.parse(OPTIONS, argv);
-    if (a.flag("help")) {
-      System.out.print(CliArgs.usage("EngineBench --model DIR --prompts FILE --out FILE", "Engine throughput benchmark.", OPTIONS));
+    CliArgs args = OPTIONS.parse(argv);
+    if (args.flag(HELP)) {
+      System.out.print(OPTIONS.usage("EngineBench --model DIR --prompts FILE --out FILE [options]",
+          "Engine throughput benchmark (the engine's side of submit/bench.sh)."));
       return;
     }
-    List<long[]> prompts = readPrompts(Path.of(a.get("prompts", null)));
-    int maxNew = a.getInt("max-new-tokens", 128);
-    Precision precision = Precision.parse(a.get("precision", "fp16"));
+    OptionValues a = OPTIONS.resolve(args, key -> null);
+    List<long[]> prompts = readPrompts(Path.of(required(a, PROMPTS)));
+    int maxNew = a.get(MAX_NEW_TOKENS);
+    EngineOptions base = new EngineOptions(required(a, MODEL), a);
+    Precision precision = base.precision() != null ? base.precision() : Precision.FP16;
     JsonObject out = new JsonObject();
     JsonArray runs = new JsonArray();
     out.add("runs", runs);
     out.addProperty("max_new_tokens", maxNew);
     out.addProperty("precision", precision.label());
     boolean agreementKept = false;
-    for (String backend : a.get("backends", "scripted").split(",")) {
-      if (backend.equals("eager") && precision == Precision.BF16) {
+    for (String backend : a.get(BACKENDS).split(",")) {
+      BackendKind kind = EngineOptions.BACKEND.parse(backend);
+      if (kind == BackendKind.EAGER && precision == Precision.BF16) {
         System.err.println("bench: eager backend skipped: bf16 runs on the scripted backend only");
         continue;
       }
-      List<Boolean> graphSettings = backend.equals("scripted") ? booleans(a.get("cuda-graphs", "true")) : List.of(false);
+      List<Boolean> graphSettings = kind == BackendKind.SCRIPTED ? booleans(a.get(GRAPH_RUNS)) : List.of(false);
       for (boolean graphs : graphSettings) {
-        EngineOptions options = new EngineOptions(a.get("model", null), precision, a.get("device", "auto"), backend,
-            false, graphs);
-        String label = backend + (graphs ? "" : backend.equals("scripted") ? "_nographs" : "");
+        EngineOptions options = base.with(EngineOptions.PRECISION, precision).with(EngineOptions.BACKEND, kind)
+            .with(ScriptedOptions.CUDA_GRAPHS, graphs);
+        String label = kind.label() + (graphs ? "" : kind == BackendKind.SCRIPTED ? "_nographs" : "");
         try (LlmEngine engine = LlmEngine.load(options)) {
           System.err.printf(Locale.ROOT, "bench: %s loaded in %.1fs%n", engine.describe(), engine.loadSeconds());
           out.addProperty("load_s_" + label, engine.loadSeconds());
           // Warm-up: TorchScript's executor profiles the first calls before it optimizes.
           run(engine, prompts.subList(0, Math.min(8, prompts.size())), 8, 1, 16);
-          if (backend.equals("scripted") && !agreementKept) {
-            int n = Math.min(a.getInt("agreement-prompts", 16), prompts.size());
+          if (kind == BackendKind.SCRIPTED && !agreementKept) {
+            int n = Math.min(a.get(AGREEMENT_PROMPTS), prompts.size());
             List<Completion> ids = engine.generate(requests(prompts.subList(0, n), maxNew, 0), n);
             JsonArray kept = new JsonArray();
             ids.forEach(c -> kept.add(new Gson().toJsonTree(c.outputTokenIds())));
@@ -97,15 +115,16 @@ public final class EngineBench {
             out.addProperty("agreement_cuda_graphs", engine.usesCudaGraphs());
             agreementKept = true;
           }
-          String sizes = backend.equals("eager") ? a.get("eager-batch-sizes", "64,256") : a.get("batch-sizes", "1,8,64,256,512");
-          String threadList = backend.equals("eager") ? a.get("eager-threads", "1") : a.get("threads", "1");
+          String sizes = kind == BackendKind.EAGER ? a.get(EAGER_BATCH_SIZES) : a.get(BATCH_SIZES);
+          String threadList = kind == BackendKind.EAGER ? a.get(EAGER_THREADS) : a.get(THREADS);
           for (int threads : ints(threadList)) {
             for (int batch : ints(sizes)) {
               int n = promptsFor(batch * threads, prompts.size());
               JsonObject r = run(engine, prompts.subList(0, n), batch, threads, maxNew);
-              r.addProperty("backend", backend);
+              r.addProperty("backend", kind.label());
               r.addProperty("cuda_graphs", engine.usesCudaGraphs());
               r.addProperty("engine", engine.describe()); // says whether captured steps are fused kernels
+              r.add("engine_options", new Gson().toJsonTree(options.values().texts(EngineOptions.ALL)));
               runs.add(r);
               System.err.println("bench: " + r);
             }
@@ -113,14 +132,22 @@ public final class EngineBench {
         }
       }
     }
-    Files.writeString(Path.of(a.get("out", null)), new GsonBuilder().setPrettyPrinting().create().toJson(out));
+    Files.writeString(Path.of(required(a, OUT)), new GsonBuilder().setPrettyPrinting().create().toJson(out));
+  }
+
+  private static String required(OptionValues a, Option<String> o) {
+    String v = a.get(o);
+    if (v == null) {
+      throw new IllegalArgumentException(o + " is required");
+    }
+    return v;
   }
 
   private static List<Boolean> booleans(String list) {
     List<Boolean> out = new ArrayList<>();
     for (String v : list.split(",")) {
       if (!v.trim().equals("true") && !v.trim().equals("false")) {
-        throw new IllegalArgumentException("--cuda-graphs takes true, false or true,false, got '" + list + "'");
+        throw new IllegalArgumentException("--graph-runs takes true, false or true,false, got '" + list + "'");
       }
       out.add(Boolean.parseBoolean(v.trim()));
     }

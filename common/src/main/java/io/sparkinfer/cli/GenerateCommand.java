@@ -1,13 +1,17 @@
 package io.sparkinfer.cli;
 
+import io.sparkinfer.base.ModelLoadException;
+import io.sparkinfer.engine.EngineOptions;
+import io.sparkinfer.engine.LlmEngine;
 import io.sparkinfer.generate.Completion;
 import io.sparkinfer.generate.GenerationRequest;
 import io.sparkinfer.generate.GenerationStats;
-import io.sparkinfer.generate.SamplingParams;
-import io.sparkinfer.model.ModelLoadException;
-import io.sparkinfer.model.Precision;
-import io.sparkinfer.predict.EngineOptions;
-import io.sparkinfer.predict.LlmEngine;
+import io.sparkinfer.generate.GeneratorOptions;
+import io.sparkinfer.generate.RequestOptions;
+import io.sparkinfer.options.CliArgs;
+import io.sparkinfer.options.Option;
+import io.sparkinfer.options.OptionTable;
+import io.sparkinfer.options.OptionValues;
 import java.io.BufferedReader;
 import java.io.BufferedWriter;
 import java.io.IOException;
@@ -33,30 +37,28 @@ public final class GenerateCommand {
   static final String HOME_PROPERTY = "sparkinfer.home";
   static final String DEMO_MODEL = "common/demo/qwen2-code-demo";
   static final String DEMO_PROMPTS = "common/demo/prompts.jsonl";
+  /** Lines read and completed per engine call when the batch size is auto. */
+  static final int AUTO_CHUNK = 4096;
 
-  static final List<CliOption> OPTIONS = List.of(
-      CliOption.value("model", "DIR", "the demo model, " + DEMO_MODEL, "Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.json)"),
-      CliOption.value("input", "FILE", DEMO_PROMPTS, "JSONL prompts: {\"id\": ..., \"prompt\": ...} (or \"prompt_token_ids\": [...]) per line"),
-      CliOption.value("output", "FILE", "- (stdout)", "JSONL completions, one line per input line, in input order"),
-      CliOption.value("max-new-tokens", "N", "64", "most tokens to generate per prompt"),
-      CliOption.value("temperature", "T", "0 (greedy)", "sampling temperature; 0 picks the most likely token"),
-      CliOption.value("top-k", "K", "0 (off)", "sample among the K most likely tokens"),
-      CliOption.value("top-p", "P", "1.0 (off)", "sample among the most likely tokens whose probability reaches P"),
-      CliOption.value("seed", "S", "0", "run seed; each prompt samples from its own stream seeded by S and its id"),
-      CliOption.repeated("stop", "TEXT", "stop when the completion contains TEXT (cut before it)"),
-      CliOption.flag("ignore-eos", "keep generating past end-of-sequence tokens (benchmarks)"),
-      CliOption.value("precision", "fp32|fp16|bf16", "fp32 on CPU, fp16 on GPU", "weights, activations and KV cache dtype (bf16: scripted backend)"),
-      CliOption.value("batch-size", "B|auto", "8", "prompts per batch; auto sizes batches from free device memory"),
-      CliOption.value("device", "cpu|gpu|gpu:N|auto", "auto", "where to run; auto takes the first GPU if there is one"),
-      CliOption.value("backend", "eager|scripted", "scripted on GPU, eager on CPU", "eager: the Java model op by op; scripted: one TorchScript call per step"),
-      CliOption.flag("cuda-graphs", "scripted backend on a GPU: replay decode steps as CUDA graphs (on by default; =false turns it off)"),
-      CliOption.value("max-prompt-tokens", "N", "the model's context - 1", "longer prompts become error lines"),
-      CliOption.flag("rope-in-checkpoint-dtype", "round rotary frequencies to the checkpoint dtype, as a transformers model cast with .to(dtype) does"),
-      CliOption.value("progress-seconds", "S", "5", "seconds between progress lines on stderr"),
-      CliOption.flag("help", "print this help and exit"));
+  static final Option<String> MODEL = Option.text("model", "DIR", null,
+      "Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.json)")
+      .describedDefault("the demo model, " + DEMO_MODEL);
+  static final Option<String> INPUT = Option.text("input", "FILE", null,
+      "JSONL prompts: {\"id\": ..., \"prompt\": ...} (or \"prompt_token_ids\": [...]) per line")
+      .describedDefault(DEMO_PROMPTS);
+  static final Option<String> OUTPUT = Option.text("output", "FILE", "-",
+      "JSONL completions, one line per input line, in input order; - for stdout");
+  static final Option<Integer> PROGRESS_SECONDS = Option.integer("progress-seconds", "N", 5,
+      "seconds between progress lines on stderr (0: a line per chunk of prompts)").atLeast(0);
+  static final Option<Boolean> HELP = Option.flag("help", false, "print this help and exit");
 
-  static final String SYNOPSIS = "submit/generate.sh [--model DIR] [--input PROMPTS.jsonl] [--output OUT.jsonl] [options]";
-  static final String DESCRIPTION = "Completes every prompt of a JSONL file with a Llama-family model (Llama, Qwen2, Mistral)\n"
+  /** Everything generate.sh takes: its own options, the generation options and the engine's. */
+  public static final OptionTable OPTIONS = new OptionTable(
+      new OptionTable.Group("generate.sh options", List.of(MODEL, INPUT, OUTPUT, PROGRESS_SECONDS, HELP)),
+      RequestOptions.GROUP, EngineOptions.GROUP);
+
+  public static final String SYNOPSIS = "submit/generate.sh [--model DIR] [--input PROMPTS.jsonl] [--output OUT.jsonl] [options]";
+  public static final String DESCRIPTION = "Completes every prompt of a JSONL file with a Llama-family model (Llama, Qwen2, Mistral)\n"
       + "on DJL's PyTorch engine, without Spark. Output lines carry id, completion, output_token_ids,\n"
       + "prompt_tokens, completion_tokens, finish_reason (stop|length|error), error_code and error.\n"
       + "Per-line keys max_new_tokens, temperature, top_k, top_p, seed and stop override the options.";
@@ -71,12 +73,12 @@ public final class GenerateCommand {
   public static int run(String[] args, PrintStream stdout, PrintStream stderr) {
     Settings settings;
     try {
-      CliArgs parsed = CliArgs.parse(OPTIONS, args);
-      if (parsed.flag("help")) {
-        stdout.print(CliArgs.usage(SYNOPSIS, DESCRIPTION, OPTIONS));
+      CliArgs parsed = OPTIONS.parse(args);
+      if (parsed.flag(HELP)) {
+        stdout.print(OPTIONS.usage(SYNOPSIS, DESCRIPTION));
         return 0;
       }
-      settings = Settings.from(parsed);
+      settings = Settings.from(OPTIONS.resolve(parsed, key -> null));
     } catch (IllegalArgumentException e) {
       stderr.println("error: " + e.getMessage());
       stderr.println("usage: " + SYNOPSIS + "  (--help lists the options)");
@@ -100,47 +102,21 @@ public final class GenerateCommand {
   }
 
   /** The validated options of one run. */
-  record Settings(EngineOptions engine, Path input, String output, JsonlRequests.Defaults defaults, String batchSize,
-      int maxPromptTokens, double progressSeconds) {
+  record Settings(EngineOptions engine, Path input, String output, JsonlRequests.Defaults defaults,
+      double progressSeconds) {
 
-    static Settings from(CliArgs a) {
+    static Settings from(OptionValues o) {
       String home = System.getProperty(HOME_PROPERTY);
-      String model = a.get("model", home == null ? null : Path.of(home, DEMO_MODEL).toString());
-      String input = a.get("input", home == null ? null : Path.of(home, DEMO_PROMPTS).toString());
+      String model = o.get(MODEL) != null ? o.get(MODEL) : home == null ? null : Path.of(home, DEMO_MODEL).toString();
+      String input = o.get(INPUT) != null ? o.get(INPUT) : home == null ? null : Path.of(home, DEMO_PROMPTS).toString();
       if (model == null) {
         throw new IllegalArgumentException("--model is required");
       }
       if (input == null) {
         throw new IllegalArgumentException("--input is required");
       }
-      Precision precision = a.has("precision") ? Precision.parse(a.get("precision", null)) : null;
-      EngineOptions engine = new EngineOptions(model, precision, a.get("device", "auto"), a.get("backend", null),
-          a.flag("rope-in-checkpoint-dtype"), a.flag("cuda-graphs", true));
-      SamplingParams sampling = new SamplingParams(a.getDouble("temperature", 0), a.getInt("top-k", 0),
-          a.getDouble("top-p", 1.0), a.getLong("seed", 0));
-      int maxNew = a.getInt("max-new-tokens", 64);
-      if (maxNew <= 0) {
-        throw new IllegalArgumentException("--max-new-tokens must be > 0, got " + maxNew);
-      }
-      String batch = a.get("batch-size", "8");
-      if (!batch.equals("auto")) {
-        int b = a.getInt("batch-size", 8);
-        if (b <= 0) {
-          throw new IllegalArgumentException("--batch-size must be > 0 or auto, got " + b);
-        }
-      }
-      for (String s : a.all("stop")) {
-        if (s.isEmpty()) {
-          throw new IllegalArgumentException("--stop must not be empty");
-        }
-      }
-      int maxPrompt = a.getInt("max-prompt-tokens", Integer.MAX_VALUE);
-      if (maxPrompt <= 0) {
-        throw new IllegalArgumentException("--max-prompt-tokens must be > 0, got " + maxPrompt);
-      }
-      double progress = a.getDouble("progress-seconds", 5);
-      return new Settings(engine, Path.of(input), a.get("output", "-"),
-          new JsonlRequests.Defaults(maxNew, sampling, a.all("stop"), a.flag("ignore-eos")), batch, maxPrompt, progress);
+      return new Settings(new EngineOptions(model, o), Path.of(input), o.get(OUTPUT), new JsonlRequests.Defaults(o),
+          o.get(PROGRESS_SECONDS));
     }
   }
 
@@ -161,16 +137,11 @@ public final class GenerateCommand {
       try (LlmEngine engine = LlmEngine.load(s.engine());
           BufferedReader reader = Files.newBufferedReader(s.input(), StandardCharsets.UTF_8);
           Writer writer = openOutput()) {
-        if (s.maxPromptTokens() != Integer.MAX_VALUE) {
-          engine.generator().setMaxPromptTokens(s.maxPromptTokens());
-        }
-        int batchSize = s.batchSize().equals("auto")
-            ? engine.autoBatchSize(engine.generator().maxPromptTokens() / 2, s.defaults().maxNewTokens())
-            : Integer.parseInt(s.batchSize());
-        stderr.printf(Locale.ROOT, "generate: %s loaded in %.1fs; %d prompts, batch size %d%n",
-            engine.describe(), engine.loadSeconds(), total, batchSize);
+        int batchSize = s.engine().get(GeneratorOptions.BATCH_SIZE); // 0: auto, per chunk of lines
+        stderr.printf(Locale.ROOT, "generate: %s loaded in %.1fs; %d prompts, batch size %s%n",
+            engine.describe(), engine.loadSeconds(), total, batchSize == 0 ? "auto" : String.valueOf(batchSize));
         Progress progress = new Progress(total, s.progressSeconds(), stderr);
-        int chunk = Math.max(batchSize * 8, 64);
+        int chunk = batchSize == 0 ? AUTO_CHUNK : Math.max(batchSize * 8, 64);
         List<JsonlRequests.Line> lines = new ArrayList<>(chunk);
         long lineNumber = 0;
         long ok = 0;

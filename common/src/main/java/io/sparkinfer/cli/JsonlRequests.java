@@ -10,7 +10,9 @@ import com.google.gson.JsonParser;
 import io.sparkinfer.generate.Completion;
 import io.sparkinfer.generate.ErrorCode;
 import io.sparkinfer.generate.GenerationRequest;
+import io.sparkinfer.generate.RequestOptions;
 import io.sparkinfer.generate.SamplingParams;
+import io.sparkinfer.options.OptionValues;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -26,8 +28,19 @@ public final class JsonlRequests {
 
   private JsonlRequests() {}
 
-  /** Defaults applied to every line, overridable per line. */
-  public record Defaults(int maxNewTokens, SamplingParams sampling, List<String> stop, boolean ignoreEos) {}
+  /**
+   * Defaults applied to every line, overridable per line.
+   *
+   * @param sampling the sampling options, with the run's seed
+   */
+  public record Defaults(int maxNewTokens, SamplingParams sampling, List<String> stop, boolean ignoreEos) {
+
+    /** The defaults the {@link RequestOptions} give. */
+    public Defaults(OptionValues o) {
+      this(o.get(RequestOptions.MAX_NEW_TOKENS), RequestOptions.sampling(o, o.get(RequestOptions.SEED)),
+          o.get(RequestOptions.STOP), o.get(RequestOptions.IGNORE_EOS));
+    }
+  }
 
   /**
    * One parsed input line: a request, or the error completion that stands for it.

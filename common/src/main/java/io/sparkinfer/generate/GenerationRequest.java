@@ -18,8 +18,6 @@ public record GenerationRequest(
     String id, String prompt, int maxNewTokens, SamplingParams sampling, List<String> stopStrings, boolean ignoreEos,
     long[] promptTokenIds) implements Serializable {
 
-  public static final int DEFAULT_MAX_NEW_TOKENS = 64;
-
   public GenerationRequest {
     if (maxNewTokens <= 0) {
       throw new IllegalArgumentException("max new tokens must be > 0, got " + maxNewTokens);

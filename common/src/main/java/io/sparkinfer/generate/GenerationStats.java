@@ -5,22 +5,18 @@ import java.util.concurrent.atomic.AtomicLong;
 /** Running totals of a generator's work, for progress lines and benchmarks. Thread-safe. */
 public final class GenerationStats {
   private final AtomicLong requests = new AtomicLong();
-  private final AtomicLong errors = new AtomicLong();
   private final AtomicLong promptTokens = new AtomicLong();
   private final AtomicLong generatedTokens = new AtomicLong();
   private final AtomicLong prefillNanos = new AtomicLong();
   private final AtomicLong decodeNanos = new AtomicLong();
   private final AtomicLong decodeSteps = new AtomicLong();
-  private final AtomicLong batches = new AtomicLong();
   private final AtomicLong kvCacheAllocations = new AtomicLong();
 
-  void addRequests(long n, long errorCount) {
+  void addRequests(long n) {
     requests.addAndGet(n);
-    errors.addAndGet(errorCount);
   }
 
   void addBatch(long prompt, long generated, long prefillNs, long decodeNs, long steps) {
-    batches.incrementAndGet();
     promptTokens.addAndGet(prompt);
     generatedTokens.addAndGet(generated);
     prefillNanos.addAndGet(prefillNs);
@@ -41,10 +37,6 @@ public final class GenerationStats {
     return requests.get();
   }
 
-  public long errors() {
-    return errors.get();
-  }
-
   public long promptTokens() {
     return promptTokens.get();
   }
@@ -63,9 +55,5 @@ public final class GenerationStats {
 
   public long decodeSteps() {
     return decodeSteps.get();
-  }
-
-  public long batches() {
-    return batches.get();
   }
 }

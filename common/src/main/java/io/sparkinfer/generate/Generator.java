@@ -3,11 +3,12 @@ package io.sparkinfer.generate;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
-import io.sparkinfer.model.CausalLmBackend;
-import io.sparkinfer.model.ForwardBatch;
-import io.sparkinfer.model.KvCache;
+import io.sparkinfer.backend.CausalLmBackend;
+import io.sparkinfer.backend.ForwardBatch;
+import io.sparkinfer.backend.KvCache;
 import io.sparkinfer.model.ModelConfig;
 import io.sparkinfer.model.ModelWeights;
+import io.sparkinfer.options.OptionValues;
 import io.sparkinfer.tokenizer.TextTokenizer;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -15,7 +16,10 @@ import java.util.Arrays;
 import java.util.Comparator;
 import java.util.Deque;
 import java.util.List;
+import java.util.Locale;
 import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The generation loop: tokenizes requests, groups them into length-sorted batches, and for each batch runs
@@ -29,6 +33,8 @@ import java.util.Set;
  */
 public final class Generator implements AutoCloseable {
 
+  private static final Logger LOG = LoggerFactory.getLogger(Generator.class);
+
   private final ModelWeights weights;
   private final CausalLmBackend backend;
   private final TextTokenizer tokenizer;
@@ -36,60 +42,33 @@ public final class Generator implements AutoCloseable {
   private final NDManager root;
   private final GenerationStats stats = new GenerationStats();
   private final int contextLength;
-  private volatile int maxPromptTokens;
-  private volatile int maxPrefillTokens = DEFAULT_MAX_PREFILL_TOKENS;
-  private volatile int decodeChunk = DEFAULT_DECODE_CHUNK;
+  private final int maxPromptTokens;
+  private final int maxPrefillTokens;
+  private final int decodeChunk;
+  private final boolean profileSteps;
 
   /**
-   * Greedy decode steps run per call when every running row is greedy: the backend feeds each step's tokens
-   * back on the device, and the host reads them once per chunk (with CUDA graphs, replays run back to back).
-   * A row that stops inside a chunk (eos, a stop string) frees its slot at the chunk's end; rows join once an
-   * eighth of the batch is free, so a long chunk delays few of them.
+   * @param options the engine's options: {@link GeneratorOptions} (prompt limit, prefill pass size, greedy
+   *     chunk, step profiling)
    */
-  public static final int DEFAULT_DECODE_CHUNK = 16;
-
-  /** Prints where decode steps spend their time (inputs, model call, choosing tokens, bookkeeping) per batch. */
-  static final boolean PROFILE_STEPS = Boolean.getBoolean("sparkinfer.profile.steps");
-
-  /** Padded prompt tokens one prefill pass takes at most; longer admissions are split into several passes. */
-  public static final int DEFAULT_MAX_PREFILL_TOKENS = 32768;
-
-  public Generator(ModelWeights weights, CausalLmBackend backend, TextTokenizer tokenizer, GenerationConfig generation) {
+  public Generator(ModelWeights weights, CausalLmBackend backend, TextTokenizer tokenizer, GenerationConfig generation,
+      OptionValues options) {
     this.weights = weights;
     this.backend = backend;
     this.tokenizer = tokenizer;
     this.eosTokenIds = generation.eosTokenIds();
-    this.root = NDManager.newBaseManager(weights.device());
     this.contextLength = weights.config().maxPositionEmbeddings();
-    this.maxPromptTokens = contextLength - 1;
+    int limit = options.get(GeneratorOptions.MAX_PROMPT_TOKENS);
+    this.maxPromptTokens = limit == 0 ? contextLength - 1 : Math.min(limit, contextLength - 1);
+    this.maxPrefillTokens = options.get(GeneratorOptions.MAX_PREFILL_TOKENS);
+    this.decodeChunk = options.get(GeneratorOptions.DECODE_CHUNK);
+    this.profileSteps = options.get(GeneratorOptions.PROFILE_STEPS);
+    this.root = NDManager.newBaseManager(weights.device());
   }
 
-  /** Caps prompt length below the model's context (which always leaves room for one new token). */
-  public void setMaxPromptTokens(int limit) {
-    if (limit <= 0) {
-      throw new IllegalArgumentException("max prompt tokens must be > 0, got " + limit);
-    }
-    this.maxPromptTokens = Math.min(limit, contextLength - 1);
-  }
-
+  /** The longest prompt this generator takes: below the model's context, which always leaves room for one token. */
   public int maxPromptTokens() {
     return maxPromptTokens;
-  }
-
-  /** Bounds the padded tokens of one prefill pass (its activation memory); a single prompt is never split. */
-  public void setMaxPrefillTokens(int tokens) {
-    if (tokens <= 0) {
-      throw new IllegalArgumentException("max prefill tokens must be > 0, got " + tokens);
-    }
-    this.maxPrefillTokens = tokens;
-  }
-
-  /** Greedy steps per call (1: the host reads every step's tokens before the next; at most 16). */
-  public void setDecodeChunk(int steps) {
-    if (steps < 1 || steps > 16) {
-      throw new IllegalArgumentException("decode chunk must be in [1, 16], got " + steps);
-    }
-    this.decodeChunk = steps;
   }
 
   public GenerationStats stats() {
@@ -108,38 +87,39 @@ public final class Generator implements AutoCloseable {
    * Completes every request with continuous batching: up to {@code batchSize} sequences decode together,
    * shortest prompts first, and as sequences finish, waiting ones are prefilled and take their rows.
    *
+   * @param batchSize sequences decoding together; 0 for as many as fit the device's free memory
+   *     ({@link BatchSizer}) with the longest prompt and token limit of these requests
    * @return one completion per request, in the requests' order
    */
   public List<Completion> generate(List<GenerationRequest> requests, int batchSize) {
-    if (batchSize <= 0) {
-      throw new IllegalArgumentException("batch size must be > 0, got " + batchSize);
+    if (batchSize < 0) {
+      throw new IllegalArgumentException("batch size must be > 0 (or 0 for auto), got " + batchSize);
     }
     Completion[] out = new Completion[requests.size()];
     List<Sequence> valid = new ArrayList<>();
     for (int i = 0; i < requests.size(); i++) {
       GenerationRequest r = requests.get(i);
-      Object prepared = prepare(r);
-      if (prepared instanceof Completion error) {
-        out[i] = error;
+      Prepared prepared = prepare(r);
+      if (prepared.error() != null) {
+        out[i] = prepared.error();
       } else {
-        valid.add(new Sequence(i, r, (long[]) prepared));
+        valid.add(new Sequence(i, r, prepared.promptIds()));
       }
     }
-    stats.addRequests(requests.size(), requests.size() - valid.size());
+    stats.addRequests(requests.size());
     valid.sort(Comparator.comparingInt(s -> s.promptIds.length));
     if (!valid.isEmpty()) {
+      int width = batchSize > 0 ? batchSize : autoBatchSize(valid);
       try {
-        new Batch(valid, Math.min(batchSize, valid.size())).run();
+        new Batch(valid, Math.min(width, valid.size())).run();
       } catch (RuntimeException e) {
+        LOG.warn("a batch of {} requests failed; their unfinished rows become generation_failed errors", valid.size(), e);
         String message = "generation failed: " + e;
-        long failed = 0;
         for (Sequence s : valid) {
           if (!s.isFinished()) {
             s.failure = Completion.error(s.request.id(), s.promptIds.length, ErrorCode.GENERATION_FAILED, message);
-            failed++;
           }
         }
-        stats.addRequests(0, failed);
       }
     }
     for (Sequence s : valid) {
@@ -148,31 +128,53 @@ public final class Generator implements AutoCloseable {
     return Arrays.asList(out);
   }
 
+  /**
+   * The width of a batch for {@code sorted} (shortest prompt first) with {@code --batch-size auto}: as many
+   * sequences as fit the device's free memory now, each sized for the longest prompt plus the largest token
+   * limit among them (the batch's KV cache is allocated for that length).
+   */
+  public int autoBatchSize(int promptTokens, int newTokens) {
+    return BatchSizer.fit(weights.device(), weights.config(), weights.precision().dataType(), backend, promptTokens,
+        newTokens);
+  }
+
+  private int autoBatchSize(List<Sequence> sorted) {
+    int newTokens = sorted.stream().mapToInt(s -> s.maxNew).max().orElse(1);
+    return autoBatchSize(sorted.get(sorted.size() - 1).promptIds.length, newTokens);
+  }
+
+  /** A request's prompt ids, or the error completion that answers it. */
+  private record Prepared(long[] promptIds, Completion error) {
+    static Prepared error(GenerationRequest r, int promptTokens, String code, String message) {
+      return new Prepared(null, Completion.error(r.id(), promptTokens, code, message));
+    }
+  }
+
   /** The prompt's token ids, or an error completion explaining why it cannot run. */
-  private Object prepare(GenerationRequest r) {
+  private Prepared prepare(GenerationRequest r) {
     long[] ids = r.promptTokenIds();
     if (ids != null) {
       int vocab = weights.config().vocabSize();
       for (long id : ids) {
         if (id < 0 || id >= vocab) {
-          return Completion.error(r.id(), ids.length, ErrorCode.INVALID_REQUEST,
+          return Prepared.error(r, ids.length, ErrorCode.INVALID_REQUEST,
               "prompt token id " + id + " is outside the vocabulary [0, " + vocab + ")");
         }
       }
     } else if (r.prompt() == null || r.prompt().isEmpty()) {
-      return Completion.error(r.id(), 0, ErrorCode.EMPTY_PROMPT, "the prompt is empty");
+      return Prepared.error(r, 0, ErrorCode.EMPTY_PROMPT, "the prompt is empty");
     } else {
       ids = tokenizer.encode(r.prompt());
     }
     if (ids.length == 0) {
-      return Completion.error(r.id(), 0, ErrorCode.EMPTY_PROMPT, "the prompt has no tokens");
+      return Prepared.error(r, 0, ErrorCode.EMPTY_PROMPT, "the prompt has no tokens");
     }
-    int limit = maxPromptTokens;
-    if (ids.length > limit) {
-      return Completion.error(r.id(), ids.length, ErrorCode.PROMPT_TOO_LONG, "the prompt has " + ids.length
-          + " tokens; the limit is " + limit + " (model context " + contextLength + " tokens, one kept for output)");
+    if (ids.length > maxPromptTokens) {
+      return Prepared.error(r, ids.length, ErrorCode.PROMPT_TOO_LONG, "the prompt has " + ids.length
+          + " tokens; the limit is " + maxPromptTokens + " (model context " + contextLength
+          + " tokens, one kept for output)");
     }
-    return ids;
+    return new Prepared(ids, null);
   }
 
   /**
@@ -190,7 +192,7 @@ public final class Generator implements AutoCloseable {
     private long prefillNanos;
     private long decodeNanos;
     private long steps;
-    private final long[] phaseNanos = new long[4]; // decode step phases, with -Dsparkinfer.profile.steps=true
+    private final StepPhases phases = new StepPhases(); // with --profile-steps
 
     Batch(List<Sequence> sorted, int width) {
       this.waiting = new ArrayDeque<>(sorted);
@@ -224,10 +226,8 @@ public final class Generator implements AutoCloseable {
       }
       long generated = admitted.stream().mapToLong(s -> s.count).sum();
       stats.addBatch(promptTokens, generated, prefillNanos, decodeNanos, steps);
-      if (PROFILE_STEPS && steps > 0) {
-        System.err.printf(java.util.Locale.ROOT, "decode steps of width %d: %d steps, ms per step: inputs %.3f, model %.3f, "
-            + "tokens %.3f, bookkeeping %.3f%n", width, steps, phaseNanos[0] / 1e6 / steps, phaseNanos[1] / 1e6 / steps,
-            phaseNanos[2] / 1e6 / steps, phaseNanos[3] / 1e6 / steps);
+      if (profileSteps && steps > 0) {
+        System.err.println(phases.report(width, steps));
       }
     }
 
@@ -355,10 +355,10 @@ public final class Generator implements AutoCloseable {
       }
       long end = System.nanoTime();
       decodeNanos += end - start;
-      phaseNanos[0] += t1 - start;
-      phaseNanos[1] += t2 - t1;
-      phaseNanos[2] += t3 - t2;
-      phaseNanos[3] += end - t3;
+      phases.inputs += t1 - start;
+      phases.model += t2 - t1;
+      phases.tokens += t3 - t2;
+      phases.bookkeeping += end - t3;
       steps++;
     }
 
@@ -398,9 +398,23 @@ public final class Generator implements AutoCloseable {
       }
       long end = System.nanoTime();
       decodeNanos += end - start;
-      phaseNanos[1] += now - start;
-      phaseNanos[3] += end - now;
+      phases.model += now - start;
+      phases.bookkeeping += end - now;
       steps += chunk;
+    }
+  }
+
+  /** Where a batch's decode steps spent their time, summed over its steps ({@code --profile-steps}). */
+  private static final class StepPhases {
+    long inputs; // the step's inputs to the device
+    long model; // the backend call
+    long tokens; // choosing the next tokens
+    long bookkeeping; // the rows' progress on the host
+
+    String report(int width, long steps) {
+      return String.format(Locale.ROOT, "decode steps of width %d: %d steps, ms per step: inputs %.3f, model %.3f, "
+          + "tokens %.3f, bookkeeping %.3f", width, steps, inputs / 1e6 / steps, model / 1e6 / steps,
+          tokens / 1e6 / steps, bookkeeping / 1e6 / steps);
     }
   }
 

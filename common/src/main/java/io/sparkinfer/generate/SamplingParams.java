@@ -35,10 +35,6 @@ public record SamplingParams(double temperature, int topK, double topP, long see
     return runSeed * 0x9E3779B97F4A7C15L + (id == null ? 0 : id.hashCode());
   }
 
-  /** The same settings with another seed. */
-  public SamplingParams withSeed(long newSeed) {
-    return new SamplingParams(temperature, topK, topP, newSeed);
-  }
 
   /** Greedy: the most likely token every step (temperature 0, or top-k 1). */
   public boolean isGreedy() {

@@ -7,13 +7,16 @@ import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
+import io.sparkinfer.base.ModelLoadException;
 import io.sparkinfer.safetensors.Checkpoint;
 import io.sparkinfer.safetensors.TensorInfo;
 import io.sparkinfer.safetensors.TensorLoader;
 import io.sparkinfer.torchscript.ScriptedTensors;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * All weights of a Llama-family model on one device, loaded once and shared by every backend.
@@ -26,6 +29,11 @@ import java.util.List;
  * <p>Dimensions: V vocab, H hidden, N query heads, K key/value heads, D head dim, I MLP width.
  */
 public final class ModelWeights implements AutoCloseable {
+
+  /** Keys of the model-wide tensors in {@link #stepParameters()}, as in checkpoints. */
+  public static final String EMBED_TOKENS = "model.embed_tokens.weight";
+  public static final String NORM = "model.norm.weight";
+  public static final String LM_HEAD = "lm_head.weight";
 
   private final ModelConfig config;
   private final Precision precision;
@@ -55,10 +63,10 @@ public final class ModelWeights implements AutoCloseable {
       long q = (long) config.numAttentionHeads() * config.headDim();
       long kv = (long) config.numKeyValueHeads() * config.headDim();
       long inter = config.intermediateSize();
-      NDArray embed = l.tensor("model.embed_tokens.weight", config.vocabSize(), h);
+      NDArray embed = l.tensor(EMBED_TOKENS, config.vocabSize(), h);
       List<LayerWeights> layers = new ArrayList<>();
       for (int i = 0; i < config.numHiddenLayers(); i++) {
-        String p = "model.layers." + i + ".";
+        String p = LayerParameter.layerPrefix(i);
         List<Linear> qkv = l.fused(config.qkvBias(), h, new String[] {p + "self_attn.q_proj", p + "self_attn.k_proj",
             p + "self_attn.v_proj"}, q, kv, kv);
         List<Linear> gateUp = l.fused(config.mlpBias(), h, new String[] {p + "mlp.gate_proj", p + "mlp.up_proj"},
@@ -72,10 +80,10 @@ public final class ModelWeights implements AutoCloseable {
             l.linear(p + "mlp.down_proj", h, inter, config.mlpBias()),
             qkv.get(0), gateUp.get(0)));
       }
-      NDArray norm = l.tensor("model.norm.weight", h);
+      NDArray norm = l.tensor(NORM, h);
       NDArray lmHead;
-      if (checkpoint.has("lm_head.weight") && !config.tieWordEmbeddings()) {
-        lmHead = l.tensor("lm_head.weight", config.vocabSize(), h);
+      if (checkpoint.has(LM_HEAD) && !config.tieWordEmbeddings()) {
+        lmHead = l.tensor(LM_HEAD, config.vocabSize(), h);
       } else if (config.tieWordEmbeddings()) {
         lmHead = embed;
       } else {
@@ -184,6 +192,29 @@ public final class ModelWeights implements AutoCloseable {
 
   public NDArray lmHead() {
     return lmHead;
+  }
+
+  /**
+   * Every tensor the step kernels read, by key: {@link #EMBED_TOKENS}, {@link #NORM}, {@link #LM_HEAD} (the
+   * embedding itself when tied) and each layer's {@link LayerParameter}s (optional ones only when present),
+   * in that order.
+   */
+  public Map<String, NDArray> stepParameters() {
+    Map<String, NDArray> out = new LinkedHashMap<>();
+    out.put(EMBED_TOKENS, embedTokens);
+    out.put(NORM, norm);
+    out.put(LM_HEAD, lmHead);
+    for (int i = 0; i < layers.size(); i++) {
+      for (LayerParameter p : LayerParameter.values()) {
+        NDArray t = p.of(layers.get(i));
+        if (t != null) {
+          out.put(p.key(i), t);
+        } else if (!p.optional()) {
+          throw new IllegalStateException("layer " + i + " has no " + p.key());
+        }
+      }
+    }
+    return out;
   }
 
   /** The manager that owns the weights (capped: nothing new may attach to it). */

@@ -1,6 +1,6 @@
 package io.sparkinfer.safetensors;
 
-import io.sparkinfer.model.ModelLoadException;
+import io.sparkinfer.base.ModelLoadException;
 
 /** A safetensors file is malformed: its header is truncated, oversized, not JSON, or lies about its data. */
 public class SafetensorsException extends ModelLoadException {

@@ -1,7 +1,7 @@
 package io.sparkinfer.tokenizer;
 
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
-import io.sparkinfer.model.ModelLoadException;
+import io.sparkinfer.base.ModelLoadException;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

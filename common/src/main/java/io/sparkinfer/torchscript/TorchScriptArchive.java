@@ -1,11 +1,11 @@
 package io.sparkinfer.torchscript;
 
-import java.io.ByteArrayOutputStream;
 import ai.djl.pytorch.engine.PtNDManager;
 import ai.djl.pytorch.engine.PtSymbolBlock;
 import ai.djl.pytorch.jni.JniUtils;
-import io.sparkinfer.model.ModelLoadException;
+import io.sparkinfer.base.ModelLoadException;
 import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
@@ -29,7 +29,7 @@ public final class TorchScriptArchive {
 
   private TorchScriptArchive() {}
 
-  /** Reads a kernel's source from the classpath ({@code /io/sparkinfer/kernels/NAME}). */
+  /** Reads a kernel's source from the classpath (e.g. {@code /io/sparkinfer/backend/scripted/llama_step.py}). */
   public static String source(String resource) {
     try (InputStream in = TorchScriptArchive.class.getResourceAsStream(resource)) {
       if (in == null) {

@@ -4,6 +4,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import io.sparkinfer.backend.scripted.ScriptedOptions;
+import io.sparkinfer.options.Option;
+import io.sparkinfer.options.OptionValues;
 import io.sparkinfer.testing.Fixtures;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -31,10 +34,11 @@ class GenerateCommandTest {
   void helpListsEveryOption() {
     Result r = run("--help");
     assertThat(r.status()).isZero();
-    for (CliOption o : GenerateCommand.OPTIONS) {
+    for (Option<?> o : GenerateCommand.OPTIONS.options()) {
       assertThat(r.stdout()).contains("--" + o.name());
     }
-    assertThat(r.stdout()).contains("usage: submit/generate.sh").contains("(default: 64)");
+    assertThat(r.stdout()).contains("usage: submit/generate.sh").contains("(default: 64)")
+        .contains("engine options:").contains("generation options:");
   }
 
   @Test
@@ -129,8 +133,10 @@ class GenerateCommandTest {
     });
     assertThat(run("--model", "m", "--input", "i", "--max-new-tokens", "abc").stderr())
         .contains("--max-new-tokens must be an integer, got 'abc'");
-    assertThat(run("--model", "m", "--input", "i", "--batch-size", "0").stderr()).contains("--batch-size must be > 0");
-    assertThat(run("--model", "m", "--input", "i", "--precision", "fp8").stderr()).contains("precision 'fp8'");
+    assertThat(run("--model", "m", "--input", "i", "--batch-size", "-1").stderr())
+        .contains("--batch-size must be >= 1 or auto, got '-1'");
+    assertThat(run("--model", "m", "--input", "i", "--precision", "fp8").stderr())
+        .contains("--precision must be one of auto, fp32, fp16, bf16, got 'fp8'");
     assertThat(run("--model", "m", "--input", "i", "--top-p", "2").stderr()).contains("top-p must be in (0, 1]");
     assertThat(run("--model").stderr()).contains("--model needs a value");
     assertThat(run("--model", "m", "--input", "i", "--ignore-eos=maybe").stderr()).contains("--ignore-eos is a flag");
@@ -140,10 +146,11 @@ class GenerateCommandTest {
 
   @Test
   void flagsThatDefaultToOnAreTurnedOffWithFalse() {
-    java.util.List<CliOption> options = java.util.List.of(CliOption.flag("cuda-graphs", "graphs"));
-    assertThat(CliArgs.parse(options).flag("cuda-graphs", true)).isTrue();
-    assertThat(CliArgs.parse(options, "--cuda-graphs=false").flag("cuda-graphs", true)).isFalse();
-    assertThat(CliArgs.parse(options, "--cuda-graphs").flag("cuda-graphs", false)).isTrue();
+    OptionValues on = GenerateCommand.OPTIONS.resolve(GenerateCommand.OPTIONS.parse(), k -> null, k -> null);
+    assertThat(on.get(ScriptedOptions.CUDA_GRAPHS)).isTrue();
+    OptionValues off = GenerateCommand.OPTIONS.resolve(GenerateCommand.OPTIONS.parse("--cuda-graphs=false"), k -> null,
+        k -> null);
+    assertThat(off.get(ScriptedOptions.CUDA_GRAPHS)).isFalse();
     assertThat(run("--model", "m", "--input", "i", "--cuda-graphs=maybe").stderr()).contains("--cuda-graphs is a flag");
   }
 

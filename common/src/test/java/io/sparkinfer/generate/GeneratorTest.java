@@ -4,9 +4,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import ai.djl.ndarray.BaseNDManager;
+import io.sparkinfer.engine.EngineOptions;
+import io.sparkinfer.engine.LlmEngine;
 import io.sparkinfer.model.Precision;
-import io.sparkinfer.predict.EngineOptions;
-import io.sparkinfer.predict.LlmEngine;
+import io.sparkinfer.options.Option;
+import io.sparkinfer.options.OptionValues;
 import io.sparkinfer.testing.Fixtures;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -74,17 +76,15 @@ class GeneratorTest {
     for (int i = 0; i < cases.size(); i++) {
       requests.add(GenerationRequest.greedy("s" + i, cases.get(i).prompt(), 8));
     }
-    try {
-      engine.generator().setMaxPrefillTokens(20); // at most one or two prompts per pass
-      List<Completion> out = engine.generate(requests, 8);
+    // at most one or two prompts per pass
+    try (Generator g = engine.newGenerator(with(GeneratorOptions.MAX_PREFILL_TOKENS, 20))) {
+      List<Completion> out = g.generate(requests, 8);
       for (int i = 0; i < cases.size(); i++) {
         long[] ref = cases.get(i).greedyIds();
         assertThat(out.get(i).outputTokenIds()).containsExactly(Arrays.copyOf(ref, Math.min(ref.length, 8)));
       }
-    } finally {
-      engine.generator().setMaxPrefillTokens(Generator.DEFAULT_MAX_PREFILL_TOKENS);
     }
-    assertThatThrownBy(() -> engine.generator().setMaxPrefillTokens(0)).hasMessageContaining("must be > 0");
+    assertThatThrownBy(() -> with(GeneratorOptions.MAX_PREFILL_TOKENS, 0)).hasMessageContaining("must be >= 1");
   }
 
   @Test
@@ -169,17 +169,15 @@ class GeneratorTest {
     }
     List<GenerationRequest> withSampled = new ArrayList<>(requests);
     withSampled.add(sampled("s", cases.get(0).prompt(), 9, 0.8, 0, 1.0, 7));
-    EngineOptions options = EngineOptions.of(Fixtures.model("qwen2-code-demo"), Precision.FP32, "cpu").withBackend(backend);
+    EngineOptions options = EngineOptions.of(Fixtures.model("qwen2-code-demo"), Precision.FP32, "cpu").with(EngineOptions.BACKEND, EngineOptions.BACKEND.parse(backend));
     try (LlmEngine e = LlmEngine.load(options)) {
       for (List<GenerationRequest> batch : List.of(requests, withSampled)) {
         List<Completion> stepwise;
-        try (Generator g = e.newGenerator()) {
-          g.setDecodeChunk(1);
+        try (Generator g = e.newGenerator(with(GeneratorOptions.DECODE_CHUNK, 1))) {
           stepwise = g.generate(batch, 3);
         }
         for (int chunk : new int[] {4, 16}) {
-          try (Generator g = e.newGenerator()) {
-            g.setDecodeChunk(chunk);
+          try (Generator g = e.newGenerator(with(GeneratorOptions.DECODE_CHUNK, chunk))) {
             List<Completion> chunked = g.generate(batch, 3);
             for (int i = 0; i < batch.size(); i++) {
               Completion a = stepwise.get(i);
@@ -197,10 +195,13 @@ class GeneratorTest {
 
   @Test
   void decodeChunkOutsideOneToSixteenIsRefused() {
-    try (Generator g = engine.newGenerator()) {
-      assertThatThrownBy(() -> g.setDecodeChunk(0)).hasMessageContaining("[1, 16]");
-      assertThatThrownBy(() -> g.setDecodeChunk(17)).hasMessageContaining("[1, 16]");
-    }
+    assertThatThrownBy(() -> with(GeneratorOptions.DECODE_CHUNK, 0)).hasMessageContaining("[1, 16]");
+    assertThatThrownBy(() -> with(GeneratorOptions.DECODE_CHUNK, 17)).hasMessageContaining("[1, 16]");
+  }
+
+  /** The engine's options with one generator option changed (checked as the command line would be). */
+  private static <T> OptionValues with(Option<T> option, T value) {
+    return engine.options().values().with(option, value);
   }
 
   @Test
@@ -247,16 +248,16 @@ class GeneratorTest {
   @Test
   void maxPromptTokensLimitIsEnforcedAndRestorable() {
     Fixtures.Case c = cases.get(7); // 18 prompt tokens
-    try {
-      engine.generator().setMaxPromptTokens(10);
-      Completion out = engine.generate(List.of(GenerationRequest.greedy("m", c.prompt(), 2)), 1).get(0);
+    try (Generator g = engine.newGenerator(with(GeneratorOptions.MAX_PROMPT_TOKENS, 10))) {
+      Completion out = g.generate(List.of(GenerationRequest.greedy("m", c.prompt(), 2)), 1).get(0);
       assertThat(out.errorCode()).isEqualTo(ErrorCode.PROMPT_TOO_LONG);
       assertThat(out.errorMessage()).contains("18 tokens").contains("limit is 10");
-    } finally {
-      engine.generator().setMaxPromptTokens(Integer.MAX_VALUE);
     }
-    assertThat(engine.generator().maxPromptTokens()).isEqualTo(1023);
-    assertThatThrownBy(() -> engine.generator().setMaxPromptTokens(0)).hasMessageContaining("must be > 0");
+    try (Generator g = engine.newGenerator(with(GeneratorOptions.MAX_PROMPT_TOKENS, 100_000))) {
+      assertThat(g.maxPromptTokens()).as("never past the context less one").isEqualTo(1023);
+    }
+    assertThat(engine.generator().maxPromptTokens()).as("auto").isEqualTo(1023);
+    assertThatThrownBy(() -> with(GeneratorOptions.MAX_PROMPT_TOKENS, -1)).hasMessageContaining("must be >= 1 or auto");
   }
 
   @Test
@@ -315,8 +316,25 @@ class GeneratorTest {
   }
 
   @Test
-  void rejectsANonPositiveBatchSize() {
-    assertThatThrownBy(() -> engine.generate(List.of(), 0)).isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("batch size must be > 0, got 0");
+  void rejectsANegativeBatchSize() {
+    assertThatThrownBy(() -> engine.generate(List.of(), -1)).isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("batch size must be > 0 (or 0 for auto), got -1");
+  }
+
+  /** Batch size 0 sizes the batch from free memory for the requests at hand, and gives the same tokens. */
+  @Test
+  void autoBatchSizeFitsTheRequestsAndGivesTheSameTokens() {
+    List<GenerationRequest> requests = new ArrayList<>();
+    for (int i = 0; i < cases.size(); i++) {
+      requests.add(GenerationRequest.greedy("a" + i, cases.get(i).prompt(), 6));
+    }
+    List<Completion> auto = engine.generate(requests, 0);
+    List<Completion> fixed = engine.generate(requests, 2);
+    for (int i = 0; i < requests.size(); i++) {
+      assertThat(auto.get(i).outputTokenIds()).as(requests.get(i).prompt()).containsExactly(fixed.get(i).outputTokenIds());
+    }
+    int shortPrompts = engine.autoBatchSize(16, 6);
+    assertThat(shortPrompts).as("the CPU budget holds many short sequences").isGreaterThan(8);
+    assertThat(engine.autoBatchSize(1000, 6)).as("long prompts fit fewer").isLessThan(shortPrompts);
   }
 }

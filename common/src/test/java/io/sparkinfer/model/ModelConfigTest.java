@@ -8,6 +8,7 @@ import com.google.gson.JsonElement;
 import com.google.gson.JsonNull;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import io.sparkinfer.base.ModelLoadException;
 import io.sparkinfer.testing.Fixtures;
 import java.io.IOException;
 import java.nio.file.Files;

@@ -7,6 +7,7 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
+import io.sparkinfer.base.ModelLoadException;
 import io.sparkinfer.safetensors.Checkpoint;
 import io.sparkinfer.safetensors.SafetensorsException;
 import io.sparkinfer.safetensors.SafetensorsFile;

@@ -4,7 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.google.gson.JsonObject;
-import io.sparkinfer.model.ModelLoadException;
+import io.sparkinfer.base.ModelLoadException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;

@@ -1,9 +1,9 @@
 package io.sparkinfer.jobs;
 
+import io.sparkinfer.engine.EngineOptions;
+import io.sparkinfer.engine.LlmEngine;
 import io.sparkinfer.generate.GenerationRequest;
 import io.sparkinfer.model.ModelConfig;
-import io.sparkinfer.predict.EngineOptions;
-import io.sparkinfer.predict.LlmEngine;
 import io.sparkinfer.tokenizer.TextTokenizer;
 import java.nio.file.Path;
 import java.util.ArrayList;

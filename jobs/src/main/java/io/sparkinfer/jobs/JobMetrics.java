@@ -1,7 +1,7 @@
 package io.sparkinfer.jobs;
 
 import ai.djl.Device;
-import io.sparkinfer.predict.LlmEngine;
+import io.sparkinfer.engine.LlmEngine;
 import java.io.Serializable;
 import java.util.List;
 import java.util.Locale;

@@ -1,59 +1,30 @@
 package io.sparkinfer.jobs;
 
-import io.sparkinfer.cli.CliArgs;
+import io.sparkinfer.engine.EngineOptions;
+import io.sparkinfer.generate.GenerationRequest;
+import io.sparkinfer.generate.GeneratorOptions;
+import io.sparkinfer.generate.RequestOptions;
 import io.sparkinfer.generate.SamplingParams;
 import io.sparkinfer.model.Precision;
-import io.sparkinfer.predict.EngineOptions;
+import io.sparkinfer.options.CliArgs;
+import io.sparkinfer.options.Option;
+import io.sparkinfer.options.OptionTable;
+import io.sparkinfer.options.OptionValues;
 import java.io.Serializable;
-import java.util.Arrays;
-import java.util.EnumMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.function.Function;
 
 /**
- * The validated settings of one {@link BatchInferenceJob} run. Built from the command line and the Spark
- * conf by {@link #resolve}; the constructor checks every value and names the bad one.
- *
- * @param batchSize sequences per batch; 0 for {@code auto}
- * @param maxPromptTokens 0 for the model's own limit
- * @param partitions inference partitions per commit; 0 to derive from the cluster and the input
- * @param commitEvery rows per output commit; 0 for a single commit
- * @param precision null for auto
- * @param cudaGraphs let the scripted backend replay decode steps as CUDA graphs on a GPU ({@code --cuda-graphs})
- * @param runsTable null for {@code OUTPUT/_job_runs}
- * @param runId null to generate one
+ * The options of {@link BatchInferenceJob}, in one table ({@link #TABLE}): the job's own (input, output,
+ * partitioning, commits), the generation options every request gets ({@link RequestOptions}) and the
+ * engine's ({@link EngineOptions}), the last two shared with {@code generate.sh}. Values resolve through the
+ * table's precedence chain: command line, then Spark conf {@code spark.sparkinfer.<name>}, then the
+ * environment, then the default; the constructor checks what spans several options.
  */
-public record JobOptions(
-    String model,
-    String input,
-    String output,
-    OutputFormat format,
-    String inputFormat,
-    String idColumn,
-    String promptColumn,
-    int maxNewTokens,
-    double temperature,
-    int topK,
-    double topP,
-    long seed,
-    List<String> stop,
-    boolean ignoreEos,
-    Precision precision,
-    String device,
-    String backend,
-    boolean cudaGraphs,
-    int batchSize,
-    int maxPromptTokens,
-    int partitions,
-    long commitEvery,
-    boolean dedup,
-    boolean resume,
-    boolean overwrite,
-    String runsTable,
-    int progressSeconds,
-    String runId) implements Serializable {
+public final class JobOptions implements Serializable {
+
+  private static final long serialVersionUID = 1L;
 
   /** Output table formats. */
   public enum OutputFormat {
@@ -73,217 +44,236 @@ public record JobOptions(
     public String label() {
       return name().toLowerCase(Locale.ROOT);
     }
+  }
 
-    static OutputFormat parse(String s) {
-      for (OutputFormat f : values()) {
-        if (f.label().equalsIgnoreCase(s)) {
-          return f;
-        }
-      }
-      throw new IllegalArgumentException("--format '" + s + "' is not supported (supported: parquet, jsonl)");
+  /** Input table formats; {@code auto} goes by the file extensions. */
+  public enum InputFormat {
+    AUTO, PARQUET, JSONL, CSV;
+
+    public String label() {
+      return name().toLowerCase(Locale.ROOT);
     }
   }
 
-  static final List<String> INPUT_FORMATS = List.of("auto", "parquet", "jsonl", "csv");
+  public static final Option<String> MODEL = Option.text("model", "DIR|URI", null,
+      "Hugging Face checkpoint directory: a local path, or an hdfs:/s3a: URI (copied once to each executor)")
+      .describedDefault("required");
+  public static final Option<String> INPUT = Option.text("input", "PATH", null,
+      "prompts: a Parquet, JSONL or CSV file or directory (file:, hdfs:, s3a:)").describedDefault("required");
+  public static final Option<String> OUTPUT = Option.text("output", "PATH", null,
+      "where the completions table is written (a directory; file:, hdfs:, s3a:)").describedDefault("required");
+  public static final Option<OutputFormat> FORMAT = Option.choice("format", OutputFormat.PARQUET, false,
+      OutputFormat::label, "format of the completions table", OutputFormat.values());
+  public static final Option<InputFormat> INPUT_FORMAT = Option.choice("input-format", InputFormat.AUTO, false,
+      InputFormat::label, "format of the input; auto goes by the file extension (.parquet, .jsonl/.json, .csv)",
+      InputFormat.values());
+  public static final Option<String> ID_COLUMN = Option.text("id-column", "NAME", "id",
+      "input column with each row's stable id; when the input has no such column, ids are row-<position>")
+      .matching(".*\\S.*", "a column name");
+  public static final Option<String> PROMPT_COLUMN = Option.text("prompt-column", "NAME", "prompt",
+      "input column with the prompt text").matching(".*\\S.*", "a column name");
+  public static final Option<Integer> PARTITIONS = Option.integerOrAuto("partitions", "N|auto", 1,
+      "inference partitions per commit, range-partitioned by prompt length; auto: the cluster's parallelism, "
+          + "more for big inputs");
+  public static final Option<Long> COMMIT_EVERY = Option.longInteger("commit-every", "ROWS", 0,
+      "commit the output in waves of about ROWS rows, so a failed run keeps what it finished (0: one commit)")
+      .atLeast(0);
+  public static final Option<Boolean> DEDUP = Option.flag("dedup", true,
+      "with greedy decoding, compute identical prompts once (=false: once per row)");
+  public static final Option<Boolean> RESUME = Option.flag("resume", false,
+      "skip ids already in --output and append the rest");
+  public static final Option<Boolean> OVERWRITE = Option.flag("overwrite", false, "replace --output if it exists");
+  public static final Option<String> RUNS_TABLE = Option.text("runs-table", "PATH", null,
+      "where the job_runs metrics row is appended").describedDefault("OUTPUT/_job_runs");
+  public static final Option<Integer> PROGRESS_SECONDS = Option.integer("progress-seconds", "N", 5,
+      "seconds between driver progress lines (0: none)").atLeast(0);
+  public static final Option<String> RUN_ID = Option.text("run-id", "ID", null,
+      "identifier of this run in both tables").describedDefault("a timestamp and random suffix");
+  public static final Option<String> MODEL_CACHE = Option.text("model-cache", "DIR", null,
+      "where each executor keeps its local copy of an hdfs:/s3a: model").describedDefault("java.io.tmpdir");
+  public static final Option<Boolean> HELP = Option.flag("help", false, "print this help and exit");
 
-  public JobOptions {
-    require(model, JobOption.MODEL);
-    require(input, JobOption.INPUT);
-    require(output, JobOption.OUTPUT);
-    if (!INPUT_FORMATS.contains(inputFormat)) {
-      throw new IllegalArgumentException("--input-format '" + inputFormat + "' is not one of " + INPUT_FORMATS);
-    }
-    if (idColumn == null || idColumn.isBlank() || promptColumn == null || promptColumn.isBlank()) {
-      throw new IllegalArgumentException("--id-column and --prompt-column must name columns");
-    }
-    positive(maxNewTokens, JobOption.MAX_NEW_TOKENS);
-    nonNegative(batchSize, JobOption.BATCH_SIZE);
-    nonNegative(maxPromptTokens, JobOption.MAX_PROMPT_TOKENS);
-    nonNegative(partitions, JobOption.PARTITIONS);
-    if (commitEvery < 0) {
-      throw new IllegalArgumentException("--commit-every must be >= 0, got " + commitEvery);
-    }
-    nonNegative(progressSeconds, JobOption.PROGRESS_SECONDS);
-    stop = stop == null ? List.of() : List.copyOf(stop);
-    if (stop.stream().anyMatch(String::isEmpty)) {
-      throw new IllegalArgumentException("--stop must not be empty");
-    }
-    if (resume && overwrite) {
+  /** The job's own options. */
+  public static final OptionTable.Group JOB_GROUP = new OptionTable.Group("job options", List.of(MODEL, INPUT, OUTPUT,
+      FORMAT, INPUT_FORMAT, ID_COLUMN, PROMPT_COLUMN, PARTITIONS, COMMIT_EVERY, DEDUP, RESUME, OVERWRITE, RUNS_TABLE,
+      PROGRESS_SECONDS, RUN_ID, MODEL_CACHE, HELP));
+
+  /** Everything {@code infer.sh} takes: the job's options, the generation options, the engine's. */
+  public static final OptionTable TABLE = new OptionTable(JOB_GROUP, RequestOptions.GROUP, EngineOptions.GROUP);
+
+  private final OptionValues values;
+
+  /**
+   * @param values the values of {@link #TABLE}'s options
+   * @throws IllegalArgumentException for a missing model, input or output, or options that exclude each other
+   */
+  public JobOptions(OptionValues values) {
+    this.values = values;
+    require(MODEL);
+    require(INPUT);
+    require(OUTPUT);
+    if (resume() && overwrite()) {
       throw new IllegalArgumentException("--resume and --overwrite exclude each other");
     }
-    samplingParams(temperature, topK, topP, 0L); // the engine's own checks and messages
-    device = device == null ? "auto" : device.trim().toLowerCase(Locale.ROOT);
-    try {
-      new EngineOptions(model, precision, device, null, false); // the syntax only: GPUs are counted where it loads
-    } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException("--device: " + e.getMessage(), e);
+  }
+
+  /** Parses a command line and resolves it against {@code conf} (Spark conf lookups by key, null when absent). */
+  public static JobOptions parse(String[] args, Function<String, String> conf) {
+    return new JobOptions(TABLE.resolve(TABLE.parse(args), conf));
+  }
+
+  /** Parses a command line resolved against {@code conf} and {@code environment} (tests pin both). */
+  public static JobOptions parse(String[] args, Function<String, String> conf, Function<String, String> environment) {
+    return new JobOptions(TABLE.resolve(TABLE.parse(args), conf, environment));
+  }
+
+  /** Whether {@code args} ask for the help (checked before anything else is resolved). */
+  public static boolean wantsHelp(String[] args) {
+    CliArgs parsed = TABLE.parse(args);
+    return parsed.flag(HELP);
+  }
+
+  /** The usage text, generated from {@link #TABLE}. */
+  public static String usage() {
+    return TABLE.usage("BatchInferenceJob --model DIR --input PATH --output PATH [options]",
+        "Completes every prompt of --input with the model and writes one row per input id to --output.");
+  }
+
+  private void require(Option<String> o) {
+    String v = values.get(o);
+    if (v == null || v.isBlank()) {
+      throw new IllegalArgumentException(o + " is required (" + o.help() + ")");
     }
-    backend = backend == null ? "auto" : backend.toLowerCase(Locale.ROOT);
-    if (!List.of("auto", EngineOptions.EAGER, EngineOptions.SCRIPTED).contains(backend)) {
-      throw new IllegalArgumentException("--backend '" + backend + "' is not one of auto, eager, scripted");
-    }
+  }
+
+  /** Every option's value. */
+  public OptionValues values() {
+    return values;
+  }
+
+  public <T> T get(Option<T> option) {
+    return values.get(option);
+  }
+
+  /**
+   * The engine options for a task: the model's local directory on the executor and the device the task
+   * runs on ({@link DeviceBinding}).
+   */
+  public EngineOptions engineOptions(String localModelDir, String device) {
+    return new EngineOptions(localModelDir, values.with(EngineOptions.DEVICE_OPTION, device));
+  }
+
+  /** The request for one row: the prompt (already tokenized, or null) with this job's generation options. */
+  public GenerationRequest request(String id, String prompt, long[] promptTokenIds) {
+    return RequestOptions.request(values, id, prompt, promptTokenIds);
   }
 
   /** The sampling settings of a request whose seed is {@code seed}. */
   public SamplingParams sampling(long requestSeed) {
-    return samplingParams(temperature, topK, topP, requestSeed);
-  }
-
-  private static SamplingParams samplingParams(double temperature, int topK, double topP, long seed) {
-    try {
-      return new SamplingParams(temperature, topK, topP, seed);
-    } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException("bad sampling option: " + e.getMessage(), e);
-    }
-  }
-
-  /** The backend for {@link EngineOptions}: null lets the engine choose (scripted on GPU, eager on CPU). */
-  public String engineBackend() {
-    return "auto".equals(backend) ? null : backend;
+    return RequestOptions.sampling(values, requestSeed);
   }
 
   /** Whether every request decodes greedily (then identical prompts give identical completions). */
   public boolean isGreedy() {
-    return sampling(0L).isGreedy();
+    return RequestOptions.isGreedy(values);
   }
 
-  /** The completions' location. */
-  public String outputPath() {
-    return output;
+  public String model() {
+    return values.get(MODEL);
+  }
+
+  public String input() {
+    return values.get(INPUT);
+  }
+
+  public String output() {
+    return values.get(OUTPUT);
+  }
+
+  public OutputFormat format() {
+    return values.get(FORMAT);
+  }
+
+  public InputFormat inputFormat() {
+    return values.get(INPUT_FORMAT);
+  }
+
+  public String idColumn() {
+    return values.get(ID_COLUMN);
+  }
+
+  public String promptColumn() {
+    return values.get(PROMPT_COLUMN);
+  }
+
+  /** Inference partitions per commit; 0 to derive from the cluster and the input. */
+  public int partitions() {
+    return values.get(PARTITIONS);
+  }
+
+  /** Rows per output commit; 0 for a single commit. */
+  public long commitEvery() {
+    return values.get(COMMIT_EVERY);
+  }
+
+  public boolean dedup() {
+    return values.get(DEDUP);
+  }
+
+  public boolean resume() {
+    return values.get(RESUME);
+  }
+
+  public boolean overwrite() {
+    return values.get(OVERWRITE);
+  }
+
+  public int progressSeconds() {
+    return values.get(PROGRESS_SECONDS);
+  }
+
+  /** The run's id as given; null to generate one. */
+  public String runId() {
+    return values.get(RUN_ID);
+  }
+
+  /** The executors' local cache of remote models; null for java.io.tmpdir. */
+  public String modelCache() {
+    return values.get(MODEL_CACHE);
+  }
+
+  public int maxNewTokens() {
+    return values.get(RequestOptions.MAX_NEW_TOKENS);
+  }
+
+  /** The engine's prompt limit; 0 for the model's context less one. */
+  public int maxPromptTokens() {
+    return values.get(GeneratorOptions.MAX_PROMPT_TOKENS);
+  }
+
+  /** Sequences per batch; 0 for auto. */
+  public int batchSize() {
+    return values.get(GeneratorOptions.BATCH_SIZE);
+  }
+
+  /** The precision asked for; null for auto. */
+  public Precision precision() {
+    return values.get(EngineOptions.PRECISION);
+  }
+
+  /** {@code auto}, {@code cpu}, {@code gpu} or {@code gpu:N}. */
+  public String device() {
+    return values.get(EngineOptions.DEVICE_OPTION);
   }
 
   /** The job_runs table's location. */
   public String runsTablePath() {
-    return runsTable != null ? runsTable : output.replaceAll("/+$", "") + "/_job_runs";
+    String t = values.get(RUNS_TABLE);
+    return t != null ? t : output().replaceAll("/+$", "") + "/_job_runs";
   }
 
-  /** {@code auto} or the number. */
-  public String batchSizeLabel() {
-    return batchSize == 0 ? "auto" : Integer.toString(batchSize);
-  }
-
-  /**
-   * Options from command-line values (as {@link #parseArgs} returns them), then {@code conf} (Spark conf
-   * lookups by key, null when absent), then the defaults of {@link JobOption}.
-   */
-  public static JobOptions resolve(Map<JobOption, List<String>> args, Function<String, String> conf) {
-    Map<JobOption, String> v = new EnumMap<>(JobOption.class);
-    for (JobOption o : JobOption.values()) {
-      List<String> given = args.get(o);
-      String value = given != null && !given.isEmpty() ? given.get(given.size() - 1) : conf.apply(o.confKey());
-      v.put(o, value != null ? value : o.defaultValue());
-    }
-    List<String> stops = args.containsKey(JobOption.STOP) ? args.get(JobOption.STOP)
-        : v.get(JobOption.STOP) == null ? List.of() : List.of(v.get(JobOption.STOP));
-    return new JobOptions(
-        v.get(JobOption.MODEL),
-        v.get(JobOption.INPUT),
-        v.get(JobOption.OUTPUT),
-        OutputFormat.parse(v.get(JobOption.FORMAT)),
-        v.get(JobOption.INPUT_FORMAT).toLowerCase(Locale.ROOT),
-        v.get(JobOption.ID_COLUMN),
-        v.get(JobOption.PROMPT_COLUMN),
-        parseInt(v, JobOption.MAX_NEW_TOKENS),
-        parseDouble(v, JobOption.TEMPERATURE),
-        parseInt(v, JobOption.TOP_K),
-        parseDouble(v, JobOption.TOP_P),
-        parseLong(v, JobOption.SEED),
-        stops,
-        parseBoolean(v, JobOption.IGNORE_EOS),
-        "auto".equalsIgnoreCase(v.get(JobOption.PRECISION)) ? null : precision(v.get(JobOption.PRECISION)),
-        v.get(JobOption.DEVICE),
-        v.get(JobOption.BACKEND),
-        parseBoolean(v, JobOption.CUDA_GRAPHS),
-        "auto".equalsIgnoreCase(v.get(JobOption.BATCH_SIZE)) ? 0 : positiveInt(v, JobOption.BATCH_SIZE),
-        parseInt(v, JobOption.MAX_PROMPT_TOKENS),
-        parseInt(v, JobOption.PARTITIONS),
-        parseLong(v, JobOption.COMMIT_EVERY),
-        parseBoolean(v, JobOption.DEDUP),
-        parseBoolean(v, JobOption.RESUME),
-        parseBoolean(v, JobOption.OVERWRITE),
-        v.get(JobOption.RUNS_TABLE),
-        parseInt(v, JobOption.PROGRESS_SECONDS),
-        v.get(JobOption.RUN_ID));
-  }
-
-  /**
-   * Splits a command line into option values with the project's parser ({@link CliArgs}): {@code --name value},
-   * {@code --name=value}, or {@code --name} for flags (also {@code --name=false}). Unknown options, missing
-   * values and single options given twice are errors.
-   */
-  public static Map<JobOption, List<String>> parseArgs(String[] args) {
-    CliArgs parsed = CliArgs.parse(Arrays.stream(JobOption.values()).map(JobOption::toCliOption).toList(), args);
-    Map<JobOption, List<String>> out = new EnumMap<>(JobOption.class);
-    for (JobOption o : JobOption.values()) {
-      if (parsed.has(o.optionName())) {
-        out.put(o, parsed.all(o.optionName()));
-      }
-    }
-    return out;
-  }
-
-  private static void require(String value, JobOption o) {
-    if (value == null || value.isBlank()) {
-      throw new IllegalArgumentException("--" + o.optionName() + " is required (" + o.help() + ")");
-    }
-  }
-
-  private static void positive(int value, JobOption o) {
-    if (value <= 0) {
-      throw new IllegalArgumentException("--" + o.optionName() + " must be > 0, got " + value);
-    }
-  }
-
-  private static void nonNegative(int value, JobOption o) {
-    if (value < 0) {
-      throw new IllegalArgumentException("--" + o.optionName() + " must be >= 0, got " + value);
-    }
-  }
-
-  private static Precision precision(String s) {
-    try {
-      return Precision.parse(s);
-    } catch (IllegalArgumentException e) {
-      throw new IllegalArgumentException("--precision: " + e.getMessage() + " or auto", e);
-    }
-  }
-
-  private static int positiveInt(Map<JobOption, String> v, JobOption o) {
-    int n = parseInt(v, o);
-    positive(n, o);
-    return n;
-  }
-
-  private static int parseInt(Map<JobOption, String> v, JobOption o) {
-    try {
-      return Integer.parseInt(v.get(o).trim());
-    } catch (NumberFormatException e) {
-      throw new IllegalArgumentException("--" + o.optionName() + " must be an integer, got '" + v.get(o) + "'", e);
-    }
-  }
-
-  private static long parseLong(Map<JobOption, String> v, JobOption o) {
-    try {
-      return Long.parseLong(v.get(o).trim());
-    } catch (NumberFormatException e) {
-      throw new IllegalArgumentException("--" + o.optionName() + " must be an integer, got '" + v.get(o) + "'", e);
-    }
-  }
-
-  private static double parseDouble(Map<JobOption, String> v, JobOption o) {
-    try {
-      return Double.parseDouble(v.get(o).trim());
-    } catch (NumberFormatException e) {
-      throw new IllegalArgumentException("--" + o.optionName() + " must be a number, got '" + v.get(o) + "'", e);
-    }
-  }
-
-  private static boolean parseBoolean(Map<JobOption, String> v, JobOption o) {
-    String s = v.get(o).trim().toLowerCase(Locale.ROOT);
-    return switch (s) {
-      case "true", "yes", "1" -> true;
-      case "false", "no", "0" -> false;
-      default -> throw new IllegalArgumentException("--" + o.optionName() + " must be true or false, got '" + v.get(o) + "'");
-    };
+  /** The value of {@code option} as it would be written on a command line. */
+  public String text(Option<?> option) {
+    return values.text(option);
   }
 }

@@ -1,5 +1,8 @@
 package io.sparkinfer.jobs;
 
+import io.sparkinfer.engine.EngineOptions;
+import io.sparkinfer.generate.GeneratorOptions;
+import io.sparkinfer.generate.RequestOptions;
 import java.sql.Timestamp;
 import java.time.Instant;
 import java.util.Locale;
@@ -89,9 +92,10 @@ public record JobResult(
         wallSeconds(), o.model(), precisionLabel, deviceLabel, backendLabel, Tables.LAYOUT_REPLICA, o.input(),
         o.output(), o.format().label(), o.resume(), inputRows, skippedRows, rows, plannedErrorRows, requests,
         deduplicatedRows, okRows, errorRows, promptTokens, completionTokens, generateSeconds, tokensPerSecond(),
-        rowsPerSecond(), o.maxNewTokens(), o.temperature(), o.topK(), o.topP(), o.seed(), o.batchSizeLabel(),
-        o.maxPromptTokens(), partitions, commits, executors, modelLoads(), loadsByExecutor,
-        modelLoadSeconds, master, sparkVersion, BatchInferenceJob.projectVersion());
+        rowsPerSecond(), o.maxNewTokens(), o.get(RequestOptions.TEMPERATURE), o.get(RequestOptions.TOP_K),
+        o.get(RequestOptions.TOP_P), o.get(RequestOptions.SEED), o.text(GeneratorOptions.BATCH_SIZE),
+        o.maxPromptTokens(), o.values().texts(EngineOptions.ALL), partitions, commits, executors,
+        modelLoads(), loadsByExecutor, modelLoadSeconds, master, sparkVersion, JobRunsTable.projectVersion());
   }
 
   /** The summary table printed when the job ends. */

@@ -1,6 +1,6 @@
 package io.sparkinfer.jobs;
 
-import io.sparkinfer.model.ModelLoadException;
+import io.sparkinfer.base.ModelLoadException;
 import java.io.IOException;
 import java.io.ObjectInputStream;
 import java.io.ObjectOutputStream;
@@ -24,25 +24,26 @@ import org.apache.hadoop.fs.FileSystem;
  */
 public final class ModelLocation implements Serializable {
 
-  /** System property naming the executors' local cache of remote checkpoints (default: java.io.tmpdir). */
-  public static final String CACHE_PROPERTY = "sparkinfer.model.cache";
-
   private static final String COMPLETE_MARKER = ".sparkinfer-complete";
 
   private final String uri;
+  private final String cacheDir;
   private transient Configuration hadoopConf;
 
-  private ModelLocation(String uri, Configuration hadoopConf) {
+  private ModelLocation(String uri, String cacheDir, Configuration hadoopConf) {
     this.uri = uri;
+    this.cacheDir = cacheDir;
     this.hadoopConf = hadoopConf;
   }
 
   /**
    * Checks on the driver that {@code model} names a checkpoint directory (a {@code config.json} is there),
    * failing with a message that names it.
+   *
+   * @param cacheDir where executors copy a remote model ({@code --model-cache}); null for java.io.tmpdir
    */
-  public static ModelLocation check(String model, Configuration hadoopConf) {
-    ModelLocation location = new ModelLocation(model, isLocal(model) ? null : new Configuration(hadoopConf));
+  public static ModelLocation check(String model, Configuration hadoopConf, String cacheDir) {
+    ModelLocation location = new ModelLocation(model, cacheDir, isLocal(model) ? null : new Configuration(hadoopConf));
     if (location.hadoopConf == null) {
       Path dir = localPath(model);
       if (!Files.isDirectory(dir)) {
@@ -90,7 +91,7 @@ public final class ModelLocation implements Serializable {
   }
 
   private Path fetch() {
-    Path cacheRoot = Path.of(System.getProperty(CACHE_PROPERTY, System.getProperty("java.io.tmpdir")), "sparkinfer-models");
+    Path cacheRoot = Path.of(cacheDir != null ? cacheDir : System.getProperty("java.io.tmpdir"), "sparkinfer-models");
     Path target = cacheRoot.resolve(sha256(uri).substring(0, 16));
     synchronized (ModelLocation.class) {
       if (Files.isRegularFile(target.resolve(COMPLETE_MARKER))) {

@@ -2,11 +2,10 @@ package io.sparkinfer.jobs;
 
 import ai.djl.inference.Predictor;
 import ai.djl.translate.TranslateException;
+import io.sparkinfer.engine.EngineOptions;
+import io.sparkinfer.engine.LlmEngine;
 import io.sparkinfer.generate.Completion;
 import io.sparkinfer.generate.GenerationRequest;
-import io.sparkinfer.generate.SamplingParams;
-import io.sparkinfer.predict.EngineOptions;
-import io.sparkinfer.predict.LlmEngine;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -23,9 +22,9 @@ import java.util.concurrent.TimeoutException;
 import org.apache.spark.SparkEnv;
 import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.function.MapPartitionsFunction;
-import org.apache.spark.util.TaskCompletionListener;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
+import org.apache.spark.util.TaskCompletionListener;
 
 /**
  * Inference over one partition: rows of (prompt, prompt_tokens, ids) sorted by prompt length in, one
@@ -64,8 +63,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
     TaskContext task = TaskContext.get();
     String device = DeviceBinding.forTask(options.device(), task);
     String executorId = SparkEnv.get().executorId();
-    EngineOptions engineOptions = new EngineOptions(model.localDir().toString(), options.precision(), device,
-        options.engineBackend(), false, options.cudaGraphs());
+    EngineOptions engineOptions = options.engineOptions(model.localDir().toString(), device);
     LlmEngine engine = ExecutorEngines.engine(new ExecutorEngines.Key(model.uri(), engineOptions), (k, loaded, seconds) ->
         metrics.recordLoad(executorId, seconds, loaded));
     metrics.executors.add(executorId);
@@ -166,9 +164,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
         long[] promptIds = engine.tokenizer().encode(g.prompt());
         List<String> requestIds = oneRequestPerGroup ? g.ids().subList(0, 1) : g.ids();
         for (String id : requestIds) {
-          requests.add(new GenerationRequest(id, g.prompt(), options.maxNewTokens(),
-              options.sampling(SamplingParams.requestSeed(options.seed(), id)), options.stop(), options.ignoreEos(),
-              promptIds));
+          requests.add(options.request(id, g.prompt(), promptIds));
         }
       }
       int batchSize = options.batchSize() > 0 ? options.batchSize()

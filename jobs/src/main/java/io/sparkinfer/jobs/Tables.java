@@ -105,6 +105,7 @@ public final class Tables {
       field("seed", DataTypes.LongType, false),
       field("batch_size", DataTypes.StringType, false),
       field("max_prompt_tokens", DataTypes.IntegerType, false),
+      field("engine_options", DataTypes.createMapType(DataTypes.StringType, DataTypes.StringType, true), false),
       field("partitions", DataTypes.IntegerType, false),
       field("commits", DataTypes.IntegerType, false),
       field("executors", DataTypes.IntegerType, false),

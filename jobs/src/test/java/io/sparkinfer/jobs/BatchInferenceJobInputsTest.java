@@ -30,7 +30,7 @@ class BatchInferenceJobInputsTest {
     Files.createDirectories(csv.getParent());
     Files.writeString(csv, "text,topic\n\"def add(a, b):\",math\n\"class A:\n    pass\",classes\n");
     String out = tmp.resolve("out").toString();
-    JobResult r = BatchInferenceJob.run(spark, TestSupport.options("--model", model, "--input", csv.getParent().toString(),
+    JobResult r = BatchInference.run(spark, TestSupport.options("--model", model, "--input", csv.getParent().toString(),
         "--output", out, "--prompt-column", "text", "--max-new-tokens", "2"));
     assertThat(r.rows()).isEqualTo(2);
     List<Row> written = spark.read().parquet(out).orderBy("id").collectAsList();
@@ -44,7 +44,7 @@ class BatchInferenceJobInputsTest {
     String in = tmp.resolve("in-parquet").toString();
     spark.sql("SELECT CAST(id AS INT) AS id, concat('def f', id, '():') AS prompt FROM range(3)").write().parquet(in);
     String out = tmp.resolve("out").toString();
-    BatchInferenceJob.run(spark, TestSupport.options("--model", model, "--input", in, "--output", out,
+    BatchInference.run(spark, TestSupport.options("--model", model, "--input", in, "--output", out,
         "--max-new-tokens", "2", "--format", "jsonl"));
     assertThat(spark.read().json(out).select("id").as(org.apache.spark.sql.Encoders.STRING()).collectAsList())
         .containsExactlyInAnyOrder("0", "1", "2");
@@ -54,19 +54,19 @@ class BatchInferenceJobInputsTest {
   void badInputsFailWithMessagesThatNameTheProblem() {
     SparkSession spark = TestSupport.spark();
     Path noPrompt = TestSupport.writeJsonl(tmp.resolve("x.jsonl"), Map.of("a", "hi"));
-    assertThatThrownBy(() -> BatchInferenceJob.run(spark, TestSupport.options("--model", model, "--input",
+    assertThatThrownBy(() -> BatchInference.run(spark, TestSupport.options("--model", model, "--input",
         noPrompt.toString(), "--output", tmp.resolve("o1").toString(), "--prompt-column", "question")))
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("has no column 'question' (columns: id, prompt)");
 
     Path dupes = tmp.resolve("dupes.jsonl");
     writeLines(dupes, "{\"id\": \"a\", \"prompt\": \"x\"}", "{\"id\": \"a\", \"prompt\": \"y\"}");
-    assertThatThrownBy(() -> BatchInferenceJob.run(spark, TestSupport.options("--model", model, "--input",
+    assertThatThrownBy(() -> BatchInference.run(spark, TestSupport.options("--model", model, "--input",
         dupes.toString(), "--output", tmp.resolve("o2").toString())))
         .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("ids must be present and unique")
         .hasMessageContaining("'a' x2");
 
-    assertThatThrownBy(() -> BatchInferenceJob.run(spark, TestSupport.options("--model", model, "--input",
+    assertThatThrownBy(() -> BatchInference.run(spark, TestSupport.options("--model", model, "--input",
         tmp.resolve("absent.jsonl").toString(), "--output", tmp.resolve("o3").toString())))
         .hasMessageContaining("absent.jsonl: no such file or directory");
 
@@ -76,14 +76,14 @@ class BatchInferenceJobInputsTest {
     } catch (IOException e) {
       throw new java.io.UncheckedIOException(e);
     }
-    assertThatThrownBy(() -> BatchInferenceJob.run(spark, TestSupport.options("--model", notAModel.toString(),
+    assertThatThrownBy(() -> BatchInference.run(spark, TestSupport.options("--model", notAModel.toString(),
         "--input", noPrompt.toString(), "--output", tmp.resolve("o4").toString())))
         .hasMessageContaining("not a Hugging Face checkpoint (no config.json)");
 
     String out = tmp.resolve("o5").toString();
-    BatchInferenceJob.run(spark, TestSupport.options("--model", model, "--input", noPrompt.toString(), "--output", out,
+    BatchInference.run(spark, TestSupport.options("--model", model, "--input", noPrompt.toString(), "--output", out,
         "--max-new-tokens", "1"));
-    assertThatThrownBy(() -> BatchInferenceJob.run(spark, TestSupport.options("--model", model, "--input",
+    assertThatThrownBy(() -> BatchInference.run(spark, TestSupport.options("--model", model, "--input",
         noPrompt.toString(), "--output", out, "--format", "jsonl", "--resume")))
         .hasMessageContaining("holds parquet files but --format is jsonl");
   }

@@ -3,13 +3,13 @@ package io.sparkinfer.jobs;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.sparkinfer.engine.EngineOptions;
+import io.sparkinfer.engine.LlmEngine;
 import io.sparkinfer.generate.Completion;
 import io.sparkinfer.generate.ErrorCode;
 import io.sparkinfer.generate.GenerationRequest;
 import io.sparkinfer.generate.SamplingParams;
 import io.sparkinfer.model.Precision;
-import io.sparkinfer.predict.EngineOptions;
-import io.sparkinfer.predict.LlmEngine;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -71,7 +71,7 @@ class BatchInferenceJobLocalTest {
     SparkSession spark = TestSupport.spark();
     Path input = TestSupport.writeJsonl(tmp.resolve("in/prompts.jsonl"), rows);
     String out = tmp.resolve("out").toString();
-    JobResult result = BatchInferenceJob.run(spark, TestSupport.options("--model", TestSupport.tinyModel().toString(),
+    JobResult result = BatchInference.run(spark, TestSupport.options("--model", TestSupport.tinyModel().toString(),
         "--input", input.toString(), "--output", out, "--max-new-tokens", "" + MAX_NEW, "--batch-size", "2",
         "--max-prompt-tokens", "64", "--progress-seconds", "1", "--device", "auto"));
 
@@ -129,7 +129,7 @@ class BatchInferenceJobLocalTest {
     Map<String, String> input = TestSupport.referenceInput();
     Path file = TestSupport.writeJsonl(tmp.resolve("in.jsonl"), input);
     String out = tmp.resolve("sampled").toString();
-    BatchInferenceJob.run(spark, TestSupport.options("--model", TestSupport.tinyModel().toString(), "--input",
+    BatchInference.run(spark, TestSupport.options("--model", TestSupport.tinyModel().toString(), "--input",
         file.toString(), "--output", out, "--format", "jsonl", "--max-new-tokens", "" + MAX_NEW,
         "--temperature", "0.9", "--top-k", "20", "--seed", "7", "--partitions", "3"));
 
@@ -150,16 +150,16 @@ class BatchInferenceJobLocalTest {
     all.entrySet().stream().limit(3).forEach(e -> firstHalf.put(e.getKey(), e.getValue()));
     String out = tmp.resolve("resumed").toString();
     String model = TestSupport.tinyModel().toString();
-    JobResult partial = BatchInferenceJob.run(spark, TestSupport.options("--model", model, "--input",
+    JobResult partial = BatchInference.run(spark, TestSupport.options("--model", model, "--input",
         TestSupport.writeJsonl(tmp.resolve("part.jsonl"), firstHalf).toString(), "--output", out,
         "--max-new-tokens", "" + MAX_NEW));
     assertThat(partial.requests()).isEqualTo(3);
 
     String full = TestSupport.writeJsonl(tmp.resolve("all.jsonl"), all).toString();
-    assertThatThrownBy(() -> BatchInferenceJob.run(spark, TestSupport.options("--model", model, "--input", full,
+    assertThatThrownBy(() -> BatchInference.run(spark, TestSupport.options("--model", model, "--input", full,
         "--output", out))).isInstanceOf(IllegalArgumentException.class).hasMessageContaining("--resume");
 
-    JobResult resumed = BatchInferenceJob.run(spark, TestSupport.options("--model", model, "--input", full,
+    JobResult resumed = BatchInference.run(spark, TestSupport.options("--model", model, "--input", full,
         "--output", out, "--max-new-tokens", "" + MAX_NEW, "--resume"));
     assertThat(resumed.skippedRows()).isEqualTo(3);
     assertThat(resumed.rows()).isEqualTo(all.size() - 3);
@@ -173,7 +173,7 @@ class BatchInferenceJobLocalTest {
     }
     assertThat(spark.read().parquet(out + "/_job_runs").count()).isEqualTo(2);
 
-    JobResult nothingLeft = BatchInferenceJob.run(spark, TestSupport.options("--model", model, "--input", full,
+    JobResult nothingLeft = BatchInference.run(spark, TestSupport.options("--model", model, "--input", full,
         "--output", out, "--resume"));
     assertThat(nothingLeft.rows()).isZero();
     assertThat(nothingLeft.requests()).isZero();
@@ -203,7 +203,7 @@ class BatchInferenceJobLocalTest {
     };
     spark.sparkContext().addSparkListener(canceller);
     try {
-      assertThatThrownBy(() -> BatchInferenceJob.run(spark, TestSupport.options("--model", model, "--input", input,
+      assertThatThrownBy(() -> BatchInference.run(spark, TestSupport.options("--model", model, "--input", input,
           "--output", out, "--max-new-tokens", "" + MAX_NEW, "--commit-every", "3")))
           .hasMessageContaining("cancelled");
     } finally {
@@ -215,7 +215,7 @@ class BatchInferenceJobLocalTest {
     assertThat(failed.<String>getAs("status")).isEqualTo("failed");
     assertThat(failed.<Integer>getAs("commits")).isEqualTo(1);
 
-    JobResult resumed = BatchInferenceJob.run(spark, TestSupport.options("--model", model, "--input", input,
+    JobResult resumed = BatchInference.run(spark, TestSupport.options("--model", model, "--input", input,
         "--output", out, "--max-new-tokens", "" + MAX_NEW, "--resume", "--commit-every", "3"));
     assertThat(resumed.skippedRows()).isEqualTo(committed);
     assertThat(resumed.requests()).as("only the missing ids are computed").isEqualTo(all.size() - committed);

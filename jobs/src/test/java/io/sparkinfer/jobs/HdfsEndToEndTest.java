@@ -81,14 +81,14 @@ class HdfsEndToEndTest {
         new org.apache.hadoop.fs.Path(model));
 
     String out = root + "/out/completions";
-    JobResult onHdfs = BatchInferenceJob.run(spark, TestSupport.options("--model", model, "--input", prompts,
+    JobResult onHdfs = BatchInference.run(spark, TestSupport.options("--model", model, "--input", prompts,
         "--output", out, "--max-new-tokens", "" + MAX_NEW, "--batch-size", "2", "--partitions", "2",
         "--device", "auto"));
     assertThat(onHdfs.succeeded()).isTrue();
     assertThat(onHdfs.rows()).isEqualTo((long) rows.size());
 
     String localOut = tmp.resolve("local-out").toString();
-    JobResult onLocal = BatchInferenceJob.run(spark, TestSupport.options("--model", TestSupport.tinyModel().toString(),
+    JobResult onLocal = BatchInference.run(spark, TestSupport.options("--model", TestSupport.tinyModel().toString(),
         "--input", localPrompts.toString(), "--output", localOut, "--max-new-tokens", "" + MAX_NEW,
         "--batch-size", "2", "--partitions", "2", "--device", "auto"));
     assertThat(onLocal.succeeded()).isTrue();

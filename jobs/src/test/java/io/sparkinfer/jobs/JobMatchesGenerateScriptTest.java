@@ -83,7 +83,7 @@ class JobMatchesGenerateScriptTest {
     List<String> job = new ArrayList<>(List.of("--output", out));
     job.addAll(common);
     job.addAll(List.of(sampling));
-    BatchInferenceJob.run(spark, TestSupport.options(job.toArray(String[]::new)));
+    BatchInference.run(spark, TestSupport.options(job.toArray(String[]::new)));
     List<Row> written = spark.read().parquet(out).collectAsList();
     assertThat(written).extracting(r -> r.<String>getAs("id")).as("each input id exactly once")
         .containsExactlyInAnyOrderElementsOf(rows.keySet());

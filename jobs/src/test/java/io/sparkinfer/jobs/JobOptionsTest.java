@@ -3,6 +3,13 @@ package io.sparkinfer.jobs;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.sparkinfer.backend.scripted.ScriptedOptions;
+import io.sparkinfer.engine.BackendKind;
+import io.sparkinfer.engine.EngineOptions;
+import io.sparkinfer.generate.GeneratorOptions;
+import io.sparkinfer.generate.RequestOptions;
+import io.sparkinfer.model.Precision;
+import io.sparkinfer.options.Option;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -13,10 +20,14 @@ class JobOptionsTest {
   static final String[] REQUIRED = {"--model", "/m", "--input", "/in.jsonl", "--output", "/out"};
 
   static JobOptions parse(Map<String, String> conf, String... extra) {
+    return parse(conf, Map.of(), extra);
+  }
+
+  static JobOptions parse(Map<String, String> conf, Map<String, String> env, String... extra) {
     String[] args = new String[REQUIRED.length + extra.length];
     System.arraycopy(REQUIRED, 0, args, 0, REQUIRED.length);
     System.arraycopy(extra, 0, args, REQUIRED.length, extra.length);
-    return JobOptions.resolve(JobOptions.parseArgs(args), conf::get);
+    return JobOptions.parse(args, conf::get, env::get);
   }
 
   @Test
@@ -25,102 +36,120 @@ class JobOptionsTest {
     assertThat(o.format()).isEqualTo(JobOptions.OutputFormat.PARQUET);
     assertThat(o.maxNewTokens()).isEqualTo(64);
     assertThat(o.batchSize()).as("auto").isZero();
+    assertThat(o.text(GeneratorOptions.BATCH_SIZE)).isEqualTo("auto");
     assertThat(o.precision()).as("auto").isNull();
+    assertThat(o.text(EngineOptions.PRECISION)).isEqualTo("auto");
     assertThat(o.device()).isEqualTo("auto");
     assertThat(o.isGreedy()).isTrue();
     assertThat(o.dedup()).isTrue();
     assertThat(o.runsTablePath()).isEqualTo("/out/_job_runs");
-    assertThat(o.stop()).isEmpty();
-    assertThat(o.cudaGraphs()).as("on by default").isTrue();
+    assertThat(o.get(RequestOptions.STOP)).isEmpty();
+    assertThat(o.get(ScriptedOptions.CUDA_GRAPHS)).as("on by default").isTrue();
+    assertThat(o.modelCache()).as("java.io.tmpdir").isNull();
   }
 
   @Test
   void cudaGraphsIsAFlagOnByDefault() {
-    assertThat(JobOption.CUDA_GRAPHS.isFlag()).isTrue();
-    assertThat(parse(Map.of()).cudaGraphs()).as("default").isTrue();
-    assertThat(parse(Map.of(), "--cuda-graphs").cudaGraphs()).as("given alone").isTrue();
-    assertThat(parse(Map.of(), "--cuda-graphs=true").cudaGraphs()).isTrue();
-    assertThat(parse(Map.of(), "--cuda-graphs=false").cudaGraphs()).as("turned off").isFalse();
+    Option<Boolean> graphs = ScriptedOptions.CUDA_GRAPHS;
+    assertThat(graphs.isFlag()).isTrue();
+    assertThat(parse(Map.of()).get(graphs)).as("default").isTrue();
+    assertThat(parse(Map.of(), "--cuda-graphs").get(graphs)).as("given alone").isTrue();
+    assertThat(parse(Map.of(), "--cuda-graphs=true").get(graphs)).isTrue();
+    assertThat(parse(Map.of(), "--cuda-graphs=false").get(graphs)).as("turned off").isFalse();
     Map<String, String> off = Map.of("spark.sparkinfer.cuda-graphs", "false");
-    assertThat(parse(off).cudaGraphs()).as("Spark conf when the flag is absent").isFalse();
-    assertThat(parse(off, "--cuda-graphs").cudaGraphs()).as("command line beats the conf").isTrue();
-    assertThat(parse(off, "--cuda-graphs=true").cudaGraphs()).as("command line beats the conf").isTrue();
-    assertThat(parse(Map.of("spark.sparkinfer.cuda-graphs", "true"), "--cuda-graphs=false").cudaGraphs())
+    assertThat(parse(off).get(graphs)).as("Spark conf when the flag is absent").isFalse();
+    assertThat(parse(off, "--cuda-graphs").get(graphs)).as("command line beats the conf").isTrue();
+    assertThat(parse(Map.of("spark.sparkinfer.cuda-graphs", "true"), "--cuda-graphs=false").get(graphs))
         .as("command line beats the conf").isFalse();
-    assertThatThrownBy(() -> JobOptions.parseArgs(new String[] {"--cuda-graphs=maybe"}))
-        .hasMessageContaining("--cuda-graphs is a flag");
+    assertThatThrownBy(() -> parse(Map.of(), "--cuda-graphs=maybe")).hasMessageContaining("--cuda-graphs is a flag");
     assertThatThrownBy(() -> parse(Map.of("spark.sparkinfer.cuda-graphs", "maybe")))
-        .hasMessageContaining("--cuda-graphs must be true or false, got 'maybe'");
+        .hasMessageContaining("--cuda-graphs (from spark.sparkinfer.cuda-graphs) must be true or false, got 'maybe'");
   }
 
   @Test
-  void enginesLoadedWithAndWithoutCudaGraphsAreDifferentKeys() {
-    io.sparkinfer.predict.EngineOptions graphs =
-        new io.sparkinfer.predict.EngineOptions("/m", io.sparkinfer.model.Precision.FP16, "gpu:0", "scripted", false, true);
+  void enginesLoadedWithDifferentOptionsAreDifferentKeys() {
+    EngineOptions graphs = parse(Map.of(), "--precision", "fp16", "--backend", "scripted").engineOptions("/local/m", "gpu:0");
+    assertThat(graphs.backend()).isEqualTo(BackendKind.SCRIPTED);
+    assertThat(graphs.device()).as("the task's device").isEqualTo("gpu:0");
     var on = new ExecutorEngines.Key("hdfs:///m", graphs);
-    var off = new ExecutorEngines.Key("hdfs:///m", graphs.withCudaGraphs(false));
+    var off = new ExecutorEngines.Key("hdfs:///m", graphs.with(ScriptedOptions.CUDA_GRAPHS, false));
     assertThat(on).isNotEqualTo(off);
-    assertThat(on).isEqualTo(new ExecutorEngines.Key("hdfs:///m", graphs.withCudaGraphs(true)));
+    assertThat(on).isEqualTo(new ExecutorEngines.Key("hdfs:///m", graphs.with(ScriptedOptions.CUDA_GRAPHS, true)));
+    assertThat(new ExecutorEngines.Key("hdfs:///m", graphs.with(GeneratorOptions.DECODE_CHUNK, 4)))
+        .as("every engine option is part of the key").isNotEqualTo(on);
   }
 
   @Test
-  void commandLineBeatsSparkConfWhichBeatsTheDefault() {
+  void commandLineBeatsSparkConfWhichBeatsTheEnvironmentWhichBeatsTheDefault() {
     Map<String, String> conf = Map.of("spark.sparkinfer.max-new-tokens", "12", "spark.sparkinfer.top-k", "5");
-    JobOptions o = parse(conf, "--max-new-tokens=20", "--temperature", "0.5");
+    Map<String, String> env = Map.of("SPARKINFER_TOP_K", "7", "SPARKINFER_SEED", "9", "SPARKINFER_MAX_NEW_TOKENS", "3");
+    JobOptions o = parse(conf, env, "--max-new-tokens=20", "--temperature", "0.5");
     assertThat(o.maxNewTokens()).as("command line").isEqualTo(20);
-    assertThat(o.topK()).as("Spark conf").isEqualTo(5);
-    assertThat(o.topP()).as("default").isEqualTo(1.0);
+    assertThat(o.get(RequestOptions.TOP_K)).as("Spark conf over the environment").isEqualTo(5);
+    assertThat(o.get(RequestOptions.SEED)).as("environment").isEqualTo(9L);
+    assertThat(o.get(RequestOptions.TOP_P)).as("default").isEqualTo(1.0);
     assertThat(o.isGreedy()).isFalse();
+    assertThatThrownBy(() -> parse(Map.of(), Map.of("SPARKINFER_SEED", "x")))
+        .hasMessageContaining("--seed (from $SPARKINFER_SEED) must be an integer, got 'x'");
   }
 
   @Test
   void flagsRepeatableStopsAndFormats() {
     JobOptions o = parse(Map.of(), "--resume", "--stop", "\n\n", "--stop", "###", "--format", "JSONL",
-        "--precision", "fp16", "--batch-size", "16", "--device", "GPU:1", "--ignore-eos", "--dedup=false");
+        "--precision", "fp16", "--batch-size", "16", "--device", "GPU:1", "--ignore-eos", "--dedup=false",
+        "--model-cache", "/fast/disk");
     assertThat(o.resume()).isTrue();
-    assertThat(o.stop()).containsExactly("\n\n", "###");
+    assertThat(o.get(RequestOptions.STOP)).containsExactly("\n\n", "###");
     assertThat(o.format()).isEqualTo(JobOptions.OutputFormat.JSONL);
-    assertThat(o.precision().label()).isEqualTo("fp16");
+    assertThat(o.precision()).isEqualTo(Precision.FP16);
     assertThat(o.batchSize()).isEqualTo(16);
     assertThat(o.device()).isEqualTo("gpu:1");
-    assertThat(o.ignoreEos()).isTrue();
+    assertThat(o.get(RequestOptions.IGNORE_EOS)).isTrue();
     assertThat(o.dedup()).isFalse();
+    assertThat(o.modelCache()).isEqualTo("/fast/disk");
+    var request = o.request("r1", "hi", null);
+    assertThat(request.stopStrings()).containsExactly("\n\n", "###");
+    assertThat(request.ignoreEos()).isTrue();
   }
 
   @Test
   void badOptionsNameTheOptionAndTheValue() {
-    assertThatThrownBy(() -> JobOptions.parseArgs(new String[] {"--modle", "x"}))
+    assertThatThrownBy(() -> JobOptions.parse(new String[] {"--modle", "x"}, k -> null))
         .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("unknown option --modle");
-    assertThatThrownBy(() -> JobOptions.parseArgs(new String[] {"--model"}))
+    assertThatThrownBy(() -> JobOptions.parse(new String[] {"--model"}, k -> null))
         .hasMessageContaining("--model needs a value");
-    assertThatThrownBy(() -> JobOptions.parseArgs(new String[] {"stray"}))
+    assertThatThrownBy(() -> JobOptions.parse(new String[] {"stray"}, k -> null))
         .hasMessageContaining("unexpected argument 'stray'");
-    assertThatThrownBy(() -> JobOptions.resolve(JobOptions.parseArgs(new String[] {"--input", "i", "--output", "o"}),
-        k -> null)).hasMessageContaining("--model is required");
-    assertThatThrownBy(() -> parse(Map.of(), "--max-new-tokens", "0")).hasMessageContaining("--max-new-tokens must be > 0");
+    assertThatThrownBy(() -> JobOptions.parse(new String[] {"--input", "i", "--output", "o"}, k -> null, k -> null))
+        .hasMessageContaining("--model is required");
+    assertThatThrownBy(() -> parse(Map.of(), "--max-new-tokens", "0")).hasMessageContaining("--max-new-tokens must be >= 1");
     assertThatThrownBy(() -> parse(Map.of(), "--max-new-tokens", "ten")).hasMessageContaining("must be an integer, got 'ten'");
     assertThatThrownBy(() -> parse(Map.of(), "--top-p", "1.5")).hasMessageContaining("top-p must be in (0, 1]");
     assertThatThrownBy(() -> parse(Map.of(), "--temperature", "-1")).hasMessageContaining("temperature must be >= 0");
-    assertThatThrownBy(() -> parse(Map.of(), "--format", "csv")).hasMessageContaining("--format 'csv'");
-    assertThatThrownBy(() -> parse(Map.of(), "--precision", "fp8")).hasMessageContaining("precision 'fp8'");
-    assertThat(parse(Map.of(), "--precision", "bf16").precision()).isEqualTo(io.sparkinfer.model.Precision.BF16);
+    assertThatThrownBy(() -> parse(Map.of(), "--format", "csv")).hasMessageContaining("--format must be one of parquet, jsonl");
+    assertThatThrownBy(() -> parse(Map.of(), "--precision", "fp8")).hasMessageContaining("--precision must be one of")
+        .hasMessageContaining("got 'fp8'");
+    assertThat(parse(Map.of(), "--precision", "bf16").precision()).isEqualTo(Precision.BF16);
     assertThatThrownBy(() -> parse(Map.of(), "--device", "tpu"))
-        .hasMessageContaining("--device: device 'tpu' is not one of cpu, gpu, gpu:N, auto");
-    assertThatThrownBy(() -> parse(Map.of(), "--device", "gpu:one")).hasMessageContaining("device 'gpu:one'");
-    assertThatThrownBy(() -> parse(Map.of(), "--batch-size", "-3")).hasMessageContaining("--batch-size must be > 0");
+        .hasMessageContaining("--device must be one of auto, cpu, gpu, gpu:N, got 'tpu'");
+    assertThatThrownBy(() -> parse(Map.of(), "--device", "gpu:one")).hasMessageContaining("got 'gpu:one'");
+    assertThatThrownBy(() -> parse(Map.of(), "--batch-size", "-3")).hasMessageContaining("--batch-size must be >= 1 or auto");
     assertThatThrownBy(() -> parse(Map.of(), "--resume", "--overwrite")).hasMessageContaining("exclude each other");
-    assertThatThrownBy(() -> parse(Map.of(), "--input-format", "xml")).hasMessageContaining("--input-format 'xml'");
+    assertThatThrownBy(() -> parse(Map.of(), "--input-format", "xml")).hasMessageContaining("--input-format must be one of");
     assertThatThrownBy(() -> parse(Map.of(), "--resume=maybe")).hasMessageContaining("true or false");
+    assertThatThrownBy(() -> parse(Map.of(), "--stop", "")).hasMessageContaining("--stop must be non-empty");
   }
 
   @Test
   void usageListsEveryOptionWithItsDefault() {
-    String usage = JobOption.usage();
-    for (JobOption o : JobOption.values()) {
-      assertThat(usage).contains("--" + o.optionName());
+    String usage = JobOptions.usage();
+    for (Option<?> o : JobOptions.TABLE.options()) {
+      assertThat(usage).contains("--" + o.name());
     }
-    assertThat(usage).contains("--max-new-tokens N").contains("[64]").contains("spark.sparkinfer.<name>");
-    assertThat(usage).contains("--cuda-graphs ").contains("--cuda-graphs=false turns them off");
+    assertThat(usage).contains("--max-new-tokens N").contains("(default: 64)").contains("spark.sparkinfer.<name>")
+        .contains("SPARKINFER_<NAME>");
+    assertThat(usage).contains("--cuda-graphs ").contains("(=false: one TorchScript call per step)");
+    assertThat(usage).contains("engine options, developers' diagnostics:").contains("--profile-steps");
   }
 
   @Test
@@ -129,7 +158,7 @@ class JobOptionsTest {
     var err = new java.io.ByteArrayOutputStream();
     assertThat(BatchInferenceJob.run(new String[] {"--help"}, new java.io.PrintStream(out), new java.io.PrintStream(err)))
         .isZero();
-    assertThat(out.toString()).contains("Usage: BatchInferenceJob").contains("--cuda-graphs");
+    assertThat(out.toString()).contains("usage: BatchInferenceJob").contains("--cuda-graphs");
     assertThat(BatchInferenceJob.run(new String[] {"--model", "/no/such/model", "--input", "x", "--output", "y"},
         new java.io.PrintStream(out), new java.io.PrintStream(err))).isEqualTo(BatchInferenceJob.EXIT_USAGE);
     assertThat(err.toString()).contains("--model /no/such/model: no such directory");
@@ -142,9 +171,9 @@ class JobOptionsTest {
     assertThat(DeviceBinding.assignedGpu(Map.of())).isNull();
     assertThat(DeviceBinding.forTask("auto", null)).isEqualTo("cpu");
     assertThat(DeviceBinding.forTask("gpu:1", null)).isEqualTo("gpu:1");
-    assertThat(BatchInferenceJob.defaultPartitions(10, 4)).isEqualTo(4);
-    assertThat(BatchInferenceJob.defaultPartitions(3, 4)).as("no empty partitions").isEqualTo(3);
-    assertThat(BatchInferenceJob.defaultPartitions(100_000, 4)).isEqualTo(49);
+    assertThat(RunPlan.defaultPartitions(10, 4)).isEqualTo(4);
+    assertThat(RunPlan.defaultPartitions(3, 4)).as("no empty partitions").isEqualTo(3);
+    assertThat(RunPlan.defaultPartitions(100_000, 4)).isEqualTo(49);
     assertThat(List.of(SqlRunner.format(null), SqlRunner.format("a\tb\nc"))).containsExactly("NULL", "a\\tb\\nc");
   }
 }

@@ -76,7 +76,7 @@ class LocalClusterTest {
       rows.put("dup-of-p5", rows.get("p5"));
       Path input = TestSupport.writeJsonl(tmp.resolve("in.jsonl"), rows);
       String out = tmp.resolve("out").toString();
-      JobResult result = BatchInferenceJob.run(spark, TestSupport.options("--model", TestSupport.tinyModel().toString(),
+      JobResult result = BatchInference.run(spark, TestSupport.options("--model", TestSupport.tinyModel().toString(),
           "--input", input.toString(), "--output", out, "--max-new-tokens", "" + BatchInferenceJobLocalTest.MAX_NEW,
           "--partitions", "4"));
 

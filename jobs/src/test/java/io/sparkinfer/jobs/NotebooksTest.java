@@ -31,7 +31,7 @@ class NotebooksTest {
     Map<String, String> rows = new LinkedHashMap<>(TestSupport.referenceInput());
     rows.put("empty", "");
     String out = tmp.resolve("out").toString();
-    BatchInferenceJob.run(spark, TestSupport.options("--model", TestSupport.tinyModel().toString(), "--input",
+    BatchInference.run(spark, TestSupport.options("--model", TestSupport.tinyModel().toString(), "--input",
         TestSupport.writeJsonl(tmp.resolve("in.jsonl"), rows).toString(), "--output", out, "--max-new-tokens", "4"));
 
     List<Path> notebooks;

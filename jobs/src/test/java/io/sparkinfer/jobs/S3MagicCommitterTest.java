@@ -116,7 +116,7 @@ class S3MagicCommitterTest {
     fs.copyFromLocalFile(new org.apache.hadoop.fs.Path(local.toUri()), new org.apache.hadoop.fs.Path(root + "/in/prompts.jsonl"));
 
     String out = root + "/out/completions";
-    JobResult result = BatchInferenceJob.run(spark, TestSupport.options("--model", root + "/models/qwen2-tiny",
+    JobResult result = BatchInference.run(spark, TestSupport.options("--model", root + "/models/qwen2-tiny",
         "--input", root + "/in/prompts.jsonl", "--output", out, "--max-new-tokens", "4", "--partitions", "2"));
     assertThat(result.succeeded()).isTrue();
 

@@ -128,8 +128,8 @@ final class TestSupport {
     SparkSession.clearDefaultSession();
   }
 
-  /** Job options from a command line, with no Spark conf defaults. */
+  /** Job options from a command line, with no Spark conf or environment defaults. */
   static JobOptions options(String... args) {
-    return JobOptions.resolve(JobOptions.parseArgs(args), key -> null);
+    return JobOptions.parse(args, key -> null, key -> null);
   }
 }

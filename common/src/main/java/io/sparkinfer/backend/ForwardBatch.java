@@ -1,0 +1,18 @@
+package io.sparkinfer.backend;
+
+import ai.djl.ndarray.NDArray;
+
+/**
+ * One model step over every row of a {@link KvCache}: a prefill (S prompt tokens per row, right-padded)
+ * or a decode (S = 1).
+ *
+ * <p>Token {@code s} of row {@code b} sits at position {@code positions[b, s]}, is written to that cache
+ * slot, and attends to the row's slots {@code 0..positions[b, s]}. Padding after a row's last real token
+ * is harmless: no real token attends to a later slot, and decode steps overwrite those slots.
+ *
+ * @param inputIds (B, S) int64 token ids
+ * @param positions (B, S) int64 positions (= cache slots)
+ * @param lastIndex (B) int64: index in S of each row's last real token, whose logits are returned
+ * @param keyLength 1 + the largest position in the batch: how many cache slots attention reads
+ */
+public record ForwardBatch(NDArray inputIds, NDArray positions, NDArray lastIndex, int keyLength) {}

@@ -1,0 +1,209 @@
+package io.sparkinfer.backend.fused;
+
+import static io.sparkinfer.model.LayerParameter.DOWN_PROJ_BIAS;
+import static io.sparkinfer.model.LayerParameter.DOWN_PROJ_WEIGHT;
+import static io.sparkinfer.model.LayerParameter.GATE_UP_PROJ_BIAS;
+import static io.sparkinfer.model.LayerParameter.GATE_UP_PROJ_WEIGHT;
+import static io.sparkinfer.model.LayerParameter.INPUT_LAYERNORM;
+import static io.sparkinfer.model.LayerParameter.O_PROJ_BIAS;
+import static io.sparkinfer.model.LayerParameter.O_PROJ_WEIGHT;
+import static io.sparkinfer.model.LayerParameter.POST_ATTENTION_LAYERNORM;
+import static io.sparkinfer.model.LayerParameter.QKV_PROJ_BIAS;
+import static io.sparkinfer.model.LayerParameter.QKV_PROJ_WEIGHT;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.engine.PtNDManager;
+import ai.djl.pytorch.engine.PtSymbolBlock;
+import ai.djl.pytorch.jni.IValue;
+import ai.djl.pytorch.jni.IValueUtils;
+import io.sparkinfer.backend.KvCache;
+import io.sparkinfer.backend.fused.FusedOptions.Attention;
+import io.sparkinfer.cuda.CudaKernels;
+import io.sparkinfer.model.LayerWeights;
+import io.sparkinfer.model.ModelConfig;
+import io.sparkinfer.model.ModelWeights;
+import io.sparkinfer.model.Precision;
+import io.sparkinfer.options.OptionValues;
+import io.sparkinfer.torchscript.TorchScriptArchive;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * The model-wide parts of the fused decode step ({@link FusedDecodeStep}): our kernels
+ * ({@code decode_kernels.cu}) compiled for the model's dtype, group size and head dim, the TorchScript ops
+ * between them ({@code fused_decode.py}), and the weights as both take them (IValues for the ops, device
+ * addresses for the kernels).
+ *
+ * <p>A fused step is what the scripted step computes, in about a third of the kernels: RMSNorm, rotary
+ * embedding with the cache write, and the SiLU gate are one kernel each instead of 3-8 PyTorch kernels.
+ * It runs only inside captured CUDA graphs, where its many small calls cost nothing per replay.
+ */
+public final class FusedDecode implements AutoCloseable {
+
+  /** Our kernels' CUDA source, the TorchScript ops between them, and the ops' module class (class resources). */
+  public static final String KERNELS = "/io/sparkinfer/backend/fused/decode_kernels.cu";
+  public static final String OPS = "/io/sparkinfer/backend/fused/fused_decode.py";
+  public static final String OPS_CLASS = "FusedDecodeOps";
+
+  /** Largest head dim and group size the kernels take. */
+  static final int MAX_HEAD_DIM = 256;
+
+  final ModelConfig config;
+  final Device device;
+  /** Whether steps run our attention kernels rather than flash attention ({@link FusedOptions#FUSED_ATTENTION}). */
+  final boolean ownAttention;
+  /** Blocks {@code decode_attention} aims for over a batch ({@link FusedOptions#FUSED_ATTENTION_BLOCKS}). */
+  final int attentionBlocks;
+  final int[] windows;
+  private final NDManager manager;
+  private CudaKernels.Module module;
+  final CudaKernels.Kernel rmsNorm;
+  final CudaKernels.Kernel rotaryCacheWrite;
+  final CudaKernels.Kernel siluMul;
+  /**
+   * Whether the attention kernel is {@code decode_attention} (each warp alone through its own slots; groups of
+   * up to 16 heads of dims up to 128, a multiple of 16) rather than {@code decode_attention_wide} (any shape).
+   */
+  final boolean attentionPerWarp;
+  final CudaKernels.Kernel attention;
+  final CudaKernels.Kernel attentionCombine;
+  private final PtSymbolBlock ops;
+  private final List<IValue> values = new ArrayList<>();
+  final IValue embedTokens;
+  final IValue lmHead;
+  final long normWeight;
+  final long invFreq;
+  final List<Layer> layers = new ArrayList<>();
+
+  /**
+   * One layer's {@link io.sparkinfer.model.LayerParameter}s as the step takes them: norm weights as addresses
+   * for our kernels, projections as IValues for the ops (absent biases: empty tensors).
+   */
+  record Layer(long inputLayernorm, IValue qkvWeight, IValue qkvBias, IValue oWeight, IValue oBias,
+      long postAttentionLayernorm, IValue gateUpWeight, IValue gateUpBias, IValue downWeight, IValue downBias) {}
+
+  /**
+   * Why a model cannot take fused decode steps, from what is known before the kernels load (no JNI call), or
+   * empty when it may.
+   */
+  public static Optional<String> unsupportedBeforeLoad(ModelConfig config, Precision precision, Device device,
+      boolean cudaGraphs, OptionValues options) {
+    if (!options.get(FusedOptions.FUSED_KERNELS)) {
+      return Optional.of("turned off (--fused-kernels=false)");
+    }
+    if (!cudaGraphs || !device.isGpu()) {
+      return Optional.of("they run only in CUDA graphs on a GPU");
+    }
+    if (precision != Precision.FP16 && precision != Precision.BF16) {
+      return Optional.of("the kernels store float16 or bfloat16, not " + precision.label());
+    }
+    int d = config.headDim();
+    if (d % 8 != 0 || d > MAX_HEAD_DIM) {
+      return Optional.of("head dim " + d + " is not a multiple of 8 up to " + MAX_HEAD_DIM);
+    }
+    return Optional.empty();
+  }
+
+  /** Whether the model's attention shape takes {@code decode_attention}, see {@link #attentionPerWarp}. */
+  public static boolean attentionPerWarp(ModelConfig config) {
+    int d = config.headDim();
+    return config.groupSize() <= 16 && d % 16 == 0 && d <= 128;
+  }
+
+  /** Why a model cannot take fused decode steps on {@code device}, or empty when it can. */
+  public static Optional<String> unsupported(ModelConfig config, Precision precision, Device device,
+      OptionValues options) {
+    return unsupportedBeforeLoad(config, precision, device, true, options).or(CudaKernels::unavailableReason);
+  }
+
+  /**
+   * Compiles the kernels for the model and holds the weights as the fused steps take them.
+   *
+   * @param invFreq (D/2) float32 rotary inverse frequencies on the device, kept by the caller
+   * @param options the engine's options ({@link FusedOptions})
+   */
+  public FusedDecode(ModelWeights weights, NDArray invFreq, OptionValues options) {
+    this.config = weights.config();
+    this.device = weights.device();
+    this.windows = config.slidingWindows();
+    Attention attention = options.get(FusedOptions.FUSED_ATTENTION);
+    this.ownAttention = attention != Attention.FLASH;
+    this.attentionBlocks = options.get(FusedOptions.FUSED_ATTENTION_BLOCKS);
+    this.attentionPerWarp = attention == Attention.KERNELS && attentionPerWarp(config);
+    this.manager = NDManager.newBaseManager(device);
+    try {
+      this.module = new CudaKernels.Module(TorchScriptArchive.source(KERNELS),
+          compileOptions(config, weights.precision()), device);
+      this.rmsNorm = module.kernel("rms_norm");
+      this.rotaryCacheWrite = module.kernel("rotary_cache_write");
+      this.siluMul = module.kernel("silu_mul");
+      this.attention = module.kernel(attentionPerWarp ? "decode_attention" : "decode_attention_wide");
+      this.attentionCombine = module.kernel("decode_attention_combine");
+      this.ops = loadOps((PtNDManager) manager);
+      this.embedTokens = keep(weights.embedTokens());
+      this.lmHead = keep(weights.lmHead());
+      this.normWeight = CudaKernels.dataPtr(weights.norm());
+      this.invFreq = CudaKernels.dataPtr(invFreq);
+      for (LayerWeights w : weights.layers()) {
+        layers.add(new Layer(
+            CudaKernels.dataPtr(INPUT_LAYERNORM.of(w)), keep(QKV_PROJ_WEIGHT.of(w)), keepBias(QKV_PROJ_BIAS.of(w)),
+            keep(O_PROJ_WEIGHT.of(w)), keepBias(O_PROJ_BIAS.of(w)),
+            CudaKernels.dataPtr(POST_ATTENTION_LAYERNORM.of(w)), keep(GATE_UP_PROJ_WEIGHT.of(w)),
+            keepBias(GATE_UP_PROJ_BIAS.of(w)), keep(DOWN_PROJ_WEIGHT.of(w)), keepBias(DOWN_PROJ_BIAS.of(w))));
+      }
+    } catch (RuntimeException e) {
+      close();
+      throw e;
+    }
+  }
+
+  /** NVRTC options of the kernels for a model: its group size and head dim as constants, and the dtype. */
+  public static List<String> compileOptions(ModelConfig config, Precision precision) {
+    List<String> options = new ArrayList<>(List.of("-DGROUP=" + config.groupSize(), "-DHEAD_DIM=" + config.headDim()));
+    if (precision == Precision.BF16) {
+      options.add("-DSPARKINFER_BF16");
+    }
+    return options;
+  }
+
+  static PtSymbolBlock loadOps(PtNDManager manager) {
+    return TorchScriptArchive.load(manager, OPS_CLASS, OPS);
+  }
+
+  /** Runs one of the TorchScript ops; the caller closes what it returns. */
+  IValue call(String method, IValue... args) {
+    return IValueUtils.runMethod(ops, method, args);
+  }
+
+  private IValue keep(NDArray tensor) {
+    IValue v = IValue.from((PtNDArray) tensor);
+    values.add(v);
+    return v;
+  }
+
+  /** An optional parameter, or an empty tensor for an absent one (the ops skip biases with no elements). */
+  private IValue keepBias(NDArray bias) {
+    return keep(bias != null ? bias : manager.zeros(new Shape(0), DataType.FLOAT32));
+  }
+
+  /** A fused decode step over {@code cache}, for capture in that cache's CUDA graph; close it with the graph. */
+  public FusedDecodeStep newStep(KvCache cache) {
+    return new FusedDecodeStep(this, cache);
+  }
+
+  @Override
+  public void close() {
+    values.forEach(IValue::close);
+    values.clear();
+    if (module != null) {
+      module.close();
+    }
+    manager.close();
+  }
+}

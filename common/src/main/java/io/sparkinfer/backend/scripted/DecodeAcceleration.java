@@ -1,0 +1,164 @@
+package io.sparkinfer.backend.scripted;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import io.sparkinfer.backend.fused.FusedDecode;
+import io.sparkinfer.cuda.CudaGraphs;
+import io.sparkinfer.model.ModelConfig;
+import io.sparkinfer.model.ModelWeights;
+import io.sparkinfer.model.Precision;
+import io.sparkinfer.options.OptionValues;
+import java.util.Optional;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * How one scripted backend's decode steps run on the GPU, and why not faster: whether they replay CUDA
+ * graphs ({@link DecodeGraphs}) and whether the captured step is our fused kernels ({@link FusedDecode})
+ * rather than the TorchScript step, each with the reason when it is off, and counters of captures and
+ * replays. A graph or fused step that fails turns the feature off for this backend (logged once); steps then
+ * continue the slower way.
+ */
+public final class DecodeAcceleration implements AutoCloseable {
+
+  private static final Logger LOG = LoggerFactory.getLogger(DecodeAcceleration.class);
+
+  private final ModelWeights weights;
+  private final NDArray invFreq;
+  private final OptionValues options;
+  private final boolean stepReadsWrittenSlotsOnly;
+  /** Why decode steps run without CUDA graphs, or null while they use them. */
+  private volatile String graphsOff;
+  /** Why captured decode steps are the TorchScript step rather than fused kernels, or null. */
+  private volatile String fusedOff;
+  private FusedDecode fused; // made with the backend when captured decode steps can be fused
+  private final AtomicLong graphCaptures = new AtomicLong();
+  private final AtomicLong graphReplays = new AtomicLong();
+  private final AtomicLong fusedCaptures = new AtomicLong();
+
+  /**
+   * Decides from the options and the device, and compiles the fused kernels now (as part of the load rather
+   * than in the first decode step) when captured steps can be fused.
+   *
+   * @param invFreq (D/2) float32 rotary inverse frequencies on the device, kept by the caller
+   * @param stepReadsWrittenSlotsOnly whether the TorchScript step's decode attention is flash attention over
+   *     each row's written slots (fused steps read the cache the same way)
+   */
+  DecodeAcceleration(ModelWeights weights, NDArray invFreq, OptionValues options, boolean stepReadsWrittenSlotsOnly) {
+    this.weights = weights;
+    this.invFreq = invFreq;
+    this.options = options;
+    this.stepReadsWrittenSlotsOnly = stepReadsWrittenSlotsOnly;
+    Device device = weights.device();
+    boolean cudaGraphs = options.get(ScriptedOptions.CUDA_GRAPHS);
+    this.graphsOff = !cudaGraphs ? "turned off" : !device.isGpu() ? "not on a GPU"
+        : CudaGraphs.unavailableReason().orElse(null);
+    this.fusedOff = FusedDecode.unsupportedBeforeLoad(weights.config(), weights.precision(), device, cudaGraphs, options)
+        .orElse(null);
+    if (fusedOff == null) {
+      fused();
+    }
+  }
+
+  /** Whether decode steps replay CUDA graphs; else {@link #graphsOffReason()} says why not. */
+  public boolean graphsOn() {
+    return graphsOff == null;
+  }
+
+  public String graphsOffReason() {
+    return graphsOff;
+  }
+
+  /** Why captured decode steps are not fused kernels, or null while they are. */
+  public String fusedOffReason() {
+    return fusedOff;
+  }
+
+  /** CUDA graphs captured so far (one per KV cache and key-length bucket). */
+  public long graphCaptures() {
+    return graphCaptures.get();
+  }
+
+  /** Decode steps run as graph replays so far. */
+  public long graphReplays() {
+    return graphReplays.get();
+  }
+
+  /** CUDA graphs captured so far whose step is the fused one. */
+  public long fusedCaptures() {
+    return fusedCaptures.get();
+  }
+
+  /**
+   * The fused step's model-wide parts when captured decode steps can be fused kernels, else null
+   * ({@link #fusedOffReason()} says why). If the kernels do not compile, fused steps are turned off.
+   */
+  synchronized FusedDecode fused() {
+    if (fused == null && fusedOff == null) {
+      ModelConfig config = weights.config();
+      Precision precision = weights.precision();
+      Optional<String> unsupported = stepReadsWrittenSlotsOnly
+          ? FusedDecode.unsupported(config, precision, weights.device(), options)
+          : Optional.of("decode attention is not flash decode");
+      if (unsupported.isPresent()) {
+        fusedOff = unsupported.get();
+      } else {
+        try {
+          fused = new FusedDecode(weights, invFreq, options);
+        } catch (RuntimeException e) {
+          fusedFailed(e);
+        }
+      }
+    }
+    return fused;
+  }
+
+  /** Turns fused steps off for this backend (logged once): graphs capture the TorchScript step from now on. */
+  synchronized void fusedFailed(RuntimeException e) {
+    fusedOff = "fused kernels failed: " + firstLine(e.getMessage());
+    LOG.warn("fused decode kernels turned off for this model, decode graphs capture the TorchScript step", e);
+  }
+
+  /** Turns graphs off for this backend (logged once); callers then run the step as a plain call. */
+  void graphsFailed(RuntimeException e) {
+    graphsOff = "a graph failed: " + firstLine(e.getMessage());
+    LOG.warn("CUDA graphs turned off for this model, decode steps continue without them", e);
+  }
+
+  void countCapture(boolean fusedStep) {
+    graphCaptures.incrementAndGet();
+    if (fusedStep) {
+      fusedCaptures.incrementAndGet();
+    }
+  }
+
+  void countReplays(int n) {
+    graphReplays.addAndGet(n);
+  }
+
+  /** How decode steps run, for logs: {@code CUDA graphs of fused decode kernels}, or why not. */
+  String describe() {
+    if (!graphsOn()) {
+      return "no CUDA graphs: " + graphsOff;
+    }
+    return fusedOff == null ? "CUDA graphs of fused decode kernels"
+        : "CUDA graphs of the TorchScript step (not fused: " + fusedOff + ")";
+  }
+
+  private static String firstLine(String message) {
+    if (message == null) {
+      return "no message";
+    }
+    int nl = message.indexOf('\n');
+    return nl < 0 ? message : message.substring(0, nl);
+  }
+
+  @Override
+  public synchronized void close() {
+    if (fused != null) {
+      fused.close();
+      fused = null;
+    }
+  }
+}

@@ -1,0 +1,120 @@
+package io.sparkinfer.cuda;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.pytorch.engine.PtNDArray;
+import java.util.List;
+import java.util.Optional;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Our own CUDA kernels ({@code decode_kernels.cu}), compiled at run time with NVRTC and launched on
+ * libtorch's current stream through the same JNI library as {@link CudaGraphs}
+ * ({@code src/main/native/cuda_kernels.cpp}). Launched during a capture, they become part of the graph.
+ *
+ * <p>Kernel parameters are 8 bytes each: device addresses ({@link #dataPtr}), {@code long long}, or a
+ * {@code double}'s bits ({@link #bits}).
+ */
+public final class CudaKernels {
+
+  private static final Logger LOG = LoggerFactory.getLogger(CudaKernels.class);
+  private static volatile Optional<String> unavailable;
+
+  private CudaKernels() {}
+
+  /**
+   * Why kernels cannot be compiled and launched in this process (no GPU libtorch, no NVRTC, no driver), or
+   * empty when they can. Call it only after the PyTorch engine has loaded.
+   */
+  public static Optional<String> unavailableReason() {
+    Optional<String> reason = unavailable;
+    if (reason == null) {
+      synchronized (CudaKernels.class) {
+        reason = unavailable;
+        if (reason == null) {
+          reason = CudaGraphs.unavailableReason().map(r -> "the JNI library cannot be used: " + r)
+              .or(() -> Optional.ofNullable(init()));
+          unavailable = reason;
+          reason.ifPresent(r -> LOG.info("our CUDA kernels are off: {}", r));
+        }
+      }
+    }
+    return reason;
+  }
+
+  /** The address of the array's first element on its device (a PyTorch NDArray; any device). */
+  public static long dataPtr(NDArray array) {
+    if (!CudaGraphs.libraryLoaded()) {
+      throw new IllegalStateException("the JNI library is not loaded: " + CudaGraphs.unavailableReason().orElse(""));
+    }
+    return dataPtr(((PtNDArray) array).getHandle());
+  }
+
+  /** A double kernel parameter as the 8 bytes a launch passes. */
+  public static long bits(double value) {
+    return Double.doubleToRawLongBits(value);
+  }
+
+  /** Compiled kernels, loaded on one device; unloaded on close. */
+  public static final class Module implements AutoCloseable {
+    private final int device;
+    private long handle;
+
+    /**
+     * Compiles {@code source} for {@code device}'s architecture.
+     *
+     * @param options NVRTC options, e.g. {@code -DNAME=VALUE}
+     * @throws RuntimeException with NVRTC's log when the source does not compile
+     */
+    public Module(String source, List<String> options, Device device) {
+      Optional<String> off = unavailableReason();
+      if (off.isPresent()) {
+        throw new IllegalStateException("CUDA kernels are off: " + off.get());
+      }
+      this.device = device.getDeviceId();
+      this.handle = compile(source, options.toArray(new String[0]), this.device);
+    }
+
+    /** The kernel named {@code name} (an {@code extern "C"} function of the source). */
+    public Kernel kernel(String name) {
+      return new Kernel(name, function(handle, name), device);
+    }
+
+    @Override
+    public void close() {
+      if (handle != 0) {
+        long h = handle;
+        handle = 0;
+        unload(h);
+      }
+    }
+  }
+
+  /** One kernel of a {@link Module}; valid while the module is open. */
+  public record Kernel(String name, long function, int device) {
+
+    /**
+     * Queues the kernel on libtorch's current stream of its device.
+     *
+     * @param grid blocks in x, y, z
+     * @param block threads in x, y, z
+     * @param args one value per kernel parameter
+     */
+    public void launch(int[] grid, int[] block, long... args) {
+      CudaKernels.launch(function, device, new int[] {grid[0], grid[1], grid[2], block[0], block[1], block[2]}, args);
+    }
+  }
+
+  private static native String init();
+
+  private static native long dataPtr(long tensorHandle);
+
+  private static native long compile(String source, String[] options, int device);
+
+  private static native long function(long module, String name);
+
+  private static native void unload(long module);
+
+  private static native void launch(long function, int device, int[] dims, long[] args);
+}

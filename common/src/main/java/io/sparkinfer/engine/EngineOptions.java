@@ -1,0 +1,191 @@
+package io.sparkinfer.engine;
+
+import ai.djl.Device;
+import ai.djl.engine.Engine;
+import io.sparkinfer.backend.fused.FusedOptions;
+import io.sparkinfer.backend.scripted.ScriptedOptions;
+import io.sparkinfer.generate.GeneratorOptions;
+import io.sparkinfer.model.Precision;
+import io.sparkinfer.options.Option;
+import io.sparkinfer.options.OptionTable;
+import io.sparkinfer.options.OptionValues;
+import java.io.Serializable;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.regex.Pattern;
+
+/**
+ * What to load and how to run it: a checkpoint directory and the values of the engine's option table
+ * ({@link #OPTIONS}): precision, device, backend, batch size, CUDA graphs, fused kernels and the rest, each
+ * declared once where the code that reads it lives ({@link GeneratorOptions}, {@link ScriptedOptions},
+ * {@link FusedOptions}) or here. {@code generate.sh}, the batch job, the benchmark and the sweep all take
+ * this table, so every engine setting has one name, one default and one check, and each run records them.
+ *
+ * <p>Equal options load equal engines: the job's per-executor cache keys on them.
+ */
+public final class EngineOptions implements Serializable {
+
+  private static final long serialVersionUID = 1L;
+
+  /** {@code gpu:N}; whether GPU N exists is checked where the model loads. */
+  private static final Pattern DEVICE = Pattern.compile("auto|cpu|gpu|gpu:[0-9]{1,4}");
+
+  public static final Option<Precision> PRECISION = Option.choice("precision", null, true, Precision::label,
+      "weights, activations and KV cache dtype (norms and softmax in fp32); auto: fp32 on CPU, fp16 on GPU; bf16 "
+          + "runs on the scripted backend", Precision.values());
+
+  public static final Option<String> DEVICE_OPTION = Option.text("device", "auto|cpu|gpu|gpu:N", "auto",
+      "where to run; auto: the GPU Spark assigned to the task, or outside Spark the first GPU, else the CPU")
+      .normalized(s -> s.trim().toLowerCase(Locale.ROOT))
+      .matching(DEVICE.pattern(), "one of auto, cpu, gpu, gpu:N");
+
+  public static final Option<BackendKind> BACKEND = Option.choice("backend", null, true, BackendKind::label,
+      "eager: the model in Java, op by op; scripted: one TorchScript call per step (CUDA graphs of fused kernels "
+          + "on GPUs); auto: scripted on GPU or for bf16, else eager", BackendKind.values());
+
+  public static final Option<Boolean> ROPE_IN_CHECKPOINT_DTYPE = Option.flag("rope-in-checkpoint-dtype", false,
+      "round rotary frequencies to the checkpoint dtype, as a transformers model cast with .to(dtype) does");
+
+  /** Every engine option, in the order of the usage text. */
+  public static final List<Option<?>> ALL = all();
+
+  /** The table group of the engine options, as every tool lists it. */
+  public static final OptionTable.Group GROUP = new OptionTable.Group("engine options", ALL);
+
+  private static List<Option<?>> all() {
+    List<Option<?>> all = new ArrayList<>(List.of(PRECISION, DEVICE_OPTION, BACKEND));
+    all.addAll(GeneratorOptions.ALL);
+    all.addAll(ScriptedOptions.ALL);
+    all.addAll(FusedOptions.ALL);
+    all.add(ROPE_IN_CHECKPOINT_DTYPE);
+    return List.copyOf(all);
+  }
+
+  private final String modelDir;
+  private final OptionValues values;
+
+  /**
+   * @param modelDir a Hugging Face checkpoint directory
+   * @param values the values of {@link #ALL} (and possibly more options, which the engine ignores)
+   */
+  public EngineOptions(String modelDir, OptionValues values) {
+    if (modelDir == null || modelDir.isBlank()) {
+      throw new IllegalArgumentException("a model directory is required");
+    }
+    for (Option<?> o : ALL) {
+      if (!values.has(o)) {
+        throw new IllegalArgumentException("engine options lack " + o);
+      }
+    }
+    this.modelDir = modelDir;
+    this.values = values;
+  }
+
+  /** Every option at its default. */
+  public static EngineOptions of(Path modelDir) {
+    return new EngineOptions(modelDir.toString(), OptionValues.defaults(ALL));
+  }
+
+  /** Every option at its default but the precision and device. */
+  public static EngineOptions of(Path modelDir, Precision precision, String device) {
+    return of(modelDir).with(PRECISION, precision).with(DEVICE_OPTION, device);
+  }
+
+  /** These options with {@code option} set to {@code value} (checked as the command line would be). */
+  public <T> EngineOptions with(Option<T> option, T value) {
+    return new EngineOptions(modelDir, values.with(option, value));
+  }
+
+  /** The same options for another checkpoint directory (an executor's local copy of the model). */
+  public EngineOptions withModelDir(String dir) {
+    return new EngineOptions(dir, values);
+  }
+
+  public String modelDir() {
+    return modelDir;
+  }
+
+  /** Every option's value: backends and the generation loop read theirs from it. */
+  public OptionValues values() {
+    return values;
+  }
+
+  public <T> T get(Option<T> option) {
+    return values.get(option);
+  }
+
+  /** The precision asked for; null for auto. */
+  public Precision precision() {
+    return values.get(PRECISION);
+  }
+
+  /** {@code auto}, {@code cpu}, {@code gpu} or {@code gpu:N}. */
+  public String device() {
+    return values.get(DEVICE_OPTION);
+  }
+
+  /** The backend asked for; null for auto. */
+  public BackendKind backend() {
+    return values.get(BACKEND);
+  }
+
+  /** The DJL device this names, resolving {@code auto} against the GPUs the engine sees. */
+  public Device resolveDevice() {
+    return parseDevice(device(), Engine.getEngine("PyTorch").getGpuCount());
+  }
+
+  /** The precision to load in: the given one, else fp16 on GPU and fp32 on CPU. */
+  public Precision resolvePrecision(Device d) {
+    Precision p = precision();
+    return p != null ? p : d.isGpu() ? Precision.FP16 : Precision.FP32;
+  }
+
+  /**
+   * The backend to run: the given one, else scripted on GPU (one call per step) and for bf16 (which only it
+   * computes in), eager otherwise on CPU.
+   */
+  public BackendKind resolveBackend(Device d) {
+    BackendKind b = backend();
+    return b != null ? b : d.isGpu() || resolvePrecision(d) == Precision.BF16 ? BackendKind.SCRIPTED : BackendKind.EAGER;
+  }
+
+  static Device parseDevice(String device, int gpuCount) {
+    switch (device) {
+      case "cpu":
+        return Device.cpu();
+      case "auto":
+        return gpuCount > 0 ? Device.gpu(0) : Device.cpu();
+      case "gpu":
+        return requireGpu(0, gpuCount);
+      default:
+        if (device.startsWith("gpu:") && DEVICE.matcher(device).matches()) {
+          return requireGpu(Integer.parseInt(device.substring(4)), gpuCount);
+        }
+        throw new IllegalArgumentException("device '" + device + "' is not one of cpu, gpu, gpu:N, auto");
+    }
+  }
+
+  private static Device requireGpu(int index, int gpuCount) {
+    if (index < 0 || index >= gpuCount) {
+      throw new IllegalArgumentException("GPU " + index + " requested but the engine sees " + gpuCount + " GPU(s)");
+    }
+    return Device.gpu(index);
+  }
+
+  @Override
+  public boolean equals(Object o) {
+    return o instanceof EngineOptions other && modelDir.equals(other.modelDir) && values.equals(other.values);
+  }
+
+  @Override
+  public int hashCode() {
+    return 31 * modelDir.hashCode() + values.hashCode();
+  }
+
+  @Override
+  public String toString() {
+    return "EngineOptions[" + modelDir + ", " + values + "]";
+  }
+}

@@ -1,0 +1,187 @@
+package io.sparkinfer.engine;
+
+import ai.djl.Device;
+import ai.djl.Model;
+import ai.djl.inference.Predictor;
+import ai.djl.nn.LambdaBlock;
+import io.sparkinfer.backend.CausalLmBackend;
+import io.sparkinfer.generate.Completion;
+import io.sparkinfer.generate.GenerationConfig;
+import io.sparkinfer.generate.GenerationRequest;
+import io.sparkinfer.generate.Generator;
+import io.sparkinfer.generate.GeneratorOptions;
+import io.sparkinfer.model.ModelConfig;
+import io.sparkinfer.model.ModelWeights;
+import io.sparkinfer.model.Precision;
+import io.sparkinfer.model.RotaryEmbedding;
+import io.sparkinfer.options.OptionValues;
+import io.sparkinfer.safetensors.Checkpoint;
+import io.sparkinfer.tokenizer.TextTokenizer;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * A loaded model ready to generate: config, weights on the device, tokenizer and generation loop. Load
+ * once per process (per executor in Spark) and share; close it to free the device memory.
+ */
+public final class LlmEngine implements AutoCloseable {
+
+  private final EngineOptions options;
+  private final ModelConfig config;
+  private final ModelWeights weights;
+  private final TextTokenizer tokenizer;
+  private final Generator generator;
+  private final GenerationConfig generation;
+  private final Model djlModel;
+  private final double loadSeconds;
+
+  private LlmEngine(EngineOptions options, ModelConfig config, ModelWeights weights, TextTokenizer tokenizer,
+      Generator generator, GenerationConfig generation, Model djlModel, double loadSeconds) {
+    this.options = options;
+    this.config = config;
+    this.weights = weights;
+    this.tokenizer = tokenizer;
+    this.generator = generator;
+    this.generation = generation;
+    this.djlModel = djlModel;
+    this.loadSeconds = loadSeconds;
+  }
+
+  /** Loads a checkpoint directory as {@code options} say. */
+  public static LlmEngine load(EngineOptions options) {
+    long start = System.nanoTime();
+    Path dir = Path.of(options.modelDir());
+    ModelConfig config = ModelConfig.load(dir);
+    GenerationConfig generation = GenerationConfig.load(dir, config);
+    Checkpoint checkpoint = Checkpoint.open(dir);
+    Device device = options.resolveDevice();
+    Precision precision = options.resolvePrecision(device);
+    TextTokenizer tokenizer = TextTokenizer.load(dir);
+    ModelWeights weights = null;
+    CausalLmBackend backend = null;
+    try {
+      weights = ModelWeights.load(checkpoint, config, precision, device);
+      RotaryEmbedding rope = new RotaryEmbedding(config, options.get(EngineOptions.ROPE_IN_CHECKPOINT_DTYPE));
+      backend = options.resolveBackend(device).create(weights, rope, options.values());
+      Generator generator = new Generator(weights, backend, tokenizer, generation, options.values());
+      Model model = Model.newInstance("sparkinfer-" + config.modelType(), device, "PyTorch");
+      model.setBlock(new LambdaBlock(list -> list));
+      return new LlmEngine(options, config, weights, tokenizer, generator, generation, model,
+          (System.nanoTime() - start) / 1e9);
+    } catch (RuntimeException e) {
+      try (TextTokenizer t = tokenizer; ModelWeights w = weights; CausalLmBackend b = backend) {
+        // closes what was made, in reverse order
+      } catch (Exception closing) {
+        e.addSuppressed(closing);
+      }
+      throw e;
+    }
+  }
+
+  /** Completes requests in batches of the engine's {@code --batch-size} (auto: as many as fit). */
+  public List<Completion> generate(List<GenerationRequest> requests) {
+    return generator.generate(requests, options.get(GeneratorOptions.BATCH_SIZE));
+  }
+
+  /** Completes requests in batches of {@code batchSize} (0: auto); see {@link Generator#generate}. */
+  public List<Completion> generate(List<GenerationRequest> requests, int batchSize) {
+    return generator.generate(requests, batchSize);
+  }
+
+  /**
+   * The largest batch of sequences of this length that fits the device's free memory now
+   * ({@code --batch-size auto}).
+   */
+  public int autoBatchSize(int promptTokens, int newTokens) {
+    return generator.autoBatchSize(promptTokens, newTokens);
+  }
+
+  /**
+   * A DJL predictor over this engine: {@code predict(requests)} returns their completions in order. Close
+   * it after use; the engine stays loaded.
+   *
+   * @param batchSize sequences decoding together; 0 for auto
+   */
+  public Predictor<List<GenerationRequest>, List<Completion>> newPredictor(int batchSize) {
+    return djlModel.newPredictor(new GenerationTranslator(generator, batchSize));
+  }
+
+  public ModelConfig config() {
+    return config;
+  }
+
+  public Generator generator() {
+    return generator;
+  }
+
+  /**
+   * Another generation loop over the same weights and backend, with counters of its own: several threads
+   * decoding separate batches on one GPU keep it busy while each waits on the host. Close it after use.
+   */
+  public Generator newGenerator() {
+    return newGenerator(options.values());
+  }
+
+  /**
+   * A generation loop over the same weights and backend with other {@link GeneratorOptions} (prompt limit,
+   * prefill pass size, greedy chunk); the backend's own options are those it was loaded with.
+   */
+  public Generator newGenerator(OptionValues generatorOptions) {
+    return new Generator(weights, generator.backend(), tokenizer, generation, generatorOptions);
+  }
+
+  /** The backend that runs the model steps. */
+  public CausalLmBackend backend() {
+    return generator.backend();
+  }
+
+  public TextTokenizer tokenizer() {
+    return tokenizer;
+  }
+
+  public ModelWeights weights() {
+    return weights;
+  }
+
+  public EngineOptions options() {
+    return options;
+  }
+
+  /** Whether decode steps replay CUDA graphs (the scripted backend on a GPU with the graphs library). */
+  public boolean usesCudaGraphs() {
+    return generator.backend().usesCudaGraphs();
+  }
+
+  /** The backend that runs the model: {@code eager} or {@code scripted}. */
+  public String backendName() {
+    return generator.backend().name();
+  }
+
+  public Precision precision() {
+    return weights.precision();
+  }
+
+  public Device device() {
+    return weights.device();
+  }
+
+  /** Seconds spent in {@link #load}. */
+  public double loadSeconds() {
+    return loadSeconds;
+  }
+
+  /** One line for logs: model, precision, device, and how the backend runs (CUDA graphs, fused kernels). */
+  public String describe() {
+    return String.format(Locale.ROOT, "%s [%s, %s, %s]", config, weights.precision().label(), weights.device(),
+        generator.backend().describe());
+  }
+
+  @Override
+  public void close() {
+    try (Model m = djlModel; ModelWeights w = weights; TextTokenizer t = tokenizer; CausalLmBackend b = generator.backend();
+        Generator g = generator) {
+      // closes in reverse order: generator, backend, tokenizer, weights, the DJL model
+    }
+  }
+}

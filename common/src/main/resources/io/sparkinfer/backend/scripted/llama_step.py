@@ -1,0 +1,145 @@
+# One model step of a Llama-family causal LM (Llama, Qwen2, Mistral) as a TorchScript module: every layer,
+# the final norm and the LM head in one call, so a decode step costs one JNI call instead of ~1,000.
+#
+# This file is TorchScript source in the form torch.jit.save writes it (code/__torch__.py of an archive);
+# io.sparkinfer.torchscript.TorchScriptArchive zips it into a loadable module at run time, so the source here
+# is the artifact: nothing binary is committed. It computes exactly what io.sparkinfer.model.CausalLm
+# computes op by op (same KV cache layout, positions and masks); CI checks the two against each other.
+#
+# Dimensions: B rows, S new tokens per row, T key slots read, C cache slots, H hidden, N query heads,
+# K key/value heads, D head dim, I MLP width, V vocab.
+#
+# params holds every weight by its Hugging Face name (io.sparkinfer.model.ModelWeights.stepParameters, whose
+# keys io.sparkinfer.model.LayerParameter defines): model.embed_tokens.weight, model.norm.weight, lm_head.weight,
+# and per layer model.layers.<i>. + input_layernorm.weight, self_attn.qkv_proj.weight (q, k, v stacked),
+# self_attn.o_proj.weight, post_attention_layernorm.weight, mlp.gate_up_proj.weight (gate, up stacked),
+# mlp.down_proj.weight, and the biases (.bias) a model has (absent keys: no bias).
+# k_cache / v_cache hold one (B, C, K, D) tensor per layer, written in place.
+#
+# Decode steps (S = 1) on CUDA in fp16/bf16 run attention with variable-length flash attention when
+# flash_decode is true: the cache reads as B packed sequences of C slots (B*C, K, D), each row uses only
+# the slots written so far (seqused_k), and the kernel serves every query head of a group from its key/value
+# head. Other steps run SDPA over the first key_length slots with an additive mask.
+class LlamaStep(Module):
+  __parameters__ = []
+  __buffers__ = []
+  training : bool
+  def forward(self: __torch__.LlamaStep,
+    input_ids: Tensor,
+    positions: Tensor,
+    last_index: Tensor,
+    key_length: int,
+    params: Dict[str, Tensor],
+    inv_freq: Tensor,
+    k_cache: List[Tensor],
+    v_cache: List[Tensor],
+    windows: List[int],
+    num_heads: int,
+    num_kv_heads: int,
+    head_dim: int,
+    eps: float,
+    flash_decode: bool) -> Tensor:
+    b = input_ids.size(0)
+    s = input_ids.size(1)
+    x = torch.embedding(params["model.embed_tokens.weight"], input_ids)  # (B, S) -> (B, S, H); updated in place below
+    hidden = x.size(-1)
+    rows_x = torch.view(x, [b * s, hidden])  # (B*S, H) view of x: the residual stream for in-place matmuls
+    dtype = x.dtype
+    # rotary angles in float32, per position: (B, S, 1) * (D/2) -> (B, S, D/2) -> (B, 1, S, D).
+    # rotate_half(t) * sin == roll(t, D/2) * [-sin, sin], so a rotation is one roll and two multiplies.
+    freqs = torch.mul(torch.unsqueeze(positions.float(), -1), inv_freq)
+    half = head_dim // 2
+    cos = torch.unsqueeze(torch.cos(torch.cat([freqs, freqs], -1)), 1).to(dtype)
+    sin_half = torch.sin(freqs)
+    sin = torch.unsqueeze(torch.cat([torch.neg(sin_half), sin_half], -1), 1).to(dtype)
+    # visibility: token (b, s) sees slots 0..positions[b, s]; (T) vs (B, S, 1) -> (B, S, T) -> (B, 1, S, T).
+    # Masks are additive (0 or -inf) in the compute dtype, built once per step for every layer, over slots
+    # padded to a multiple of 16 and sliced back, so SDPA's memory-efficient kernel takes them as they are.
+    groups = num_heads // num_kv_heads
+    capacity = k_cache[0].size(1)
+    flash = flash_decode and s == 1 and input_ids.is_cuda and head_dim % 8 == 0 and (dtype == 5 or dtype == 15)  # float16, bfloat16
+    # flash decode: row r's query reads packed slots r*C .. r*C + positions[r]
+    cu_q = torch.arange(b + 1, dtype=3, device=input_ids.device)  # int32  # (B + 1)
+    cu_k = torch.mul(cu_q, capacity)
+    seqused = torch.add(torch.select(positions, 1, 0), 1).to(3)  # int32: (B, 1) -> (B)
+    padded = 16
+    if not flash:
+      padded = (key_length + 15) // 16 * 16
+    slots = torch.view(torch.arange(padded, device=input_ids.device), [1, 1, padded])
+    query_pos = torch.unsqueeze(positions, -1)
+    causal = torch.le(slots, query_pos)
+    zeros = torch.zeros([b, 1, groups * s, padded], dtype=dtype, device=input_ids.device)
+    full_mask = zeros
+    if not flash:
+      # the mask of each query row, repeated for the G query heads a key/value head serves: (B, 1, G*S, T)
+      full_mask = torch.slice(torch.masked_fill(zeros, torch.logical_not(torch.repeat(torch.unsqueeze(causal, 1), [1, 1, groups, 1])), float("-inf")), -1, 0, key_length)
+    window_mask = full_mask
+    mask_window = 0
+    rows = torch.unsqueeze(torch.arange(b, device=input_ids.device), 1)  # (B, 1)
+    q_size = num_heads * head_dim
+    kv_size = num_kv_heads * head_dim
+    scaling = 1.0 / torch.sqrt(float(head_dim))
+    for l in range(len(k_cache)):
+      p = "model.layers." + str(l) + "."
+      mask = full_mask
+      if windows[l] > 0 and not flash:
+        if windows[l] != mask_window:
+          in_window = torch.logical_and(causal, torch.lt(torch.sub(query_pos, slots), windows[l]))
+          window_mask = torch.slice(torch.masked_fill(zeros, torch.logical_not(torch.repeat(torch.unsqueeze(in_window, 1), [1, 1, groups, 1])), float("-inf")), -1, 0, key_length)
+          mask_window = windows[l]
+        mask = window_mask
+      # attention
+      xf = x.float()
+      h = torch.mul(params[p + "input_layernorm.weight"], torch.mul(xf, torch.rsqrt(torch.add(torch.mean(torch.pow(xf, 2), [-1], True), eps))).to(dtype))
+      if p + "self_attn.qkv_proj.bias" in params:
+        qkv = torch.linear(h, params[p + "self_attn.qkv_proj.weight"], params[p + "self_attn.qkv_proj.bias"])  # (B, S, N*D + 2*K*D)
+      else:
+        qkv = torch.linear(h, params[p + "self_attn.qkv_proj.weight"])
+      # queries and keys rotated together: (B, S, (N+K)*D) -> (B, N+K, S, D)
+      qk = torch.transpose(torch.view(torch.slice(qkv, -1, 0, q_size + kv_size), [b, s, num_heads + num_kv_heads, head_dim]), 1, 2)
+      qk = torch.addcmul(torch.mul(qk, cos), torch.roll(qk, [half], [-1]), sin)
+      q = torch.slice(qk, 1, 0, num_heads)  # (B, N, S, D)
+      k = torch.slice(qk, 1, num_heads)  # (B, K, S, D)
+      v = torch.transpose(torch.view(torch.slice(qkv, -1, q_size + kv_size, q_size + 2 * kv_size), [b, s, num_kv_heads, head_dim]), 1, 2)
+      kc = k_cache[l]
+      vc = v_cache[l]
+      # in place at each row's positions: cache[rows, positions] is (B, S, K, D)
+      torch.index_put_(kc, [rows, positions], torch.transpose(k, 1, 2))
+      torch.index_put_(vc, [rows, positions], torch.transpose(v, 1, 2))
+      if flash:
+        packed_k = torch.view(kc, [b * capacity, num_kv_heads, head_dim])  # (B, C, K, D) -> (B*C, K, D)
+        packed_v = torch.view(vc, [b * capacity, num_kv_heads, head_dim])
+        q1 = torch.select(q, 2, 0)  # (B, N, 1, D) -> (B, N, D): one query per packed sequence
+        if windows[l] > 0:
+          o, _0, _1, _2, _3 = torch._flash_attention_forward(q1, packed_k, packed_v, cu_q, cu_k, 1, capacity, 0., False, False, scale=scaling, window_size_left=windows[l] - 1, window_size_right=0, seqused_k=seqused)
+        else:
+          o, _0, _1, _2, _3 = torch._flash_attention_forward(q1, packed_k, packed_v, cu_q, cu_k, 1, capacity, 0., False, False, scale=scaling, seqused_k=seqused)
+        o = torch.reshape(o, [b, q_size])  # (B, N, D) -> (B*S, N*D)
+      else:
+        keys = torch.transpose(torch.slice(kc, 1, 0, key_length), 1, 2)  # (B, T, K, D) -> (B, K, T, D)
+        values = torch.transpose(torch.slice(vc, 1, 0, key_length), 1, 2)
+        # GQA without copying keys: each key/value head serves its G query heads as G*S queries,
+        # (B, N, S, D) -> (B, K, G*S, D), with the mask repeated per group above.
+        grouped = torch.reshape(q, [b, num_kv_heads, groups * s, head_dim])
+        o = torch.scaled_dot_product_attention(grouped, keys, values, mask, 0., False, scale=scaling)
+        o = torch.reshape(torch.transpose(torch.reshape(o, [b, num_heads, s, head_dim]), 1, 2), [b * s, q_size])  # (B, K, G*S, D) -> (B, N, S, D) -> (B*S, N*D)
+      # residual added by the matmul itself: x += o @ Wo^T
+      torch.addmm_(rows_x, o, torch.t(params[p + "self_attn.o_proj.weight"]))
+      if p + "self_attn.o_proj.bias" in params:
+        torch.add_(x, params[p + "self_attn.o_proj.bias"])
+      # MLP
+      xf = x.float()
+      h = torch.mul(params[p + "post_attention_layernorm.weight"], torch.mul(xf, torch.rsqrt(torch.add(torch.mean(torch.pow(xf, 2), [-1], True), eps))).to(dtype))
+      if p + "mlp.gate_up_proj.bias" in params:
+        gate_up = torch.linear(h, params[p + "mlp.gate_up_proj.weight"], params[p + "mlp.gate_up_proj.bias"])  # (B, S, 2*I)
+      else:
+        gate_up = torch.linear(h, params[p + "mlp.gate_up_proj.weight"])
+      inter = torch.size(gate_up, -1) // 2
+      act = torch.mul(torch.silu(torch.slice(gate_up, -1, 0, inter)), torch.slice(gate_up, -1, inter))
+      torch.addmm_(rows_x, torch.view(act, [b * s, inter]), torch.t(params[p + "mlp.down_proj.weight"]))  # x += act @ Wdown^T
+      if p + "mlp.down_proj.bias" in params:
+        torch.add_(x, params[p + "mlp.down_proj.bias"])
+    last = torch.index(x, [torch.arange(b, device=input_ids.device), last_index])  # (B, S, H) -> (B, H)
+    lf = last.float()
+    normed = torch.mul(params["model.norm.weight"], torch.mul(lf, torch.rsqrt(torch.add(torch.mean(torch.pow(lf, 2), [-1], True), eps))).to(dtype))
+    return torch.linear(normed, params["lm_head.weight"]).float()  # (B, V)

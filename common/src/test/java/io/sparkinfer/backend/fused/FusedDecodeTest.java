@@ -1,0 +1,226 @@
+package io.sparkinfer.backend.fused;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assumptions.assumeThat;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.engine.PtNDManager;
+import ai.djl.pytorch.engine.PtSymbolBlock;
+import ai.djl.pytorch.jni.IValue;
+import ai.djl.pytorch.jni.IValueUtils;
+import io.sparkinfer.backend.scripted.ScriptedCausalLm;
+import io.sparkinfer.cuda.CudaGraphs;
+import io.sparkinfer.cuda.CudaKernels;
+import io.sparkinfer.engine.BackendKind;
+import io.sparkinfer.engine.EngineOptions;
+import io.sparkinfer.engine.LlmEngine;
+import io.sparkinfer.model.ModelConfig;
+import io.sparkinfer.model.Precision;
+import io.sparkinfer.options.OptionValues;
+import io.sparkinfer.testing.Fixtures;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * What of the fused decode step can be checked without a GPU: its TorchScript ops compute what they say on
+ * CPU tensors (flash attention aside, which is CUDA only), tensors' device addresses come back with their
+ * offsets, attention splits cover the cache, and on CPU the scripted backend says why steps are not fused.
+ * {@link FusedDecodeGpuTest} checks the fused step against the scripted one on a GPU.
+ */
+class FusedDecodeTest {
+
+  private static PtNDManager manager;
+  private static PtSymbolBlock ops;
+
+  @BeforeAll
+  static void load() {
+    manager = (PtNDManager) NDManager.newBaseManager(Device.cpu());
+    ops = FusedDecode.loadOps(manager);
+  }
+
+  @AfterAll
+  static void close() {
+    manager.close();
+  }
+
+  private static NDArray call(NDManager scope, String method, Object... args) {
+    IValue[] values = new IValue[args.length];
+    for (int i = 0; i < args.length; i++) {
+      values[i] = args[i] instanceof NDArray a ? IValue.from((PtNDArray) a) : IValue.from((Long) args[i]);
+    }
+    try (IValue out = IValueUtils.runMethod(ops, method, values)) {
+      return out.toTensor((PtNDManager) scope);
+    } finally {
+      for (IValue v : values) {
+        v.close();
+      }
+    }
+  }
+
+  @Test
+  void projectWritesTheProjectionIntoItsOutputWithAndWithoutBias() {
+    try (NDManager m = manager.newSubManager()) {
+      NDArray h = m.randomNormal(new Shape(3, 5));
+      NDArray w = m.randomNormal(new Shape(4, 5));
+      NDArray b = m.randomNormal(new Shape(4));
+      NDArray out = m.zeros(new Shape(3, 4));
+      call(m, "project", h, w, b, out);
+      assertThat(maxDiff(out, h.matMul(w.transpose()).add(b))).isLessThan(1e-5f);
+      call(m, "project", h, w, m.zeros(new Shape(0)), out);
+      assertThat(maxDiff(out, h.matMul(w.transpose()))).as("an empty bias is no bias").isLessThan(1e-5f);
+    }
+  }
+
+  @Test
+  void addProjectionAddsToTheResidualInPlace() {
+    try (NDManager m = manager.newSubManager()) {
+      NDArray a = m.randomNormal(new Shape(3, 6));
+      NDArray x = m.randomNormal(new Shape(3, 4));
+      NDArray before = x.duplicate();
+      NDArray w = m.randomNormal(new Shape(4, 6));
+      NDArray b = m.randomNormal(new Shape(4));
+      call(m, "add_projection", a, x, w, b);
+      assertThat(maxDiff(x, before.add(a.matMul(w.transpose())).add(b))).isLessThan(1e-5f);
+    }
+  }
+
+  @Test
+  void embedGathersRowsIntoTheResidualAndHeadGivesFloatLogits() {
+    try (NDManager m = manager.newSubManager()) {
+      NDArray table = m.randomNormal(new Shape(10, 4));
+      NDArray x = m.zeros(new Shape(3, 4));
+      call(m, "embed", m.create(new long[] {7, 0, 7}, new Shape(3, 1)), table, x);
+      assertThat(x.get(0).toFloatArray()).containsExactly(table.get(7).toFloatArray());
+      assertThat(x.get(1).toFloatArray()).containsExactly(table.get(0).toFloatArray());
+      NDArray logits = call(m, "head", x, table);
+      assertThat(logits.getShape()).isEqualTo(new Shape(3, 10));
+      assertThat(logits.getDataType()).isEqualTo(DataType.FLOAT32);
+      assertThat(maxDiff(logits, x.matMul(table.transpose()))).as("x @ table^T").isLessThan(1e-5f);
+    }
+  }
+
+  @Test
+  void attentionInputsPackEachRowsWrittenSlots() {
+    try (NDManager m = manager.newSubManager();
+        IValue positions = IValue.from((PtNDArray) m.create(new long[] {4, 0, 9}, new Shape(3, 1)));
+        IValue capacity = IValue.from(16L);
+        IValue out = IValueUtils.runMethod(ops, "attention_inputs", positions, capacity)) {
+      IValue[] parts = out.toIValueTuple();
+      assertThat(parts[0].toTensor((PtNDManager) m).toIntArray()).as("seqused").containsExactly(5, 1, 10);
+      assertThat(parts[1].toTensor((PtNDManager) m).toIntArray()).as("cu_q").containsExactly(0, 1, 2, 3);
+      assertThat(parts[2].toTensor((PtNDManager) m).toIntArray()).as("cu_k").containsExactly(0, 16, 32, 48);
+      for (IValue p : parts) {
+        p.close();
+      }
+    }
+  }
+
+  @Test
+  void dataPointersIncludeTheViewsOffset() {
+    assumeThat(CudaGraphs.libraryLoaded()).as("the JNI library is built only with g++ on x86-64").isTrue();
+    try (NDManager m = manager.newSubManager()) {
+      NDArray a = m.zeros(new Shape(4, 8)); // float32 rows of 32 bytes
+      long base = CudaKernels.dataPtr(a);
+      assertThat(base).isNotZero();
+      assertThat(CudaKernels.dataPtr(a.get(2))).isEqualTo(base + 2 * 32);
+    }
+  }
+
+  @Test
+  void attentionSplitsCoverTheCacheInWholeTiles() {
+    int perWarp = FusedOptions.FUSED_ATTENTION_BLOCKS.defaultValue();
+    for (int blocks : new int[] {perWarp, LaunchPlan.WIDE_ATTENTION_BLOCKS}) {
+      for (int[] c : new int[][] {{256, 2, 640}, {1, 2, 640}, {8, 1, 33}, {64, 8, 32768}, {1, 1, 1}, {3, 2, 700}}) {
+        int[] split = LaunchPlan.attentionSplits(c[0], c[1], c[2], blocks);
+        assertThat(split[0] % 64).as("whole tiles").isZero();
+        assertThat((long) split[0] * split[1]).as("covers every slot").isGreaterThanOrEqualTo(c[2]);
+        assertThat((long) split[0] * (split[1] - 1)).as("no empty split").isLessThan(c[2]);
+      }
+    }
+    int wide = LaunchPlan.WIDE_ATTENTION_BLOCKS;
+    assertThat(LaunchPlan.attentionSplits(256, 2, 640, wide)[1]).as("several splits per row at batch 256").isGreaterThan(1);
+    assertThat(LaunchPlan.attentionSplits(1, 2, 640, wide)[1]).as("one tile per split at batch 1").isEqualTo(10);
+    assertThat(LaunchPlan.attentionSplits(256, 2, 640, perWarp)).as("a row is one split from 64 rows on")
+        .containsExactly(640, 1);
+    assertThat(LaunchPlan.attentionSplits(64, 2, 640, perWarp)).containsExactly(640, 1);
+    assertThat(LaunchPlan.attentionSplits(16, 2, 640, perWarp)).as("at least 128 blocks below")
+        .containsExactly(192, 4);
+  }
+
+  @Test
+  void launchPlanCombinesOnlyWhenRowsHaveSeveralSplitsOrTheWideKernelRuns() {
+    ModelConfig c = config(6, 128);
+    LaunchPlan one = LaunchPlan.of(c, 256, 640, true, 128);
+    assertThat(one.attentionKernel()).isEqualTo("decode_attention");
+    assertThat(one.splits()).isEqualTo(1);
+    assertThat(one.combines()).as("the kernel writes the output itself").isFalse();
+    assertThat(one.attention().grid()).containsExactly(256, 2, 1);
+    assertThat(one.rmsNorm().grid()).as("a block per row").containsExactly(256, 1, 1);
+    assertThat(one.siluMul().grid()[0]).as("8 outputs a thread, 256 threads a block")
+        .isEqualTo((256 * c.intermediateSize() / 8 + 255) / 256);
+    LaunchPlan split = LaunchPlan.of(c, 16, 640, true, 128);
+    assertThat(split.splits()).isGreaterThan(1);
+    assertThat(split.combines()).isTrue();
+    assertThat(split.attentionCombine().grid()).as("a block per row and query head").containsExactly(16 * 12, 1, 1);
+    LaunchPlan wide = LaunchPlan.of(c, 256, 640, false, 128);
+    assertThat(wide.attentionKernel()).isEqualTo("decode_attention_wide");
+    assertThat(wide.combines()).as("the wide kernel always leaves partials").isTrue();
+    assertThat(LaunchPlan.of(c, 256, 640, true, 1).splits()).as("one block asked for: one split per row").isEqualTo(1);
+  }
+
+  @Test
+  void attentionKernelFollowsTheModelsShape() {
+    assertThat(FusedDecode.attentionPerWarp(config(6, 128))).as("Qwen2-1.5B").isTrue();
+    assertThat(FusedDecode.attentionPerWarp(config(16, 64))).isTrue();
+    assertThat(FusedDecode.attentionPerWarp(config(17, 64))).as("more than 16 heads a group").isFalse();
+    assertThat(FusedDecode.attentionPerWarp(config(4, 256))).as("head dim over 128").isFalse();
+    assertThat(FusedDecode.attentionPerWarp(config(4, 72))).as("head dim not a multiple of 16").isFalse();
+  }
+
+  @Test
+  void rotaryBlocksTakeARowsWorkItemsInWholeWarps() {
+    assertThat(LaunchPlan.rotaryThreads(config(6, 128))).as("16 heads of 8 items").isEqualTo(128);
+    assertThat(LaunchPlan.rotaryThreads(config(1, 64))).as("6 heads of 4 items, one warp").isEqualTo(32);
+    assertThat(LaunchPlan.rotaryThreads(config(8, 128))).as("20 heads of 8 items").isEqualTo(160);
+    assertThat(LaunchPlan.rotaryThreads(config(16, 128))).as("at most 256, looping over the rest").isEqualTo(256);
+    assertThat(LaunchPlan.rotaryThreads(config(4, 72))).isEqualTo(128);
+  }
+
+  @Test
+  void onCpuStepsAreNotFusedAndTheBackendSaysWhy() {
+    EngineOptions options = EngineOptions.of(Fixtures.model("qwen2-tiny"), Precision.FP32, "cpu").with(EngineOptions.BACKEND, BackendKind.SCRIPTED);
+    try (LlmEngine engine = LlmEngine.load(options)) {
+      ScriptedCausalLm backend = (ScriptedCausalLm) engine.newGenerator().backend();
+      assertThat(backend.acceleration().fusedOffReason()).contains("only in CUDA graphs on a GPU");
+      assertThat(backend.acceleration().fusedCaptures()).isZero();
+      assertThat(backend.describe()).as("no GPU features to name on a CPU").isEqualTo("scripted backend");
+    }
+    ModelConfig config = ModelConfig.load(Fixtures.model("qwen2-tiny"));
+    OptionValues defaults = options.values();
+    assertThat(FusedDecode.unsupportedBeforeLoad(config, Precision.FP32, Device.gpu(), true, defaults))
+        .hasValueSatisfying(r -> assertThat(r).contains("float16 or bfloat16"));
+    assertThat(FusedDecode.unsupportedBeforeLoad(config, Precision.FP16, Device.gpu(), false, defaults)).isPresent();
+    assertThat(FusedDecode.unsupportedBeforeLoad(config, Precision.FP16, Device.gpu(), true, defaults))
+        .as("head dim " + config.headDim()).isEmpty();
+    assertThat(FusedDecode.unsupportedBeforeLoad(config, Precision.FP16, Device.gpu(), true,
+        defaults.with(FusedOptions.FUSED_KERNELS, false))).hasValue("turned off (--fused-kernels=false)");
+  }
+
+  /** A llama config with 2 key/value heads of {@code group} query heads each, of dim {@code headDim}. */
+  private static ModelConfig config(int group, int headDim) {
+    return ModelConfig.parse(String.format(java.util.Locale.ROOT, """
+        {"model_type": "llama", "vocab_size": 64, "hidden_size": %d, "intermediate_size": 64,
+         "num_hidden_layers": 1, "num_attention_heads": %d, "num_key_value_heads": 2, "head_dim": %d,
+         "max_position_embeddings": 128}""", 2 * group * headDim, 2 * group, headDim));
+  }
+
+  private static float maxDiff(NDArray a, NDArray b) {
+    return a.sub(b).abs().max().getFloat();
+  }
+}

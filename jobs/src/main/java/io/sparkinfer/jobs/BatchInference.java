@@ -1,0 +1,105 @@
+package io.sparkinfer.jobs;
+
+import java.time.Instant;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.util.Locale;
+import java.util.UUID;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.spark.SparkContext;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Encoders;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One batch inference run on a Spark session: every row of the input table answered once under its id in
+ * the {@code completions} table ({@link Tables#COMPLETIONS}), then a {@code job_runs} row.
+ *
+ * <ol>
+ *   <li>Read the input ({@link InputTable}) and look at the output ({@link OutputTable}).
+ *   <li>Plan ({@link RunPlan}): resume, token counts and error rows on the executors, dedup, waves, partitions.
+ *   <li>Infer ({@link PartitionInference}, on the executors, with each executor's cached engine) and write each
+ *       wave through Spark's commit protocol.
+ *   <li>Record the run ({@link JobRunsTable}), also when it fails.
+ * </ol>
+ */
+public final class BatchInference {
+
+  private static final Logger LOG = LoggerFactory.getLogger(BatchInference.class);
+
+  private BatchInference() {}
+
+  /**
+   * Runs the job on {@code spark}. Problems with the options, the model or the input throw
+   * {@link IllegalArgumentException} before any work; a failure while running appends a {@code failed}
+   * job_runs row and rethrows.
+   */
+  public static JobResult run(SparkSession spark, JobOptions o) {
+    Instant started = Instant.now();
+    String runId = o.runId() != null ? o.runId() : newRunId(started);
+    SparkContext sc = spark.sparkContext();
+    Configuration hadoopConf = sc.hadoopConfiguration();
+    ModelLocation model = ModelLocation.check(o.model(), hadoopConf, o.modelCache());
+    OutputTable output = OutputTable.inspect(o, hadoopConf);
+    output.checkWritable();
+    Dataset<Row> input = InputTable.read(spark, o, hadoopConf);
+
+    JobMetrics metrics = JobMetrics.register(sc);
+    RunPlan.Counts counts = new RunPlan.Counts();
+    int partitions = 0;
+    int commits = 0;
+    try (RunPlan plan = RunPlan.make(spark, o, model, input, output, runId, counts)) {
+      partitions = plan.partitions();
+      try (ProgressReporter progress = ProgressReporter.start(spark, metrics, counts.rows, counts.plannedErrors,
+          o.progressSeconds())) {
+        for (int wave = 0; wave < plan.waves(); wave++) {
+          // Each wave is its own Spark job and commit: a run that dies keeps the waves it committed.
+          Dataset<Row> answers = wave == 0 ? plan.errorRows() : null;
+          Dataset<Row> requests = plan.wave(wave);
+          if (requests != null) {
+            Dataset<Row> inferred = requests.mapPartitions(new PartitionInference(o, model, runId, metrics),
+                Encoders.row(Tables.COMPLETIONS));
+            answers = answers == null ? inferred : inferred.unionByName(answers);
+          }
+          if (answers == null || (counts.rows == 0 && output.hasData())) {
+            continue; // nothing to add (a resume with every id already answered)
+          }
+          sc.setJobDescription("sparkinfer " + runId + ": generate and write " + o.output() + " (commit " + (wave + 1)
+              + "/" + plan.waves() + ")");
+          output.write(answers, wave == 0);
+          commits++;
+        }
+        progress.report(); // the final line: 100%
+      }
+      JobResult result = JobRunsTable.result(spark, o, runId, started, JobResult.SUCCEEDED, null, counts, metrics,
+          partitions, commits);
+      JobRunsTable.append(spark, result);
+      return result;
+    } catch (Exception e) { // Spark's exceptions are checked ones in Java's eyes (SparkException)
+      try {
+        JobRunsTable.append(spark, JobRunsTable.result(spark, o, runId, started, JobResult.FAILED, String.valueOf(e),
+            counts, metrics, partitions, commits));
+      } catch (RuntimeException again) {
+        LOG.warn("could not append the failed run to {}", o.runsTablePath(), again);
+        e.addSuppressed(again);
+      }
+      if (e instanceof RuntimeException re) {
+        throw re;
+      }
+      throw new JobFailedException("run " + runId + " failed: " + e.getMessage(), e);
+    } finally {
+      sc.setJobDescription(null);
+      if (sc.isLocal()) {
+        ExecutorEngines.closeAll(); // the driver is the executor: free the model with the job
+      }
+    }
+  }
+
+  static String newRunId(Instant now) {
+    return DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss", Locale.ROOT).withZone(ZoneOffset.UTC).format(now) + "-"
+        + UUID.randomUUID().toString().substring(0, 8);
+  }
+}

@@ -1,0 +1,198 @@
+package io.sparkinfer.jobs;
+
+import static org.apache.spark.sql.functions.array;
+import static org.apache.spark.sql.functions.col;
+import static org.apache.spark.sql.functions.collect_list;
+import static org.apache.spark.sql.functions.count;
+import static org.apache.spark.sql.functions.lit;
+import static org.apache.spark.sql.functions.min;
+import static org.apache.spark.sql.functions.pmod;
+import static org.apache.spark.sql.functions.sum;
+import static org.apache.spark.sql.functions.when;
+import static org.apache.spark.sql.functions.xxhash64;
+
+import io.sparkinfer.generate.FinishReason;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.spark.sql.Column;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Encoders;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.storage.StorageLevel;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * What a run will answer, decided before any inference: the rows still to answer ({@code --resume} skips ids
+ * already in the output), their token counts and the rows that cannot run ({@link PromptPlanner}, on the
+ * executors), identical greedy prompts grouped under one request ({@code --dedup}), the commits ("waves" of
+ * {@code --commit-every} rows) and the inference partitions of each, range-partitioned by prompt length so
+ * a partition's batches pad little. Close it to release what it cached.
+ */
+final class RunPlan implements AutoCloseable {
+
+  private static final Logger LOG = LoggerFactory.getLogger(RunPlan.class);
+
+  /** Rows per inference partition aimed at when deriving the partition count from the input. */
+  static final int ROWS_PER_PARTITION = 2048;
+
+  /** Row counts known on the driver; zero until planning counts them (a run that fails early records zeros). */
+  static final class Counts {
+    long inputRows;
+    long rows;
+    long plannedErrors;
+  }
+
+  private final Dataset<Row> planned;
+  private final Dataset<Row> errors;
+  private final Dataset<Row> groups; // (prompt, prompt_tokens, ids, tiebreak); null when no row can run
+  private final boolean groupsCached;
+  private final int waves;
+  private final int partitions;
+
+  private RunPlan(Dataset<Row> planned, Dataset<Row> errors, Dataset<Row> groups, boolean groupsCached, int waves,
+      int partitions) {
+    this.planned = planned;
+    this.errors = errors;
+    this.groups = groups;
+    this.groupsCached = groupsCached;
+    this.waves = waves;
+    this.partitions = partitions;
+  }
+
+  /**
+   * Plans the run over {@code input} (id, prompt), filling {@code counts}.
+   *
+   * @throws IllegalArgumentException when an id is null or repeated
+   */
+  static RunPlan make(SparkSession spark, JobOptions o, ModelLocation model, Dataset<Row> input, OutputTable output,
+      String runId, Counts counts) {
+    boolean resuming = o.resume() && output.hasData();
+    if (resuming) {
+      counts.inputRows = input.count();
+      Dataset<Row> done = output.read(spark).select(col(Tables.ID)).distinct();
+      input = input.join(done, Tables.ID, "left_anti");
+    }
+    spark.sparkContext().setJobDescription("sparkinfer " + runId + ": plan (token counts)");
+    Dataset<Row> planned = input.mapPartitions(new PromptPlanner(model, o.maxPromptTokens()), Encoders.row(Tables.PLANNED))
+        .persist(StorageLevel.MEMORY_AND_DISK());
+    try {
+      Row c = planned.agg(count(lit(1)), sum(when(col(Tables.ERROR_CODE).isNotNull(), 1).otherwise(0))).first();
+      counts.rows = c.getLong(0);
+      counts.plannedErrors = c.isNullAt(1) ? 0 : c.getLong(1);
+      if (!resuming) {
+        counts.inputRows = counts.rows;
+      }
+      checkIds(planned);
+      long validRows = counts.rows - counts.plannedErrors;
+      int waves = o.commitEvery() > 0 ? (int) Math.max(1, (validRows + o.commitEvery() - 1) / o.commitEvery()) : 1;
+      int partitions = o.partitions() > 0 ? o.partitions()
+          : defaultPartitions((validRows + waves - 1) / waves, spark.sparkContext().defaultParallelism());
+      LOG.info("run {}: {} rows to answer ({} skipped, {} planning errors), {} commit(s) of {} inference partitions",
+          runId, counts.rows, counts.inputRows - counts.rows, counts.plannedErrors, waves, partitions);
+      Dataset<Row> groups = null;
+      if (validRows > 0) {
+        Dataset<Row> valid = planned.where(col(Tables.ERROR_CODE).isNull());
+        groups = (o.dedup() && o.isGreedy()
+            ? valid.groupBy(col(Tables.PROMPT)).agg(min(col(Tables.PROMPT_TOKENS)).as(Tables.PROMPT_TOKENS),
+                collect_list(col(Tables.ID)).as(Tables.IDS))
+            : valid.select(col(Tables.PROMPT), col(Tables.PROMPT_TOKENS), array(col(Tables.ID)).as(Tables.IDS)))
+            .withColumn(Tables.TIEBREAK, xxhash64(col(Tables.PROMPT)));
+        if (waves > 1) {
+          groups = groups.persist(StorageLevel.MEMORY_AND_DISK()); // each wave reads it again
+        }
+      }
+      return new RunPlan(planned, errorRows(planned, model.uri(), runId), groups, groups != null && waves > 1, waves,
+          partitions);
+    } catch (RuntimeException e) {
+      planned.unpersist();
+      throw e;
+    }
+  }
+
+  /** Output commits the run makes. */
+  int waves() {
+    return waves;
+  }
+
+  /** Inference partitions per commit. */
+  int partitions() {
+    return partitions;
+  }
+
+  /** The completion rows of the rows that cannot run, answered by planning. */
+  Dataset<Row> errorRows() {
+    return errors;
+  }
+
+  /**
+   * The requests of commit {@code wave}: (prompt, prompt_tokens, ids) in {@link #partitions()} partitions,
+   * ranged on (length, hash) so similar lengths share a partition and equal lengths still spread, and sorted
+   * by length inside each; null when no row can run.
+   */
+  Dataset<Row> wave(int wave) {
+    if (groups == null) {
+      return null;
+    }
+    Dataset<Row> part = waves == 1 ? groups : groups.where(pmod(col(Tables.TIEBREAK), lit(waves)).equalTo(wave));
+    return part.repartitionByRange(partitions, col(Tables.PROMPT_TOKENS), col(Tables.TIEBREAK))
+        .sortWithinPartitions(col(Tables.PROMPT_TOKENS), col(Tables.TIEBREAK))
+        .select(col(Tables.PROMPT), col(Tables.PROMPT_TOKENS), col(Tables.IDS));
+  }
+
+  /** Partitions for {@code rows}: the cluster's parallelism, more when the input is large. */
+  static int defaultPartitions(long rows, int parallelism) {
+    long byRows = (rows + ROWS_PER_PARTITION - 1) / ROWS_PER_PARTITION;
+    long n = Math.max(parallelism, byRows);
+    return (int) Math.max(1, Math.min(n, Math.max(rows, 1)));
+  }
+
+  /** The planning error rows, as completion rows. */
+  private static Dataset<Row> errorRows(Dataset<Row> planned, String model, String runId) {
+    Column nullString = lit(null).cast(DataTypes.StringType);
+    return planned.where(col(Tables.ERROR_CODE).isNotNull()).select(
+        col(Tables.ID),
+        col(Tables.PROMPT),
+        nullString.as(Tables.COMPLETION),
+        lit(new long[0]).as(Tables.OUTPUT_TOKEN_IDS),
+        col(Tables.PROMPT_TOKENS),
+        lit(0).as(Tables.COMPLETION_TOKENS),
+        lit(FinishReason.ERROR.label()).as(Tables.FINISH_REASON),
+        col(Tables.ERROR_CODE),
+        col(Tables.ERROR_MESSAGE),
+        lit(model).as(Tables.MODEL),
+        nullString.as(Tables.PRECISION),
+        nullString.as(Tables.LAYOUT),
+        nullString.as(Tables.DEVICE),
+        col(Tables.EXECUTOR_ID),
+        lit(0.0).as(Tables.LATENCY_MS),
+        lit(0.0).as(Tables.TTFT_MS),
+        lit(runId).as(Tables.RUN_ID));
+  }
+
+  /** Fails when an id is null or repeated: each input row must be answered exactly once under its id. */
+  private static void checkIds(Dataset<Row> planned) {
+    List<Row> bad = planned.groupBy(col(Tables.ID)).count()
+        .where(col(Tables.ID).isNull().or(col("count").gt(1))).limit(5).collectAsList();
+    if (bad.isEmpty()) {
+      return;
+    }
+    List<String> examples = new ArrayList<>();
+    for (Row r : bad) {
+      examples.add((r.isNullAt(0) ? "null" : "'" + r.getString(0) + "'") + " x" + r.getLong(1));
+    }
+    throw new IllegalArgumentException("the input's ids must be present and unique; found " + examples
+        + " (malformed JSON lines read as rows without an id; pick another --id-column or drop it to "
+        + "number the rows)");
+  }
+
+  @Override
+  public void close() {
+    if (groupsCached) {
+      groups.unpersist();
+    }
+    planned.unpersist();
+  }
+}
