@@ -55,7 +55,8 @@ class LayeringTest {
   @Test
   void readmeListsTheLayersTopToBottom() {
     assertThat(layers).as("README's table of layers").hasSizeGreaterThan(8);
-    assertThat(layers.get(0)).containsExactly("io.sparkinfer.jobs");
+    assertThat(layers.get(0)).containsExactly("io.sparkinfer.jobs.sweep");
+    assertThat(layers.get(1)).containsExactly("io.sparkinfer.jobs");
     assertThat(layers.get(layers.size() - 1)).contains("io.sparkinfer.base", "io.sparkinfer.options");
   }
 
