@@ -3,7 +3,6 @@
 
 SPARKINFER_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 SPARKINFER_JOBS_TARGET="$SPARKINFER_REPO/jobs/target"
-SPARKINFER_MAIN_CLASS="io.sparkinfer.jobs.BatchInferenceJob"
 
 # The JVM flags Spark 4 needs on Java 17+ (org.apache.spark.launcher.JavaModuleOptions), for JVMs this
 # project starts itself (driver, standalone master and workers); spark-submit adds them on its own.
@@ -92,4 +91,77 @@ sparkinfer_spark_home() {
     cp "$SPARKINFER_JOBS_TARGET/classpath/spark.classpath" "$stamp"
   fi
   echo "$home"
+}
+
+# Splits a launcher's command line: Spark's own options (--master, --conf K=V, --properties-file F) into
+# SPARKINFER_MASTER, SPARKINFER_PROPS and the array SPARKINFER_SPARK_ARGS; -h/--help into SPARKINFER_HELP=1;
+# everything else, in order, into the array SPARKINFER_JOB_ARGS.
+sparkinfer_parse_args() {
+  SPARKINFER_MASTER="" SPARKINFER_PROPS="" SPARKINFER_HELP=0
+  SPARKINFER_SPARK_ARGS=() SPARKINFER_JOB_ARGS=()
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --master) [[ $# -ge 2 ]] || sparkinfer_die "--master needs a value"; SPARKINFER_MASTER="$2"; shift 2 ;;
+      --master=*) SPARKINFER_MASTER="${1#*=}"; shift ;;
+      --conf) [[ $# -ge 2 ]] || sparkinfer_die "--conf needs K=V"; SPARKINFER_SPARK_ARGS+=(--conf "$2"); shift 2 ;;
+      --conf=*) SPARKINFER_SPARK_ARGS+=(--conf "${1#*=}"); shift ;;
+      --properties-file) [[ $# -ge 2 ]] || sparkinfer_die "--properties-file needs a file"; SPARKINFER_PROPS="$2"; shift 2 ;;
+      --properties-file=*) SPARKINFER_PROPS="${1#*=}"; shift ;;
+      -h|--help) SPARKINFER_HELP=1; shift ;;
+      *) SPARKINFER_JOB_ARGS+=("$1"); shift ;;
+    esac
+  done
+}
+
+# Whether SPARKINFER_JOB_ARGS has the option NAME (--NAME or --NAME=...).
+sparkinfer_has_arg() {
+  local a
+  for a in ${SPARKINFER_JOB_ARGS[@]+"${SPARKINFER_JOB_ARGS[@]}"}; do
+    [[ "$a" == "--$1" || "$a" == "--$1="* ]] && return 0
+  done
+  return 1
+}
+
+# Builds what is missing, then prints the script's header comment and MAIN_CLASS's --help.
+sparkinfer_help() {
+  local script="$1" main="$2"
+  sparkinfer_ensure_build
+  sed -n '2,/^set -euo/p' "$script" | grep '^#' | sed 's/^# \{0,1\}//'
+  echo
+  "$(sparkinfer_java)" -cp "$(sparkinfer_app_classpath):$(sparkinfer_spark_classpath)" "$main" --help
+}
+
+# Runs MAIN_CLASS with SPARKINFER_JOB_ARGS on Spark: $SPARK_HOME/bin/spark-submit with the job jar when
+# SPARK_HOME is set (CPU libtorch added with --jars unless PYTORCH_LIBRARY_PATH is set); otherwise the project's
+# own Spark jars, conf/local.properties and --master local[*] unless given. Does not return.
+sparkinfer_launch() {
+  local main="$1" submit_args resource master props classpath
+  if [[ -n "${SPARK_HOME:-}" ]]; then
+    sparkinfer_ensure_build --jar
+    submit_args=(--class "$main")
+    [[ -n "$SPARKINFER_MASTER" ]] && submit_args+=(--master "$SPARKINFER_MASTER")
+    [[ -n "$SPARKINFER_PROPS" ]] && submit_args+=(--properties-file "$SPARKINFER_PROPS")
+    if [[ -z "${PYTORCH_LIBRARY_PATH:-}" ]]; then
+      submit_args+=(--jars "$(sparkinfer_native_cpu_jar)")
+    fi
+    exec "$SPARK_HOME/bin/spark-submit" "${submit_args[@]}" ${SPARKINFER_SPARK_ARGS[@]+"${SPARKINFER_SPARK_ARGS[@]}"} \
+      "$(sparkinfer_job_jar_or_empty)" ${SPARKINFER_JOB_ARGS[@]+"${SPARKINFER_JOB_ARGS[@]}"}
+  fi
+  sparkinfer_ensure_build
+  master="${SPARKINFER_MASTER:-local[*]}"
+  props="${SPARKINFER_PROPS:-$SPARKINFER_REPO/conf/local.properties}"
+  classpath="$(sparkinfer_app_classpath):$(sparkinfer_spark_classpath)"
+  submit_args=(--master "$master" --properties-file "$props" --class "$main")
+  if [[ "$master" == local* ]]; then
+    resource="spark-internal" # the driver is the executor: the job's classes are on its class path already
+  else
+    # A cluster (e.g. submit/local-cluster.sh): its executors get the job jar and CPU libtorch from the driver.
+    sparkinfer_ensure_build --jar
+    resource="$(sparkinfer_job_jar_or_empty)"
+    submit_args+=(--jars "$(sparkinfer_native_cpu_jar)")
+  fi
+  exec "$(sparkinfer_java)" "${SPARKINFER_JAVA_MODULE_OPTS[@]}" -Xmx"${SPARKINFER_DRIVER_MEMORY:-4g}" \
+    -Dai.djl.offline=true -Dlog4j2.configurationFile="$SPARKINFER_REPO/conf/log4j2.properties" \
+    -cp "$classpath" org.apache.spark.deploy.SparkSubmit "${submit_args[@]}" \
+    ${SPARKINFER_SPARK_ARGS[@]+"${SPARKINFER_SPARK_ARGS[@]}"} "$resource" ${SPARKINFER_JOB_ARGS[@]+"${SPARKINFER_JOB_ARGS[@]}"}
 }

@@ -98,6 +98,24 @@ public final class EngineOptions implements Serializable {
     return new EngineOptions(modelDir, values.with(option, value));
   }
 
+  /**
+   * These options with the generation loop's ({@link GeneratorOptions}: batch size, prompt limit, greedy chunk,
+   * prefill pass, profiling) at their defaults: what decides the engine that is loaded. Engines are cached under
+   * it, and each caller brings its own generation options ({@link LlmEngine#newGenerator(OptionValues)}), so
+   * runs that differ only in those share one loaded engine.
+   */
+  public EngineOptions forLoading() {
+    OptionValues v = values;
+    for (Option<?> o : GeneratorOptions.ALL) {
+      v = reset(v, o);
+    }
+    return new EngineOptions(modelDir, v);
+  }
+
+  private static <T> OptionValues reset(OptionValues v, Option<T> o) {
+    return v.with(o, o.defaultValue());
+  }
+
   /** The same options for another checkpoint directory (an executor's local copy of the model). */
   public EngineOptions withModelDir(String dir) {
     return new EngineOptions(dir, values);

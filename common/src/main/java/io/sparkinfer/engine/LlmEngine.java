@@ -104,7 +104,12 @@ public final class LlmEngine implements AutoCloseable {
    * @param batchSize sequences decoding together; 0 for auto
    */
   public Predictor<List<GenerationRequest>, List<Completion>> newPredictor(int batchSize) {
-    return djlModel.newPredictor(new GenerationTranslator(generator, batchSize));
+    return newPredictor(generator, batchSize);
+  }
+
+  /** A DJL predictor over one of this engine's generators ({@link #newGenerator(OptionValues)}). */
+  public Predictor<List<GenerationRequest>, List<Completion>> newPredictor(Generator over, int batchSize) {
+    return djlModel.newPredictor(new GenerationTranslator(over, batchSize));
   }
 
   public ModelConfig config() {

@@ -26,10 +26,15 @@ public final class ExecutorEngines {
   private static final Logger LOG = LoggerFactory.getLogger(ExecutorEngines.class);
 
   /**
-   * What identifies a loaded engine: the model's URI (its local copy differs between executors) and
-   * everything else the engine was loaded with.
+   * What identifies a loaded engine: the model's URI (its local copy differs between executors) and the
+   * options that decide what is loaded ({@link EngineOptions#forLoading()}): runs that differ only in the
+   * generation loop's options (batch size, greedy chunk, ...) share one engine.
    */
-  public record Key(String modelUri, EngineOptions options) {}
+  public record Key(String modelUri, EngineOptions options) {
+    public Key {
+      options = options.forLoading();
+    }
+  }
 
   /** A planning tokenizer and the prompt-length limit its model allows. */
   public record PlanningTokenizer(TextTokenizer tokenizer, int contextLength) {}

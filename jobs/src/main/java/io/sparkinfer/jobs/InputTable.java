@@ -28,7 +28,7 @@ import org.slf4j.LoggerFactory;
  * {@code s3a:}) read as (id, prompt) strings. Its format is given or told by the file extensions; ids come
  * from {@code --id-column}, or are {@code row-<position>} when the input has no such column.
  */
-final class InputTable {
+public final class InputTable {
 
   private static final Logger LOG = LoggerFactory.getLogger(InputTable.class);
 
@@ -40,31 +40,42 @@ final class InputTable {
    * @throws IllegalArgumentException when it cannot be read or lacks the prompt column
    */
   static Dataset<Row> read(SparkSession spark, JobOptions o, Configuration hadoopConf) {
-    InputFormat format = format(o, hadoopConf);
+    return read(spark, o.input(), o.inputFormat(), o.idColumn(), o.promptColumn(), hadoopConf);
+  }
+
+  /**
+   * The table at {@code input} as (id, prompt) strings: its format as given or told by the file extensions,
+   * ids from {@code idColumn} (or {@code row-<position>} without one), prompts from {@code promptColumn}.
+   *
+   * @throws IllegalArgumentException when it cannot be read or lacks the prompt column
+   */
+  public static Dataset<Row> read(SparkSession spark, String input, InputFormat inputFormat, String idColumn,
+      String promptColumn, Configuration hadoopConf) {
+    InputFormat format = format(input, inputFormat, hadoopConf);
     DataFrameReader reader = spark.read();
     Dataset<Row> df;
     try {
       df = switch (format) {
-        case PARQUET -> reader.parquet(o.input());
-        case JSONL -> reader.json(o.input());
+        case PARQUET -> reader.parquet(input);
+        case JSONL -> reader.json(input);
         case CSV -> reader.option("header", "true").option("multiLine", "true").option("escape", "\"")
-            .csv(o.input());
+            .csv(input);
         case AUTO -> throw new IllegalStateException("the format was resolved above");
       };
     } catch (RuntimeException e) {
-      throw new IllegalArgumentException("--input " + o.input() + ": cannot read it as " + format.label() + ": "
+      throw new IllegalArgumentException("--input " + input + ": cannot read it as " + format.label() + ": "
           + firstLine(e.getMessage()), e);
     }
     List<String> columns = Arrays.asList(df.columns());
-    if (!columns.contains(o.promptColumn())) {
-      throw new IllegalArgumentException("--input " + o.input() + " has no column '" + o.promptColumn()
+    if (!columns.contains(promptColumn)) {
+      throw new IllegalArgumentException("--input " + input + " has no column '" + promptColumn
           + "' (columns: " + String.join(", ", columns) + "); name the prompt column with --prompt-column");
     }
-    Column prompt = col(o.promptColumn()).cast(DataTypes.StringType).as(Tables.PROMPT);
-    if (columns.contains(o.idColumn())) {
-      return df.select(col(o.idColumn()).cast(DataTypes.StringType).as(Tables.ID), prompt);
+    Column prompt = col(promptColumn).cast(DataTypes.StringType).as(Tables.PROMPT);
+    if (columns.contains(idColumn)) {
+      return df.select(col(idColumn).cast(DataTypes.StringType).as(Tables.ID), prompt);
     }
-    LOG.info("--input has no column '{}': ids are row-<position in the input>", o.idColumn());
+    LOG.info("--input has no column '{}': ids are row-<position in the input>", idColumn);
     StructType schema = new StructType().add(Tables.ID, DataTypes.StringType, false)
         .add(Tables.PROMPT, DataTypes.StringType, true);
     JavaRDD<Row> numbered = df.select(prompt).javaRDD().zipWithIndex()
@@ -74,15 +85,19 @@ final class InputTable {
 
   /** The input's format: as given, else from the file extension (of the path, or of the files inside it). */
   static InputFormat format(JobOptions o, Configuration hadoopConf) {
-    Path path = new Path(o.input());
+    return format(o.input(), o.inputFormat(), hadoopConf);
+  }
+
+  static InputFormat format(String input, InputFormat given, Configuration hadoopConf) {
+    Path path = new Path(input);
     try {
       FileSystem fs = path.getFileSystem(hadoopConf);
       FileStatus[] matches = fs.globStatus(path);
       if (matches == null || matches.length == 0) {
-        throw new IllegalArgumentException("--input " + o.input() + ": no such file or directory");
+        throw new IllegalArgumentException("--input " + input + ": no such file or directory");
       }
-      if (o.inputFormat() != InputFormat.AUTO) {
-        return o.inputFormat();
+      if (given != InputFormat.AUTO) {
+        return given;
       }
       for (FileStatus m : matches) {
         FileStatus[] files = m.isDirectory() ? fs.listStatus(m.getPath()) : new FileStatus[] {m};
@@ -97,9 +112,9 @@ final class InputTable {
         }
       }
     } catch (IOException e) {
-      throw new IllegalArgumentException("--input " + o.input() + ": cannot read it: " + e.getMessage(), e);
+      throw new IllegalArgumentException("--input " + input + ": cannot read it: " + e.getMessage(), e);
     }
-    throw new IllegalArgumentException("--input " + o.input() + ": cannot tell its format from the file names "
+    throw new IllegalArgumentException("--input " + input + ": cannot tell its format from the file names "
         + "(.parquet, .jsonl, .json, .csv); pass --input-format");
   }
 

@@ -95,7 +95,7 @@ public record JobResult(
         rowsPerSecond(), o.maxNewTokens(), o.get(RequestOptions.TEMPERATURE), o.get(RequestOptions.TOP_K),
         o.get(RequestOptions.TOP_P), o.get(RequestOptions.SEED), o.text(GeneratorOptions.BATCH_SIZE),
         o.maxPromptTokens(), o.values().texts(EngineOptions.ALL), partitions, commits, executors,
-        modelLoads(), loadsByExecutor, modelLoadSeconds, master, sparkVersion, JobRunsTable.projectVersion());
+        modelLoads(), loadsByExecutor, modelLoadSeconds, master, sparkVersion, ProjectVersion.get());
   }
 
   /** The summary table printed when the job ends. */

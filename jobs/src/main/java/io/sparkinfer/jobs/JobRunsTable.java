@@ -39,17 +39,4 @@ final class JobRunsTable {
     spark.createDataFrame(List.of(result.toRow()), Tables.JOB_RUNS).coalesce(1).write().mode(SaveMode.Append)
         .parquet(result.options().runsTablePath());
   }
-
-  /** This project's version, from the build. */
-  static String projectVersion() {
-    try (InputStream in = JobRunsTable.class.getResourceAsStream("version.properties")) {
-      Properties p = new Properties();
-      if (in != null) {
-        p.load(in);
-      }
-      return p.getProperty("version", "unknown");
-    } catch (IOException e) {
-      return "unknown";
-    }
-  }
 }

@@ -81,7 +81,7 @@ public final class ModelLocation implements Serializable {
     return isLocal() ? localPath(uri) : fetch();
   }
 
-  static boolean isLocal(String model) {
+  public static boolean isLocal(String model) {
     String scheme = URI.create(model.replace(" ", "%20")).getScheme();
     return scheme == null || scheme.equals("file") || scheme.length() == 1; // a Windows drive letter
   }

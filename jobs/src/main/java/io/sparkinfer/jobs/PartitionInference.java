@@ -6,6 +6,7 @@ import io.sparkinfer.engine.EngineOptions;
 import io.sparkinfer.engine.LlmEngine;
 import io.sparkinfer.generate.Completion;
 import io.sparkinfer.generate.GenerationRequest;
+import io.sparkinfer.generate.Generator;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -92,6 +93,8 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
     private final String precisionLabel;
     private final boolean oneRequestPerGroup;
     private final ExecutorService generation;
+    private final Generator generator; // the job's generation options over the executor's engine
+    private boolean closed;
     private final Deque<Future<Done>> inFlight = new ArrayDeque<>();
     private Iterator<Row> current = Collections.emptyIterator();
 
@@ -103,6 +106,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       this.task = task;
       this.precisionLabel = engine.precision().label();
       this.oneRequestPerGroup = options.dedup() && options.isGreedy();
+      this.generator = engine.newGenerator(options.values());
       String name = "sparkinfer-generate-" + (task == null ? "local" : task.partitionId() + "-" + task.taskAttemptId());
       this.generation = Executors.newSingleThreadExecutor(r -> {
         Thread t = new Thread(r, name);
@@ -133,8 +137,17 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       return current.next();
     }
 
-    void shutdown() {
+    synchronized void shutdown() {
       generation.shutdownNow();
+      if (!closed) {
+        closed = true;
+        try {
+          generation.awaitTermination(10, TimeUnit.SECONDS); // the generator's batch ends before it closes
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+        generator.close();
+      }
     }
 
     /** Prepares and submits chunks until {@link #IN_FLIGHT} are queued or the input ends. */
@@ -155,7 +168,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
         Group g = new Group(r.getString(0), r.getInt(1), r.getList(2));
         if (chunkSize < 0) {
           int firstBatch = options.batchSize() > 0 ? options.batchSize()
-              : engine.autoBatchSize(g.promptTokens(), options.maxNewTokens());
+              : generator.autoBatchSize(g.promptTokens(), options.maxNewTokens());
           chunkSize = Math.max(1, Math.min(MAX_CHUNK, firstBatch * CHUNK_BATCHES));
         }
         groups.add(g);
@@ -168,14 +181,15 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
         }
       }
       int batchSize = options.batchSize() > 0 ? options.batchSize()
-          : engine.autoBatchSize(longest, options.maxNewTokens());
+          : generator.autoBatchSize(longest, options.maxNewTokens());
       return new Chunk(groups, requests, batchSize);
     }
 
     /** Runs on the generation thread. */
     private Done generate(Chunk chunk) throws TranslateException {
       long start = System.nanoTime();
-      try (Predictor<List<GenerationRequest>, List<Completion>> predictor = engine.newPredictor(chunk.batchSize())) {
+      try (Predictor<List<GenerationRequest>, List<Completion>> predictor =
+          engine.newPredictor(generator, chunk.batchSize())) {
         List<Completion> completions = predictor.predict(chunk.requests());
         return new Done(chunk, completions, System.nanoTime() - start);
       }

@@ -13,6 +13,7 @@ import java.util.Map;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
+import org.apache.spark.sql.DataFrameReader;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
@@ -116,14 +117,16 @@ public final class SqlRunner {
     Configuration conf = spark.sparkContext().hadoopConfiguration();
     String format = formatOf(path, conf);
     String[] paths = {path};
+    DataFrameReader reader = spark.read();
     if (new org.apache.hadoop.fs.Path(path).getName().startsWith("_")) {
-      paths = visibleFiles(path, conf); // Spark skips a directory named _x (e.g. _job_runs): name its files
+      // Spark skips a directory named _x (e.g. _job_runs): name its files, or its partitions (date=...) under it
+      paths = visibleFiles(path, conf);
+      reader = reader.option("basePath", path);
     }
     Dataset<Row> df = switch (format) {
-      case "json" -> spark.read().json(paths);
-      case "csv" -> spark.read().option("header", "true").option("multiLine", "true").option("escape", "\"")
-          .csv(paths);
-      default -> spark.read().parquet(paths);
+      case "json" -> reader.json(paths);
+      case "csv" -> reader.option("header", "true").option("multiLine", "true").option("escape", "\"").csv(paths);
+      default -> reader.parquet(paths);
     };
     df.createOrReplaceTempView(name);
   }
@@ -138,8 +141,8 @@ public final class SqlRunner {
       List<String> files = new ArrayList<>();
       for (FileStatus f : fs.listStatus(p)) {
         String n = f.getPath().getName();
-        if (f.isFile() && !n.startsWith("_") && !n.startsWith(".")) {
-          files.add(f.getPath().toString());
+        if (!n.startsWith("_") && !n.startsWith(".") && (f.isFile() || n.contains("="))) {
+          files.add(f.getPath().toString()); // a data file, or a partition directory such as date=2026-12-01
         }
       }
       if (files.isEmpty()) {
