@@ -119,6 +119,9 @@ public final class CmaEsSampler implements Sampler {
 
   @Override
   public List<Map<String, String>> ask(int max) {
+    if (max <= 0) {
+      return List.of();
+    }
     if (pending != null) {
       throw new IllegalStateException("tell the result of " + pending + " before asking for another trial");
     }

@@ -34,8 +34,14 @@ public final class Pareto {
     return out;
   }
 
-  /** Whether {@code a} is at least as good as {@code b} in every objective and better in one. */
+  /**
+   * Whether {@code a} is at least as good as {@code b} in every objective and better in one; never when {@code a}
+   * has a NaN objective (a failed trial).
+   */
   public static boolean dominates(double[] a, double[] b, Direction... directions) {
+    if (hasNaN(a)) {
+      return false;
+    }
     boolean better = false;
     for (int k = 0; k < directions.length; k++) {
       double d = directions[k] == Direction.MAXIMIZE ? a[k] - b[k] : b[k] - a[k];

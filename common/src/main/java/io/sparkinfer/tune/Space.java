@@ -1,10 +1,10 @@
 package io.sparkinfer.tune;
 
-import com.google.gson.JsonElement;
-import com.google.gson.JsonObject;
-import com.google.gson.JsonParseException;
-import com.google.gson.JsonParser;
+import com.google.gson.Strictness;
+import com.google.gson.stream.JsonReader;
+import com.google.gson.stream.JsonToken;
 import java.io.IOException;
+import java.io.StringReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -36,6 +36,9 @@ public record Space(List<Axis> axes) {
   /** Largest space file read. */
   static final long MAX_FILE_BYTES = 1 << 20;
 
+  /** Deepest nesting of a JSON space file (a space needs 3: axes, an axis, its list), as SnakeYAML's default. */
+  private static final int MAX_JSON_DEPTH = 50;
+
   public Space {
     axes = List.copyOf(axes);
     if (axes.isEmpty()) {
@@ -60,11 +63,15 @@ public record Space(List<Axis> axes) {
     return axes.size();
   }
 
-  /** How many trials a grid over this space has (at most {@link Long#MAX_VALUE}). */
+  /** How many trials a grid over this space has, or {@link Long#MAX_VALUE} when that is more. */
   public long gridSize() {
     long n = 1;
     for (Axis a : axes) {
-      n = Math.multiplyExact(n, a.grid().size());
+      int size = a.grid().size();
+      if (n > Long.MAX_VALUE / size) {
+        return Long.MAX_VALUE;
+      }
+      n *= size;
     }
     return n;
   }
@@ -96,12 +103,13 @@ public record Space(List<Axis> axes) {
     } catch (IOException e) {
       throw new IllegalArgumentException("cannot read the space file " + file + ": " + e.getMessage(), e);
     }
+    boolean isJson = file.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".json");
     Map<String, Object> map;
     try {
-      map = file.getFileName().toString().toLowerCase(Locale.ROOT).endsWith(".json") ? json(text) : yaml(text);
+      map = isJson ? json(text) : yaml(text);
     } catch (RuntimeException e) {
-      throw new IllegalArgumentException("space file " + file + " is not valid "
-          + (file.toString().endsWith(".json") ? "JSON" : "YAML") + ": " + e.getMessage(), e);
+      throw new IllegalArgumentException("space file " + file + " is not valid " + (isJson ? "JSON" : "YAML") + ": "
+          + e.getMessage(), e);
     }
     try {
       return fromMap(map);
@@ -124,18 +132,19 @@ public record Space(List<Axis> axes) {
       map = (Map<String, Object>) inner;
     }
     List<Axis> axes = new ArrayList<>();
-    for (Map.Entry<String, Object> e : map.entrySet()) {
+    for (Map.Entry<?, ?> e : map.entrySet()) {
+      String name = String.valueOf(e.getKey()); // YAML reads a key such as 1 or true as a number or a boolean
       Object v = e.getValue();
       if (v instanceof List<?> list) {
         List<String> values = new ArrayList<>();
         for (Object o : list) {
           values.add(text(o));
         }
-        axes.add(Axis.of(e.getKey(), values));
+        axes.add(Axis.of(name, values));
       } else if (v instanceof String || v instanceof Number || v instanceof Boolean) {
-        axes.add(Axis.parse(e.getKey(), text(v)));
+        axes.add(Axis.parse(name, text(v)));
       } else {
-        throw new IllegalArgumentException("axis " + e.getKey() + " must be a list of values or a text such as "
+        throw new IllegalArgumentException("axis " + name + " must be a list of values or a text such as "
             + "1..1024:log, got " + v);
       }
     }
@@ -149,41 +158,69 @@ public record Space(List<Axis> axes) {
     return String.valueOf(o);
   }
 
+  /** Reads JSON as Gson's {@code JsonParser} does (leniently), but refuses a key given twice in an object. */
+  @SuppressWarnings("unchecked")
   private static Map<String, Object> json(String text) {
-    JsonElement e;
+    Object top;
     try {
-      e = JsonParser.parseString(text);
-    } catch (JsonParseException ex) {
-      throw new IllegalArgumentException(ex.getMessage(), ex);
+      JsonReader in = new JsonReader(new StringReader(text));
+      in.setStrictness(Strictness.LENIENT);
+      top = readJson(in, 0);
+      if (in.peek() != JsonToken.END_DOCUMENT) {
+        throw new IllegalArgumentException("more than one value at the top level, at " + in.getPath());
+      }
+    } catch (IOException e) {
+      throw new IllegalArgumentException(e.getMessage(), e);
     }
-    if (!e.isJsonObject()) {
+    if (!(top instanceof Map<?, ?>)) {
       throw new IllegalArgumentException("the top level must be an object");
     }
-    return toMap(e.getAsJsonObject());
+    return (Map<String, Object>) top;
   }
 
-  private static Map<String, Object> toMap(JsonObject o) {
-    Map<String, Object> out = new LinkedHashMap<>();
-    for (Map.Entry<String, JsonElement> e : o.entrySet()) {
-      out.put(e.getKey(), toJava(e.getValue()));
+  /** A JSON value as maps, lists, doubles, booleans, texts and nulls. */
+  private static Object readJson(JsonReader in, int depth) throws IOException {
+    if (depth > MAX_JSON_DEPTH) {
+      throw new IllegalArgumentException("nested more than " + MAX_JSON_DEPTH + " deep, at " + in.getPath());
     }
-    return out;
-  }
-
-  private static Object toJava(JsonElement e) {
-    if (e.isJsonObject()) {
-      return toMap(e.getAsJsonObject());
+    switch (in.peek()) {
+      case BEGIN_OBJECT -> {
+        Map<String, Object> out = new LinkedHashMap<>();
+        in.beginObject();
+        while (in.hasNext()) {
+          String key = in.nextName();
+          if (out.containsKey(key)) {
+            throw new IllegalArgumentException("key '" + key + "' appears twice, at " + in.getPath());
+          }
+          out.put(key, readJson(in, depth + 1));
+        }
+        in.endObject();
+        return out;
+      }
+      case BEGIN_ARRAY -> {
+        List<Object> out = new ArrayList<>();
+        in.beginArray();
+        while (in.hasNext()) {
+          out.add(readJson(in, depth + 1));
+        }
+        in.endArray();
+        return out;
+      }
+      case NUMBER -> {
+        return in.nextDouble();
+      }
+      case BOOLEAN -> {
+        return in.nextBoolean();
+      }
+      case NULL -> {
+        in.nextNull();
+        return null;
+      }
+      case STRING -> {
+        return in.nextString();
+      }
+      default -> throw new IllegalArgumentException("unexpected " + in.peek() + " at " + in.getPath());
     }
-    if (e.isJsonArray()) {
-      List<Object> out = new ArrayList<>();
-      e.getAsJsonArray().forEach(x -> out.add(toJava(x)));
-      return out;
-    }
-    if (e.isJsonNull()) {
-      return null;
-    }
-    var p = e.getAsJsonPrimitive();
-    return p.isNumber() ? (Object) p.getAsDouble() : p.isBoolean() ? (Object) p.getAsBoolean() : p.getAsString();
   }
 
   @SuppressWarnings("unchecked")

@@ -1,6 +1,7 @@
 package io.sparkinfer.tune;
 
 import org.apache.commons.math3.distribution.TDistribution;
+import org.apache.commons.math3.stat.StatUtils;
 import org.apache.commons.math3.stat.descriptive.DescriptiveStatistics;
 import org.apache.commons.math3.stat.descriptive.rank.Percentile;
 import org.apache.commons.math3.stat.descriptive.rank.Percentile.EstimationType;
@@ -30,10 +31,18 @@ public record Summary(int n, double mean, double stddev, double ci95) {
   /**
    * The {@code p}-th percentile (0-100) of {@code values}, interpolated linearly between order statistics as
    * numpy's default does (Commons Math's R-7 estimate); NaN for no values.
+   *
+   * @throws IllegalArgumentException when {@code p} is not in [0, 100]
    */
   public static double percentile(double[] values, double p) {
+    if (!(p >= 0 && p <= 100)) {
+      throw new IllegalArgumentException("a percentile is in [0, 100], got " + p);
+    }
     if (values.length == 0) {
       return Double.NaN;
+    }
+    if (p == 0) {
+      return StatUtils.min(values); // Commons Math takes p in (0, 100]; R-7's 0th percentile is the least value
     }
     return new Percentile().withEstimationType(EstimationType.R_7).evaluate(values, p);
   }
