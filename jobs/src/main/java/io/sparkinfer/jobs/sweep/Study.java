@@ -200,8 +200,18 @@ final class Study {
     int promptLen = Integer.parseInt(params.getOrDefault(SweepOptions.PROMPT_LEN, "128"));
     int maxNew = Integer.parseInt(params.getOrDefault(SweepOptions.OUTPUT_LEN,
         Integer.toString(options.get(SweepOptions.MAX_NEW_TOKENS))));
-    return new TrialSpec(trial, params, engine, threads, promptLen, maxNew, repeats,
+    return new TrialSpec(trial, params, engine, threads, prompts(engine, threads), promptLen, maxNew, repeats,
         options.get(SweepOptions.AGREEMENT_PROMPTS), pruneAgainst);
+  }
+
+  /** Prompts per repeat: --sample, or two full batches on every thread ({@link SweepOptions#SAMPLE}). */
+  private int prompts(OptionValues engine, int threads) {
+    int sample = options.get(SweepOptions.SAMPLE);
+    if (sample > 0) {
+      return sample;
+    }
+    int batch = engine.get(io.sparkinfer.generate.GeneratorOptions.BATCH_SIZE);
+    return 2 * (batch > 0 ? batch : 32) * threads;
   }
 
   private int maxOutputLen() {

@@ -195,10 +195,10 @@ public final class SweepJob {
   /** A seeded sample of --input, or synthetic prompts. */
   private static Workload workload(SparkSession spark, SweepOptions o, Configuration hadoopConf) {
     String input = o.get(SweepOptions.INPUT);
-    int n = o.get(SweepOptions.SAMPLE);
     if (input == null) {
-      return Workload.synthetic(n, o.get(SweepOptions.SEED));
+      return Workload.synthetic(0, o.get(SweepOptions.SEED));
     }
+    int n = o.get(SweepOptions.SAMPLE) > 0 ? o.get(SweepOptions.SAMPLE) : maxPrompts(o);
     if (o.space().axis(SweepOptions.PROMPT_LEN) != null) {
       throw new IllegalArgumentException("--prompt-lens makes synthetic prompts; it does not go with --input");
     }
@@ -209,6 +209,21 @@ public final class SweepJob {
       texts.add(r.getString(1));
     }
     return Workload.sample(texts);
+  }
+
+  /** The most prompts a trial of the space takes with --sample auto: two batches of the largest on every thread. */
+  static int maxPrompts(SweepOptions o) {
+    int batch = largest(o.space().axis(Study.BATCH), o.values().get(io.sparkinfer.generate.GeneratorOptions.BATCH_SIZE));
+    int threads = largest(o.space().axis(SweepOptions.THREADS), 1);
+    return 2 * (batch > 0 ? batch : 32) * threads;
+  }
+
+  private static int largest(Axis axis, int fallback) {
+    if (axis == null) {
+      return fallback;
+    }
+    return axis.isRange() ? (int) axis.hi()
+        : axis.values().stream().filter(v -> v.matches("\\d+")).mapToInt(Integer::parseInt).max().orElse(fallback);
   }
 
   /** Trials at once: as asked, else one per GPU slot when Spark schedules GPUs, else one. */

@@ -41,8 +41,9 @@ public final class SweepOptions implements Serializable {
   public static final Option<String> INPUT = Option.text("input", "PATH", null,
       "prompts to time the trials on, a sample of this table (Parquet, JSONL or CSV; column prompt); without it, "
           + "synthetic prompts of --prompt-lens tokens").describedDefault("synthetic prompts");
-  public static final Option<Integer> SAMPLE = Option.integer("sample", "N", 64,
-      "prompts per trial repeat: a seeded sample of --input, or as many synthetic prompts").atLeast(1);
+  public static final Option<Integer> SAMPLE = Option.integerOrAuto("sample", "N|auto", 1,
+      "prompts per trial repeat (a seeded sample of --input, or synthetic prompts); auto: two full batches, "
+          + "2 x batch size x threads (64 prompts per thread for batch size auto)");
   public static final Option<String> SPACE = Option.text("space", "FILE", null,
       "a space file (JSON or YAML, see conf/sweep/): axis name -> values");
   public static final Option<String> BATCH_SIZES = axisFlag("batch-sizes", "the batch-size axis, e.g. 1,4,16 or 1..1024:log");

@@ -84,10 +84,8 @@ final class TrialRunner implements Function<TrialSpec, TrialResult>, Serializabl
 
   private TrialResult measure(TrialSpec spec, LlmEngine engine, OptionValues values, long started, long t0,
       String executorId, String modelHash) {
-    List<long[]> prompts = workload.promptIds(engine.tokenizer(), engine.config().vocabSize(), spec.promptLen());
-    if (spec.isReference()) {
-      prompts = prompts.subList(0, Math.min(prompts.size(), spec.agreementPrompts())); // only their tokens count
-    }
+    List<long[]> prompts = workload.promptIds(engine.tokenizer(), engine.config().vocabSize(), spec.promptLen(),
+        spec.isReference() ? spec.agreementPrompts() : spec.prompts()); // the reference: only their tokens count
     int batch = values.get(GeneratorOptions.BATCH_SIZE);
     boolean gpu = engine.device().isGpu();
     TrialResult.Gpu gpuInfo = gpu ? GpuMonitor.describe(engine.device().getDeviceId()) : null;

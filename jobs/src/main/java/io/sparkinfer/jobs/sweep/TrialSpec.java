@@ -14,6 +14,7 @@ import java.util.Map;
  * @param params the values of the space's axes for this trial
  * @param engine the engine's option values: the study's, with this trial's axes applied
  * @param threads decode threads, each with its own batch
+ * @param prompts prompts per repeat
  * @param promptLen synthetic prompt length (ignored for a sampled workload)
  * @param maxNewTokens tokens generated per prompt (eos ignored)
  * @param repeats timed repeats after the warm-up
@@ -21,7 +22,7 @@ import java.util.Map;
  * @param pruneAgainst (tokens/s, token latency p99) of finished trials; the trial stops after its first repeat
  *     when one is better in both by {@link TrialRunner#PRUNE_MARGIN}; empty for no pruning
  */
-public record TrialSpec(int trial, Map<String, String> params, OptionValues engine, int threads, int promptLen,
+public record TrialSpec(int trial, Map<String, String> params, OptionValues engine, int threads, int prompts, int promptLen,
     int maxNewTokens, int repeats, int agreementPrompts, List<double[]> pruneAgainst) implements Serializable {
 
   public TrialSpec {

@@ -7,12 +7,13 @@ import java.util.List;
 import java.util.SplittableRandom;
 
 /**
- * The prompts every trial times: a seeded sample of the user's prompt table ({@code --input}), or synthetic
+ * The prompts the trials time: a seeded sample of the user's prompt table ({@code --input}), or synthetic
  * prompts of a given length whose token ids are drawn uniformly from the model's vocabulary (the benchmark
- * suites' "random" workload: length is what costs, not content).
+ * suites' "random" workload: length is what costs, not content). A trial takes the first prompts it needs,
+ * going round the sample again when it needs more than there are.
  *
  * @param texts the sampled prompts, or null for synthetic ones
- * @param count synthetic prompts per repeat
+ * @param count how many prompts there are (synthetic: made on demand, any number)
  * @param seed the synthetic prompts' seed
  */
 public record Workload(List<String> texts, int count, long seed) implements Serializable {
@@ -37,19 +38,23 @@ public record Workload(List<String> texts, int count, long seed) implements Seri
   }
 
   /**
-   * The prompts as token ids: the sample tokenized, or {@link #count} synthetic prompts of {@code promptLen}
-   * tokens in [0, vocab), the same for every trial with that length.
+   * The first {@code n} prompts as token ids: the sample tokenized (round again past its end), or synthetic
+   * prompts of {@code promptLen} tokens in [0, vocab), the same for every trial with that length.
    */
-  public List<long[]> promptIds(TextTokenizer tokenizer, int vocab, int promptLen) {
+  public List<long[]> promptIds(TextTokenizer tokenizer, int vocab, int promptLen, int n) {
     List<long[]> out = new ArrayList<>();
     if (!isSynthetic()) {
+      List<long[]> sample = new ArrayList<>();
       for (String t : texts) {
-        out.add(tokenizer.encode(t));
+        sample.add(tokenizer.encode(t));
+      }
+      for (int i = 0; i < n; i++) {
+        out.add(sample.get(i % sample.size()));
       }
       return out;
     }
     SplittableRandom random = new SplittableRandom(seed * 31 + promptLen);
-    for (int i = 0; i < count; i++) {
+    for (int i = 0; i < n; i++) {
       long[] ids = new long[promptLen];
       for (int j = 0; j < promptLen; j++) {
         ids[j] = random.nextInt(vocab);
@@ -61,7 +66,7 @@ public record Workload(List<String> texts, int count, long seed) implements Seri
 
   /** In words, for the study's row. */
   public String describe(List<String> promptLens) {
-    return isSynthetic() ? count + " synthetic prompts of " + String.join(" or ", promptLens) + " tokens, seed " + seed
+    return isSynthetic() ? "synthetic prompts of " + String.join(" or ", promptLens) + " tokens, seed " + seed
         : count + " prompts sampled from --input";
   }
 }
