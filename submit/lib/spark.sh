@@ -44,8 +44,13 @@ sparkinfer_java() {
   fi
 }
 
-# Builds the engine, the job classes, their class path files and the job jar when any is missing.
+# Builds the engine, the job classes, their class path files and the job jar when any is missing. With
+# SPARKINFER_APP_CP and SPARKINFER_SPARK_CP set (a machine without Maven, e.g. a GPU machine the jars were
+# copied to), nothing is built.
 sparkinfer_ensure_build() {
+  if [[ -n "${SPARKINFER_APP_CP:-}" && -n "${SPARKINFER_SPARK_CP:-}" ]]; then
+    return 0
+  fi
   if [[ -f "$SPARKINFER_JOBS_TARGET/classpath/spark.classpath" && -f "$SPARKINFER_JOBS_TARGET/classpath/app.classpath" \
         && -f "$SPARKINFER_JOBS_TARGET/classes/io/sparkinfer/jobs/BatchInferenceJob.class" \
         && ( "${1:-}" != "--jar" || -n "$(sparkinfer_job_jar_or_empty)" ) ]]; then
@@ -60,14 +65,22 @@ sparkinfer_job_jar_or_empty() {
   ls "$SPARKINFER_JOBS_TARGET"/sparkinfer-jobs-*-job.jar 2>/dev/null | head -n 1
 }
 
-# What a Spark installation provides: Spark, Hadoop, hadoop-aws and its AWS SDK.
+# What a Spark installation provides: Spark, Hadoop, hadoop-aws and its AWS SDK ($SPARKINFER_SPARK_CP if set).
 sparkinfer_spark_classpath() {
-  cat "$SPARKINFER_JOBS_TARGET/classpath/spark.classpath"
+  if [[ -n "${SPARKINFER_SPARK_CP:-}" ]]; then
+    echo "$SPARKINFER_SPARK_CP"
+  else
+    cat "$SPARKINFER_JOBS_TARGET/classpath/spark.classpath"
+  fi
 }
 
-# What the job adds: its classes, the engine, DJL, CPU libtorch.
+# What the job adds: its classes, the engine, DJL, CPU libtorch ($SPARKINFER_APP_CP if set).
 sparkinfer_app_classpath() {
-  echo "$SPARKINFER_JOBS_TARGET/classes:$(cat "$SPARKINFER_JOBS_TARGET/classpath/app.classpath")"
+  if [[ -n "${SPARKINFER_APP_CP:-}" ]]; then
+    echo "$SPARKINFER_APP_CP"
+  else
+    echo "$SPARKINFER_JOBS_TARGET/classes:$(cat "$SPARKINFER_JOBS_TARGET/classpath/app.classpath")"
+  fi
 }
 
 # The CPU libtorch jar (for --jars when the cluster has no libtorch of its own).

@@ -113,7 +113,7 @@ public final class SqlRunner {
   }
 
   /** Registers {@code path} as temporary view {@code name}, its format taken from its files. */
-  static void register(SparkSession spark, String name, String path) {
+  public static void register(SparkSession spark, String name, String path) {
     Configuration conf = spark.sparkContext().hadoopConfiguration();
     String format = formatOf(path, conf);
     String[] paths = {path};

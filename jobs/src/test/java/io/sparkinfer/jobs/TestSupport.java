@@ -18,14 +18,14 @@ import org.apache.spark.sql.SparkSession;
  * Shared pieces of the job tests: the fixture checkpoints, their prompts, one local[2] Spark session for the
  * whole test JVM (stopped only by tests that need another master), and option builders.
  */
-final class TestSupport {
+public final class TestSupport {
 
   private static SparkSession spark;
 
   private TestSupport() {}
 
   /** The repository root (where submit/ and conf/ are). */
-  static Path repo() {
+  public static Path repo() {
     String prop = System.getProperty("sparkinfer.repo");
     for (Path p = prop != null ? Path.of(prop).toAbsolutePath() : Path.of("").toAbsolutePath(); p != null;
         p = p.getParent()) {
@@ -42,7 +42,7 @@ final class TestSupport {
   }
 
   /** {@code ../shared/fixtures} beside the repository (or -Dsparkinfer.fixtures). */
-  static Path fixtures() {
+  public static Path fixtures() {
     String prop = System.getProperty("sparkinfer.fixtures");
     if (prop != null && Files.isDirectory(Path.of(prop, "qwen2-tiny"))) {
       return Path.of(prop).toAbsolutePath().normalize();
@@ -55,7 +55,7 @@ final class TestSupport {
   }
 
   /** The 2-layer random Qwen2 checkpoint: fast, and its outputs are exact references. */
-  static Path tinyModel() {
+  public static Path tinyModel() {
     return fixtures().resolve("qwen2-tiny");
   }
 
@@ -74,7 +74,7 @@ final class TestSupport {
   }
 
   /** Writes rows of (id, prompt) as JSONL; a null id leaves the field out, a null prompt writes null. */
-  static Path writeJsonl(Path file, Map<String, String> idToPrompt) {
+  public static Path writeJsonl(Path file, Map<String, String> idToPrompt) {
     StringBuilder sb = new StringBuilder();
     for (Map.Entry<String, String> e : idToPrompt.entrySet()) {
       JsonObject o = new JsonObject();
@@ -102,7 +102,7 @@ final class TestSupport {
   }
 
   /** The shared local[2] session (created on first use, and again after a test stopped it). */
-  static synchronized SparkSession spark() {
+  public static synchronized SparkSession spark() {
     if (spark == null || spark.sparkContext().isStopped()) {
       spark = SparkSession.builder()
           .master("local[2]")

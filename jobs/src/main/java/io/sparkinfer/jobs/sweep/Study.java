@@ -52,6 +52,7 @@ final class Study {
   /** Per setting of the other axes, the smallest batch that ran out of memory. */
   private final Map<Map<String, String>, Integer> oomFloor = new HashMap<>();
   private final Set<Map<String, String>> asked = new HashSet<>();
+  private final Map<Map<String, String>, TrialResult> byParams = new HashMap<>();
   private final List<TrialResult> results = new ArrayList<>();
   private final long startNanos = System.nanoTime();
   private int nextTrial = 1;
@@ -93,9 +94,19 @@ final class Study {
         round.add(backoffs.poll());
       }
       List<Map<String, String>> fromSampler = round.size() < parallel ? sampler.ask(parallel - round.size()) : List.of();
-      round.addAll(fromSampler);
+      for (Map<String, String> params : fromSampler) {
+        TrialResult known = byParams.get(params);
+        if (known != null) {
+          sampler.tell(params, objective(known)); // it ran already, as a back-off: no second row
+        } else {
+          round.add(params);
+        }
+      }
       if (round.isEmpty()) {
-        break;
+        if (fromSampler.isEmpty()) {
+          break;
+        }
+        continue;
       }
       List<TrialSpec> toRun = new ArrayList<>();
       List<TrialResult> skipped = new ArrayList<>();
@@ -118,8 +129,9 @@ final class Study {
       done.sort(java.util.Comparator.comparingInt(TrialResult::trial));
       for (TrialResult r : done) {
         results.add(r);
+        byParams.put(r.params(), r);
         if (fromSampler.contains(r.params())) {
-          sampler.tell(r.params(), r.ok() ? r.meanTokensPerS() : Double.NaN);
+          sampler.tell(r.params(), objective(r));
         }
         if (SweepTables.OOM.equals(r.status())) {
           backOff(r.params());
@@ -128,6 +140,11 @@ final class Study {
       }
     }
     return List.copyOf(results);
+  }
+
+  /** What the sampler maximizes: tokens/s of an ok trial, NaN otherwise. */
+  private static double objective(TrialResult r) {
+    return r.ok() ? r.meanTokensPerS() : Double.NaN;
   }
 
   /** Records the out-of-memory floor and queues the next smaller batch of the same settings, if untried. */
