@@ -71,12 +71,14 @@ public final class SqlRunner {
               throw new IllegalArgumentException("--view takes NAME=PATH, got '" + v + "'");
             }
             views.put(v.substring(0, eq), v.substring(eq + 1));
+          } else if (v.endsWith(".ipynb")) {
+            Notebook.sqlCells(readFile(v)).forEach(c -> statements.add(c.sql()));
           } else {
             statements.addAll(splitStatements(readFile(v)));
           }
         } else if (a.startsWith("--")) {
           throw new IllegalArgumentException("unknown option " + a + " (usage: sql.sh [--view NAME=PATH]... "
-              + "[--file FILE.sql | \"SQL\"]...)");
+              + "[--file FILE.sql|NOTEBOOK.ipynb | \"SQL\"]...)");
         } else {
           statements.add(a);
         }

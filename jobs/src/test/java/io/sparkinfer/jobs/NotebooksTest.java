@@ -1,24 +1,33 @@
 package io.sparkinfer.jobs;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.sparkinfer.jobs.sweep.SweepJob;
+import io.sparkinfer.jobs.sweep.SweepOptions;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
+import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Every statement of every notebook runs against the tables of a real job run. */
+/**
+ * Every {@code %%sql} cell of every notebook runs against the tables of a real batch job and a real sweep (two
+ * studies, so the trend and regression questions have something to compare), and returns the columns the cell
+ * declares; {@code sql.sh --file NOTEBOOK.ipynb} runs them too.
+ */
 @Tag("slow")
 class NotebooksTest {
 
@@ -26,32 +35,64 @@ class NotebooksTest {
   Path tmp;
 
   @Test
-  void everyNotebookStatementRunsOnARealRun() throws IOException {
+  void everyNotebookCellRunsOnRealTablesWithTheColumnsItDeclares() throws IOException {
     SparkSession spark = TestSupport.spark();
     Map<String, String> rows = new LinkedHashMap<>(TestSupport.referenceInput());
     rows.put("empty", "");
     String out = tmp.resolve("out").toString();
     BatchInference.run(spark, TestSupport.options("--model", TestSupport.tinyModel().toString(), "--input",
         TestSupport.writeJsonl(tmp.resolve("in.jsonl"), rows).toString(), "--output", out, "--max-new-tokens", "4"));
+    String sweeps = tmp.resolve("sweeps").toString();
+    for (String run : new String[] {"first", "second"}) {
+      SweepJob.run(spark, SweepOptions.parse(new String[] {"--model", TestSupport.tinyModel().toString(), "--output",
+          sweeps, "--batch-sizes", "1,2", "--max-new-tokens", "4", "--repeats", "2", "--run-id", run}, k -> null,
+          k -> null), new PrintStream(new ByteArrayOutputStream()));
+    }
+    SqlRunner.register(spark, "completions", out);
+    SqlRunner.register(spark, "job_runs", out + "/_job_runs");
+    SqlRunner.register(spark, "sweep_trials", sweeps);
+    SqlRunner.register(spark, "sweep_runs", sweeps + "/_sweep_runs");
 
     List<Path> notebooks;
     try (Stream<Path> files = Files.list(TestSupport.repo().resolve("notebooks"))) {
-      notebooks = files.filter(p -> p.toString().endsWith(".sql")).sorted().toList();
+      notebooks = files.filter(p -> p.toString().endsWith(".ipynb")).sorted().toList();
     }
-    assertThat(notebooks).isNotEmpty();
+    assertThat(notebooks).extracting(p -> p.getFileName().toString())
+        .containsExactly("batch-inference.ipynb", "sweep.ipynb");
     for (Path notebook : notebooks) {
-      SqlRunner.Request request = SqlRunner.Request.parse(new String[] {"--view", "completions=" + out, "--view",
-          "job_runs=" + out + "/_job_runs", "--file", notebook.toString()});
-      assertThat(request.statements()).as("%s has statements", notebook).hasSizeGreaterThan(3);
-      ByteArrayOutputStream printed = new ByteArrayOutputStream();
-      SqlRunner.run(spark, request, new PrintStream(printed, true, StandardCharsets.UTF_8));
-      assertThat(printed.toString(StandardCharsets.UTF_8)).as("%s output", notebook).contains("finish_reason\terror_code\trows");
+      List<Notebook.SqlCell> cells = Notebook.sqlCells(Files.readString(notebook));
+      assertThat(cells).as("%s has questions", notebook).hasSizeGreaterThan(5);
+      for (Notebook.SqlCell cell : cells) {
+        Dataset<Row> result = spark.sql(cell.sql());
+        assertThat(Arrays.asList(result.columns())).as("%s: %s", notebook.getFileName(), cell.sql())
+            .containsExactlyElementsOf(cell.columns());
+        result.collectAsList(); // runs to the end
+      }
     }
 
-    // The outcome breakdown counts what was written.
-    spark.read().parquet(out).createOrReplaceTempView("completions");
-    List<Row> outcome = spark.sql(SqlRunner.splitStatements(Files.readString(notebooks.get(0))).get(0)).collectAsList();
-    assertThat(outcome.stream().mapToLong(r -> r.getLong(2)).sum()).isEqualTo(rows.size());
+    List<Notebook.SqlCell> batch = Notebook.sqlCells(Files.readString(notebooks.get(0)));
+    List<Row> outcome = spark.sql(batch.get(0).sql()).collectAsList();
+    assertThat(outcome.stream().mapToLong(r -> r.getLong(2)).sum()).as("the outcome counts every row").isEqualTo(rows.size());
     assertThat(outcome).anySatisfy(r -> assertThat(r.getString(1)).isEqualTo("empty_prompt"));
+    List<Notebook.SqlCell> sweep = Notebook.sqlCells(Files.readString(notebooks.get(1)));
+    assertThat(spark.sql(sweep.get(0).sql()).count()).as("the two studies").isEqualTo(2);
+    assertThat(spark.sql(sweep.get(4).sql()).count()).as("each configuration against its previous study").isEqualTo(2);
+
+    ByteArrayOutputStream printed = new ByteArrayOutputStream();
+    SqlRunner.run(spark, SqlRunner.Request.parse(new String[] {"--view", "sweep_trials=" + sweeps, "--view",
+        "sweep_runs=" + sweeps + "/_sweep_runs", "--file", notebooks.get(1).toString()}),
+        new PrintStream(printed, true, StandardCharsets.UTF_8));
+    assertThat(printed.toString(StandardCharsets.UTF_8)).as("sql.sh --file runs a notebook's cells")
+        .contains("run_id\tstarted_at\twall_s");
+  }
+
+  @Test
+  void aFileThatIsNotANotebookIsRefusedWithTheReason() {
+    assertThatThrownBy(() -> Notebook.sqlCells("[1, 2]")).hasMessageContaining("not a Jupyter notebook");
+    assertThatThrownBy(() -> Notebook.sqlCells("{\"nbformat\": 4}")).hasMessageContaining("no cells list");
+    assertThat(Notebook.sqlCells("{\"cells\": [{\"cell_type\": \"code\", \"source\": \"SELECT 1\"}, "
+        + "{\"cell_type\": \"code\", \"source\": [\"%%sql\\n\", \"SELECT 2;\"]}]}"))
+        .as("only %%sql cells, without the magic line and the final ';'")
+        .containsExactly(new Notebook.SqlCell("SELECT 2", List.of()));
   }
 }

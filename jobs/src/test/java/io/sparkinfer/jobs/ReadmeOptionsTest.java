@@ -32,6 +32,7 @@ class ReadmeOptionsTest {
     blocks.put("job", JobOptions.JOB_GROUP);
     blocks.put("generation", RequestOptions.GROUP);
     blocks.put("engine", EngineOptions.GROUP);
+    blocks.put("sweep", io.sparkinfer.jobs.sweep.SweepOptions.SWEEP_GROUP);
     return blocks;
   }
 
@@ -59,12 +60,16 @@ class ReadmeOptionsTest {
   }
 
   @Test
-  void generateAndInferShowTheSameEngineAndGenerationOptions() {
+  void generateInferAndSweepShowTheSameEngineOptions() {
     String generate = GenerateCommand.OPTIONS.usage(GenerateCommand.SYNOPSIS, GenerateCommand.DESCRIPTION);
     String infer = JobOptions.usage();
+    String sweep = io.sparkinfer.jobs.sweep.SweepOptions.usage();
     for (String group : new String[] {"generation options:", "engine options:",
         "engine options, developers' diagnostics:"}) {
       assertThat(section(generate, group)).as(group).isNotEmpty().isEqualTo(section(infer, group));
+    }
+    for (String group : new String[] {"engine options:", "engine options, developers' diagnostics:"}) {
+      assertThat(section(sweep, group)).as("sweep.sh: " + group).isEqualTo(section(infer, group));
     }
     assertThat(section(generate, "engine options:")).contains("--batch-size N|auto").contains("(default: auto)")
         .contains("--precision auto|fp32|fp16|bf16");
