@@ -68,7 +68,8 @@ public final class EngineOptions implements Serializable {
 
   /**
    * @param modelDir a Hugging Face checkpoint directory
-   * @param values the values of {@link #ALL} (and possibly more options, which the engine ignores)
+   * @param values the values of {@link #ALL}, possibly among a tool's others, which are left out: equal engine
+   *     options mean the same engine whatever else the tool was given
    */
   public EngineOptions(String modelDir, OptionValues values) {
     if (modelDir == null || modelDir.isBlank()) {
@@ -80,7 +81,7 @@ public final class EngineOptions implements Serializable {
       }
     }
     this.modelDir = modelDir;
-    this.values = values;
+    this.values = values.only(ALL);
   }
 
   /** Every option at its default. */

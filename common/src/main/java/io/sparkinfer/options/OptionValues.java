@@ -53,6 +53,15 @@ public final class OptionValues implements Serializable {
     return values.containsKey(option.name());
   }
 
+  /** The values of {@code options} alone (each must be one of these values' table). */
+  public OptionValues only(List<? extends Option<?>> options) {
+    Map<String, Object> v = new HashMap<>();
+    for (Option<?> o : options) {
+      v.put(o.name(), get(o));
+    }
+    return new OptionValues(v);
+  }
+
   /** These values with {@code option} set to {@code value} (parsed from its formatted text, so validated). */
   public <T> OptionValues with(Option<T> option, T value) {
     get(option); // must be one of the table's

@@ -76,7 +76,11 @@ class JobOptionsTest {
     assertThat(on).isNotEqualTo(off);
     assertThat(on).isEqualTo(new ExecutorEngines.Key("hdfs:///m", graphs.with(ScriptedOptions.CUDA_GRAPHS, true)));
     assertThat(new ExecutorEngines.Key("hdfs:///m", graphs.with(GeneratorOptions.DECODE_CHUNK, 4)))
-        .as("every engine option is part of the key").isNotEqualTo(on);
+        .as("the generation loop's options are each caller's: one engine serves them all").isEqualTo(on);
+    EngineOptions otherJob = parse(Map.of(), "--precision", "fp16", "--backend", "scripted", "--format", "jsonl",
+        "--run-id", "x").engineOptions("/local/m", "gpu:0");
+    assertThat(new ExecutorEngines.Key("hdfs:///m", otherJob)).as("the job's own options are not the engine's")
+        .isEqualTo(on);
   }
 
   @Test

@@ -45,7 +45,7 @@ class NotebooksTest {
     String sweeps = tmp.resolve("sweeps").toString();
     for (String run : new String[] {"first", "second"}) {
       SweepJob.run(spark, SweepOptions.parse(new String[] {"--model", TestSupport.tinyModel().toString(), "--output",
-          sweeps, "--batch-sizes", "1,2", "--max-new-tokens", "4", "--repeats", "2", "--run-id", run}, k -> null,
+          sweeps, "--batch-sizes", "1,2", "--max-new-tokens", "4", "--run-id", run}, k -> null,
           k -> null), new PrintStream(new ByteArrayOutputStream()));
     }
     SqlRunner.register(spark, "completions", out);

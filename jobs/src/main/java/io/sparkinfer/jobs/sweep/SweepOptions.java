@@ -63,7 +63,7 @@ public final class SweepOptions implements Serializable {
   public static final Option<Long> SEED = Option.longInteger("seed", "S", 0,
       "seed of the sampler, the synthetic prompts and the --input sample");
   public static final Option<Integer> REPEATS = Option.integer("repeats", "N", 3,
-      "timed repeats per trial, after an untimed warm-up; mean, standard deviation and 95% CI over them").atLeast(2);
+      "timed repeats per trial, after an untimed warm-up; mean, standard deviation and 95% CI over them").atLeast(3);
   public static final Option<Integer> MAX_NEW_TOKENS = Option.integer("max-new-tokens", "N", 64,
       "tokens generated per prompt when there is no --output-lens axis (eos ignored)").atLeast(1);
   public static final Option<String> REFERENCE_PRECISION = Option.text("reference-precision", "fp32|fp16|bf16|none",

@@ -136,6 +136,25 @@ class SweepJobTest {
   }
 
   @Test
+  void constraintsBoundTheP99TokenLatencyTheRequestLatencyAndTheGpuMemory() {
+    TrialSpec spec = new Study(options(Path.of("/o")), null, s -> List.of(), 1,
+        new PrintStream(new ByteArrayOutputStream())).spec(1, Map.of("batch-size", "4"), List.of(), 3);
+    TrialResult r = StudyTest.ok(spec, 10); // p99 10 ms per token, 200 ms per request, no GPU memory
+    assertThat(SweepJob.satisfies(options(Path.of("/o")), r)).as("no constraints").isTrue();
+    assertThat(SweepJob.satisfies(options(Path.of("/o"), "--latency-budget-ms", "10"), r)).as("at the budget").isTrue();
+    assertThat(SweepJob.satisfies(options(Path.of("/o"), "--latency-budget-ms", "9.9"), r)).isFalse();
+    assertThat(SweepJob.satisfies(options(Path.of("/o"), "--request-budget-ms", "150"), r)).isFalse();
+    assertThat(SweepJob.satisfies(options(Path.of("/o"), "--request-budget-ms", "250"), r)).isTrue();
+    assertThat(SweepJob.satisfies(options(Path.of("/o"), "--memory-cap-gb", "1"), r)).as("nothing measured on a CPU")
+        .isTrue();
+    TrialResult heavy = new TrialResult(r.trial(), r.params(), r.status(), null, 0, 1, "0", "gpu:0", "fp16", "scripted",
+        "x", Map.of(), 1, 4, 128, 8, r.tokensPerS(), 1.0, r.ttftMs(), r.tokenLatencyMs(), r.latencyMs(),
+        new TrialResult.Gpu("NVIDIA H200", "580", 1), 2048.0, 90.0, 1500.0, "h", "d", "l", List.of());
+    assertThat(SweepJob.satisfies(options(Path.of("/o"), "--memory-cap-gb", "1"), heavy)).as("2 GiB over 1").isFalse();
+    assertThat(SweepJob.satisfies(options(Path.of("/o"), "--memory-cap-gb", "2"), heavy)).isTrue();
+  }
+
+  @Test
   void agreementCountsIdenticalOutputsFirstTokensAndTheCommonPrefix() {
     List<long[]> reference = List.of(new long[] {1, 2, 3, 4}, new long[] {5, 6, 7, 8}, new long[] {9, 9});
     List<long[]> trial = List.of(new long[] {1, 2, 3, 4}, new long[] {5, 6, 0, 0}, new long[] {1, 9});
