@@ -5,6 +5,7 @@
 #
 #   submit/sweep.sh [--master URL] [--conf K=V]... [--properties-file F] --model DIR --output DIR [axes] [options]
 #   submit/sweep.sh compare --output DIR [--baseline RUN_ID|previous] [--candidate RUN_ID|latest]
+#   submit/sweep.sh report --output DIR [--run-id ID|latest] [--to DIR]   (draws a study's report again)
 #
 # Axes: --batch-sizes 1,4,16 (or 1..1024:log), --precisions fp16,bf16, --threads 1,2, --prompt-lens 128,512,
 # --output-lens 64,256, --axis NAME=VALUES for any engine option, or --space conf/sweep/FILE.yaml.

@@ -20,7 +20,15 @@ public interface CausalLmBackend extends AutoCloseable {
    * @param scope the manager that owns every temporary and the result
    * @return (B, V) float32 logits at each row's last real token
    */
-  NDArray forward(NDManager scope, ForwardBatch batch, KvCache cache);
+  NDArray forward(NDManager scope, ForwardBatch batch, BatchCache cache);
+
+  /**
+   * A zeroed cache for {@code batchSize} sequences of up to {@code capacity} slots, in the backend's layout
+   * (one device's {@link KvCache}, or a cache per shard).
+   *
+   * @param parent the manager whose life the cache's arrays share (a sub-manager per device is made of it)
+   */
+  BatchCache allocateCache(NDManager parent, int batchSize, int capacity);
 
   /**
    * Runs one decode step (S = 1) over {@code cache}, a batch's long-lived cache that decode steps reuse
@@ -32,7 +40,7 @@ public interface CausalLmBackend extends AutoCloseable {
    * @param keyLength 1 + the largest position: how many cache slots attention reads
    * @return (B, V) float32 logits attached to {@code scope}
    */
-  default NDArray decode(NDManager scope, long[] tokenIds, long[] positions, int keyLength, KvCache cache) {
+  default NDArray decode(NDManager scope, long[] tokenIds, long[] positions, int keyLength, BatchCache cache) {
     int b = tokenIds.length;
     ForwardBatch batch = new ForwardBatch(scope.create(tokenIds, new Shape(b, 1)), scope.create(positions, new Shape(b, 1)),
         scope.zeros(new Shape(b), DataType.INT64), keyLength);
@@ -47,7 +55,7 @@ public interface CausalLmBackend extends AutoCloseable {
    * @param keyLength 1 + the largest position the last step reads
    * @return each step's tokens, [step][row]
    */
-  default long[][] decodeGreedy(NDManager scope, long[] tokenIds, long[] positions, int keyLength, KvCache cache,
+  default long[][] decodeGreedy(NDManager scope, long[] tokenIds, long[] positions, int keyLength, BatchCache cache,
       int steps) {
     long[][] out = new long[steps][];
     long[] ids = tokenIds.clone();

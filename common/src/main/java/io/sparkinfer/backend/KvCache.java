@@ -22,7 +22,7 @@ import java.util.function.Supplier;
  * as (B, C, K, D), so each row's slots are contiguous and the cache reads as (B*C, K, D) packed sequences
  * (the layout of variable-length attention kernels); {@link #keys} gives the (B, K, T, D) view.
  */
-public final class KvCache implements AutoCloseable {
+public final class KvCache implements BatchCache {
 
   private final NDManager manager;
   private final NDArray[] keys; // per layer (B, C, K, D)
@@ -84,11 +84,17 @@ public final class KvCache implements AutoCloseable {
     values[layer].set(at, v.transpose(0, 2, 1, 3));
   }
 
-  /**
-   * Copies the first {@code length} slots of every row of {@code src} into rows {@code dstRows} of this
-   * cache: sequences prefilled on their own join a running batch.
-   */
-  public void copyRowsFrom(KvCache src, long[] dstRows, int length) {
+  /** A backend's view of a batch cache it allocated: one device's {@link KvCache}. */
+  public static KvCache of(BatchCache cache) {
+    if (cache instanceof KvCache k) {
+      return k;
+    }
+    throw new IllegalArgumentException("this backend runs on one device's KvCache, got " + cache.getClass().getName());
+  }
+
+  @Override
+  public void copyRowsFrom(BatchCache from, long[] dstRows, int length) {
+    KvCache src = of(from);
     if (dstRows.length != src.batchSize || length > src.capacity || length > capacity) {
       throw new IllegalArgumentException("cannot copy " + src.batchSize + " rows of " + length + " slots into rows "
           + java.util.Arrays.toString(dstRows) + " of a cache with capacity " + capacity);
@@ -122,10 +128,12 @@ public final class KvCache implements AutoCloseable {
     return values.clone();
   }
 
+  @Override
   public int batchSize() {
     return batchSize;
   }
 
+  @Override
   public int capacity() {
     return capacity;
   }
@@ -135,10 +143,7 @@ public final class KvCache implements AutoCloseable {
     return dataType;
   }
 
-  /**
-   * What a backend keeps for this cache's life (captured decode graphs that point at its tensors): the
-   * attachment of {@code type}, made by {@code create} on first use and closed with the cache.
-   */
+  @Override
   public <T extends AutoCloseable> T attachment(Class<T> type, Supplier<T> create) {
     AutoCloseable a = attachments.get(type);
     if (a == null) {

@@ -2,7 +2,7 @@ package io.sparkinfer.cli;
 
 import io.sparkinfer.base.ModelLoadException;
 import io.sparkinfer.engine.EngineOptions;
-import io.sparkinfer.engine.LlmEngine;
+import io.sparkinfer.engine.EnginePool;
 import io.sparkinfer.generate.Completion;
 import io.sparkinfer.generate.GenerationRequest;
 import io.sparkinfer.generate.GenerationStats;
@@ -134,14 +134,15 @@ public final class GenerateCommand {
 
     int execute() throws IOException {
       long total = countLines(s.input());
-      try (LlmEngine engine = LlmEngine.load(s.engine());
+      try (EnginePool engine = EnginePool.load(s.engine());
           BufferedReader reader = Files.newBufferedReader(s.input(), StandardCharsets.UTF_8);
           Writer writer = openOutput()) {
         int batchSize = s.engine().get(GeneratorOptions.BATCH_SIZE); // 0: auto, per chunk of lines
         stderr.printf(Locale.ROOT, "generate: %s loaded in %.1fs; %d prompts, batch size %s%n",
             engine.describe(), engine.loadSeconds(), total, batchSize == 0 ? "auto" : String.valueOf(batchSize));
         Progress progress = new Progress(total, s.progressSeconds(), stderr);
-        int chunk = batchSize == 0 ? AUTO_CHUNK : Math.max(batchSize * 8, 64);
+        // every generator of the layout gets a full share of each chunk
+        int chunk = (batchSize == 0 ? AUTO_CHUNK : Math.max(batchSize * 8, 64)) * engine.members().size();
         List<JsonlRequests.Line> lines = new ArrayList<>(chunk);
         long lineNumber = 0;
         long ok = 0;
@@ -168,19 +169,19 @@ public final class GenerateCommand {
               }
             }
             writer.flush();
-            progress.update(ok + errors, engine.generator().stats());
+            progress.update(ok + errors, engine.stats());
             lines.clear();
           }
           if (text == null) {
             break;
           }
         }
-        progress.finish(ok, errors, engine.generator().stats(), s.output());
+        progress.finish(ok, errors, engine.stats(), s.output());
       }
       return 0;
     }
 
-    private List<Completion> complete(LlmEngine engine, List<JsonlRequests.Line> lines, int batchSize) {
+    private List<Completion> complete(EnginePool engine, List<JsonlRequests.Line> lines, int batchSize) {
       List<GenerationRequest> requests = new ArrayList<>();
       for (JsonlRequests.Line l : lines) {
         if (l.request() != null) {

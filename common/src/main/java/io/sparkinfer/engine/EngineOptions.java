@@ -5,6 +5,7 @@ import ai.djl.engine.Engine;
 import io.sparkinfer.backend.fused.FusedOptions;
 import io.sparkinfer.backend.scripted.ScriptedOptions;
 import io.sparkinfer.generate.GeneratorOptions;
+import io.sparkinfer.layout.Layout;
 import io.sparkinfer.model.Precision;
 import io.sparkinfer.options.Option;
 import io.sparkinfer.options.OptionTable;
@@ -29,17 +30,24 @@ public final class EngineOptions implements Serializable {
 
   private static final long serialVersionUID = 1L;
 
-  /** {@code gpu:N}; whether GPU N exists is checked where the model loads. */
-  private static final Pattern DEVICE = Pattern.compile("auto|cpu|gpu|gpu:[0-9]{1,4}");
+  /** {@code gpu:N} or {@code gpu:N,M,...}; whether the GPUs exist is checked where the model loads. */
+  private static final Pattern DEVICE = Pattern.compile("auto|cpu|gpu|gpu:[0-9]{1,4}(,[0-9]{1,4})*");
 
   public static final Option<Precision> PRECISION = Option.choice("precision", null, true, Precision::label,
       "weights, activations and KV cache dtype (norms and softmax in fp32); auto: fp32 on CPU, fp16 on GPU; bf16 "
           + "runs on the scripted backend", Precision.values());
 
-  public static final Option<String> DEVICE_OPTION = Option.text("device", "auto|cpu|gpu|gpu:N", "auto",
-      "where to run; auto: the GPU Spark assigned to the task, or outside Spark the first GPU, else the CPU")
+  public static final Option<String> DEVICE_OPTION = Option.text("device", "auto|cpu|gpu|gpu:N[,M...]", "auto",
+      "where to run; auto: the GPUs Spark assigned to the task, or outside Spark the first GPUs the layout needs, "
+          + "else the CPU; gpu:0,1 names a split replica's GPUs")
       .normalized(s -> s.trim().toLowerCase(Locale.ROOT))
-      .matching(DEVICE.pattern(), "one of auto, cpu, gpu, gpu:N");
+      .matching(DEVICE.pattern(), "one of auto, cpu, gpu, gpu:N, gpu:N,M,...");
+
+  public static final Option<Layout> LAYOUT = Option.custom("layout", "auto|replicas=R,tp=T,pp=P,threads=N",
+      Layout.SINGLE, Layout::parse, Layout::label,
+      "how a task spreads the model over its devices: replicas (whole copies), tp (tensor-parallel shards of each "
+          + "layer), pp (pipeline stages of layers), threads (decode threads per replica, each its own batch); "
+          + "auto: the fewest devices that hold the weights, replicas on the rest");
 
   public static final Option<BackendKind> BACKEND = Option.choice("backend", null, true, BackendKind::label,
       "eager: the model in Java, op by op; scripted: one TorchScript call per step (CUDA graphs of fused kernels "
@@ -55,7 +63,7 @@ public final class EngineOptions implements Serializable {
   public static final OptionTable.Group GROUP = new OptionTable.Group("engine options", ALL);
 
   private static List<Option<?>> all() {
-    List<Option<?>> all = new ArrayList<>(List.of(PRECISION, DEVICE_OPTION, BACKEND));
+    List<Option<?>> all = new ArrayList<>(List.of(PRECISION, DEVICE_OPTION, BACKEND, LAYOUT));
     all.addAll(GeneratorOptions.ALL);
     all.addAll(ScriptedOptions.ALL);
     all.addAll(FusedOptions.ALL);
@@ -150,9 +158,39 @@ public final class EngineOptions implements Serializable {
     return values.get(BACKEND);
   }
 
-  /** The DJL device this names, resolving {@code auto} against the GPUs the engine sees. */
+  /** The layout asked for ({@code auto} unresolved). */
+  public Layout layout() {
+    return values.get(LAYOUT);
+  }
+
+  /** The first DJL device this names, resolving {@code auto} against the GPUs the engine sees. */
   public Device resolveDevice() {
-    return parseDevice(device(), Engine.getEngine("PyTorch").getGpuCount());
+    return resolveDevices(1).get(0);
+  }
+
+  /**
+   * The devices of one replica: those named ({@code gpu:0,1}), else, for {@code auto} or {@code gpu}, the first
+   * {@code wanted} GPUs the engine sees (the first alone when there are fewer: its shards then share it), else the
+   * CPU.
+   */
+  public List<Device> resolveDevices(int wanted) {
+    int gpus = Engine.getEngine("PyTorch").getGpuCount();
+    String d = device();
+    if ((d.equals("auto") && gpus > 0) || d.equals("gpu")) {
+      List<Device> out = new ArrayList<>();
+      for (int i = 0; i < (gpus >= wanted ? wanted : 1); i++) {
+        out.add(requireGpu(i, gpus));
+      }
+      return out;
+    }
+    if (d.startsWith("gpu:")) {
+      List<Device> out = new ArrayList<>();
+      for (String index : d.substring(4).split(",")) {
+        out.add(requireGpu(Integer.parseInt(index), gpus));
+      }
+      return out;
+    }
+    return List.of(parseDevice(d, gpus));
   }
 
   /** The precision to load in: the given one, else fp16 on GPU and fp32 on CPU. */
@@ -180,7 +218,7 @@ public final class EngineOptions implements Serializable {
         return requireGpu(0, gpuCount);
       default:
         if (device.startsWith("gpu:") && DEVICE.matcher(device).matches()) {
-          return requireGpu(Integer.parseInt(device.substring(4)), gpuCount);
+          return requireGpu(Integer.parseInt(device.substring(4).split(",")[0]), gpuCount);
         }
         throw new IllegalArgumentException("device '" + device + "' is not one of cpu, gpu, gpu:N, auto");
     }

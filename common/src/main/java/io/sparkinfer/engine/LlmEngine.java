@@ -5,11 +5,13 @@ import ai.djl.Model;
 import ai.djl.inference.Predictor;
 import ai.djl.nn.LambdaBlock;
 import io.sparkinfer.backend.CausalLmBackend;
+import io.sparkinfer.backend.sharded.ShardedCausalLm;
 import io.sparkinfer.generate.Completion;
 import io.sparkinfer.generate.GenerationConfig;
 import io.sparkinfer.generate.GenerationRequest;
 import io.sparkinfer.generate.Generator;
 import io.sparkinfer.generate.GeneratorOptions;
+import io.sparkinfer.layout.Layout;
 import io.sparkinfer.model.ModelConfig;
 import io.sparkinfer.model.ModelWeights;
 import io.sparkinfer.model.Precision;
@@ -28,6 +30,8 @@ import java.util.Locale;
 public final class LlmEngine implements AutoCloseable {
 
   private final EngineOptions options;
+  private final Layout layout;
+  private final List<Device> devices;
   private final ModelConfig config;
   private final ModelWeights weights;
   private final TextTokenizer tokenizer;
@@ -36,9 +40,12 @@ public final class LlmEngine implements AutoCloseable {
   private final Model djlModel;
   private final double loadSeconds;
 
-  private LlmEngine(EngineOptions options, ModelConfig config, ModelWeights weights, TextTokenizer tokenizer,
-      Generator generator, GenerationConfig generation, Model djlModel, double loadSeconds) {
+  private LlmEngine(EngineOptions options, Layout layout, List<Device> devices, ModelConfig config,
+      ModelWeights weights, TextTokenizer tokenizer, Generator generator, GenerationConfig generation, Model djlModel,
+      double loadSeconds) {
     this.options = options;
+    this.layout = layout;
+    this.devices = List.copyOf(devices);
     this.config = config;
     this.weights = weights;
     this.tokenizer = tokenizer;
@@ -48,26 +55,45 @@ public final class LlmEngine implements AutoCloseable {
     this.loadSeconds = loadSeconds;
   }
 
-  /** Loads a checkpoint directory as {@code options} say. */
+  /**
+   * Loads a checkpoint directory as {@code options} say: on one device, or split over the devices of one replica
+   * of the layout (tp and pp; the whole weights are read into host memory once, and each shard copies its slice
+   * to its device). Replicas and threads are the caller's: one engine per replica, a generator per thread.
+   *
+   * @throws IllegalArgumentException for a layout the model or the devices do not allow, before any weight loads
+   */
   public static LlmEngine load(EngineOptions options) {
     long start = System.nanoTime();
     Path dir = Path.of(options.modelDir());
     ModelConfig config = ModelConfig.load(dir);
     GenerationConfig generation = GenerationConfig.load(dir, config);
     Checkpoint checkpoint = Checkpoint.open(dir);
-    Device device = options.resolveDevice();
-    Precision precision = options.resolvePrecision(device);
+    Layout layout = options.layout();
+    List<Device> devices = options.resolveDevices(layout.auto() ? 1 : layout.devicesPerReplica());
+    boolean gpu = devices.get(0).isGpu();
+    Precision precision = options.resolvePrecision(devices.get(0));
+    if (layout.auto()) {
+      long weightBytes = (long) config.parameterCount() * precision.dataType().getNumOfBytes();
+      layout = layout.resolve(config, devices.size(), weightBytes, gpu ? deviceBytes(devices.get(0)) : 0);
+    }
+    layout.perReplica().validate(config, gpu ? devices.size() : 1, gpu);
     TextTokenizer tokenizer = TextTokenizer.load(dir);
     ModelWeights weights = null;
     CausalLmBackend backend = null;
     try {
-      weights = ModelWeights.load(checkpoint, config, precision, device);
       RotaryEmbedding rope = new RotaryEmbedding(config, options.get(EngineOptions.ROPE_IN_CHECKPOINT_DTYPE));
-      backend = options.resolveBackend(device).create(weights, rope, options.values());
-      Generator generator = new Generator(weights, backend, tokenizer, generation, options.values());
-      Model model = Model.newInstance("sparkinfer-" + config.modelType(), device, "PyTorch");
+      if (layout.isSharded()) {
+        weights = ModelWeights.load(checkpoint, config, precision, Device.cpu());
+        backend = new ShardedCausalLm(weights, rope, layout, devices);
+      } else {
+        weights = ModelWeights.load(checkpoint, config, precision, devices.get(0));
+        backend = options.resolveBackend(devices.get(0)).create(weights, rope, options.values());
+      }
+      Generator generator = new Generator(config, devices.get(0), precision, backend, tokenizer, generation,
+          options.values());
+      Model model = Model.newInstance("sparkinfer-" + config.modelType(), devices.get(0), "PyTorch");
       model.setBlock(new LambdaBlock(list -> list));
-      return new LlmEngine(options, config, weights, tokenizer, generator, generation, model,
+      return new LlmEngine(options, layout, devices, config, weights, tokenizer, generator, generation, model,
           (System.nanoTime() - start) / 1e9);
     } catch (RuntimeException e) {
       try (TextTokenizer t = tokenizer; ModelWeights w = weights; CausalLmBackend b = backend) {
@@ -77,6 +103,10 @@ public final class LlmEngine implements AutoCloseable {
       }
       throw e;
     }
+  }
+
+  private static long deviceBytes(Device d) {
+    return ai.djl.util.cuda.CudaUtils.getGpuMemory(d).getMax();
   }
 
   /** Completes requests in batches of the engine's {@code --batch-size} (auto: as many as fit). */
@@ -133,7 +163,8 @@ public final class LlmEngine implements AutoCloseable {
    * prefill pass size, greedy chunk); the backend's own options are those it was loaded with.
    */
   public Generator newGenerator(OptionValues generatorOptions) {
-    return new Generator(weights, generator.backend(), tokenizer, generation, generatorOptions);
+    return new Generator(config, devices.get(0), weights.precision(), generator.backend(), tokenizer, generation,
+        generatorOptions);
   }
 
   /** The backend that runs the model steps. */
@@ -167,8 +198,19 @@ public final class LlmEngine implements AutoCloseable {
     return weights.precision();
   }
 
+  /** The replica's first device: where requests enter and logits land. */
   public Device device() {
-    return weights.device();
+    return devices.get(0);
+  }
+
+  /** The replica's devices, one per shard (or the one device). */
+  public List<Device> devices() {
+    return devices;
+  }
+
+  /** The layout the engine runs, {@code auto} resolved. */
+  public Layout layout() {
+    return layout;
   }
 
   /** Seconds spent in {@link #load}. */
@@ -178,8 +220,9 @@ public final class LlmEngine implements AutoCloseable {
 
   /** One line for logs: model, precision, device, and how the backend runs (CUDA graphs, fused kernels). */
   public String describe() {
-    return String.format(Locale.ROOT, "%s [%s, %s, %s]", config, weights.precision().label(), weights.device(),
-        generator.backend().describe());
+    return String.format(Locale.ROOT, "%s [%s, %s, %s%s]", config, weights.precision().label(), devices.size() == 1
+        ? devices.get(0) : devices, generator.backend().describe(), layout.equals(Layout.SINGLE) ? ""
+        : ", layout " + layout.label());
   }
 
   @Override

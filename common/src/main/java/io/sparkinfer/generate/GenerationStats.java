@@ -1,5 +1,6 @@
 package io.sparkinfer.generate;
 
+import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 
 /** Running totals of a generator's work, for progress lines and benchmarks. Thread-safe. */
@@ -11,6 +12,17 @@ public final class GenerationStats {
   private final AtomicLong decodeNanos = new AtomicLong();
   private final AtomicLong decodeSteps = new AtomicLong();
   private final AtomicLong kvCacheAllocations = new AtomicLong();
+
+  /** The totals of several generators' counters, as they are now. */
+  public static GenerationStats sum(List<GenerationStats> parts) {
+    GenerationStats out = new GenerationStats();
+    for (GenerationStats p : parts) {
+      out.addRequests(p.requests());
+      out.addBatch(p.promptTokens(), p.generatedTokens(), p.prefillNanos(), p.decodeNanos(), p.decodeSteps());
+      out.kvCacheAllocations.addAndGet(p.kvCacheAllocations());
+    }
+    return out;
+  }
 
   void addRequests(long n) {
     requests.addAndGet(n);

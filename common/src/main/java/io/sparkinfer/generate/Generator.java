@@ -1,13 +1,14 @@
 package io.sparkinfer.generate;
 
+import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import io.sparkinfer.backend.BatchCache;
 import io.sparkinfer.backend.CausalLmBackend;
 import io.sparkinfer.backend.ForwardBatch;
-import io.sparkinfer.backend.KvCache;
 import io.sparkinfer.model.ModelConfig;
-import io.sparkinfer.model.ModelWeights;
+import io.sparkinfer.model.Precision;
 import io.sparkinfer.options.OptionValues;
 import io.sparkinfer.tokenizer.TextTokenizer;
 import java.util.ArrayDeque;
@@ -35,7 +36,9 @@ public final class Generator implements AutoCloseable {
 
   private static final Logger LOG = LoggerFactory.getLogger(Generator.class);
 
-  private final ModelWeights weights;
+  private final ModelConfig config;
+  private final Device device;
+  private final Precision precision;
   private final CausalLmBackend backend;
   private final TextTokenizer tokenizer;
   private final Set<Long> eosTokenIds;
@@ -46,24 +49,30 @@ public final class Generator implements AutoCloseable {
   private final int maxPrefillTokens;
   private final int decodeChunk;
   private final boolean profileSteps;
+  /** Generators decoding on this device at once, this one included: {@code --batch-size auto} takes its share. */
+  private volatile int deviceSharers = 1;
 
   /**
+   * @param device where inputs are made and logits land: the backend's first device
+   * @param precision the dtype of the KV cache
    * @param options the engine's options: {@link GeneratorOptions} (prompt limit, prefill pass size, greedy
    *     chunk, step profiling)
    */
-  public Generator(ModelWeights weights, CausalLmBackend backend, TextTokenizer tokenizer, GenerationConfig generation,
-      OptionValues options) {
-    this.weights = weights;
+  public Generator(ModelConfig config, Device device, Precision precision, CausalLmBackend backend,
+      TextTokenizer tokenizer, GenerationConfig generation, OptionValues options) {
+    this.config = config;
+    this.device = device;
+    this.precision = precision;
     this.backend = backend;
     this.tokenizer = tokenizer;
     this.eosTokenIds = generation.eosTokenIds();
-    this.contextLength = weights.config().maxPositionEmbeddings();
+    this.contextLength = config.maxPositionEmbeddings();
     int limit = options.get(GeneratorOptions.MAX_PROMPT_TOKENS);
     this.maxPromptTokens = limit == 0 ? contextLength - 1 : Math.min(limit, contextLength - 1);
     this.maxPrefillTokens = options.get(GeneratorOptions.MAX_PREFILL_TOKENS);
     this.decodeChunk = options.get(GeneratorOptions.DECODE_CHUNK);
     this.profileSteps = options.get(GeneratorOptions.PROFILE_STEPS);
-    this.root = NDManager.newBaseManager(weights.device());
+    this.root = NDManager.newBaseManager(device);
   }
 
   /** The longest prompt this generator takes: below the model's context, which always leaves room for one token. */
@@ -134,8 +143,20 @@ public final class Generator implements AutoCloseable {
    * limit among them (the batch's KV cache is allocated for that length).
    */
   public int autoBatchSize(int promptTokens, int newTokens) {
-    return BatchSizer.fit(weights.device(), weights.config(), weights.precision().dataType(), backend, promptTokens,
-        newTokens);
+    return Math.max(1, BatchSizer.fit(device, config, precision.dataType(), backend, promptTokens, newTokens)
+        / deviceSharers);
+  }
+
+  /**
+   * Tells this generator that {@code generators} generators (itself included) decode on its device at once, so
+   * that {@code --batch-size auto} sizes its batches for a 1/{@code generators} share of the free memory.
+   */
+  public Generator sharingDeviceWith(int generators) {
+    if (generators < 1) {
+      throw new IllegalArgumentException("generators must be >= 1, got " + generators);
+    }
+    this.deviceSharers = generators;
+    return this;
   }
 
   private int autoBatchSize(List<Sequence> sorted) {
@@ -154,7 +175,7 @@ public final class Generator implements AutoCloseable {
   private Prepared prepare(GenerationRequest r) {
     long[] ids = r.promptTokenIds();
     if (ids != null) {
-      int vocab = weights.config().vocabSize();
+      int vocab = config.vocabSize();
       for (long id : ids) {
         if (id < 0 || id >= vocab) {
           return Prepared.error(r, ids.length, ErrorCode.INVALID_REQUEST,
@@ -188,7 +209,6 @@ public final class Generator implements AutoCloseable {
     private final Deque<Sequence> waiting;
     private final Sequence[] rows;
     private final List<Sequence> admitted = new ArrayList<>();
-    private final ModelConfig config = weights.config();
     private long prefillNanos;
     private long decodeNanos;
     private long steps;
@@ -206,8 +226,7 @@ public final class Generator implements AutoCloseable {
         // slots for the longest sequence of the run, not only of the first rows: one cache (and one set of CUDA
         // graphs captured over it) serves every sequence admitted later; growing it would copy it, hold both
         // caches at once and capture the graphs again
-        KvCache cache = KvCache.allocate(scope, config, width, Math.min(contextLength, capacityFor(waiting)),
-            weights.precision().dataType());
+        BatchCache cache = backend.allocateCache(scope, width, Math.min(contextLength, capacityFor(waiting)));
         stats.addKvCacheAllocation();
         try {
           while (true) {
@@ -253,7 +272,7 @@ public final class Generator implements AutoCloseable {
      * Prefills waiting sequences and moves them into the free rows. Joiners are prefilled in groups of at
      * most {@link #maxPrefillTokens} padded tokens, each on a cache of its own, then copied into place.
      */
-    private void admit(NDManager scope, KvCache cache) {
+    private void admit(NDManager scope, BatchCache cache) {
       List<Integer> freeRows = new ArrayList<>();
       for (int i = 0; i < rows.length; i++) {
         if (rows[i] == null || rows[i].isFinished()) {
@@ -281,7 +300,7 @@ public final class Generator implements AutoCloseable {
       }
     }
 
-    private void prefill(NDManager scope, KvCache cache, List<Sequence> group, List<Integer> targets, int longest) {
+    private void prefill(NDManager scope, BatchCache cache, List<Sequence> group, List<Integer> targets, int longest) {
       int k = group.size();
       long[] ids = new long[k * longest];
       long[] positions = new long[k * longest];
@@ -298,7 +317,7 @@ public final class Generator implements AutoCloseable {
       }
       long start = System.nanoTime();
       try (NDManager step = scope.newSubManager();
-          KvCache prefill = KvCache.allocate(step, config, k, longest, weights.precision().dataType())) {
+          BatchCache prefill = backend.allocateCache(step, k, longest)) {
         ForwardBatch fb = new ForwardBatch(step.create(ids, new Shape(k, longest)),
             step.create(positions, new Shape(k, longest)), step.create(last), longest);
         NDArray logits = backend.forward(step, fb, prefill);
@@ -317,7 +336,7 @@ public final class Generator implements AutoCloseable {
     }
 
     /** One decode step over every row; idle rows feed a dummy token at slot 0. */
-    private void decodeStep(NDManager scope, KvCache cache) {
+    private void decodeStep(NDManager scope, BatchCache cache) {
       int b = rows.length;
       long[] ids = new long[b];
       long[] positions = new long[b];
@@ -380,7 +399,7 @@ public final class Generator implements AutoCloseable {
       return Math.max(chunk, 1);
     }
 
-    private void decodeGreedy(NDManager scope, KvCache cache, long[] ids, long[] positions, int keyLength,
+    private void decodeGreedy(NDManager scope, BatchCache cache, long[] ids, long[] positions, int keyLength,
         List<Sequence> active, int chunk) {
       long start = System.nanoTime();
       long[][] tokens;

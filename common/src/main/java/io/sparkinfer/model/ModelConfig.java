@@ -101,6 +101,16 @@ public record ModelConfig(
     eosTokenIds = List.copyOf(eosTokenIds);
   }
 
+  /** The number of weights: embedding, every layer's projections, norms and biases, the final norm and the LM head. */
+  public long parameterCount() {
+    long h = hiddenSize;
+    long qkv = (long) (numAttentionHeads + 2 * numKeyValueHeads) * headDim;
+    long q = (long) numAttentionHeads * headDim;
+    long layer = 2 * h + qkv * h + q * h + 3L * intermediateSize * h
+        + (qkvBias ? qkv : 0) + (oProjBias ? h : 0) + (mlpBias ? 2L * intermediateSize + h : 0);
+    return vocabSize * h * (tieWordEmbeddings ? 1 : 2) + numHiddenLayers * layer + h;
+  }
+
   /** Per layer, the attention window in tokens, 0 for full attention (a copy). */
   @Override
   public int[] slidingWindows() {

@@ -138,6 +138,15 @@ public final class Option<T> {
         help, false);
   }
 
+  /**
+   * An option of any immutable, serializable type, read by {@code parser} (which throws
+   * {@link IllegalArgumentException} with a "must be ..." reason) and written back by {@code formatter}.
+   */
+  public static <T> Option<T> custom(String name, String syntax, T defaultValue, Function<String, T> parser,
+      Function<T, String> formatter, String help) {
+    return new Option<>(name, syntax, Kind.VALUE, parser, formatter, defaultValue, null, help, false);
+  }
+
   // ---- refinements (each returns a new option) --------------------------------------------------------------
 
   /** Values must satisfy {@code test}; otherwise "--name must be {@code requirement}, got 'value'". */

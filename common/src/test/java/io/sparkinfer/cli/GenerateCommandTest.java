@@ -17,6 +17,8 @@ import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 class GenerateCommandTest {
 
@@ -41,8 +43,10 @@ class GenerateCommandTest {
         .contains("engine options:").contains("generation options:");
   }
 
-  @Test
-  void reproducesReferenceGreedyIdsAndTurnsBadLinesIntoErrorLines(@TempDir Path tmp) throws Exception {
+  /** Also under layouts of several generators (threads, replicas) and split replicas: the same lines in order. */
+  @ParameterizedTest(name = "--layout {0}")
+  @ValueSource(strings = {"replicas=1", "threads=3", "replicas=2,tp=2"})
+  void reproducesReferenceGreedyIdsAndTurnsBadLinesIntoErrorLines(String layout, @TempDir Path tmp) throws Exception {
     Path model = Fixtures.model("qwen2-tiny");
     List<Fixtures.Case> cases = Fixtures.reference(model);
     List<String> lines = new ArrayList<>();
@@ -62,9 +66,13 @@ class GenerateCommandTest {
     Files.write(input, lines);
 
     Result r = run("--model", model.toString(), "--input", input.toString(), "--output", output.toString(),
-        "--max-new-tokens", "16", "--batch-size", "3", "--device", "cpu", "--progress-seconds", "0");
+        "--max-new-tokens", "16", "--batch-size", "3", "--device", "cpu", "--progress-seconds", "0",
+        "--layout", layout);
     assertThat(r.status()).as(r.stderr()).isZero();
     assertThat(r.stderr()).contains("done: 12 prompts (8 ok, 4 errors)");
+    if (!layout.equals("replicas=1")) {
+      assertThat(r.stderr()).contains("layout " + io.sparkinfer.layout.Layout.parse(layout).label());
+    }
 
     List<JsonObject> out = Files.readAllLines(output).stream().map(l -> JsonParser.parseString(l).getAsJsonObject()).toList();
     assertThat(out).hasSize(12); // the blank line is skipped

@@ -106,7 +106,12 @@ class PredictorTest {
   private record Workspace(long perSlot) implements CausalLmBackend {
     @Override
     public ai.djl.ndarray.NDArray forward(ai.djl.ndarray.NDManager scope, io.sparkinfer.backend.ForwardBatch batch,
-        io.sparkinfer.backend.KvCache cache) {
+        io.sparkinfer.backend.BatchCache cache) {
+      throw new UnsupportedOperationException();
+    }
+
+    @Override
+    public io.sparkinfer.backend.BatchCache allocateCache(ai.djl.ndarray.NDManager parent, int batchSize, int capacity) {
       throw new UnsupportedOperationException();
     }
 

@@ -9,9 +9,9 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import io.sparkinfer.backend.BatchCache;
 import io.sparkinfer.backend.CausalLmBackend;
 import io.sparkinfer.backend.ForwardBatch;
-import io.sparkinfer.backend.KvCache;
 import io.sparkinfer.engine.LlmEngine;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -107,7 +107,7 @@ public final class Fixtures {
         long[] pos = new long[ids.length];
         Arrays.setAll(pos, j -> j);
         try (NDManager step = scope.newSubManager();
-            KvCache cache = KvCache.allocate(step, engine.config(), 1, ids.length, engine.precision().dataType())) {
+            BatchCache cache = model.allocateCache(step, 1, ids.length)) {
           ForwardBatch batch = new ForwardBatch(step.create(ids, new Shape(1, ids.length)),
               step.create(pos, new Shape(1, ids.length)), step.create(new long[] {ids.length - 1}), ids.length);
           NDArray logits = model.forward(step, batch, cache);

@@ -32,6 +32,8 @@ public final class JobMetrics implements Serializable {
   final CollectionAccumulator<String> loads;
   /** One entry per inference task: the executor that ran it. */
   final CollectionAccumulator<String> executors;
+  /** One entry per inference task: the layout it ran, {@code auto} resolved. */
+  final CollectionAccumulator<String> layouts;
 
   private JobMetrics(SparkContext sc) {
     rowsDone = sc.longAccumulator("sparkinfer.rows_done");
@@ -43,6 +45,7 @@ public final class JobMetrics implements Serializable {
     generateNanos = sc.longAccumulator("sparkinfer.generate_nanos");
     loads = sc.collectionAccumulator("sparkinfer.model_loads");
     executors = sc.collectionAccumulator("sparkinfer.executors");
+    layouts = sc.collectionAccumulator("sparkinfer.layouts");
   }
 
   /** Registers a fresh set of counters with the driver's context. */
@@ -55,13 +58,24 @@ public final class JobMetrics implements Serializable {
    * backend), and its seconds.
    */
   void recordLoad(String executorId, double seconds, LlmEngine engine) {
-    loads.add(String.join("\t", executorId, deviceLabel(engine.device()), String.format(Locale.ROOT, "%.3f", seconds),
+    loads.add(String.join("\t", executorId, deviceLabel(engine.devices()), String.format(Locale.ROOT, "%.3f", seconds),
         engine.precision().label(), engine.backendName()));
   }
 
   /** A DJL device as the job's options name it: {@code cpu}, {@code gpu:N}. */
   static String deviceLabel(Device device) {
     return device.isGpu() ? "gpu:" + device.getDeviceId() : device.getDeviceType();
+  }
+
+  /** A replica's devices: {@code gpu:0}, or {@code gpu:0+gpu:1} for one split over two GPUs. */
+  static String deviceLabel(List<Device> devices) {
+    return devices.stream().map(JobMetrics::deviceLabel).collect(Collectors.joining("+"));
+  }
+
+  /** The layouts the tasks ran ({@code auto} resolved), semicolon-separated (a label has commas); null when none ran. */
+  public String loadedLayouts() {
+    String s = List.copyOf(layouts.value()).stream().distinct().sorted().collect(Collectors.joining(";"));
+    return s.isEmpty() ? null : s;
   }
 
   /** Engine loads per executor id, counted from the loads the tasks reported. */

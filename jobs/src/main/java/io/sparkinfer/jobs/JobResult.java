@@ -20,6 +20,8 @@ import org.apache.spark.sql.RowFactory;
  *     ({@code auto} included) when no engine loaded
  * @param backendLabel the backends the engines resolved ({@code eager}, {@code scripted}); the requested one
  *     ({@code auto} included) when no engine loaded
+ * @param layoutLabel the layouts the tasks ran ({@code auto} resolved, e.g. {@code replicas=2,tp=1,pp=1,threads=2});
+ *     the requested one when no task ran inference
  * @param inputRows rows read from the input
  * @param skippedRows rows whose id the output already had (--resume)
  * @param rows rows this run answered (input less skipped)
@@ -42,6 +44,7 @@ public record JobResult(
     String precisionLabel,
     String deviceLabel,
     String backendLabel,
+    String layoutLabel,
     String master,
     String sparkVersion,
     long inputRows,
@@ -89,7 +92,7 @@ public record JobResult(
   public Row toRow() {
     JobOptions o = options;
     return RowFactory.create(runId, status, error, Timestamp.from(startedAt), Timestamp.from(finishedAt),
-        wallSeconds(), o.model(), precisionLabel, deviceLabel, backendLabel, Tables.LAYOUT_REPLICA, o.input(),
+        wallSeconds(), o.model(), precisionLabel, deviceLabel, backendLabel, layoutLabel, o.input(),
         o.output(), o.format().label(), o.resume(), inputRows, skippedRows, rows, plannedErrorRows, requests,
         deduplicatedRows, okRows, errorRows, promptTokens, completionTokens, generateSeconds, tokensPerSecond(),
         rowsPerSecond(), o.maxNewTokens(), o.get(RequestOptions.TEMPERATURE), o.get(RequestOptions.TOP_K),

@@ -26,6 +26,7 @@ final class JobRunsTable {
         m.loadedPrecisions() != null ? m.loadedPrecisions() : o.text(io.sparkinfer.engine.EngineOptions.PRECISION),
         m.loadedDevices() != null ? m.loadedDevices() : o.device(),
         m.loadedBackends() != null ? m.loadedBackends() : o.text(io.sparkinfer.engine.EngineOptions.BACKEND),
+        m.loadedLayouts() != null ? m.loadedLayouts() : o.text(io.sparkinfer.engine.EngineOptions.LAYOUT),
         spark.sparkContext().master(), spark.version(),
         counts.inputRows, counts.inputRows - counts.rows, counts.rows, counts.plannedErrors, m.requests.value(),
         Math.max(0, answeredByEngine - m.requests.value()), m.okRows.value(), errorRows, m.promptTokens.value(),

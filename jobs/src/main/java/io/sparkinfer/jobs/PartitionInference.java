@@ -3,7 +3,9 @@ package io.sparkinfer.jobs;
 import ai.djl.inference.Predictor;
 import ai.djl.translate.TranslateException;
 import io.sparkinfer.engine.EngineOptions;
+import io.sparkinfer.engine.EnginePool;
 import io.sparkinfer.engine.LlmEngine;
+import io.sparkinfer.engine.ReplicaPlan;
 import io.sparkinfer.generate.Completion;
 import io.sparkinfer.generate.GenerationRequest;
 import io.sparkinfer.generate.Generator;
@@ -14,9 +16,9 @@ import java.util.Deque;
 import java.util.Iterator;
 import java.util.List;
 import java.util.NoSuchElementException;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -31,15 +33,17 @@ import org.apache.spark.util.TaskCompletionListener;
  * Inference over one partition: rows of (prompt, prompt_tokens, ids) sorted by prompt length in, one
  * completion row per id out ({@link Tables#COMPLETIONS}).
  *
- * <p>The engine comes from the executor's cache ({@link ExecutorEngines}), bound to the GPU Spark assigned to
- * the task. Work is pipelined: the task thread reads and tokenizes the next chunk of requests while a
- * generation thread runs the current one (continuous batching inside the engine), and each chunk's rows are handed to Spark's writer as soon as the
- * chunk is done (at most {@link #IN_FLIGHT} chunks are queued: double buffering).
+ * <p>The task's layout ({@code --layout}, {@link ReplicaPlan}) is laid over the GPUs Spark assigned to the task:
+ * one engine per replica from the executor's cache ({@link ExecutorEngines}), and {@code threads} generators on
+ * each, every generator on a thread of its own with its own batches. Work is pipelined: the task thread reads
+ * and tokenizes the next chunks of requests while the generators run the current ones (continuous batching
+ * inside each), and chunks' rows are handed to Spark's writer in input order as soon as each is done (at most
+ * one chunk more than there are generators is queued: double buffering).
  */
 final class PartitionInference implements MapPartitionsFunction<Row, Row> {
 
-  /** Chunks submitted to the generation thread and not yet written: one running, one prepared. */
-  static final int IN_FLIGHT = 2;
+  /** Chunks submitted and not yet written beyond one per generator: one prepared while the others run. */
+  static final int PREPARED = 1;
   /** Requests per chunk, as a multiple of the batch size. */
   static final int CHUNK_BATCHES = 4;
   static final int MAX_CHUNK = 4096;
@@ -64,12 +68,15 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
     TaskContext task = TaskContext.get();
     String device = DeviceBinding.forTask(options.device(), task);
     String executorId = SparkEnv.get().executorId();
-    EngineOptions engineOptions = options.engineOptions(model.localDir().toString(), device);
-    LlmEngine engine = ExecutorEngines.engine(new ExecutorEngines.Key(model.uri(), engineOptions), (k, loaded, seconds) ->
-        metrics.recordLoad(executorId, seconds, loaded));
+    ReplicaPlan plan = ReplicaPlan.of(options.engineOptions(model.localDir().toString(), device));
+    List<LlmEngine> engines = new ArrayList<>();
+    for (EngineOptions replica : plan.replicas()) {
+      engines.add(ExecutorEngines.engine(new ExecutorEngines.Key(model.uri(), replica), (k, loaded, seconds) ->
+          metrics.recordLoad(executorId, seconds, loaded)));
+    }
     metrics.executors.add(executorId);
-    // The rows name the device the engine resolved (gpu:0 for --device gpu), as job_runs does.
-    Pipeline pipeline = new Pipeline(input, engine, JobMetrics.deviceLabel(engine.device()), executorId, task);
+    metrics.layouts.add(plan.layout().label());
+    Pipeline pipeline = new Pipeline(input, engines, plan, executorId, task);
     if (task != null) {
       task.addTaskCompletionListener((TaskCompletionListener) ctx -> pipeline.shutdown());
     }
@@ -82,37 +89,47 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
   /** A chunk's groups and the requests made of them, in order. */
   private record Chunk(List<Group> groups, List<GenerationRequest> requests, int batchSize) {}
 
-  private record Done(Chunk chunk, List<Completion> completions, long nanos) {}
+  private record Done(Chunk chunk, List<Completion> completions, long nanos, String device) {}
+
+  /**
+   * A generator and the engine it runs on, with the devices its rows name: {@code gpu:0}, or
+   * {@code gpu:0+gpu:1} for a split replica (as the engine resolved them: {@code gpu:0} for {@code --device gpu}).
+   */
+  private record Worker(LlmEngine engine, Generator generator, String device) {
+    Worker(EnginePool.Member m) {
+      this(m.engine(), m.generator(), JobMetrics.deviceLabel(m.engine().devices()));
+    }
+  }
 
   private final class Pipeline implements Iterator<Row> {
     private final Iterator<Row> input;
-    private final LlmEngine engine;
-    private final String device;
+    private final LlmEngine tokenizing; // the first replica's engine: its tokenizer reads every prompt
+    private final String layout;
     private final String executorId;
     private final TaskContext task;
     private final String precisionLabel;
     private final boolean oneRequestPerGroup;
-    private final ExecutorService generation;
-    private final Generator generator; // the job's generation options over the executor's engine
+    private final EnginePool pool;
+    /** Idle generators: a chunk takes one, runs on it, and gives it back. */
+    private final BlockingQueue<Worker> idle;
+    private final List<Worker> workers = new ArrayList<>();
     private boolean closed;
     private final Deque<Future<Done>> inFlight = new ArrayDeque<>();
     private Iterator<Row> current = Collections.emptyIterator();
 
-    Pipeline(Iterator<Row> input, LlmEngine engine, String device, String executorId, TaskContext task) {
+    Pipeline(Iterator<Row> input, List<LlmEngine> engines, ReplicaPlan plan, String executorId, TaskContext task) {
       this.input = input;
-      this.engine = engine;
-      this.device = device;
+      this.layout = plan.layout().label();
       this.executorId = executorId;
       this.task = task;
-      this.precisionLabel = engine.precision().label();
       this.oneRequestPerGroup = options.dedup() && options.isGreedy();
-      this.generator = engine.newGenerator(options.values());
       String name = "sparkinfer-generate-" + (task == null ? "local" : task.partitionId() + "-" + task.taskAttemptId());
-      this.generation = Executors.newSingleThreadExecutor(r -> {
-        Thread t = new Thread(r, name);
-        t.setDaemon(true);
-        return t;
-      });
+      // the job's generation options over the executor's engines
+      this.pool = EnginePool.over(plan, engines, options.values(), name);
+      this.tokenizing = pool.engine();
+      this.precisionLabel = tokenizing.precision().label();
+      pool.members().forEach(m -> workers.add(new Worker(m)));
+      this.idle = new ArrayBlockingQueue<>(workers.size(), false, workers);
     }
 
     @Override
@@ -138,23 +155,23 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
     }
 
     synchronized void shutdown() {
-      generation.shutdownNow();
+      pool.threads().shutdownNow();
       if (!closed) {
         closed = true;
         try {
-          generation.awaitTermination(10, TimeUnit.SECONDS); // the generator's batch ends before it closes
+          pool.threads().awaitTermination(10, TimeUnit.SECONDS); // the generators' batches end before they close
         } catch (InterruptedException e) {
           Thread.currentThread().interrupt();
         }
-        generator.close();
+        pool.close();
       }
     }
 
-    /** Prepares and submits chunks until {@link #IN_FLIGHT} are queued or the input ends. */
+    /** Prepares and submits chunks until every generator has one and {@link #PREPARED} more wait, or the input ends. */
     private void fill() {
-      while (inFlight.size() < IN_FLIGHT && input.hasNext()) {
+      while (inFlight.size() < workers.size() + PREPARED && input.hasNext()) {
         Chunk chunk = readChunk();
-        inFlight.add(generation.submit(() -> generate(chunk)));
+        inFlight.add(pool.threads().submit(() -> generate(chunk)));
       }
     }
 
@@ -167,31 +184,42 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
         Row r = input.next();
         Group g = new Group(r.getString(0), r.getInt(1), r.getList(2));
         if (chunkSize < 0) {
-          int firstBatch = options.batchSize() > 0 ? options.batchSize()
-              : generator.autoBatchSize(g.promptTokens(), options.maxNewTokens());
+          int firstBatch = options.batchSize() > 0 ? options.batchSize() : autoBatchSize(g.promptTokens());
           chunkSize = Math.max(1, Math.min(MAX_CHUNK, firstBatch * CHUNK_BATCHES));
         }
         groups.add(g);
         longest = Math.max(longest, g.promptTokens());
         // Tokenized here, on the task thread, while the generation thread runs the previous chunk.
-        long[] promptIds = engine.tokenizer().encode(g.prompt());
+        long[] promptIds = tokenizing.tokenizer().encode(g.prompt());
         List<String> requestIds = oneRequestPerGroup ? g.ids().subList(0, 1) : g.ids();
         for (String id : requestIds) {
           requests.add(options.request(id, g.prompt(), promptIds));
         }
       }
-      int batchSize = options.batchSize() > 0 ? options.batchSize()
-          : generator.autoBatchSize(longest, options.maxNewTokens());
+      int batchSize = options.batchSize() > 0 ? options.batchSize() : autoBatchSize(longest);
       return new Chunk(groups, requests, batchSize);
     }
 
-    /** Runs on the generation thread. */
-    private Done generate(Chunk chunk) throws TranslateException {
-      long start = System.nanoTime();
-      try (Predictor<List<GenerationRequest>, List<Completion>> predictor =
-          engine.newPredictor(generator, chunk.batchSize())) {
-        List<Completion> completions = predictor.predict(chunk.requests());
-        return new Done(chunk, completions, System.nanoTime() - start);
+    /**
+     * {@code --batch-size auto} for prompts of up to {@code promptTokens}: each generator's share of its device's
+     * free memory.
+     */
+    private int autoBatchSize(int promptTokens) {
+      return workers.get(0).generator().autoBatchSize(promptTokens, options.maxNewTokens());
+    }
+
+    /** Runs on a generation thread, on an idle generator. */
+    private Done generate(Chunk chunk) throws TranslateException, InterruptedException {
+      Worker w = idle.take();
+      try {
+        long start = System.nanoTime();
+        try (Predictor<List<GenerationRequest>, List<Completion>> predictor =
+            w.engine().newPredictor(w.generator(), chunk.batchSize())) {
+          List<Completion> completions = predictor.predict(chunk.requests());
+          return new Done(chunk, completions, System.nanoTime() - start, w.device());
+        }
+      } finally {
+        idle.add(w);
       }
     }
 
@@ -217,7 +245,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
         if (cause instanceof RuntimeException re) {
           throw re;
         }
-        throw new IllegalStateException("generation failed on " + device + ": " + cause, cause);
+        throw new IllegalStateException("generation failed (layout " + layout + "): " + cause, cause);
       }
     }
 
@@ -238,7 +266,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
             promptTokens += c.promptTokens();
             completionTokens += c.completionTokens();
           }
-          out.add(row(id, g.prompt(), c));
+          out.add(row(id, g.prompt(), c, done.device()));
           if (c.isError()) {
             errors++;
           } else {
@@ -256,12 +284,12 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       return out;
     }
 
-    private Row row(String id, String prompt, Completion c) {
+    private Row row(String id, String prompt, Completion c, String device) {
       // Spark's row encoder takes a Scala Seq for an array column.
       Object tokens = scala.collection.immutable.ArraySeq$.MODULE$.unsafeWrapArray(c.outputTokenIds());
       return RowFactory.create(id, prompt, c.text(), tokens, c.promptTokens(), c.completionTokens(),
           c.finishReason().label(), c.errorCode(), c.errorMessage(), model.uri(), precisionLabel,
-          Tables.LAYOUT_REPLICA, device, executorId, c.latencyMs(), c.timeToFirstTokenMs(), runId);
+          layout, device, executorId, c.latencyMs(), c.timeToFirstTokenMs(), runId);
     }
   }
 }

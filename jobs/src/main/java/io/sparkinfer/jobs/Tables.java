@@ -30,9 +30,6 @@ public final class Tables {
   public static final String TTFT_MS = "time_to_first_token_ms";
   public static final String RUN_ID = "run_id";
 
-  /** The layout of a whole model on the task's one device; tensor and pipeline layouts come with the engine's. */
-  public static final String LAYOUT_REPLICA = "replica";
-
   /** One row per input id. */
   public static final StructType COMPLETIONS = new StructType(new StructField[] {
       field(ID, DataTypes.StringType, false),

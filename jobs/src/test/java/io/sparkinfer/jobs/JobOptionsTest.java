@@ -135,7 +135,13 @@ class JobOptionsTest {
         .hasMessageContaining("got 'fp8'");
     assertThat(parse(Map.of(), "--precision", "bf16").precision()).isEqualTo(Precision.BF16);
     assertThatThrownBy(() -> parse(Map.of(), "--device", "tpu"))
-        .hasMessageContaining("--device must be one of auto, cpu, gpu, gpu:N, got 'tpu'");
+        .hasMessageContaining("--device must be one of auto, cpu, gpu, gpu:N, gpu:N,M,..., got 'tpu'");
+    assertThatThrownBy(() -> parse(Map.of(), "--layout", "tp=0")).hasMessageContaining("--layout")
+        .hasMessageContaining("tp must be in [1, 64], got 0");
+    assertThatThrownBy(() -> parse(Map.of(), "--layout", "gpus=2"))
+        .hasMessageContaining("must be auto or replicas=R,tp=T,pp=P,threads=N");
+    assertThat(parse(Map.of(), "--layout", "threads=2,replicas=2").get(EngineOptions.LAYOUT).label())
+        .isEqualTo("replicas=2,tp=1,pp=1,threads=2");
     assertThatThrownBy(() -> parse(Map.of(), "--device", "gpu:one")).hasMessageContaining("got 'gpu:one'");
     assertThatThrownBy(() -> parse(Map.of(), "--batch-size", "-3")).hasMessageContaining("--batch-size must be >= 1 or auto");
     assertThatThrownBy(() -> parse(Map.of(), "--resume", "--overwrite")).hasMessageContaining("exclude each other");
@@ -171,8 +177,13 @@ class JobOptionsTest {
   @Test
   void devicesBindToTheGpuSparkAssigned() {
     var gpu = new org.apache.spark.resource.ResourceInformation("gpu", new String[] {"3", "4"});
-    assertThat(DeviceBinding.assignedGpu(Map.of("gpu", gpu))).isEqualTo("3");
-    assertThat(DeviceBinding.assignedGpu(Map.of())).isNull();
+    assertThat(DeviceBinding.assignedGpus(Map.of("gpu", gpu))).as("every GPU of the task, for its layout")
+        .containsExactly("3", "4");
+    assertThat(DeviceBinding.assignedGpus(Map.of())).isEmpty();
+    assertThat(JobMetrics.deviceLabel(List.of(ai.djl.Device.gpu(2), ai.djl.Device.gpu(3))))
+        .as("a replica split over two GPUs, as the rows name it").isEqualTo("gpu:2+gpu:3");
+    var named = new org.apache.spark.resource.ResourceInformation("gpu", new String[] {"GPU-5d3a"});
+    assertThatThrownBy(() -> DeviceBinding.assignedGpus(Map.of("gpu", named))).hasMessageContaining("CUDA device ordinals");
     assertThat(DeviceBinding.forTask("auto", null)).isEqualTo("cpu");
     assertThat(DeviceBinding.forTask("gpu:1", null)).isEqualTo("gpu:1");
     assertThat(RunPlan.defaultPartitions(10, 4)).isEqualTo(4);

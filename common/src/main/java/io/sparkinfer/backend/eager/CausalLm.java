@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.SparseFormat;
+import io.sparkinfer.backend.BatchCache;
 import io.sparkinfer.backend.CausalLmBackend;
 import io.sparkinfer.backend.ForwardBatch;
 import io.sparkinfer.backend.KvCache;
@@ -55,7 +56,13 @@ public final class CausalLm implements CausalLmBackend {
   }
 
   @Override
-  public NDArray forward(NDManager scope, ForwardBatch batch, KvCache cache) {
+  public BatchCache allocateCache(NDManager parent, int batchSize, int capacity) {
+    return KvCache.allocate(parent, config, batchSize, capacity, weights.precision().dataType());
+  }
+
+  @Override
+  public NDArray forward(NDManager scope, ForwardBatch batch, BatchCache batchCache) {
+    KvCache cache = KvCache.of(batchCache);
     NDArray ids = batch.inputIds(); // (B, S)
     long b = ids.getShape().get(0);
     DataType dtype = weights.precision().dataType();
@@ -86,7 +93,7 @@ public final class CausalLm implements CausalLmBackend {
    * (B, 1, 1, S, T) float32: 0 where token (b, s) may attend to slot t (t at or before its position and,
    * for a sliding window W, within its last W positions), {@link #MASKED} elsewhere.
    */
-  static NDArray attentionMask(NDManager scope, ForwardBatch batch, int window) {
+  public static NDArray attentionMask(NDManager scope, ForwardBatch batch, int window) {
     NDArray positions = batch.positions(); // (B, S)
     long b = positions.getShape().get(0);
     long s = positions.getShape().get(1);

@@ -8,6 +8,7 @@ import ai.djl.pytorch.engine.PtNDManager;
 import ai.djl.pytorch.engine.PtSymbolBlock;
 import ai.djl.pytorch.jni.IValue;
 import ai.djl.pytorch.jni.JniUtils;
+import io.sparkinfer.backend.BatchCache;
 import io.sparkinfer.backend.CausalLmBackend;
 import io.sparkinfer.backend.ForwardBatch;
 import io.sparkinfer.backend.KvCache;
@@ -173,11 +174,16 @@ public final class ScriptedCausalLm implements CausalLmBackend {
   }
 
   @Override
-  public NDArray forward(NDManager scope, ForwardBatch batch, KvCache cache) {
+  public BatchCache allocateCache(NDManager parent, int batchSize, int capacity) {
+    return KvCache.allocate(parent, config, batchSize, capacity, precision.dataType());
+  }
+
+  @Override
+  public NDArray forward(NDManager scope, ForwardBatch batch, BatchCache cache) {
     if (usesCudaGraphs()) {
       CudaGraphs.useThreadStream(device); // every step of a thread on one stream, the graphs' too
     }
-    return run(scope, batch, cache);
+    return run(scope, batch, KvCache.of(cache));
   }
 
   /**
@@ -186,10 +192,10 @@ public final class ScriptedCausalLm implements CausalLmBackend {
    * run nothing, and the warm-up runs before it wrote the same keys and values the plain call writes.
    */
   @Override
-  public NDArray decode(NDManager scope, long[] tokenIds, long[] positions, int keyLength, KvCache cache) {
+  public NDArray decode(NDManager scope, long[] tokenIds, long[] positions, int keyLength, BatchCache cache) {
     if (usesCudaGraphs()) {
       try {
-        return graphs(cache).step(scope, tokenIds, positions, keyLength);
+        return graphs(KvCache.of(cache)).step(scope, tokenIds, positions, keyLength);
       } catch (RuntimeException e) {
         acceleration.graphsFailed(e);
       }
@@ -202,8 +208,9 @@ public final class ScriptedCausalLm implements CausalLmBackend {
    * ({@link DecodeInputs#feedBack}); with CUDA graphs the steps are back-to-back replays.
    */
   @Override
-  public long[][] decodeGreedy(NDManager scope, long[] tokenIds, long[] positions, int keyLength, KvCache cache,
+  public long[][] decodeGreedy(NDManager scope, long[] tokenIds, long[] positions, int keyLength, BatchCache batchCache,
       int steps) {
+    KvCache cache = KvCache.of(batchCache);
     if (steps > DecodeInputs.MAX_STEPS) {
       throw new IllegalArgumentException("at most " + DecodeInputs.MAX_STEPS + " greedy steps per call, got " + steps);
     }

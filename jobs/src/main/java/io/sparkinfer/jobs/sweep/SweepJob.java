@@ -10,6 +10,7 @@ import io.sparkinfer.jobs.JobOptions.InputFormat;
 import io.sparkinfer.jobs.ModelLocation;
 import io.sparkinfer.jobs.ProjectVersion;
 import io.sparkinfer.jobs.Tables;
+import io.sparkinfer.layout.Layout;
 import io.sparkinfer.options.Option;
 import io.sparkinfer.options.OptionTable;
 import io.sparkinfer.tune.Axis;
@@ -74,6 +75,9 @@ public final class SweepJob {
     if (args.length > 0 && args[0].equals("compare")) {
       return SweepCompare.run(Arrays.copyOfRange(args, 1, args.length), out, err);
     }
+    if (args.length > 0 && args[0].equals("report")) {
+      return SweepReportCommand.run(Arrays.copyOfRange(args, 1, args.length), out, err);
+    }
     SweepOptions options;
     try {
       if (SweepOptions.wantsHelp(args)) {
@@ -108,7 +112,7 @@ public final class SweepJob {
   }
 
   /** What a study did: its trial rows, best trial, and where it wrote them. */
-  record StudyResult(String runId, List<Row> trials, Row best, String report, String bestProperties) {
+  record StudyResult(String runId, List<Row> trials, Row best, Report report) {
 
     /** The summary table printed at the end: trials by tokens/s, then the best under the constraints. */
     String summary() {
@@ -135,11 +139,11 @@ public final class SweepJob {
         sb.append(String.format(Locale.ROOT, "  best under the constraints: trial %d %s, %.1f tokens/s%n",
             best.getInt(best.fieldIndex("trial")), best.getJavaMap(best.fieldIndex("params")),
             best.getDouble(best.fieldIndex("tokens_per_s"))));
-        sb.append("  best.properties: ").append(bestProperties).append(" (submit/infer.sh --properties-file it)\n");
+        sb.append("  best.properties: ").append(report.bestProperties()).append(" (submit/infer.sh --properties-file it)\n");
       } else {
         sb.append("  no trial ran to the end within the constraints\n");
       }
-      sb.append("  report: ").append(report).append('\n');
+      sb.append("  report: ").append(report.describe()).append('\n');
       return sb.toString();
     }
 
@@ -186,10 +190,11 @@ public final class SweepJob {
     spark.createDataFrame(List.of(runRow(o, runId, date, started, finished, results, best, workload, model.uri(),
         spark.sparkContext().master())), SweepTables.RUNS).coalesce(1).write().mode(SaveMode.Append)
         .partitionBy("date").parquet(o.output() + "/" + SweepTables.RUNS_DIR);
-    String reportDir = o.output() + "/" + SweepTables.REPORT_DIR + "/" + runId;
-    String bestFile = reportDir + "/best.properties";
-    writeReport(rows, best, runId, reportDir, bestFile, hadoopConf);
-    return new StudyResult(runId, rows, best, reportDir + "/index.html", best == null ? null : bestFile);
+    Report report = writeReport(rows, best, runId, o.output() + "/" + SweepTables.REPORT_DIR + "/" + runId, hadoopConf);
+    if (!report.charts()) {
+      out.println("sweep: warning: " + report.describe());
+    }
+    return new StudyResult(runId, rows, best, report);
   }
 
   /** A seeded sample of --input, or synthetic prompts. */
@@ -254,7 +259,7 @@ public final class SweepJob {
       rows.add(new org.apache.spark.sql.catalyst.expressions.GenericRowWithSchema(new Object[] {
           runId, r.trial(), new Timestamp(r.startedAtMillis()), r.wallSeconds(), model, r.modelSha256(),
           r.gpu() == null ? null : r.gpu().name(), r.gpu() == null ? 0 : r.gpu().count(), r.device(), r.executorId(),
-          r.precision() != null ? r.precision() : r.params().get("precision"), r.backend(), Tables.LAYOUT_REPLICA,
+          r.precision() != null ? r.precision() : r.params().get("precision"), r.backend(), layoutOf(r.engineOptions(), r.threads()).label(),
           r.threads(), r.batchSize() != null ? r.batchSize() : intOrNull(r.params().get(Study.BATCH)), r.promptLen(),
           r.maxNewTokens(), scalaMap(r.params()), scalaMap(r.engineOptions()), r.tokensPerS().length,
           s == null ? null : s.mean(), s == null ? null : s.stddev(), s == null || Double.isNaN(s.ci95()) ? null : s.ci95(),
@@ -333,12 +338,59 @@ public final class SweepJob {
         best == null ? null : best.getDouble(best.fieldIndex("tokens_per_s")), master, date);
   }
 
-  /** Writes the report and best.properties locally, then copies them to the output's file system. */
-  private static void writeReport(List<Row> rows, Row best, String runId, String reportDir, String bestFile,
-      Configuration hadoopConf) {
+  /**
+   * Where a study's report went: {@code index} ({@code null} when the charts could not be drawn, for
+   * {@code chartError}) and {@code bestProperties} ({@code null} when no trial ran within the constraints).
+   */
+  record Report(String dir, String index, String bestProperties, String chartError, String outputTable,
+      String runId) {
+
+    boolean charts() {
+      return chartError == null;
+    }
+
+    /** One line for the summary: the report's page, or why it is missing and how to draw it later. */
+    String describe() {
+      if (charts()) {
+        return index;
+      }
+      return "the charts could not be drawn here (" + chartError + "); the tables" + (bestProperties != null
+          ? " and best.properties are" : " are") + " written: draw the report on a machine with a full JRE with "
+          + "submit/sweep.sh report --output " + outputTable + " --run-id " + runId;
+    }
+  }
+
+  /**
+   * Writes best.properties and the report (charts, index.html) locally, then copies them to {@code reportDir} on
+   * the output's file system. Charts need the JRE's font libraries (libfontmanager and its libharfbuzz): where
+   * they are missing the report is left out, with the reason, and best.properties is written all the same.
+   */
+  static Report writeReport(List<Row> rows, Row best, String runId, String reportDir, Configuration hadoopConf) {
+    return writeReport(rows, best, runId, reportDir, hadoopConf, SweepReport::write);
+  }
+
+  /** What draws a report into a local directory: {@link SweepReport#write}, or a test's stand-in. */
+  interface ReportDrawer {
+    void draw(List<Row> trials, java.nio.file.Path dir, String title);
+  }
+
+  static Report writeReport(List<Row> rows, Row best, String runId, String reportDir, Configuration hadoopConf,
+      ReportDrawer drawer) {
+    String outputTable = reportDir.substring(0, Math.max(0, reportDir.lastIndexOf("/" + SweepTables.REPORT_DIR + "/")));
     try {
       java.nio.file.Path local = Files.createTempDirectory("sparkinfer-report-" + runId);
-      SweepReport.write(rows, local, "sparkinfer sweep " + runId);
+      String chartError = null;
+      try {
+        drawer.draw(rows, local, "sparkinfer sweep " + runId);
+      } catch (LinkageError | java.awt.AWTError | java.awt.HeadlessException e) {
+        chartError = e.toString();
+        LOG.warn("the sweep report's charts could not be drawn", e);
+        try (var partial = Files.list(local)) {
+          for (java.nio.file.Path f : partial.toList()) {
+            Files.delete(f);
+          }
+        }
+      }
       if (best != null) {
         Files.writeString(local.resolve("best.properties"), bestProperties(best, runId), StandardCharsets.UTF_8);
       }
@@ -351,6 +403,9 @@ public final class SweepJob {
         }
       }
       Files.deleteIfExists(local);
+      return new Report(reportDir, chartError == null ? reportDir + "/" + SweepReport.INDEX_HTML : null,
+          best == null ? null : reportDir + "/best.properties", chartError, outputTable.isEmpty() ? "OUTPUT"
+          : outputTable, runId);
     } catch (IOException e) {
       throw new java.io.UncheckedIOException("cannot write the report to " + reportDir + ": " + e.getMessage(), e);
     }
@@ -380,12 +435,25 @@ public final class SweepJob {
     for (Map.Entry<String, String> p : params.entrySet()) {
       if (EngineOptions.ALL.stream().anyMatch(opt -> opt.name().equals(p.getKey()))) {
         keys.put(p.getKey(), p.getValue());
+      } else if (p.getKey().equals(SweepOptions.THREADS)) {
+        // the job runs decode threads as its layout's
+        Layout layout = layoutOf(engine, Integer.parseInt(p.getValue()));
+        if (!layout.equals(Layout.SINGLE)) {
+          keys.put(EngineOptions.LAYOUT.name(), layout.label());
+        }
       } else {
-        sb.append("# ").append(p.getKey()).append('=').append(p.getValue()).append(" (a workload or layout axis, not a job option)\n");
+        sb.append("# ").append(p.getKey()).append('=').append(p.getValue()).append(" (a workload axis, not a job option)\n");
       }
     }
     keys.forEach((k, v) -> sb.append(OptionTable.CONF_PREFIX).append(k).append('=').append(v).append('\n'));
     return sb.toString();
+  }
+
+  /** The layout a trial ran: its engine options' layout with the trial's decode threads. */
+  static Layout layoutOf(Map<String, String> engineOptions, int threads) {
+    String text = engineOptions.get(EngineOptions.LAYOUT.name());
+    Layout l = text == null ? Layout.SINGLE : Layout.parse(text);
+    return l.auto() ? l : new Layout(l.replicas(), l.tp(), l.pp(), threads, false);
   }
 
   private static String spaceText(SweepOptions o) {

@@ -198,7 +198,7 @@ public final class SweepReport {
 
     static Trial of(Row r) {
       return new Trial(r.<Integer>getAs("trial"), get(r, "status"), get(r, "run_id"), get(r, "model"),
-          get(r, "gpu_name"), get(r, "date"), get(r, "precision"), r.<Integer>getAs("threads"),
+          get(r, "gpu_name"), text(r, "date"), get(r, "precision"), r.<Integer>getAs("threads"),
           get(r, "batch_size"), params(r), number(r, "tokens_per_s"), number(r, "tokens_per_s_ci95"),
           number(r, "token_latency_p99_ms"), number(r, "latency_p99_ms"), number(r, "peak_gpu_mem_mb"),
           number(r, "agreement_identical"), number(r, "agreement_first_token"), flag(r, "pareto"),
@@ -217,6 +217,12 @@ public final class SweepReport {
     private static <T> T get(Row r, String column) {
       int i = r.fieldIndex(column);
       return r.isNullAt(i) ? null : r.getAs(i);
+    }
+
+    /** A column as text: the date partition reads back from the table as a {@code java.sql.Date}. */
+    private static String text(Row r, String column) {
+      Object v = get(r, column);
+      return v == null ? null : v.toString();
     }
 
     private static Double number(Row r, String column) {

@@ -162,7 +162,7 @@ final class TrialRunner implements Function<TrialSpec, TrialResult>, Serializabl
     try {
       List<Future<List<Completion>>> futures = new ArrayList<>();
       for (int t = 0; t < threads; t++) {
-        Generator g = engine.newGenerator(values);
+        Generator g = engine.newGenerator(values).sharingDeviceWith(threads);
         generators.add(g);
         List<GenerationRequest> requests = new ArrayList<>();
         for (int i : slices.get(t)) {

@@ -101,6 +101,38 @@ class SweepJobTest {
       assertThat(c.mannWhitneyP()).isBetween(0.0, 1.0);
     }
     assertThat(compared.table(0.05)).contains("first (baseline) -> second (candidate)");
+
+    Path redrawn = tmp.resolve("redrawn");
+    SweepJob.Report again = SweepReportCommand.draw(spark, out.toString(), "first", redrawn.toString());
+    assertThat(again.charts()).isTrue();
+    assertThat(redrawn.resolve(SweepReport.THROUGHPUT_PNG)).as("the report drawn again from the table alone").exists();
+    assertThat(Files.readString(redrawn.resolve("best.properties")))
+        .isEqualTo(Files.readString(report.resolve("best.properties")));
+    assertThat(Files.readString(redrawn.resolve("index.html"))).contains("sparkinfer sweep first");
+    assertThat(SweepReportCommand.draw(spark, out.toString(), "latest", tmp.resolve("latest").toString()).runId())
+        .isEqualTo("second");
+    assertThatThrownBy(() -> SweepReportCommand.draw(spark, out.toString(), "nope", tmp.resolve("x").toString()))
+        .hasMessageContaining("holds no trials of study nope");
+
+    // A JRE without its font libraries (as on a GPU machine's minimal JRE): no charts, best.properties all the same.
+    Path fontless = tmp.resolve("sweep2/_report/first");
+    SweepJob.Report noCharts = SweepJob.writeReport(trials, first.best(), "first", fontless.toString(),
+        spark.sparkContext().hadoopConfiguration(), (rows, dir, title) -> {
+          try {
+            Files.writeString(dir.resolve("throughput.png.tmp"), "half a chart");
+          } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+          }
+          throw new UnsatisfiedLinkError("libfontmanager.so: libharfbuzz.so.0: cannot open shared object file");
+        });
+    assertThat(noCharts.charts()).isFalse();
+    assertThat(noCharts.describe()).contains("libharfbuzz").contains("best.properties are written")
+        .contains("submit/sweep.sh report --output " + tmp.resolve("sweep2") + " --run-id first");
+    assertThat(fontless.resolve("best.properties")).exists();
+    try (var left = Files.list(fontless)) {
+      assertThat(left.map(f -> f.getFileName().toString()).toList()).as("no half-drawn chart")
+          .containsExactly("best.properties");
+    }
   }
 
   @Test
