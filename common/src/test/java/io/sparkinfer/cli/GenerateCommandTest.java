@@ -45,7 +45,7 @@ class GenerateCommandTest {
 
   /** Also under layouts of several generators (threads, replicas) and split replicas: the same lines in order. */
   @ParameterizedTest(name = "--layout {0}")
-  @ValueSource(strings = {"replicas=1", "threads=3", "replicas=2,tp=2"})
+  @ValueSource(strings = {"replicas=1", "threads=3", "replicas=2,tp=2", "pp=2,threads=2"})
   void reproducesReferenceGreedyIdsAndTurnsBadLinesIntoErrorLines(String layout, @TempDir Path tmp) throws Exception {
     Path model = Fixtures.model("qwen2-tiny");
     List<Fixtures.Case> cases = Fixtures.reference(model);

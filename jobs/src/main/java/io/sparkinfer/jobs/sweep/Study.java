@@ -1,6 +1,7 @@
 package io.sparkinfer.jobs.sweep;
 
 import io.sparkinfer.engine.EngineOptions;
+import io.sparkinfer.layout.Layout;
 import io.sparkinfer.options.Option;
 import io.sparkinfer.options.OptionValues;
 import io.sparkinfer.tune.Axis;
@@ -213,22 +214,32 @@ final class Study {
         engine = engine.withText(o, p.getValue());
       }
     }
-    int threads = Integer.parseInt(params.getOrDefault(SweepOptions.THREADS, "1"));
+    // Decode threads: the threads axis (which sets the layout's threads), else the layout's.
+    Layout layout = engine.get(EngineOptions.LAYOUT);
+    int threads = layout.auto() ? 1 : layout.threads();
+    if (params.containsKey(SweepOptions.THREADS)) {
+      threads = Integer.parseInt(params.get(SweepOptions.THREADS));
+      if (!layout.auto()) {
+        engine = engine.with(EngineOptions.LAYOUT, new Layout(layout.replicas(), layout.tp(), layout.pp(), threads,
+            false));
+      }
+    }
+    int generators = threads * (layout.auto() ? 1 : layout.replicas());
     int promptLen = Integer.parseInt(params.getOrDefault(SweepOptions.PROMPT_LEN, "128"));
     int maxNew = Integer.parseInt(params.getOrDefault(SweepOptions.OUTPUT_LEN,
         Integer.toString(options.get(SweepOptions.MAX_NEW_TOKENS))));
-    return new TrialSpec(trial, params, engine, threads, prompts(engine, threads), promptLen, maxNew, repeats,
+    return new TrialSpec(trial, params, engine, threads, prompts(engine, generators), promptLen, maxNew, repeats,
         options.get(SweepOptions.AGREEMENT_PROMPTS), pruneAgainst);
   }
 
-  /** Prompts per repeat: --sample, or two full batches on every thread ({@link SweepOptions#SAMPLE}). */
-  private int prompts(OptionValues engine, int threads) {
+  /** Prompts per repeat: --sample, or two full batches on every generator ({@link SweepOptions#SAMPLE}). */
+  private int prompts(OptionValues engine, int generators) {
     int sample = options.get(SweepOptions.SAMPLE);
     if (sample > 0) {
       return sample;
     }
     int batch = engine.get(io.sparkinfer.generate.GeneratorOptions.BATCH_SIZE);
-    return 2 * (batch > 0 ? batch : 32) * threads;
+    return 2 * (batch > 0 ? batch : 32) * generators;
   }
 
   private int maxOutputLen() {

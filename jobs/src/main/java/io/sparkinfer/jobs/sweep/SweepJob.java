@@ -433,12 +433,16 @@ public final class SweepJob {
       }
     }
     for (Map.Entry<String, String> p : params.entrySet()) {
-      if (EngineOptions.ALL.stream().anyMatch(opt -> opt.name().equals(p.getKey()))) {
+      if (p.getKey().equals(EngineOptions.LAYOUT.name())) {
+        keys.put(p.getKey(), Layout.parse(p.getValue()).label());
+      } else if (EngineOptions.ALL.stream().anyMatch(opt -> opt.name().equals(p.getKey()))) {
         keys.put(p.getKey(), p.getValue());
       } else if (p.getKey().equals(SweepOptions.THREADS)) {
         // the job runs decode threads as its layout's
         Layout layout = layoutOf(engine, Integer.parseInt(p.getValue()));
-        if (!layout.equals(Layout.SINGLE)) {
+        if (layout.equals(Layout.SINGLE)) {
+          keys.remove(EngineOptions.LAYOUT.name());
+        } else {
           keys.put(EngineOptions.LAYOUT.name(), layout.label());
         }
       } else {

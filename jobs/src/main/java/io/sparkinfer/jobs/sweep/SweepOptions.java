@@ -49,6 +49,8 @@ public final class SweepOptions implements Serializable {
   public static final Option<String> BATCH_SIZES = axisFlag("batch-sizes", "the batch-size axis, e.g. 1,4,16 or 1..1024:log");
   public static final Option<String> PRECISIONS = axisFlag("precisions", "the precision axis, e.g. fp16,bf16");
   public static final Option<String> THREADS_AXIS = axisFlag("threads", "the decode-threads axis: threads, each with its own batch, e.g. 1,2");
+  public static final Option<String> LAYOUTS = axisFlag("layouts", "the layout axis, layouts separated by ';', e.g. "
+      + "'threads=1;threads=2;tp=2' (a threads axis overrides each layout's threads)");
   public static final Option<String> PROMPT_LENS = axisFlag("prompt-lens",
       "the synthetic prompt length axis (tokens), e.g. 128,512 (default 128 without --input)");
   public static final Option<String> OUTPUT_LENS = axisFlag("output-lens",
@@ -87,7 +89,7 @@ public final class SweepOptions implements Serializable {
   public static final Option<Boolean> HELP = Option.flag("help", false, "print this help and exit");
 
   public static final OptionTable.Group SWEEP_GROUP = new OptionTable.Group("sweep options", List.of(MODEL, OUTPUT,
-      INPUT, SAMPLE, SPACE, BATCH_SIZES, PRECISIONS, THREADS_AXIS, PROMPT_LENS, OUTPUT_LENS, AXIS, SAMPLER, TRIALS,
+      INPUT, SAMPLE, SPACE, BATCH_SIZES, PRECISIONS, THREADS_AXIS, LAYOUTS, PROMPT_LENS, OUTPUT_LENS, AXIS, SAMPLER, TRIALS,
       SEED, REPEATS, MAX_NEW_TOKENS, REFERENCE_PRECISION, AGREEMENT_PROMPTS, LATENCY_BUDGET_MS, REQUEST_BUDGET_MS,
       MEMORY_CAP_GB, PRUNE, PARALLEL, RUN_ID, HELP));
 
@@ -153,6 +155,10 @@ public final class SweepOptions implements Serializable {
     addFlag(axes, "batch-size", BATCH_SIZES);
     addFlag(axes, "precision", PRECISIONS);
     addFlag(axes, THREADS, THREADS_AXIS);
+    if (values.get(LAYOUTS) != null) { // layouts hold commas: ';' separates them
+      axes.put(EngineOptions.LAYOUT.name(), Axis.of(EngineOptions.LAYOUT.name(),
+          java.util.Arrays.stream(values.get(LAYOUTS).split(";")).map(String::trim).filter(v -> !v.isEmpty()).toList()));
+    }
     addFlag(axes, PROMPT_LEN, PROMPT_LENS);
     addFlag(axes, OUTPUT_LEN, OUTPUT_LENS);
     for (String a : values.get(AXIS)) {

@@ -2,11 +2,12 @@ package io.sparkinfer.jobs.sweep;
 
 import ai.djl.engine.Engine;
 import io.sparkinfer.engine.EngineOptions;
+import io.sparkinfer.engine.EnginePool;
 import io.sparkinfer.engine.LlmEngine;
+import io.sparkinfer.engine.ReplicaPlan;
 import io.sparkinfer.generate.Completion;
 import io.sparkinfer.generate.GenerationRequest;
 import io.sparkinfer.generate.GenerationStats;
-import io.sparkinfer.generate.Generator;
 import io.sparkinfer.generate.GeneratorOptions;
 import io.sparkinfer.generate.SamplingParams;
 import io.sparkinfer.jobs.DeviceBinding;
@@ -29,9 +30,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.stream.Stream;
 import org.apache.spark.SparkEnv;
 import org.apache.spark.TaskContext;
@@ -73,8 +71,12 @@ final class TrialRunner implements Function<TrialSpec, TrialResult>, Serializabl
     try {
       Path dir = model.localDir();
       EngineOptions options = new EngineOptions(dir.toString(), spec.engine()).with(EngineOptions.DEVICE_OPTION, device);
-      LlmEngine engine = ExecutorEngines.engine(new ExecutorEngines.Key(model.uri(), options), (k, e, s) -> { });
-      return measure(spec, engine, options.values(), started, t0, executorId, modelHash(dir));
+      ReplicaPlan plan = ReplicaPlan.of(options);
+      List<LlmEngine> engines = new ArrayList<>();
+      for (EngineOptions replica : plan.replicas()) {
+        engines.add(ExecutorEngines.engine(new ExecutorEngines.Key(model.uri(), replica), (k, e, s) -> { }));
+      }
+      return measure(spec, plan, engines, options.values(), started, t0, executorId, modelHash(dir));
     } catch (RuntimeException | IOException e) {
       String status = isOutOfMemory(e) ? SweepTables.OOM : SweepTables.FAILED;
       return TrialResult.notRun(spec, status, String.valueOf(e), started, (System.nanoTime() - t0) / 1e9, executorId,
@@ -82,8 +84,9 @@ final class TrialRunner implements Function<TrialSpec, TrialResult>, Serializabl
     }
   }
 
-  private TrialResult measure(TrialSpec spec, LlmEngine engine, OptionValues values, long started, long t0,
-      String executorId, String modelHash) {
+  private TrialResult measure(TrialSpec spec, ReplicaPlan plan, List<LlmEngine> engines, OptionValues values,
+      long started, long t0, String executorId, String modelHash) {
+    LlmEngine engine = engines.get(0);
     List<long[]> prompts = workload.promptIds(engine.tokenizer(), engine.config().vocabSize(), spec.promptLen(),
         spec.isReference() ? spec.agreementPrompts() : spec.prompts()); // the reference: only their tokens count
     int batch = values.get(GeneratorOptions.BATCH_SIZE);
@@ -91,15 +94,15 @@ final class TrialRunner implements Function<TrialSpec, TrialResult>, Serializabl
     TrialResult.Gpu gpuInfo = gpu ? GpuMonitor.describe(engine.device().getDeviceId()) : null;
     String failure = null;
     if (!spec.isReference()) {
-      Run warmup = run(engine, values, prompts.subList(0, Math.min(prompts.size(), Math.max(1, batch) * spec.threads())),
-          spec.threads(), WARMUP_TOKENS);
+      Run warmup = run(plan, engines, values, prompts.subList(0, Math.min(prompts.size(),
+          Math.max(1, batch) * plan.generators())), WARMUP_TOKENS);
       failure = warmup.firstError();
     }
     List<Run> timed = new ArrayList<>();
     String status = SweepTables.OK;
     try (GpuMonitor monitor = gpu ? GpuMonitor.start(engine.device().getDeviceId()) : null) {
       for (int r = 0; r < spec.repeats() && failure == null; r++) {
-        Run run = run(engine, values, prompts, spec.threads(), spec.maxNewTokens());
+        Run run = run(plan, engines, values, prompts, spec.maxNewTokens());
         failure = run.firstError();
         if (failure == null) {
           timed.add(run);
@@ -147,56 +150,25 @@ final class TrialRunner implements Function<TrialSpec, TrialResult>, Serializabl
     }
   }
 
-  private static Run run(LlmEngine engine, OptionValues values, List<long[]> prompts, int threads, int maxNew) {
-    List<List<Integer>> slices = new ArrayList<>();
-    for (int t = 0; t < threads; t++) {
-      slices.add(new ArrayList<>());
-    }
+  /**
+   * One pass over the prompts on the layout's generators at once ({@link EnginePool}: replicas times threads,
+   * each decoding its own batches), made afresh so that their counters count this pass alone.
+   */
+  private static Run run(ReplicaPlan plan, List<LlmEngine> engines, OptionValues values, List<long[]> prompts,
+      int maxNew) {
+    List<GenerationRequest> requests = new ArrayList<>();
     for (int i = 0; i < prompts.size(); i++) {
-      slices.get(i % threads).add(i);
+      requests.add(new GenerationRequest("p" + i, null, maxNew, SamplingParams.GREEDY, List.of(), true, prompts.get(i)));
     }
-    Completion[] out = new Completion[prompts.size()];
-    List<Generator> generators = new ArrayList<>();
-    ExecutorService pool = Executors.newFixedThreadPool(threads);
-    long start = System.nanoTime();
-    try {
-      List<Future<List<Completion>>> futures = new ArrayList<>();
-      for (int t = 0; t < threads; t++) {
-        Generator g = engine.newGenerator(values).sharingDeviceWith(threads);
-        generators.add(g);
-        List<GenerationRequest> requests = new ArrayList<>();
-        for (int i : slices.get(t)) {
-          requests.add(new GenerationRequest("p" + i, null, maxNew, SamplingParams.GREEDY, List.of(), true,
-              prompts.get(i)));
-        }
-        int batch = values.get(GeneratorOptions.BATCH_SIZE);
-        futures.add(pool.submit(() -> g.generate(requests, batch)));
-      }
-      for (int t = 0; t < threads; t++) {
-        List<Completion> done = futures.get(t).get();
-        for (int k = 0; k < done.size(); k++) {
-          out[slices.get(t).get(k)] = done.get(k);
-        }
-      }
+    try (EnginePool pool = EnginePool.over(plan, engines, values, "sparkinfer-trial")) {
+      long start = System.nanoTime();
+      List<Completion> out = pool.generate(requests, values.get(GeneratorOptions.BATCH_SIZE));
       long nanos = System.nanoTime() - start;
-      long promptTokens = 0;
-      double prefill = 0;
-      for (Generator g : generators) {
-        GenerationStats s = g.stats();
-        promptTokens += s.promptTokens();
-        prefill += s.prefillNanos() / 1e9;
-      }
-      return new Run(List.of(out), nanos, promptTokens, prefill / threads);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IllegalStateException("interrupted while timing a trial", e);
-    } catch (java.util.concurrent.ExecutionException e) {
-      throw new IllegalStateException("a decode thread failed: " + e.getCause(), e.getCause());
-    } finally {
-      pool.shutdownNow();
-      generators.forEach(Generator::close);
+      GenerationStats s = pool.stats();
+      return new Run(out, nanos, s.promptTokens(), s.prefillNanos() / 1e9 / pool.members().size());
     }
   }
+
 
   /** Whether a finished trial beats the first repeat by {@link #PRUNE_MARGIN} in tokens/s and in latency. */
   static boolean dominated(Run first, List<double[]> finished) {

@@ -19,6 +19,7 @@ import java.util.Properties;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.Test;
+import io.sparkinfer.layout.Layout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -133,6 +134,29 @@ class SweepJobTest {
       assertThat(left.map(f -> f.getFileName().toString()).toList()).as("no half-drawn chart")
           .containsExactly("best.properties");
     }
+  }
+
+  @Test
+  void aLayoutAxisRunsEachLayoutsGeneratorsAndRecordsIt(@TempDir Path tmp) throws Exception {
+    SparkSession spark = TestSupport.spark();
+    Path out = tmp.resolve("layouts");
+    String[] args = {"--model", TestSupport.tinyModel().toString(), "--output", out.toString(), "--batch-sizes", "2",
+        "--precisions", "fp32", "--max-new-tokens", "4", "--layouts", "threads=1; replicas=2,threads=2; tp=2",
+        "--reference-precision", "none", "--run-id", "layouts"};
+    SweepJob.StudyResult result = SweepJob.run(spark, SweepOptions.parse(args, k -> null, k -> null),
+        new PrintStream(new ByteArrayOutputStream()));
+    List<Row> trials = spark.read().parquet(out.toString()).orderBy("trial").collectAsList();
+    assertThat(trials).extracting(r -> r.<String>getAs("status")).containsOnly(SweepTables.OK);
+    assertThat(trials).extracting(r -> r.<String>getAs("layout")).containsExactly("replicas=1,tp=1,pp=1,threads=1",
+        "replicas=2,tp=1,pp=1,threads=2", "replicas=1,tp=2,pp=1,threads=1");
+    assertThat(trials).extracting(r -> r.<Integer>getAs("threads")).containsExactly(1, 2, 1);
+    assertThat(trials.get(1).getList(trials.get(1).fieldIndex("tokens_per_s_samples"))).hasSize(3);
+    Properties best = new Properties();
+    best.load(new StringReader(Files.readString(out.resolve(SweepTables.REPORT_DIR).resolve("layouts")
+        .resolve("best.properties"))));
+    String bestLayout = result.best().getJavaMap(result.best().fieldIndex("params")).get("layout").toString();
+    assertThat(best.getProperty("spark.sparkinfer.layout", "replicas=1,tp=1,pp=1,threads=1"))
+        .as("the job takes the best layout").isEqualTo(Layout.parse(bestLayout).label());
   }
 
   @Test
