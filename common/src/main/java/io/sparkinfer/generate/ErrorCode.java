@@ -10,6 +10,8 @@ public final class ErrorCode {
   public static final String INVALID_REQUEST = "invalid_request";
   /** The model failed while generating for this request's batch. */
   public static final String GENERATION_FAILED = "generation_failed";
+  /** The request ran out of device memory alone (a batch of one), or with {@code --oom-retry false}. */
+  public static final String OUT_OF_MEMORY = "out_of_memory";
 
   private ErrorCode() {}
 }

@@ -12,6 +12,7 @@ public final class GenerationStats {
   private final AtomicLong decodeNanos = new AtomicLong();
   private final AtomicLong decodeSteps = new AtomicLong();
   private final AtomicLong kvCacheAllocations = new AtomicLong();
+  private final AtomicLong oomRetries = new AtomicLong();
 
   /** The totals of several generators' counters, as they are now. */
   public static GenerationStats sum(List<GenerationStats> parts) {
@@ -20,6 +21,7 @@ public final class GenerationStats {
       out.addRequests(p.requests());
       out.addBatch(p.promptTokens(), p.generatedTokens(), p.prefillNanos(), p.decodeNanos(), p.decodeSteps());
       out.kvCacheAllocations.addAndGet(p.kvCacheAllocations());
+      out.oomRetries.addAndGet(p.oomRetries());
     }
     return out;
   }
@@ -38,6 +40,15 @@ public final class GenerationStats {
 
   void addKvCacheAllocation() {
     kvCacheAllocations.incrementAndGet();
+  }
+
+  void addOomRetry() {
+    oomRetries.incrementAndGet();
+  }
+
+  /** Batches that ran out of device memory and were retried at half their width. */
+  public long oomRetries() {
+    return oomRetries.get();
   }
 
   /** Batch KV caches allocated: one per generate call, sized for its longest sequence. */

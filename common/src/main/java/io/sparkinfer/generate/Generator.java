@@ -49,6 +49,7 @@ public final class Generator implements AutoCloseable {
   private final int maxPrefillTokens;
   private final int decodeChunk;
   private final boolean profileSteps;
+  private final boolean oomRetry;
   /** Generators decoding on this device at once, this one included: {@code --batch-size auto} takes its share. */
   private volatile int deviceSharers = 1;
 
@@ -72,6 +73,7 @@ public final class Generator implements AutoCloseable {
     this.maxPrefillTokens = options.get(GeneratorOptions.MAX_PREFILL_TOKENS);
     this.decodeChunk = options.get(GeneratorOptions.DECODE_CHUNK);
     this.profileSteps = options.get(GeneratorOptions.PROFILE_STEPS);
+    this.oomRetry = options.get(GeneratorOptions.OOM_RETRY);
     this.root = NDManager.newBaseManager(device);
   }
 
@@ -119,22 +121,75 @@ public final class Generator implements AutoCloseable {
     valid.sort(Comparator.comparingInt(s -> s.promptIds.length));
     if (!valid.isEmpty()) {
       int width = batchSize > 0 ? batchSize : autoBatchSize(valid);
-      try {
-        new Batch(valid, Math.min(width, valid.size())).run();
-      } catch (RuntimeException e) {
-        LOG.warn("a batch of {} requests failed; their unfinished rows become generation_failed errors", valid.size(), e);
-        String message = "generation failed: " + e;
-        for (Sequence s : valid) {
-          if (!s.isFinished()) {
-            s.failure = Completion.error(s.request.id(), s.promptIds.length, ErrorCode.GENERATION_FAILED, message);
-          }
-        }
+      for (Sequence s : run(valid, Math.min(width, valid.size()))) {
+        out[s.index] = s.failure != null ? s.failure : s.completion();
       }
     }
-    for (Sequence s : valid) {
-      out[s.index] = s.failure != null ? s.failure : s.completion();
-    }
     return Arrays.asList(out);
+  }
+
+  /**
+   * Runs {@code sorted} in batches of {@code width}; returns each request's final sequence. When the batch runs out
+   * of device memory (and {@code --oom-retry}), its finished rows stand and the unfinished ones start again, afresh,
+   * at half the width, down to 1; other failures, and out of memory at width 1, make the unfinished rows errors.
+   */
+  private List<Sequence> run(List<Sequence> sorted, int width) {
+    try {
+      new Batch(sorted, width).run();
+      return sorted;
+    } catch (RuntimeException e) {
+      List<Sequence> done = new ArrayList<>();
+      List<Sequence> unfinished = new ArrayList<>();
+      for (Sequence s : sorted) {
+        (s.isFinished() ? done : unfinished).add(s);
+      }
+      boolean oom = isOutOfMemory(e);
+      if (oom && oomRetry && width > 1) {
+        stats.addOomRetry();
+        int half = Math.max(1, width / 2);
+        LOG.warn("out of device memory in a batch of width {}: {} unfinished request(s) start again at width {} ({})",
+            width, unfinished.size(), half, e.getMessage());
+        List<Sequence> fresh = new ArrayList<>();
+        for (Sequence s : unfinished) {
+          fresh.add(new Sequence(s.index, s.request, s.promptIds)); // a new sampler: the same tokens again
+        }
+        done.addAll(run(fresh, Math.min(half, fresh.size())));
+        return done;
+      }
+      String code = oom ? ErrorCode.OUT_OF_MEMORY : ErrorCode.GENERATION_FAILED;
+      LOG.warn("a batch of {} requests failed; its {} unfinished row(s) become {} errors", sorted.size(),
+          unfinished.size(), code, e);
+      String message = (oom ? "out of memory at batch width " + width + ": " : "generation failed: ") + e;
+      for (Sequence s : unfinished) {
+        s.failure = Completion.error(s.request.id(), s.promptIds.length, code, message);
+      }
+      return sorted;
+    }
+  }
+
+  /** Whether {@code e} (or a cause) is the device, or the JVM, running out of memory. */
+  static boolean isOutOfMemory(Throwable e) {
+    for (Throwable t = e; t != null; t = t.getCause()) {
+      if (t instanceof OutOfMemoryError
+          || (t.getMessage() != null && t.getMessage().toLowerCase(java.util.Locale.ROOT).contains("out of memory"))) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * A test's stand-in for a device too small: with the system property {@value #SIMULATED_OOM_PROPERTY} set to N,
+   * allocating a KV cache for more than N rows fails as CUDA does when out of memory. Unset in production.
+   */
+  static final String SIMULATED_OOM_PROPERTY = "sparkinfer.test.oomAboveRows";
+
+  private BatchCache allocateCache(NDManager scope, int rows, int capacity) {
+    String limit = System.getProperty(SIMULATED_OOM_PROPERTY);
+    if (limit != null && rows > Integer.parseInt(limit)) {
+      throw new ai.djl.engine.EngineException("CUDA out of memory (simulated: " + rows + " rows > " + limit + ")");
+    }
+    return backend.allocateCache(scope, rows, capacity);
   }
 
   /**
@@ -226,7 +281,7 @@ public final class Generator implements AutoCloseable {
         // slots for the longest sequence of the run, not only of the first rows: one cache (and one set of CUDA
         // graphs captured over it) serves every sequence admitted later; growing it would copy it, hold both
         // caches at once and capture the graphs again
-        BatchCache cache = backend.allocateCache(scope, width, Math.min(contextLength, capacityFor(waiting)));
+        BatchCache cache = allocateCache(scope, width, Math.min(contextLength, capacityFor(waiting)));
         stats.addKvCacheAllocation();
         try {
           while (true) {
@@ -317,7 +372,7 @@ public final class Generator implements AutoCloseable {
       }
       long start = System.nanoTime();
       try (NDManager step = scope.newSubManager();
-          BatchCache prefill = backend.allocateCache(step, k, longest)) {
+          BatchCache prefill = allocateCache(step, k, longest)) {
         ForwardBatch fb = new ForwardBatch(step.create(ids, new Shape(k, longest)),
             step.create(positions, new Shape(k, longest)), step.create(last), longest);
         NDArray logits = backend.forward(step, fb, prefill);

@@ -28,6 +28,8 @@ public final class JobMetrics implements Serializable {
   final LongAccumulator promptTokens;
   final LongAccumulator completionTokens;
   final LongAccumulator generateNanos;
+  /** Batches that ran out of device memory and were retried at half their width. */
+  final LongAccumulator oomRetries;
   /** One entry per engine load: {@code executorId \t device \t seconds \t precision \t backend}, as the engine resolved them. */
   final CollectionAccumulator<String> loads;
   /** One entry per inference task: the executor that ran it. */
@@ -43,6 +45,7 @@ public final class JobMetrics implements Serializable {
     promptTokens = sc.longAccumulator("sparkinfer.prompt_tokens");
     completionTokens = sc.longAccumulator("sparkinfer.completion_tokens");
     generateNanos = sc.longAccumulator("sparkinfer.generate_nanos");
+    oomRetries = sc.longAccumulator("sparkinfer.oom_retries");
     loads = sc.collectionAccumulator("sparkinfer.model_loads");
     executors = sc.collectionAccumulator("sparkinfer.executors");
     layouts = sc.collectionAccumulator("sparkinfer.layouts");

@@ -33,6 +33,7 @@ import org.apache.spark.sql.RowFactory;
  * @param generateSeconds time inside the engine, summed over tasks
  * @param partitions inference partitions per commit
  * @param commits output commits made (one per wave of --commit-every rows)
+ * @param oomRetries batches that ran out of device memory and were retried at half their width
  */
 public record JobResult(
     String runId,
@@ -62,7 +63,8 @@ public record JobResult(
     int commits,
     int executors,
     Map<String, Integer> loadsByExecutor,
-    double modelLoadSeconds) {
+    double modelLoadSeconds,
+    long oomRetries) {
 
   public static final String SUCCEEDED = "succeeded";
   public static final String FAILED = "failed";
@@ -98,7 +100,7 @@ public record JobResult(
         rowsPerSecond(), o.maxNewTokens(), o.get(RequestOptions.TEMPERATURE), o.get(RequestOptions.TOP_K),
         o.get(RequestOptions.TOP_P), o.get(RequestOptions.SEED), o.text(GeneratorOptions.BATCH_SIZE),
         o.maxPromptTokens(), o.values().texts(EngineOptions.ALL), partitions, commits, executors,
-        modelLoads(), loadsByExecutor, modelLoadSeconds, master, sparkVersion, ProjectVersion.get());
+        modelLoads(), loadsByExecutor, modelLoadSeconds, master, sparkVersion, ProjectVersion.get(), oomRetries);
   }
 
   /** The summary table printed when the job ends. */
@@ -109,8 +111,9 @@ public record JobResult(
         inputRows, skippedRows, rows));
     line(sb, "outcome", String.format(Locale.ROOT, "%,d ok | %,d error (%,d at planning)", okRows, errorRows,
         plannedErrorRows));
-    line(sb, "engine", String.format(Locale.ROOT, "%,d requests | %,d rows deduplicated | %d partitions x %d commit(s)",
-        requests, deduplicatedRows, partitions, commits));
+    line(sb, "engine", String.format(Locale.ROOT, "%,d requests | %,d rows deduplicated | %d partitions x %d commit(s)%s",
+        requests, deduplicatedRows, partitions, commits, oomRetries == 0 ? ""
+            : String.format(Locale.ROOT, " | %,d batch(es) out of memory, retried at half width", oomRetries)));
     line(sb, "tokens", String.format(Locale.ROOT, "%,d prompt | %,d completion", promptTokens, completionTokens));
     line(sb, "throughput", String.format(Locale.ROOT, "%.1f completion tokens/s | %.2f rows/s",
         tokensPerSecond(), rowsPerSecond()));

@@ -211,6 +211,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
     /** Runs on a generation thread, on an idle generator. */
     private Done generate(Chunk chunk) throws TranslateException, InterruptedException {
       Worker w = idle.take();
+      long oomBefore = w.generator().stats().oomRetries();
       try {
         long start = System.nanoTime();
         try (Predictor<List<GenerationRequest>, List<Completion>> predictor =
@@ -219,6 +220,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
           return new Done(chunk, completions, System.nanoTime() - start, w.device());
         }
       } finally {
+        metrics.oomRetries.add(w.generator().stats().oomRetries() - oomBefore);
         idle.add(w);
       }
     }

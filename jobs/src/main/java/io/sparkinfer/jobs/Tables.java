@@ -112,6 +112,7 @@ public final class Tables {
       field("master", DataTypes.StringType, false),
       field("spark_version", DataTypes.StringType, false),
       field("project_version", DataTypes.StringType, false),
+      field("oom_retries", DataTypes.LongType, false),
   });
 
   private static StructField field(String name, DataType type, boolean nullable) {

@@ -214,6 +214,8 @@ final class Study {
         engine = engine.withText(o, p.getValue());
       }
     }
+    // Out of memory is a trial's result: its batch is not retried smaller behind the trial's back.
+    engine = engine.with(io.sparkinfer.generate.GeneratorOptions.OOM_RETRY, false);
     // Decode threads: the threads axis (which sets the layout's threads), else the layout's.
     Layout layout = engine.get(EngineOptions.LAYOUT);
     int threads = layout.auto() ? 1 : layout.threads();
