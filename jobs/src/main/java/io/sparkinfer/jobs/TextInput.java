@@ -28,6 +28,7 @@ import org.apache.hadoop.mapreduce.lib.input.TextInputFormat;
 import org.apache.spark.api.java.JavaNewHadoopRDD;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.broadcast.Broadcast;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
@@ -120,75 +121,15 @@ final class TextInput {
     Class<TextInputFormat> lineFormat = format.splittable() ? TextInputFormat.class : wholeFiles();
     JavaNewHadoopRDD<LongWritable, Text> splits = (JavaNewHadoopRDD<LongWritable, Text>) jsc.newAPIHadoopFile(input,
         lineFormat, LongWritable.class, Text.class, conf);
-
-    spark.sparkContext().setJobDescription("sparkinfer: read " + input + " (count lines)");
-    List<Counted> counted = new ArrayList<>(splits.mapPartitionsWithInputSplit((split, lines) -> {
-      FileSplit fs = (FileSplit) split;
-      SplitSummary s = format.summarize(new Lines(lines, 1));
-      return List.of(new Counted(fs.getPath().toString(), fs.getStart(), s)).iterator();
-    }, false).collect());
-    spark.sparkContext().setJobDescription(null);
-    counted.sort(Comparator.comparing(Counted::path).thenComparingLong(Counted::start));
-
     FileLabels labels = FileLabels.of(input, conf);
-    TreeSet<String> columns = new TreeSet<>();
-    Map<String, long[]> firstLineAndRecord = new HashMap<>();
-    long records = 0;
-    long readable = 0;
-    String firstProblem = null;
-    String previousPath = null;
-    long line = 1;
-    for (Counted c : counted) {
-      if (!c.path().equals(previousPath)) {
-        line = 1;
-        previousPath = c.path();
-      }
-      SplitSummary s = c.summary();
-      String file = labels.label(c.path());
-      if (format.columnsPerFile() && s.columns() == null && s.problem() != null) {
-        throw new IllegalArgumentException("--input " + input + ": line " + s.problemLine() + " of " + file + ": "
-            + s.problem());
-      }
-      if (s.columns() != null) {
-        columns.addAll(s.columns());
-        if (format.columnsPerFile() && !s.columns().contains(promptColumn)) {
-          throw new IllegalArgumentException("--input " + input + ": " + file + " has no column '" + promptColumn
-              + "' (columns: " + String.join(", ", s.columns()) + "); name the prompt column with --prompt-column");
-        }
-      }
-      if (s.problem() != null && firstProblem == null) {
-        firstProblem = "line " + (line + s.problemLine() - 1) + " of " + file + ": " + s.problem();
-      }
-      firstLineAndRecord.put(key(c.path(), c.start()), new long[] {line, records});
-      line += s.lines();
-      records += s.records();
-      readable += s.readable();
-    }
-    if (records == 0) {
-      throw new IllegalArgumentException("--input " + input + " holds no rows"
-          + (firstProblem != null ? " (" + firstProblem + ")" : ""));
-    }
-    if (readable == 0) {
-      throw new IllegalArgumentException("--input " + input + ": none of its " + records + " rows can be read as "
-          + format.label() + " (" + firstProblem + "); is it " + format.label() + "? (--input-format)");
-    }
-    if (!columns.contains(promptColumn)) {
-      throw new IllegalArgumentException("--input " + input + " has no column '" + promptColumn + "' (columns: "
-          + String.join(", ", columns) + "); name the prompt column with --prompt-column");
-    }
-    boolean hasIdColumn = columns.contains(idColumn);
-    if (format.columnsPerFile() && hasIdColumn) {
-      for (Counted c : counted) {
-        if (c.summary().columns() != null && !c.summary().columns().contains(idColumn)) {
-          throw new IllegalArgumentException("--input " + input + ": " + labels.label(c.path()) + " has no column '"
-              + idColumn + "' that other files have (columns: " + String.join(", ", c.summary().columns()) + ")");
-        }
-      }
-    }
+    Numbering numbering = Numbering.of(count(spark, input, splits, format), labels);
+    boolean hasIdColumn = numbering.check(input, format, idColumn, promptColumn);
 
+    // one entry per split: broadcast, not sent with every task
+    Broadcast<Map<String, long[]>> firsts = jsc.broadcast(numbering.firstLineAndRecord());
     JavaRDD<Row> rows = splits.mapPartitionsWithInputSplit((split, lines) -> {
       FileSplit fs = (FileSplit) split;
-      long[] first = firstLineAndRecord.get(key(fs.getPath().toString(), fs.getStart()));
+      long[] first = firsts.value().get(key(fs.getPath().toString(), fs.getStart()));
       if (first == null) {
         throw new IllegalStateException("--input changed while the job read it: " + fs.getPath() + " at offset "
             + fs.getStart() + " was not there when its lines were counted");
@@ -197,6 +138,105 @@ final class TextInput {
           new SplitPlace(labels.label(fs.getPath().toString()), first[1], hasIdColumn));
     }, false);
     return spark.createDataFrame(rows, Tables.INPUT);
+  }
+
+  /** Pass 1: each split's summary, in (path, offset) order. */
+  private static List<Counted> count(SparkSession spark, String input, JavaNewHadoopRDD<LongWritable, Text> splits,
+      Format format) {
+    List<Counted> counted;
+    spark.sparkContext().setJobDescription("sparkinfer: read " + input + " (count lines)");
+    try {
+      counted = new ArrayList<>(splits.mapPartitionsWithInputSplit((split, lines) -> {
+        FileSplit fs = (FileSplit) split;
+        SplitSummary s = format.summarize(new Lines(lines, 1));
+        return List.of(new Counted(fs.getPath().toString(), fs.getStart(), s)).iterator();
+      }, false).collect());
+    } finally {
+      spark.sparkContext().setJobDescription(null);
+    }
+    counted.sort(Comparator.comparing(Counted::path).thenComparingLong(Counted::start));
+    return counted;
+  }
+
+  /**
+   * The splits' summaries added up: each split's first line in its file and first record in the input
+   * ({@link #key}), the columns named, the records and readable ones, the first problem met.
+   */
+  private record Numbering(List<Counted> splits, FileLabels labels, Map<String, long[]> firstLineAndRecord,
+      TreeSet<String> columns, long records, long readable, String firstProblem) {
+
+    static Numbering of(List<Counted> splits, FileLabels labels) {
+      Map<String, long[]> firsts = new HashMap<>();
+      TreeSet<String> columns = new TreeSet<>();
+      long records = 0;
+      long readable = 0;
+      String firstProblem = null;
+      String previousPath = null;
+      long line = 1;
+      for (Counted c : splits) {
+        if (!c.path().equals(previousPath)) {
+          line = 1;
+          previousPath = c.path();
+        }
+        SplitSummary s = c.summary();
+        if (s.columns() != null) {
+          columns.addAll(s.columns());
+        }
+        if (s.problem() != null && firstProblem == null) {
+          firstProblem = "line " + (line + s.problemLine() - 1) + " of " + labels.label(c.path()) + ": " + s.problem();
+        }
+        firsts.put(key(c.path(), c.start()), new long[] {line, records});
+        line += s.lines();
+        records += s.records();
+        readable += s.readable();
+      }
+      return new Numbering(splits, labels, firsts, columns, records, readable, firstProblem);
+    }
+
+    /**
+     * Checks that the input holds readable rows and the prompt column (in every file, when files name their
+     * columns); returns whether it has the id column.
+     */
+    boolean check(String input, Format format, String idColumn, String promptColumn) {
+      if (format.columnsPerFile()) {
+        checkEachFile(input, idColumn, promptColumn);
+      }
+      if (records == 0) {
+        throw new IllegalArgumentException("--input " + input + " holds no rows"
+            + (firstProblem != null ? " (" + firstProblem + ")" : ""));
+      }
+      if (readable == 0) {
+        throw new IllegalArgumentException("--input " + input + ": none of its " + records + " rows can be read as "
+            + format.label() + " (" + firstProblem + "); is it " + format.label() + "? (--input-format)");
+      }
+      if (!columns.contains(promptColumn)) {
+        throw new IllegalArgumentException("--input " + input + " has no column '" + promptColumn + "' (columns: "
+            + String.join(", ", columns) + "); name the prompt column with --prompt-column");
+      }
+      return columns.contains(idColumn);
+    }
+
+    /** Every file's header can be read and names the prompt column, and the id column if any file does. */
+    private void checkEachFile(String input, String idColumn, String promptColumn) {
+      for (Counted c : splits) {
+        SplitSummary s = c.summary();
+        String file = labels.label(c.path());
+        if (s.columns() == null && s.problem() != null) {
+          throw new IllegalArgumentException("--input " + input + ": line " + s.problemLine() + " of " + file + ": "
+              + s.problem());
+        }
+        if (s.columns() == null) {
+          continue; // no header: an empty file
+        }
+        for (String column : columns.contains(idColumn) ? List.of(promptColumn, idColumn) : List.of(promptColumn)) {
+          if (!s.columns().contains(column)) {
+            throw new IllegalArgumentException("--input " + input + ": " + file + " has no column '" + column
+                + "' (columns: " + String.join(", ", s.columns()) + ")" + (column.equals(promptColumn)
+                ? "; name the prompt column with --prompt-column" : ", which other files have"));
+          }
+        }
+      }
+    }
   }
 
   @SuppressWarnings("unchecked")

@@ -81,6 +81,21 @@ class BatchInferenceJobInputsTest {
         .isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("none of its 6 rows can be read as JSONL (line 1 of array.json: not a JSON object: ");
 
+    Path csvs = tmp.resolve("csvs");
+    try {
+      Files.createDirectories(csvs);
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+    writeLines(csvs.resolve("a.csv"), "id,prompt", "a,x");
+    writeLines(csvs.resolve("b.csv"), "id,text", "b,y");
+    assertThatThrownBy(() -> BatchInference.run(spark, TestSupport.options("--model", model, "--input",
+        csvs.toString(), "--output", tmp.resolve("o7").toString())))
+        .as("a CSV file's header is its schema: one without the prompt column is a wrong file, not bad rows")
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("--input " + csvs + ": b.csv has no column 'prompt' (columns: id, text); name the prompt column "
+            + "with --prompt-column");
+
     assertThatThrownBy(() -> BatchInference.run(spark, TestSupport.options("--model", model, "--input",
         tmp.resolve("absent.jsonl").toString(), "--output", tmp.resolve("o3").toString())))
         .hasMessageContaining("absent.jsonl: no such file or directory");
