@@ -200,14 +200,14 @@ final class RunPlan implements AutoCloseable {
         sources.computeIfAbsent(r.getString(0), k -> new ArrayList<>()).add(r.getString(1));
       }
     }
+    sources.values().forEach(at -> at.sort(null));
     List<String> examples = new ArrayList<>();
     for (Row r : bad) {
       List<String> at = sources.getOrDefault(r.getString(0), List.of());
-      at.sort(null);
       examples.add("'" + r.getString(0) + "' x" + r.getLong(1) + (at.isEmpty() ? "" : " at " + String.join(", ", at)));
     }
     throw new IllegalArgumentException("the input's ids must be unique; found " + String.join("; ", examples)
-        + " (fix the input or pick another --id-column; with an --id-column that the input lacks, rows are numbered)");
+        + " (fix the input, or pick another --id-column)");
   }
 
   @Override

@@ -130,6 +130,8 @@ class PoisonRowsTest {
     lines.raw("empty,", new Expected("empty", ErrorCode.EMPTY_PROMPT));
     lines.blank();
     lines.raw("f,while True:", new Expected("f", null));
+    lines.bytes("not-utf8,caf".getBytes(StandardCharsets.UTF_8), new byte[] {(byte) 0xC3, (byte) 0x28}, new byte[0],
+        new Expected("not-utf8", ErrorCode.INVALID_ENCODING));
     lines.write(file);
 
     String out = tmp.resolve("out").toString();
