@@ -33,11 +33,28 @@ public final class BatchInference {
   private BatchInference() {}
 
   /**
+   * What a run does with each commit's rows just before writing them: nothing, except in tests that inject a
+   * fault into a commit (a task that fails while writing it).
+   */
+  @FunctionalInterface
+  interface CommitHook {
+    CommitHook NONE = (commit, commits, answers) -> answers;
+
+    /** The rows commit {@code commit} (from 1) of {@code commits} writes. */
+    Dataset<Row> beforeWrite(int commit, int commits, Dataset<Row> answers);
+  }
+
+  /**
    * Runs the job on {@code spark}. Problems with the options, the model or the input throw
    * {@link IllegalArgumentException} before any work; a failure while running appends a {@code failed}
    * job_runs row and rethrows.
    */
   public static JobResult run(SparkSession spark, JobOptions o) {
+    return run(spark, o, CommitHook.NONE);
+  }
+
+  /** {@link #run(SparkSession, JobOptions)} with a hook on each commit's rows (fault injection in tests). */
+  static JobResult run(SparkSession spark, JobOptions o, CommitHook hook) {
     Instant started = Instant.now();
     String runId = o.runId() != null ? o.runId() : newRunId(started);
     SparkContext sc = spark.sparkContext();
@@ -69,7 +86,7 @@ public final class BatchInference {
           }
           sc.setJobDescription("sparkinfer " + runId + ": generate and write " + o.output() + " (commit " + (wave + 1)
               + "/" + plan.waves() + ")");
-          output.write(answers, wave == 0);
+          output.write(hook.beforeWrite(wave + 1, plan.waves(), answers), wave == 0);
           commits++;
         }
         progress.report(); // the final line: 100%

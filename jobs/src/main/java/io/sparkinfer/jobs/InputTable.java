@@ -1,7 +1,14 @@
 package io.sparkinfer.jobs;
 
 import static org.apache.spark.sql.functions.col;
+import static org.apache.spark.sql.functions.concat;
+import static org.apache.spark.sql.functions.is_valid_utf8;
+import static org.apache.spark.sql.functions.lit;
+import static org.apache.spark.sql.functions.make_valid_utf8;
+import static org.apache.spark.sql.functions.not;
+import static org.apache.spark.sql.functions.when;
 
+import io.sparkinfer.generate.ErrorCode;
 import io.sparkinfer.jobs.JobOptions.InputFormat;
 import java.io.IOException;
 import java.util.Arrays;
@@ -13,20 +20,35 @@ import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.sql.Column;
-import org.apache.spark.sql.DataFrameReader;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.types.ArrayType;
+import org.apache.spark.sql.types.BinaryType;
+import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.MapType;
+import org.apache.spark.sql.types.StringType;
 import org.apache.spark.sql.types.StructType;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * The job's input: a Parquet, JSONL or CSV table (a file, a directory or a glob; {@code file:}, {@code hdfs:},
- * {@code s3a:}) read as (id, prompt) strings. Its format is given or told by the file extensions; ids come
- * from {@code --id-column}, or are {@code row-<position>} when the input has no such column.
+ * {@code s3a:}) read as {@link Tables#INPUT} rows: (id, prompt) strings, or the error a row is when it cannot be
+ * read, so one bad row out of millions costs that row, not the run. Its format is given or told by the file
+ * extensions; ids come from {@code --id-column}, or are {@code row-<position>} when the input has no such column.
+ *
+ * <ul>
+ *   <li>JSONL ({@link JsonlInput}) and CSV ({@link CsvInput}) are read as numbered lines ({@link TextInput}): a
+ *       line that is not a JSON object, a CSV record that breaks the quoting rules or has too many or too few
+ *       fields, an id or prompt of the wrong type, a missing id or bytes that are not UTF-8 make an error row,
+ *       under the row's id or, when it has no readable one, {@code _line:<file>:<line>}.
+ *   <li>Parquet is read by Spark: its prompt column must be a string (a struct, array, map or number is an error
+ *       before any work: the whole column is wrong); a null id or bytes that are not UTF-8 make an error row, under
+ *       {@code _row:<file>:<row>} when the id cannot be read.
+ * </ul>
  */
 public final class InputTable {
 
@@ -35,7 +57,7 @@ public final class InputTable {
   private InputTable() {}
 
   /**
-   * The input as (id, prompt) strings.
+   * The input as {@link Tables#INPUT} rows.
    *
    * @throws IllegalArgumentException when it cannot be read or lacks the prompt column
    */
@@ -44,43 +66,75 @@ public final class InputTable {
   }
 
   /**
-   * The table at {@code input} as (id, prompt) strings: its format as given or told by the file extensions,
-   * ids from {@code idColumn} (or {@code row-<position>} without one), prompts from {@code promptColumn}.
+   * The table at {@code input} as {@link Tables#INPUT} rows: its format as given or told by the file extensions,
+   * ids from {@code idColumn} (or {@code row-<position>} without one), prompts from {@code promptColumn}; rows
+   * that cannot be read carry their error (error_code not null).
    *
-   * @throws IllegalArgumentException when it cannot be read or lacks the prompt column
+   * @throws IllegalArgumentException when it cannot be read, holds no readable row, or lacks the prompt column
    */
   public static Dataset<Row> read(SparkSession spark, String input, InputFormat inputFormat, String idColumn,
       String promptColumn, Configuration hadoopConf) {
     InputFormat format = format(input, inputFormat, hadoopConf);
-    DataFrameReader reader = spark.read();
-    Dataset<Row> df;
     try {
-      df = switch (format) {
-        case PARQUET -> reader.parquet(input);
-        case JSONL -> reader.json(input);
-        case CSV -> reader.option("header", "true").option("multiLine", "true").option("escape", "\"")
-            .csv(input);
+      return switch (format) {
+        case PARQUET -> parquet(spark, input, idColumn, promptColumn);
+        case JSONL -> TextInput.read(spark, input, new JsonlInput(idColumn, promptColumn), idColumn, promptColumn,
+            hadoopConf);
+        case CSV -> TextInput.read(spark, input, new CsvInput(idColumn, promptColumn), idColumn, promptColumn,
+            hadoopConf);
         case AUTO -> throw new IllegalStateException("the format was resolved above");
       };
-    } catch (RuntimeException e) {
+    } catch (IllegalArgumentException e) {
+      throw e;
+    } catch (Exception e) { // Spark's exceptions are checked ones in Java's eyes (SparkException)
       throw new IllegalArgumentException("--input " + input + ": cannot read it as " + format.label() + ": "
           + firstLine(e.getMessage()), e);
     }
+  }
+
+  /** A Parquet table: ids and prompts as Spark reads them, with the rows that cannot be used marked. */
+  private static Dataset<Row> parquet(SparkSession spark, String input, String idColumn, String promptColumn) {
+    Dataset<Row> df = spark.read().parquet(input);
     List<String> columns = Arrays.asList(df.columns());
     if (!columns.contains(promptColumn)) {
       throw new IllegalArgumentException("--input " + input + " has no column '" + promptColumn
           + "' (columns: " + String.join(", ", columns) + "); name the prompt column with --prompt-column");
     }
-    Column prompt = col(promptColumn).cast(DataTypes.StringType).as(Tables.PROMPT);
-    if (columns.contains(idColumn)) {
-      return df.select(col(idColumn).cast(DataTypes.StringType).as(Tables.ID), prompt);
+    DataType promptType = df.schema().apply(promptColumn).dataType();
+    if (!(promptType instanceof StringType) && !(promptType instanceof BinaryType)) {
+      throw new IllegalArgumentException("--input " + input + ": column '" + promptColumn + "' is "
+          + promptType.simpleString() + ", not a string; name the prompt column with --prompt-column");
+    }
+    boolean hasId = columns.contains(idColumn);
+    if (hasId) {
+      DataType idType = df.schema().apply(idColumn).dataType();
+      if (idType instanceof StructType || idType instanceof ArrayType || idType instanceof MapType) {
+        throw new IllegalArgumentException("--input " + input + ": column '" + idColumn + "' is "
+            + idType.simpleString() + "; ids must be strings or numbers (--id-column)");
+      }
+    }
+    Column rowNumber = col("_metadata.row_index").plus(1).cast(DataTypes.StringType);
+    Column file = col("_metadata.file_name");
+    Column source = concat(file, lit(":"), rowNumber);
+    Column where = concat(lit("row "), rowNumber, lit(" of "), file);
+    Column prompt = col(promptColumn).cast(DataTypes.StringType);
+    Column id = hasId ? col(idColumn).cast(DataTypes.StringType) : lit("");
+    Column noId = id.isNull();
+    Column notUtf8 = not(is_valid_utf8(prompt)).or(not(is_valid_utf8(id)));
+    Column code = when(noId, ErrorCode.INVALID_REQUEST).when(notUtf8, ErrorCode.INVALID_ENCODING);
+    Column message = when(noId, concat(where, lit(" has no id ('" + idColumn + "' is null)")))
+        .when(notUtf8, concat(where, lit(" is not valid UTF-8 (the bad bytes read as U+FFFD)")));
+    Column validPrompt = make_valid_utf8(prompt).as(Tables.PROMPT);
+    if (hasId) {
+      Column rowId = concat(lit(InputRows.ROW_ID), source);
+      return df.select(when(noId.or(not(is_valid_utf8(id))), rowId).otherwise(id).as(Tables.ID), validPrompt,
+          code.as(Tables.ERROR_CODE), message.as(Tables.ERROR_MESSAGE), source.as(Tables.SOURCE));
     }
     LOG.info("--input has no column '{}': ids are row-<position in the input>", idColumn);
-    StructType schema = new StructType().add(Tables.ID, DataTypes.StringType, false)
-        .add(Tables.PROMPT, DataTypes.StringType, true);
-    JavaRDD<Row> numbered = df.select(prompt).javaRDD().zipWithIndex()
-        .map(t -> RowFactory.create("row-" + t._2(), t._1().isNullAt(0) ? null : t._1().getString(0)));
-    return spark.createDataFrame(numbered, schema);
+    JavaRDD<Row> numbered = df.select(validPrompt, code, message, source).javaRDD().zipWithIndex()
+        .map(t -> RowFactory.create(InputRows.POSITION_ID + t._2(), t._1().get(0), t._1().get(1), t._1().get(2),
+            t._1().get(3)));
+    return spark.createDataFrame(numbered, Tables.INPUT);
   }
 
   /** The input's format: as given, else from the file extension (of the path, or of the files inside it). */

@@ -25,7 +25,10 @@ import org.apache.spark.sql.RowFactory;
  * @param inputRows rows read from the input
  * @param skippedRows rows whose id the output already had (--resume)
  * @param rows rows this run answered (input less skipped)
- * @param plannedErrorRows rows answered by planning with an error (empty, null or too long prompts)
+ * @param plannedErrorRows rows answered by planning with an error (empty, null or too long prompts, and the input's
+ *     unreadable rows)
+ * @param inputErrorRows rows the input could not give (a bad JSON line or CSV record, a prompt of the wrong type,
+ *     bytes that are not UTF-8, no id), answered by planning as error rows: part of {@code plannedErrorRows}
  * @param requests requests the engine ran (after deduplication)
  * @param deduplicatedRows rows answered by another row's identical greedy request
  * @param okRows rows with a completion
@@ -52,6 +55,7 @@ public record JobResult(
     long skippedRows,
     long rows,
     long plannedErrorRows,
+    long inputErrorRows,
     long requests,
     long deduplicatedRows,
     long okRows,
@@ -95,7 +99,7 @@ public record JobResult(
     JobOptions o = options;
     return RowFactory.create(runId, status, error, Timestamp.from(startedAt), Timestamp.from(finishedAt),
         wallSeconds(), o.model(), precisionLabel, deviceLabel, backendLabel, layoutLabel, o.input(),
-        o.output(), o.format().label(), o.resume(), inputRows, skippedRows, rows, plannedErrorRows, requests,
+        o.output(), o.format().label(), o.resume(), inputRows, skippedRows, rows, plannedErrorRows, inputErrorRows, requests,
         deduplicatedRows, okRows, errorRows, promptTokens, completionTokens, generateSeconds, tokensPerSecond(),
         rowsPerSecond(), o.maxNewTokens(), o.get(RequestOptions.TEMPERATURE), o.get(RequestOptions.TOP_K),
         o.get(RequestOptions.TOP_P), o.get(RequestOptions.SEED), o.text(GeneratorOptions.BATCH_SIZE),
@@ -109,8 +113,8 @@ public record JobResult(
     sb.append("sparkinfer batch inference: run ").append(runId).append(" ").append(status).append('\n');
     line(sb, "rows", String.format(Locale.ROOT, "%,d input | %,d skipped (already in output) | %,d answered",
         inputRows, skippedRows, rows));
-    line(sb, "outcome", String.format(Locale.ROOT, "%,d ok | %,d error (%,d at planning)", okRows, errorRows,
-        plannedErrorRows));
+    line(sb, "outcome", String.format(Locale.ROOT, "%,d ok | %,d error (%,d at planning, %,d unreadable input rows)",
+        okRows, errorRows, plannedErrorRows, inputErrorRows));
     line(sb, "engine", String.format(Locale.ROOT, "%,d requests | %,d rows deduplicated | %d partitions x %d commit(s)%s",
         requests, deduplicatedRows, partitions, commits, oomRetries == 0 ? ""
             : String.format(Locale.ROOT, " | %,d batch(es) out of memory, retried at half width", oomRetries)));

@@ -28,7 +28,8 @@ final class JobRunsTable {
         m.loadedBackends() != null ? m.loadedBackends() : o.text(io.sparkinfer.engine.EngineOptions.BACKEND),
         m.loadedLayouts() != null ? m.loadedLayouts() : o.text(io.sparkinfer.engine.EngineOptions.LAYOUT),
         spark.sparkContext().master(), spark.version(),
-        counts.inputRows, counts.inputRows - counts.rows, counts.rows, counts.plannedErrors, m.requests.value(),
+        counts.inputRows, counts.inputRows - counts.rows, counts.rows, counts.plannedErrors, counts.inputErrors,
+        m.requests.value(),
         Math.max(0, answeredByEngine - m.requests.value()), m.okRows.value(), errorRows, m.promptTokens.value(),
         m.completionTokens.value(), m.generateNanos.value() / 1e9, partitions, commits, m.executorCount(),
         m.loadsByExecutor(), m.loadSeconds(), m.oomRetries.value());

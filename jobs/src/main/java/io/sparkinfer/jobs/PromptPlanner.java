@@ -10,8 +10,8 @@ import org.apache.spark.sql.RowFactory;
 /**
  * Planning, on the executors: counts each prompt's tokens with the model's tokenizer and turns prompts that
  * cannot run into error rows (empty or null: {@code empty_prompt}; longer than the model's context less one,
- * or than {@code --max-prompt-tokens}: {@code prompt_too_long}). Input rows are (id, prompt); output rows
- * follow {@link Tables#PLANNED}.
+ * or than {@code --max-prompt-tokens}: {@code prompt_too_long}). Input rows follow {@link Tables#INPUT}: those the
+ * input could not give are errors already and keep their error; output rows follow {@link Tables#PLANNED}.
  */
 final class PromptPlanner implements MapPartitionsFunction<Row, Row> {
 
@@ -40,6 +40,9 @@ final class PromptPlanner implements MapPartitionsFunction<Row, Row> {
         Row r = input.next();
         String id = r.getString(0);
         String prompt = r.isNullAt(1) ? null : r.getString(1);
+        if (!r.isNullAt(2)) {
+          return RowFactory.create(id, prompt, 0, r.getString(2), r.getString(3), executorId);
+        }
         if (prompt == null) {
           return RowFactory.create(id, null, 0, ErrorCode.EMPTY_PROMPT, "the prompt is null", executorId);
         }

@@ -14,6 +14,8 @@ import static org.apache.spark.sql.functions.xxhash64;
 import io.sparkinfer.generate.FinishReason;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import org.apache.spark.sql.Column;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Encoders;
@@ -43,6 +45,8 @@ final class RunPlan implements AutoCloseable {
     long inputRows;
     long rows;
     long plannedErrors;
+    /** Planned errors that the input made: rows that could not be read (InputRows.ERROR_CODES). */
+    long inputErrors;
   }
 
   private final Dataset<Row> planned;
@@ -63,9 +67,9 @@ final class RunPlan implements AutoCloseable {
   }
 
   /**
-   * Plans the run over {@code input} (id, prompt), filling {@code counts}.
+   * Plans the run over {@code input} ({@link Tables#INPUT}), filling {@code counts}.
    *
-   * @throws IllegalArgumentException when an id is null or repeated
+   * @throws IllegalArgumentException when an id is repeated
    */
   static RunPlan make(SparkSession spark, JobOptions o, ModelLocation model, Dataset<Row> input, OutputTable output,
       String runId, Counts counts) {
@@ -79,19 +83,22 @@ final class RunPlan implements AutoCloseable {
     Dataset<Row> planned = input.mapPartitions(new PromptPlanner(model, o.maxPromptTokens()), Encoders.row(Tables.PLANNED))
         .persist(StorageLevel.MEMORY_AND_DISK());
     try {
-      Row c = planned.agg(count(lit(1)), sum(when(col(Tables.ERROR_CODE).isNotNull(), 1).otherwise(0))).first();
+      Row c = planned.agg(count(lit(1)), sum(when(col(Tables.ERROR_CODE).isNotNull(), 1).otherwise(0)),
+          sum(when(col(Tables.ERROR_CODE).isin(InputRows.ERROR_CODES.toArray()), 1).otherwise(0))).first();
       counts.rows = c.getLong(0);
       counts.plannedErrors = c.isNullAt(1) ? 0 : c.getLong(1);
+      counts.inputErrors = c.isNullAt(2) ? 0 : c.getLong(2);
       if (!resuming) {
         counts.inputRows = counts.rows;
       }
-      checkIds(planned);
+      checkIds(planned, input);
       long validRows = counts.rows - counts.plannedErrors;
       int waves = o.commitEvery() > 0 ? (int) Math.max(1, (validRows + o.commitEvery() - 1) / o.commitEvery()) : 1;
       int partitions = o.partitions() > 0 ? o.partitions()
           : defaultPartitions((validRows + waves - 1) / waves, spark.sparkContext().defaultParallelism());
-      LOG.info("run {}: {} rows to answer ({} skipped, {} planning errors), {} commit(s) of {} inference partitions",
-          runId, counts.rows, counts.inputRows - counts.rows, counts.plannedErrors, waves, partitions);
+      LOG.info("run {}: {} rows to answer ({} skipped, {} planning errors of which {} unreadable input rows), {} "
+          + "commit(s) of {} inference partitions", runId, counts.rows, counts.inputRows - counts.rows,
+          counts.plannedErrors, counts.inputErrors, waves, partitions);
       Dataset<Row> groups = null;
       if (validRows > 0) {
         Dataset<Row> valid = planned.where(col(Tables.ERROR_CODE).isNull());
@@ -172,20 +179,35 @@ final class RunPlan implements AutoCloseable {
         lit(runId).as(Tables.RUN_ID));
   }
 
-  /** Fails when an id is null or repeated: each input row must be answered exactly once under its id. */
-  private static void checkIds(Dataset<Row> planned) {
-    List<Row> bad = planned.groupBy(col(Tables.ID)).count()
-        .where(col(Tables.ID).isNull().or(col("count").gt(1))).limit(5).collectAsList();
+  /**
+   * Fails when an id is repeated: each input row is answered exactly once under its id, so two rows with one id
+   * are a mistake in the input (rows without a readable id have ids of their own, made of where they are). The
+   * message names a few repeated ids and where they are ({@code file:line}).
+   */
+  private static void checkIds(Dataset<Row> planned, Dataset<Row> input) {
+    List<Row> bad = planned.groupBy(col(Tables.ID)).count().where(col("count").gt(1)).limit(5).collectAsList();
     if (bad.isEmpty()) {
       return;
     }
+    List<String> ids = new ArrayList<>();
+    for (Row r : bad) {
+      ids.add(r.getString(0));
+    }
+    Map<String, List<String>> sources = new TreeMap<>();
+    for (Row r : input.where(col(Tables.ID).isin(ids.toArray())).select(col(Tables.ID), col(Tables.SOURCE))
+        .limit(20).collectAsList()) {
+      if (!r.isNullAt(1)) {
+        sources.computeIfAbsent(r.getString(0), k -> new ArrayList<>()).add(r.getString(1));
+      }
+    }
+    sources.values().forEach(at -> at.sort(null));
     List<String> examples = new ArrayList<>();
     for (Row r : bad) {
-      examples.add((r.isNullAt(0) ? "null" : "'" + r.getString(0) + "'") + " x" + r.getLong(1));
+      List<String> at = sources.getOrDefault(r.getString(0), List.of());
+      examples.add("'" + r.getString(0) + "' x" + r.getLong(1) + (at.isEmpty() ? "" : " at " + String.join(", ", at)));
     }
-    throw new IllegalArgumentException("the input's ids must be present and unique; found " + examples
-        + " (malformed JSON lines read as rows without an id; pick another --id-column or drop it to "
-        + "number the rows)");
+    throw new IllegalArgumentException("the input's ids must be unique; found " + String.join("; ", examples)
+        + " (fix the input, or pick another --id-column)");
   }
 
   @Override

@@ -51,6 +51,22 @@ public final class Tables {
       field(RUN_ID, DataTypes.StringType, false),
   });
 
+  // the input as read (internal)
+  /** Where an input row is: {@code <file>:<line>} (JSONL, CSV) or {@code <file>:<row>} (Parquet), 1-based. */
+  static final String SOURCE = "source";
+
+  /**
+   * The input as {@link InputTable} reads it: one row per input row, with the error that row already is when it
+   * cannot be read (a bad JSON line or CSV record, a prompt of the wrong type, invalid UTF-8, no id).
+   */
+  static final StructType INPUT = new StructType(new StructField[] {
+      field(ID, DataTypes.StringType, false),
+      field(PROMPT, DataTypes.StringType, true),
+      field(ERROR_CODE, DataTypes.StringType, true),
+      field(ERROR_MESSAGE, DataTypes.StringType, true),
+      field(SOURCE, DataTypes.StringType, true),
+  });
+
   // planning (internal)
   static final String IDS = "ids";
   static final String TIEBREAK = "tiebreak";
@@ -86,6 +102,7 @@ public final class Tables {
       field("skipped_rows", DataTypes.LongType, false),
       field("rows", DataTypes.LongType, false),
       field("planned_error_rows", DataTypes.LongType, false),
+      field("input_error_rows", DataTypes.LongType, false),
       field("requests", DataTypes.LongType, false),
       field("deduplicated_rows", DataTypes.LongType, false),
       field("ok_rows", DataTypes.LongType, false),

@@ -63,8 +63,38 @@ class BatchInferenceJobInputsTest {
     writeLines(dupes, "{\"id\": \"a\", \"prompt\": \"x\"}", "{\"id\": \"a\", \"prompt\": \"y\"}");
     assertThatThrownBy(() -> BatchInference.run(spark, TestSupport.options("--model", model, "--input",
         dupes.toString(), "--output", tmp.resolve("o2").toString())))
-        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("ids must be present and unique")
-        .hasMessageContaining("'a' x2");
+        .as("a repeated id is a mistake in the input: the job stops before any work and says where")
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("the input's ids must be unique; found "
+            + "'a' x2 at dupes.jsonl:1, dupes.jsonl:2");
+    try (var written = Files.list(tmp.resolve("o2"))) {
+      assertThat(written.map(p -> p.getFileName().toString())).as("no completions; the failed run's job_runs row")
+          .containsExactly("_job_runs");
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+
+    Path array = tmp.resolve("array.json");
+    writeLines(array, "[", "  {", "    \"id\": \"a\",", "    \"prompt\": \"x\"", "  }", "]");
+    assertThatThrownBy(() -> BatchInference.run(spark, TestSupport.options("--model", model, "--input",
+        array.toString(), "--output", tmp.resolve("o6").toString())))
+        .as("an input of which no row can be read is the wrong input, not three bad rows")
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("none of its 6 rows can be read as JSONL (line 1 of array.json: not a JSON object: ");
+
+    Path csvs = tmp.resolve("csvs");
+    try {
+      Files.createDirectories(csvs);
+    } catch (IOException e) {
+      throw new java.io.UncheckedIOException(e);
+    }
+    writeLines(csvs.resolve("a.csv"), "id,prompt", "a,x");
+    writeLines(csvs.resolve("b.csv"), "id,text", "b,y");
+    assertThatThrownBy(() -> BatchInference.run(spark, TestSupport.options("--model", model, "--input",
+        csvs.toString(), "--output", tmp.resolve("o7").toString())))
+        .as("a CSV file's header is its schema: one without the prompt column is a wrong file, not bad rows")
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessage("--input " + csvs + ": b.csv has no column 'prompt' (columns: id, text); name the prompt column "
+            + "with --prompt-column");
 
     assertThatThrownBy(() -> BatchInference.run(spark, TestSupport.options("--model", model, "--input",
         tmp.resolve("absent.jsonl").toString(), "--output", tmp.resolve("o3").toString())))

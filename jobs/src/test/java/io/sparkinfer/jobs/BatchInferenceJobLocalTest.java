@@ -227,6 +227,81 @@ class BatchInferenceJobLocalTest {
     }
   }
 
+  /**
+   * A run that dies while writing its first commit past 60% of the rows (a task of that commit fails: the fault
+   * is injected into the commit's rows, so it strikes at the same point in every run) keeps its earlier commits;
+   * {@code --resume} computes only the missing ids, and the table it leaves equals an uninterrupted run's.
+   */
+  @Test
+  void aRunKilledPastSixtyPercentResumesToTheOutputOfAnUninterruptedRun() throws java.io.IOException {
+    SparkSession spark = TestSupport.spark();
+    Map<String, String> prompts = new LinkedHashMap<>(TestSupport.referenceInput());
+    for (int i = 0; prompts.size() < 30; i++) {
+      prompts.put("f" + i, "def f" + i + "(x):\n    return x * " + i);
+    }
+    prompts.put("empty", "");
+    Path input = TestSupport.writeJsonl(tmp.resolve("in/prompts.jsonl"), prompts);
+    java.nio.file.Files.writeString(input, "{\"id\": \"bad-json\", \"prompt\": \n",
+        java.nio.file.StandardOpenOption.APPEND);
+    long inputRows = prompts.size() + 1;
+    String model = TestSupport.tinyModel().toString();
+    String[] run = {"--model", model, "--input", input.toString(), "--max-new-tokens", "" + MAX_NEW,
+        "--commit-every", "5"};
+
+    String out = tmp.resolve("killed").toString();
+    long[] committedAtCrash = {-1};
+    BatchInference.CommitHook crashPastSixtyPercent = (commit, commits, answers) -> {
+      long committed = commit == 1 ? 0 : spark.read().parquet(out).count();
+      if (committedAtCrash[0] >= 0 || committed < 0.6 * inputRows) {
+        return answers;
+      }
+      committedAtCrash[0] = committed;
+      return answers.map((org.apache.spark.api.java.function.MapFunction<Row, Row>) r -> {
+        throw new IllegalStateException("injected crash while writing commit " + commit);
+      }, org.apache.spark.sql.Encoders.row(Tables.COMPLETIONS));
+    };
+    assertThatThrownBy(() -> BatchInference.run(spark, TestSupport.options(with(run, "--output", out)),
+        crashPastSixtyPercent)).hasMessageContaining("injected crash while writing commit");
+    long committed = spark.read().parquet(out).count();
+    assertThat(committed).as("the commits before the crash are kept, and only they").isEqualTo(committedAtCrash[0]);
+    assertThat((double) committed / inputRows).as("the run died past 60%% and before the end").isBetween(0.6, 0.99);
+    Row failed = spark.read().parquet(out + "/_job_runs").first();
+    assertThat(failed.<String>getAs("status")).isEqualTo("failed");
+
+    JobResult resumed = BatchInference.run(spark, TestSupport.options(with(run, "--output", out, "--resume")));
+    assertThat(resumed.skippedRows()).isEqualTo(committed);
+    assertThat(resumed.requests()).as("only the missing ids are computed (the error rows were in the first commit)")
+        .isEqualTo(inputRows - committed);
+
+    String whole = tmp.resolve("uninterrupted").toString();
+    BatchInference.run(spark, TestSupport.options(with(run, "--output", whole)));
+    Map<String, List<Object>> expected = answers(spark, whole);
+    assertThat(expected).hasSize((int) inputRows);
+    assertThat(answers(spark, out)).as("the resumed table equals the uninterrupted run's, id for id")
+        .containsExactlyInAnyOrderEntriesOf(expected);
+  }
+
+  /** Each row's answer by id: what a rerun must reproduce (not its run, executor or timings). */
+  private static Map<String, List<Object>> answers(SparkSession spark, String table) {
+    Map<String, List<Object>> byId = new HashMap<>();
+    for (Row r : spark.read().parquet(table).collectAsList()) {
+      List<Object> answer = new ArrayList<>();
+      for (String column : List.of("prompt", "completion", "prompt_tokens", "completion_tokens", "finish_reason",
+          "error_code", "error_message")) {
+        answer.add(r.getAs(column));
+      }
+      answer.add(r.getList(r.fieldIndex("output_token_ids")));
+      assertThat(byId.put(r.getAs("id"), answer)).as("id %s once in %s", r.<String>getAs("id"), table).isNull();
+    }
+    return byId;
+  }
+
+  private static String[] with(String[] args, String... more) {
+    List<String> all = new ArrayList<>(List.of(args));
+    all.addAll(List.of(more));
+    return all.toArray(String[]::new);
+  }
+
   private static String join(long[] ids) {
     StringBuilder sb = new StringBuilder();
     for (int i = 0; i < ids.length; i++) {

@@ -209,7 +209,8 @@ public final class SweepJob {
     }
     List<String> texts = new ArrayList<>();
     for (Row r : InputTable.read(spark, input, InputFormat.AUTO, Tables.ID, Tables.PROMPT, hadoopConf)
-        .where(col(Tables.PROMPT).isNotNull().and(length(col(Tables.PROMPT)).gt(0)))
+        .where(col(Tables.ERROR_CODE).isNull().and(col(Tables.PROMPT).isNotNull())
+            .and(length(col(Tables.PROMPT)).gt(0)))
         .orderBy(rand(o.get(SweepOptions.SEED))).limit(n).collectAsList()) {
       texts.add(r.getString(1));
     }
