@@ -41,8 +41,8 @@ public final class ModelLocation implements Serializable {
    * Checks on the driver that {@code model} names a checkpoint directory, failing with a message that names it
    * and the problem. A local checkpoint is checked whole without loading it ({@link ModelCheck}: config.json,
    * safetensors headers against it, tokenizer, every file inside the directory), so a bad model fails before
-   * any Spark work; of a remote one, only that a {@code config.json} is there (executors check the rest when
-   * they load their copy).
+   * any Spark work; a remote one the same way, through a local stand-in of its files that holds the weights'
+   * headers but not their tensors ({@link ModelStandIn}).
    *
    * @param cacheDir where executors copy a remote model ({@code --model-cache}); null for java.io.tmpdir
    */
@@ -67,6 +67,13 @@ public final class ModelLocation implements Serializable {
         FileSystem fs = config.getFileSystem(hadoopConf);
         if (!fs.exists(config)) {
           throw new IllegalArgumentException("--model " + model + ": no config.json there");
+        }
+        try (ModelStandIn standIn = ModelStandIn.of(model, hadoopConf)) {
+          try {
+            ModelCheck.check(standIn.dir());
+          } catch (ModelLoadException e) {
+            throw new IllegalArgumentException("--model " + model + ": " + standIn.toRemote(e.getMessage()), e);
+          }
         }
       } catch (IOException e) {
         throw new IllegalArgumentException("--model " + model + ": cannot read it: " + e.getMessage(), e);

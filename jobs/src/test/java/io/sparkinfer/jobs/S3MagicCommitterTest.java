@@ -1,16 +1,22 @@
 package io.sparkinfer.jobs;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.sparkinfer.safetensors.SafetensorsWriter;
 import java.io.IOException;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
+import org.apache.spark.scheduler.SparkListener;
+import org.apache.spark.scheduler.SparkListenerJobStart;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 import org.gaul.s3proxy.AuthenticationType;
@@ -135,5 +141,69 @@ class S3MagicCommitterTest {
     assertThat(Arrays.stream(fs.listStatus(new org.apache.hadoop.fs.Path(out))).map(s -> s.getPath().getName()))
         .as("no magic directories left").noneMatch(n -> n.startsWith("__magic"));
     assertThat(s3.listMultipartUploads(b -> b.bucket(BUCKET)).uploads()).as("no pending multipart uploads").isEmpty();
+  }
+
+  /**
+   * A remote checkpoint is checked on the driver like a local one, from a stand-in holding its small files and its
+   * weights' headers (not their tensors), before any Spark job: the error names the remote file and the problem.
+   */
+  @Test
+  void aHostileRemoteModelIsRefusedBeforeAnySparkJobNamingTheRemoteFile() throws Exception {
+    SparkSession spark = TestSupport.spark();
+    Configuration conf = spark.sparkContext().hadoopConfiguration();
+    hadoopSettings.forEach(conf::set);
+    SQL_SETTINGS.forEach((k, v) -> spark.conf().set(k, v));
+    String root = "s3a://" + BUCKET;
+    FileSystem fs = FileSystem.get(URI.create(root), conf);
+    Path local = tmp.resolve("in.jsonl");
+    TestSupport.writeJsonl(local, TestSupport.referenceInput());
+    fs.copyFromLocalFile(new org.apache.hadoop.fs.Path(local.toUri()), new org.apache.hadoop.fs.Path(root + "/in2.jsonl"));
+
+    Path badHeader = copyOfTiny("bad-header");
+    SafetensorsWriter.writeRaw(badHeader.resolve("model.safetensors"), 1L << 40,
+        "{}".getBytes(StandardCharsets.UTF_8), new byte[16]);
+    Path manyLayers = copyOfTiny("many-layers");
+    Files.writeString(manyLayers.resolve("config.json"),
+        Files.readString(manyLayers.resolve("config.json"))
+            .replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1000000"));
+    Map<String, String> problems = Map.of(
+        "bad-header", "/models/bad-header/model.safetensors: header length 1099511627776 is outside 1..104857600",
+        "many-layers", "/models/many-layers/config.json: num_hidden_layers 1000000 is over 4096");
+
+    AtomicInteger jobs = new AtomicInteger();
+    SparkListener counter = new SparkListener() {
+      @Override
+      public void onJobStart(SparkListenerJobStart start) {
+        jobs.incrementAndGet();
+      }
+    };
+    spark.sparkContext().addSparkListener(counter);
+    try {
+      for (Map.Entry<String, String> e : problems.entrySet()) {
+        fs.copyFromLocalFile(new org.apache.hadoop.fs.Path(tmp.resolve(e.getKey()).toUri()),
+            new org.apache.hadoop.fs.Path(root + "/models/" + e.getKey()));
+        String model = root + "/models/" + e.getKey();
+        assertThatThrownBy(() -> BatchInference.run(spark, TestSupport.options(
+            "--model", model, "--input", root + "/in2.jsonl", "--output", root + "/out/" + e.getKey())))
+            .isInstanceOf(IllegalArgumentException.class)
+            .hasMessageStartingWith("--model " + model + ": " + root + e.getValue());
+      }
+      spark.sparkContext().listenerBus().waitUntilEmpty();
+    } finally {
+      spark.sparkContext().removeSparkListener(counter);
+    }
+    assertThat(jobs.get()).as("Spark jobs started").isZero();
+    assertThat(fs.exists(new org.apache.hadoop.fs.Path(root + "/out"))).as("nothing written").isFalse();
+  }
+
+  private Path copyOfTiny(String name) throws IOException {
+    Path dir = Files.createDirectories(tmp.resolve(name));
+    try (var files = Files.list(TestSupport.tinyModel())) {
+      for (Path f : files.toList()) {
+        Files.copy(f, dir.resolve(f.getFileName()));
+        dir.resolve(f.getFileName()).toFile().setWritable(true);
+      }
+    }
+    return dir;
   }
 }
