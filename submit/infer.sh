@@ -10,7 +10,8 @@
 # Spark: $SPARK_HOME/bin/spark-submit when SPARK_HOME is set (with the job jar; CPU libtorch is added
 # with --jars unless PYTORCH_LIBRARY_PATH points at a libtorch of the cluster's own); otherwise the
 # project's own Spark jars, with conf/local.properties, and --master local[*] unless given.
-# Environment: SPARKINFER_DRIVER_MEMORY (default 4g) for the driver JVM run without SPARK_HOME.
+# Environment, for the driver JVM run without SPARK_HOME: SPARKINFER_DRIVER_MEMORY (default 4g),
+# SPARKINFER_LOG_CONFIG (a log4j2 configuration; default conf/log4j2.properties).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/spark.sh"
 

@@ -174,7 +174,7 @@ sparkinfer_launch() {
     submit_args+=(--jars "$(sparkinfer_native_cpu_jar)")
   fi
   exec "$(sparkinfer_java)" "${SPARKINFER_JAVA_MODULE_OPTS[@]}" -Xmx"${SPARKINFER_DRIVER_MEMORY:-4g}" \
-    -Dai.djl.offline=true -Dlog4j2.configurationFile="$SPARKINFER_REPO/conf/log4j2.properties" \
+    -Dai.djl.offline=true -Dlog4j2.configurationFile="${SPARKINFER_LOG_CONFIG:-$SPARKINFER_REPO/conf/log4j2.properties}" \
     -cp "$classpath" org.apache.spark.deploy.SparkSubmit "${submit_args[@]}" \
     ${SPARKINFER_SPARK_ARGS[@]+"${SPARKINFER_SPARK_ARGS[@]}"} "$resource" ${SPARKINFER_JOB_ARGS[@]+"${SPARKINFER_JOB_ARGS[@]}"}
 }

@@ -68,6 +68,7 @@ public final class LlmEngine implements AutoCloseable {
     ModelConfig config = ModelConfig.load(dir);
     GenerationConfig generation = GenerationConfig.load(dir, config);
     Checkpoint checkpoint = Checkpoint.open(dir);
+    ModelWeights.check(checkpoint, config); // headers against config.json, before anything is allocated
     Layout layout = options.layout();
     List<Device> devices = options.resolveDevices(layout.auto() ? 1 : layout.devicesPerReplica());
     boolean gpu = devices.get(0).isGpu();

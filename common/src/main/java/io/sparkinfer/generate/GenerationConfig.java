@@ -3,6 +3,7 @@ package io.sparkinfer.generate;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonParseException;
 import com.google.gson.JsonParser;
+import io.sparkinfer.base.ModelFiles;
 import io.sparkinfer.base.ModelLoadException;
 import io.sparkinfer.model.ModelConfig;
 import java.io.IOException;
@@ -29,6 +30,7 @@ public record GenerationConfig(Set<Long> eosTokenIds) {
   /** Reads {@code generation_config.json} from a checkpoint directory, falling back to the model config. */
   public static GenerationConfig load(Path modelDir, ModelConfig config) {
     Path file = modelDir.resolve("generation_config.json");
+    ModelFiles.checkInside(modelDir, file);
     if (!Files.exists(file)) {
       return new GenerationConfig(new LinkedHashSet<>(config.eosTokenIds()));
     }

@@ -5,6 +5,7 @@ import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
 import com.google.gson.JsonParser;
+import io.sparkinfer.base.ModelFiles;
 import io.sparkinfer.base.ModelLoadException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -71,6 +72,17 @@ public record ModelConfig(
   /** Upper bound on {@code config.json}'s size: real configs are a few KiB. */
   static final long MAX_CONFIG_BYTES = 4L << 20;
 
+  // Upper bounds on the sizes config.json gives, far above any published model (Llama 3.1 405B: 126 layers,
+  // hidden 16,384, MLP 53,248, 128 heads, vocabulary 128,256): arrays and products are sized by these numbers
+  // before any checkpoint header can contradict them, so an absurd value is refused before anything is allocated.
+  static final int MAX_VOCAB_SIZE = 1 << 24;
+  static final int MAX_HIDDEN_SIZE = 1 << 18;
+  static final int MAX_INTERMEDIATE_SIZE = 1 << 20;
+  static final int MAX_LAYERS = 1 << 12;
+  static final int MAX_HEADS = 1 << 12;
+  static final int MAX_HEAD_DIM = 1 << 12;
+  static final int MAX_POSITION_EMBEDDINGS = 1 << 27;
+
   public ModelConfig {
     positive("vocab_size", vocabSize);
     positive("hidden_size", hiddenSize);
@@ -80,6 +92,14 @@ public record ModelConfig(
     positive("num_key_value_heads", numKeyValueHeads);
     positive("head_dim", headDim);
     positive("max_position_embeddings", maxPositionEmbeddings);
+    atMost("vocab_size", vocabSize, MAX_VOCAB_SIZE);
+    atMost("hidden_size", hiddenSize, MAX_HIDDEN_SIZE);
+    atMost("intermediate_size", intermediateSize, MAX_INTERMEDIATE_SIZE);
+    atMost("num_hidden_layers", numHiddenLayers, MAX_LAYERS);
+    atMost("num_attention_heads", numAttentionHeads, MAX_HEADS);
+    atMost("num_key_value_heads", numKeyValueHeads, MAX_HEADS);
+    atMost("head_dim", headDim, MAX_HEAD_DIM);
+    atMost("max_position_embeddings", maxPositionEmbeddings, MAX_POSITION_EMBEDDINGS);
     if (numAttentionHeads % numKeyValueHeads != 0) {
       throw new IllegalArgumentException("num_attention_heads " + numAttentionHeads
           + " is not divisible by num_key_value_heads " + numKeyValueHeads);
@@ -147,6 +167,7 @@ public record ModelConfig(
   /** Reads and validates {@code config.json} in a checkpoint directory. */
   public static ModelConfig load(Path modelDir) {
     Path file = modelDir.resolve("config.json");
+    ModelFiles.checkInside(modelDir, file);
     try {
       if (Files.size(file) > MAX_CONFIG_BYTES) {
         throw new ModelLoadException(file + " is larger than " + MAX_CONFIG_BYTES + " bytes; not a model config");
@@ -185,6 +206,7 @@ public record ModelConfig(
     int hidden = requiredInt(c, "hidden_size");
     int heads = requiredInt(c, "num_attention_heads");
     int layers = requiredInt(c, "num_hidden_layers");
+    atMost("num_hidden_layers", layers, MAX_LAYERS); // before the per-layer windows are sized by it
     int headDim;
     if (present(c, "head_dim")) {
       headDim = integer(c, "head_dim", 0);
@@ -313,6 +335,13 @@ public record ModelConfig(
   private static void positive(String name, int value) {
     if (value <= 0) {
       throw new IllegalArgumentException(name + " must be > 0, got " + value);
+    }
+  }
+
+  private static void atMost(String name, int value, int max) {
+    if (value > max) {
+      throw new IllegalArgumentException(name + " " + value + " is over " + max + ", the most this engine accepts "
+          + "(far above any published model): a corrupt or hostile config.json");
     }
   }
 

@@ -9,6 +9,7 @@ import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import io.sparkinfer.base.ModelLoadException;
 import io.sparkinfer.safetensors.Checkpoint;
+import io.sparkinfer.safetensors.SafetensorsException;
 import io.sparkinfer.safetensors.TensorInfo;
 import io.sparkinfer.safetensors.TensorLoader;
 import io.sparkinfer.torchscript.ScriptedTensors;
@@ -54,8 +55,75 @@ public final class ModelWeights implements AutoCloseable {
     this.lmHead = lmHead;
   }
 
-  /** Loads every weight of {@code config}'s model from {@code checkpoint} onto {@code device}. */
+  /**
+   * Checks from the checkpoint's headers alone that it holds every tensor {@code config} implies, in that
+   * shape and in a dtype the engine loads (F32, F16, BF16): a checkpoint that disagrees with its config.json
+   * fails here, naming the tensor and its file, before any weight is read or any device memory is taken.
+   *
+   * @throws ModelLoadException for a missing tensor, a wrong shape or a dtype that is not a float the engine loads
+   */
+  public static void check(Checkpoint checkpoint, ModelConfig config) {
+    for (Map.Entry<String, long[]> e : requiredShapes(checkpoint, config).entrySet()) {
+      TensorInfo info = checkpoint.tensor(e.getKey());
+      if (!Arrays.equals(info.shape(), e.getValue())) {
+        throw new ModelLoadException("tensor '" + e.getKey() + "' has shape " + Arrays.toString(info.shape())
+            + " but config.json implies " + Arrays.toString(e.getValue()) + " (in " + info.file() + ")");
+      }
+      if (!info.dtype().isLoadableFloat()) {
+        throw new SafetensorsException("tensor '" + e.getKey() + "' has dtype " + info.dtype()
+            + "; weights must be F32, F16 or BF16 (in " + info.file() + ")");
+      }
+    }
+  }
+
+  /**
+   * The tensors {@link #load} reads, by checkpoint name, with the shape config.json implies for each: the
+   * embedding, each layer's projections (their biases when the config has them) and norms, the final norm, and
+   * the LM head unless the embeddings are tied.
+   */
+  static Map<String, long[]> requiredShapes(Checkpoint checkpoint, ModelConfig config) {
+    long h = config.hiddenSize();
+    long q = (long) config.numAttentionHeads() * config.headDim();
+    long kv = (long) config.numKeyValueHeads() * config.headDim();
+    long inter = config.intermediateSize();
+    Map<String, long[]> shapes = new LinkedHashMap<>();
+    shapes.put(EMBED_TOKENS, new long[] {config.vocabSize(), h});
+    for (int i = 0; i < config.numHiddenLayers(); i++) {
+      String p = LayerParameter.layerPrefix(i);
+      shapes.put(p + "input_layernorm.weight", new long[] {h});
+      linear(shapes, p + "self_attn.q_proj", q, h, config.qkvBias());
+      linear(shapes, p + "self_attn.k_proj", kv, h, config.qkvBias());
+      linear(shapes, p + "self_attn.v_proj", kv, h, config.qkvBias());
+      linear(shapes, p + "self_attn.o_proj", h, q, config.oProjBias());
+      shapes.put(p + "post_attention_layernorm.weight", new long[] {h});
+      linear(shapes, p + "mlp.gate_proj", inter, h, config.mlpBias());
+      linear(shapes, p + "mlp.up_proj", inter, h, config.mlpBias());
+      linear(shapes, p + "mlp.down_proj", h, inter, config.mlpBias());
+    }
+    shapes.put(NORM, new long[] {h});
+    if (!config.tieWordEmbeddings()) {
+      if (!checkpoint.has(LM_HEAD)) {
+        throw new ModelLoadException("checkpoint " + checkpoint.dir() + " has no lm_head.weight and config.json "
+            + "does not set tie_word_embeddings");
+      }
+      shapes.put(LM_HEAD, new long[] {config.vocabSize(), h});
+    }
+    return shapes;
+  }
+
+  private static void linear(Map<String, long[]> shapes, String prefix, long out, long in, boolean bias) {
+    shapes.put(prefix + ".weight", new long[] {out, in});
+    if (bias) {
+      shapes.put(prefix + ".bias", new long[] {out});
+    }
+  }
+
+  /**
+   * Loads every weight of {@code config}'s model from {@code checkpoint} onto {@code device}, after
+   * {@link #check} has passed.
+   */
   public static ModelWeights load(Checkpoint checkpoint, ModelConfig config, Precision precision, Device device) {
+    check(checkpoint, config);
     NDManager manager = NDManager.newBaseManager(device);
     try {
       Loader l = new Loader(checkpoint, manager, precision.dataType());

@@ -4,6 +4,7 @@ import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
 import com.google.gson.JsonParser;
+import io.sparkinfer.base.ModelFiles;
 import io.sparkinfer.base.ModelLoadException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -22,7 +23,8 @@ import java.util.stream.Stream;
  * {@code model.safetensors.index.json}, or, lacking both, every {@code *.safetensors} file in it.
  *
  * <p>Only safetensors are loaded. Pickle-based weights ({@code *.bin}, {@code *.pt}, {@code *.pth}) are
- * refused: unpickling runs code chosen by whoever wrote the file.
+ * refused: unpickling runs code chosen by whoever wrote the file. Every file read must stay inside the
+ * directory ({@link ModelFiles}): no shard name with {@code ..}, no link to a file elsewhere.
  */
 public final class Checkpoint {
 
@@ -46,6 +48,7 @@ public final class Checkpoint {
     List<Path> files = weightFiles(dir);
     Map<String, TensorInfo> tensors = new LinkedHashMap<>();
     for (Path file : files) {
+      ModelFiles.checkInside(dir, file);
       for (TensorInfo t : SafetensorsFile.open(file).tensors().values()) {
         TensorInfo previous = tensors.put(t.name(), t);
         if (previous != null) {
@@ -85,6 +88,7 @@ public final class Checkpoint {
 
   private static List<Path> shardsFromIndex(Path dir, Path index) {
     JsonObject weightMap;
+    ModelFiles.checkInside(dir, index);
     try {
       if (Files.size(index) > MAX_INDEX_BYTES) {
         throw new SafetensorsException(index + " is larger than " + MAX_INDEX_BYTES + " bytes");

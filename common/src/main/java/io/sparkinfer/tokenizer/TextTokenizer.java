@@ -1,6 +1,7 @@
 package io.sparkinfer.tokenizer;
 
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import io.sparkinfer.base.ModelFiles;
 import io.sparkinfer.base.ModelLoadException;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -14,6 +15,12 @@ import java.util.Map;
  */
 public final class TextTokenizer implements AutoCloseable {
 
+  /**
+   * Upper bound on {@code tokenizer.json}'s size, checked before the native library reads it: the largest
+   * published ones (vocabularies of about 256k entries with their merges) are near 35 MB.
+   */
+  static final long MAX_TOKENIZER_BYTES = 256L << 20;
+
   private final HuggingFaceTokenizer tokenizer;
 
   private TextTokenizer(HuggingFaceTokenizer tokenizer) {
@@ -23,15 +30,23 @@ public final class TextTokenizer implements AutoCloseable {
   /** Loads {@code tokenizer.json} from a checkpoint directory. */
   public static TextTokenizer load(Path modelDir) {
     Path file = modelDir.resolve("tokenizer.json");
+    ModelFiles.checkInside(modelDir, file);
     if (!Files.isRegularFile(file)) {
       throw new ModelLoadException("no tokenizer.json in " + modelDir + " (sparkinfer needs the fast-tokenizer file)");
     }
     try {
+      long size = Files.size(file);
+      if (size > MAX_TOKENIZER_BYTES) {
+        throw new ModelLoadException(file + " has " + size + " bytes, over the " + MAX_TOKENIZER_BYTES
+            + " this engine reads: not a tokenizer, or a corrupt one");
+      }
       return new TextTokenizer(HuggingFaceTokenizer.newInstance(file, Map.of(
           "addSpecialTokens", "true",
           "truncation", "false",
           "padding", "false",
           "modelMaxLength", String.valueOf(Integer.MAX_VALUE))));
+    } catch (ModelLoadException e) {
+      throw e;
     } catch (IOException | RuntimeException e) {
       throw new ModelLoadException("cannot load " + file + ": " + e.getMessage(), e);
     }

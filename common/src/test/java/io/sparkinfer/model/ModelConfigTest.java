@@ -448,6 +448,30 @@ class ModelConfigTest {
   }
 
   @Test
+  void absurdSizesAreRejectedNamingTheFieldBeforeAnythingIsSizedByThem() {
+    // 2^31 - 1 layers would size a per-layer array of 8 GiB while parsing; the bound comes first
+    assertThatThrownBy(() -> parse("llama", o -> o.addProperty("num_hidden_layers", Integer.MAX_VALUE)))
+        .isInstanceOf(IllegalArgumentException.class)
+        .hasMessageContaining("num_hidden_layers 2147483647 is over 4096");
+    assertThatThrownBy(() -> parse("llama", o -> o.addProperty("num_hidden_layers", 1_000_000)))
+        .hasMessageContaining("num_hidden_layers 1000000 is over 4096");
+    assertThatThrownBy(() -> parse("llama", o -> o.addProperty("vocab_size", 1_000_000_000)))
+        .hasMessageContaining("vocab_size 1000000000 is over 16777216");
+    assertThatThrownBy(() -> parse("llama", o -> o.addProperty("hidden_size", 1 << 20)))
+        .hasMessageContaining("hidden_size 1048576 is over 262144");
+    assertThatThrownBy(() -> parse("llama", o -> o.addProperty("intermediate_size", 1 << 30)))
+        .hasMessageContaining("intermediate_size 1073741824 is over 1048576");
+    assertThatThrownBy(() -> parse("llama", o -> o.addProperty("head_dim", 1 << 14)))
+        .hasMessageContaining("head_dim 16384 is over 4096");
+    assertThatThrownBy(() -> parse("llama", o -> o.addProperty("num_key_value_heads", 1 << 13)))
+        .hasMessageContaining("num_key_value_heads 8192 is over 4096");
+    assertThatThrownBy(() -> parse("llama", o -> o.addProperty("max_position_embeddings", Integer.MAX_VALUE)))
+        .hasMessageContaining("max_position_embeddings 2147483647 is over 134217728");
+    assertThat(parse("llama", o -> o.addProperty("num_hidden_layers", 4096)).numHiddenLayers())
+        .as("the bound itself is accepted").isEqualTo(4096);
+  }
+
+  @Test
   void fractionalOrOverflowingIntegersAreRejectedNotTruncated() {
     assertThatThrownBy(() -> parse("llama", o -> o.addProperty("hidden_size", 64.5)))
         .isInstanceOf(IllegalArgumentException.class)

@@ -193,6 +193,40 @@ class CheckpointTest {
   }
 
   @Test
+  void aWeightsFileLinkedFromOutsideTheDirectoryIsRejected() throws IOException {
+    Path dir = model();
+    Path outside = shard1().write(root.resolve("elsewhere.safetensors"));
+    Files.createSymbolicLink(dir.resolve("model.safetensors"), outside);
+
+    assertThatThrownBy(() -> Checkpoint.open(dir))
+        .isInstanceOf(ModelLoadException.class)
+        .hasMessageContaining(dir.resolve("model.safetensors") + " resolves to " + outside.toRealPath())
+        .hasMessageContaining("outside the model directory");
+  }
+
+  @Test
+  void aShardLinkedFromOutsideTheDirectoryIsRejectedThoughTheIndexNamesItPlainly() throws IOException {
+    Path dir = model();
+    shard1().write(dir.resolve(S1));
+    Files.createSymbolicLink(dir.resolve(S2), shard2().write(root.resolve("x.safetensors")));
+    writeIndex(dir, twoShardMap());
+
+    assertThatThrownBy(() -> Checkpoint.open(dir))
+        .isInstanceOf(ModelLoadException.class)
+        .hasMessageContaining(S2 + " resolves to ")
+        .hasMessageContaining("outside the model directory");
+  }
+
+  @Test
+  void aLinkInsideTheDirectoryIsAccepted() throws IOException {
+    Path dir = model();
+    shard1().write(dir.resolve("weights-v1.safetensors"));
+    Files.createSymbolicLink(dir.resolve("model.safetensors"), Path.of("weights-v1.safetensors"));
+
+    assertThat(Checkpoint.open(dir).tensors()).containsOnlyKeys("model.embed_tokens.weight", "model.norm.weight");
+  }
+
+  @Test
   void absoluteOrNestedShardPathsAreRejected() throws IOException {
     Path dir = model();
     Path outside = shard2().write(root.resolve("x.safetensors"));

@@ -65,6 +65,7 @@ public final class BatchInference {
     Dataset<Row> input = InputTable.read(spark, o, hadoopConf);
 
     JobMetrics metrics = JobMetrics.register(sc);
+    InjectedFault fault = InjectedFault.from(sc.getConf()); // a test hook: null unless a test set its keys
     RunPlan.Counts counts = new RunPlan.Counts();
     int partitions = 0;
     int commits = 0;
@@ -77,7 +78,7 @@ public final class BatchInference {
           Dataset<Row> answers = wave == 0 ? plan.errorRows() : null;
           Dataset<Row> requests = plan.wave(wave);
           if (requests != null) {
-            Dataset<Row> inferred = requests.mapPartitions(new PartitionInference(o, model, runId, metrics),
+            Dataset<Row> inferred = requests.mapPartitions(new PartitionInference(o, model, runId, metrics, fault),
                 Encoders.row(Tables.COMPLETIONS));
             answers = answers == null ? inferred : inferred.unionByName(answers);
           }
@@ -97,8 +98,8 @@ public final class BatchInference {
       return result;
     } catch (Exception e) { // Spark's exceptions are checked ones in Java's eyes (SparkException)
       try {
-        JobRunsTable.append(spark, JobRunsTable.result(spark, o, runId, started, JobResult.FAILED, String.valueOf(e),
-            counts, metrics, partitions, commits));
+        JobRunsTable.append(spark, JobRunsTable.result(spark, o, runId, started, JobResult.FAILED,
+            FailureMessage.of(e), counts, metrics, partitions, commits));
       } catch (RuntimeException again) {
         LOG.warn("could not append the failed run to {}", o.runsTablePath(), again);
         e.addSuppressed(again);
@@ -106,7 +107,7 @@ public final class BatchInference {
       if (e instanceof RuntimeException re) {
         throw re;
       }
-      throw new JobFailedException("run " + runId + " failed: " + e.getMessage(), e);
+      throw new JobFailedException("run " + runId + " failed: " + FailureMessage.of(e), e);
     } finally {
       sc.setJobDescription(null);
       if (sc.isLocal()) {

@@ -60,7 +60,7 @@ public final class BatchInferenceJob {
       err.println("error: " + e.getMessage());
       return EXIT_USAGE;
     } catch (RuntimeException e) {
-      err.println("error: the job failed: " + e);
+      err.println("error: the job failed: " + FailureMessage.of(e));
       LOG.error("the job failed", e);
       return EXIT_FAILED;
     } finally {

@@ -3,10 +3,12 @@ package io.sparkinfer.jobs;
 import ai.djl.Device;
 import io.sparkinfer.engine.LlmEngine;
 import java.io.Serializable;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.stream.Collectors;
 import org.apache.spark.SparkContext;
 import org.apache.spark.util.CollectionAccumulator;
@@ -15,6 +17,13 @@ import org.apache.spark.util.LongAccumulator;
 /**
  * The job's counters, as Spark accumulators updated by the executors' tasks: rows answered, engine requests,
  * tokens, generation time, and every model load with the executor that performed it.
+ *
+ * <p>Each row counts once however often its task ran: Spark merges a task's accumulator updates only when the
+ * task succeeds, and a result task's only once per partition (a failed, retried, killed or speculative attempt
+ * adds nothing), and these counters are only updated in the inference tasks, which are the write's result
+ * tasks. A model load is the exception that needs help: the attempt that loaded the executor's engine may fail
+ * and its retry find the engine loaded, so a load is held in the executor's JVM until a task of the same run
+ * succeeds there and reports it ({@link #reportHeldLoads()}).
  */
 public final class JobMetrics implements Serializable {
 
@@ -37,6 +46,12 @@ public final class JobMetrics implements Serializable {
   /** One entry per inference task: the layout it ran, {@code auto} resolved. */
   final CollectionAccumulator<String> layouts;
 
+  /**
+   * Engine loads this JVM performed and no successful task has reported yet, by the id of the run's
+   * {@link #loads} accumulator (ids are unique in a JVM, so runs never take each other's loads).
+   */
+  private static final Map<Long, List<String>> HELD_LOADS = new ConcurrentHashMap<>();
+
   private JobMetrics(SparkContext sc) {
     rowsDone = sc.longAccumulator("sparkinfer.rows_done");
     requests = sc.longAccumulator("sparkinfer.requests");
@@ -57,12 +72,28 @@ public final class JobMetrics implements Serializable {
   }
 
   /**
-   * Reports an engine load (on the executor that performed it): what the engine resolved (device, precision,
-   * backend), and its seconds.
+   * Records an engine load (on the executor that performed it): what the engine resolved (device, precision,
+   * backend), and its seconds. It is held until {@link #reportHeldLoads()}.
    */
   void recordLoad(String executorId, double seconds, LlmEngine engine) {
-    loads.add(String.join("\t", executorId, deviceLabel(engine.devices()), String.format(Locale.ROOT, "%.3f", seconds),
-        engine.precision().label(), engine.backendName()));
+    String entry = String.join("\t", executorId, deviceLabel(engine.devices()), String.format(Locale.ROOT, "%.3f",
+        seconds), engine.precision().label(), engine.backendName());
+    HELD_LOADS.compute(loads.id(), (id, held) -> {
+      List<String> list = held != null ? held : new ArrayList<>();
+      list.add(entry);
+      return list;
+    });
+  }
+
+  /**
+   * Adds the loads this JVM holds for this run to the {@link #loads} accumulator: called by a task that
+   * succeeded, whose accumulator updates Spark keeps.
+   */
+  void reportHeldLoads() {
+    List<String> held = HELD_LOADS.remove(loads.id());
+    if (held != null) {
+      held.forEach(loads::add);
+    }
   }
 
   /** A DJL device as the job's options name it: {@code cpu}, {@code gpu:N}. */

@@ -1,6 +1,7 @@
 package io.sparkinfer.jobs;
 
 import io.sparkinfer.base.ModelLoadException;
+import io.sparkinfer.engine.ModelCheck;
 import java.io.IOException;
 import java.io.ObjectInputStream;
 import java.io.ObjectOutputStream;
@@ -37,8 +38,11 @@ public final class ModelLocation implements Serializable {
   }
 
   /**
-   * Checks on the driver that {@code model} names a checkpoint directory (a {@code config.json} is there),
-   * failing with a message that names it.
+   * Checks on the driver that {@code model} names a checkpoint directory, failing with a message that names it
+   * and the problem. A local checkpoint is checked whole without loading it ({@link ModelCheck}: config.json,
+   * safetensors headers against it, tokenizer, every file inside the directory), so a bad model fails before
+   * any Spark work; a remote one the same way, through a local stand-in of its files that holds the weights'
+   * headers but not their tensors ({@link ModelStandIn}).
    *
    * @param cacheDir where executors copy a remote model ({@code --model-cache}); null for java.io.tmpdir
    */
@@ -52,12 +56,24 @@ public final class ModelLocation implements Serializable {
       if (!Files.isRegularFile(dir.resolve("config.json"))) {
         throw new IllegalArgumentException("--model " + model + ": not a Hugging Face checkpoint (no config.json)");
       }
+      try {
+        ModelCheck.check(dir);
+      } catch (ModelLoadException e) {
+        throw new IllegalArgumentException("--model " + model + ": " + e.getMessage(), e);
+      }
     } else {
       org.apache.hadoop.fs.Path config = new org.apache.hadoop.fs.Path(model, "config.json");
       try {
         FileSystem fs = config.getFileSystem(hadoopConf);
         if (!fs.exists(config)) {
           throw new IllegalArgumentException("--model " + model + ": no config.json there");
+        }
+        try (ModelStandIn standIn = ModelStandIn.of(model, hadoopConf)) {
+          try {
+            ModelCheck.check(standIn.dir());
+          } catch (ModelLoadException e) {
+            throw new IllegalArgumentException("--model " + model + ": " + standIn.toRemote(e.getMessage()), e);
+          }
         }
       } catch (IOException e) {
         throw new IllegalArgumentException("--model " + model + ": cannot read it: " + e.getMessage(), e);

@@ -52,20 +52,25 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
   private final ModelLocation model;
   private final String runId;
   private final JobMetrics metrics;
+  private final InjectedFault fault; // a test hook: null unless a test asks for a fault
 
-  PartitionInference(JobOptions options, ModelLocation model, String runId, JobMetrics metrics) {
+  PartitionInference(JobOptions options, ModelLocation model, String runId, JobMetrics metrics, InjectedFault fault) {
     this.options = options;
     this.model = model;
     this.runId = runId;
     this.metrics = metrics;
+    this.fault = fault;
   }
 
   @Override
   public Iterator<Row> call(Iterator<Row> input) {
+    TaskContext task = TaskContext.get();
     if (!input.hasNext()) {
+      if (fault != null && fault.applies(task)) {
+        fault.trigger(task, 0);
+      }
       return Collections.emptyIterator();
     }
-    TaskContext task = TaskContext.get();
     String device = DeviceBinding.forTask(options.device(), task);
     String executorId = SparkEnv.get().executorId();
     ReplicaPlan plan = ReplicaPlan.of(options.engineOptions(model.localDir().toString(), device));
@@ -78,7 +83,14 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
     metrics.layouts.add(plan.layout().label());
     Pipeline pipeline = new Pipeline(input, engines, plan, executorId, task);
     if (task != null) {
+      task.addTaskCompletionListener((TaskCompletionListener) ctx -> {
+        if (!ctx.isFailed()) {
+          metrics.reportHeldLoads(); // Spark keeps the accumulator updates of a task that succeeded
+        }
+      });
       task.addTaskCompletionListener((TaskCompletionListener) ctx -> pipeline.shutdown());
+    } else {
+      metrics.reportHeldLoads();
     }
     return pipeline;
   }
@@ -116,6 +128,8 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
     private boolean closed;
     private final Deque<Future<Done>> inFlight = new ArrayDeque<>();
     private Iterator<Row> current = Collections.emptyIterator();
+    private final boolean faulty; // the test hook applies to this attempt
+    private long handed; // rows handed to the writer
 
     Pipeline(Iterator<Row> input, List<LlmEngine> engines, ReplicaPlan plan, String executorId, TaskContext task) {
       this.input = input;
@@ -130,6 +144,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       this.precisionLabel = tokenizing.precision().label();
       pool.members().forEach(m -> workers.add(new Worker(m)));
       this.idle = new ArrayBlockingQueue<>(workers.size(), false, workers);
+      this.faulty = fault != null && fault.applies(task);
     }
 
     @Override
@@ -137,11 +152,17 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       while (!current.hasNext()) {
         fill();
         if (inFlight.isEmpty()) {
+          if (faulty) {
+            fault.trigger(task, handed); // fewer rows than the fault waits for: it strikes at the end
+          }
           shutdown();
           return false;
         }
         current = rows(await(inFlight.poll())).iterator();
         fill(); // the next chunk is prepared while the writer takes this one's rows
+      }
+      if (faulty && handed >= fault.afterRows()) {
+        fault.trigger(task, handed);
       }
       return true;
     }
@@ -151,6 +172,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       if (!hasNext()) {
         throw new NoSuchElementException();
       }
+      handed++;
       return current.next();
     }
 

@@ -2,13 +2,19 @@ package io.sparkinfer.jobs;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.sparkinfer.generate.Completion;
+import io.sparkinfer.generate.SamplingParams;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Collectors;
+import org.apache.spark.scheduler.SparkListener;
+import org.apache.spark.scheduler.SparkListenerExecutorRemoved;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.AfterAll;
@@ -50,12 +56,12 @@ class LocalClusterTest {
     }
   }
 
-  @Test
-  void twoExecutorsGiveTheSameCompletionsWithOneModelLoadEach() throws IOException {
+  /** A session on the cluster, its executors running the test's build, with {@code extra} settings. */
+  private static SparkSession clusterSession(Map<String, String> extra) throws IOException {
     TestSupport.stopSpark();
     Path target = TestSupport.repo().resolve("jobs/target");
     String appClasspath = target.resolve("classes") + ":" + Files.readString(target.resolve("classpath/app.classpath")).strip();
-    SparkSession spark = SparkSession.builder()
+    SparkSession.Builder builder = SparkSession.builder()
         .master(masterUrl)
         .appName("sparkinfer-local-cluster-test")
         .config("spark.ui.enabled", "false")
@@ -68,8 +74,14 @@ class LocalClusterTest {
         // The executors run the test's build: its classes and the engine's jars (a job jar with spark-submit).
         .config("spark.executor.extraClassPath", appClasspath)
         .config("spark.executor.extraJavaOptions",
-            "-Dai.djl.offline=true -Dai.djl.pytorch.num_threads=1 -Dai.djl.pytorch.num_interop_threads=1")
-        .getOrCreate();
+            "-Dai.djl.offline=true -Dai.djl.pytorch.num_threads=1 -Dai.djl.pytorch.num_interop_threads=1");
+    extra.forEach(builder::config);
+    return builder.getOrCreate();
+  }
+
+  @Test
+  void twoExecutorsGiveTheSameCompletionsWithOneModelLoadEach() throws IOException {
+    SparkSession spark = clusterSession(Map.of());
     try {
       waitForExecutors(spark, 2);
       Map<String, String> rows = new HashMap<>(TestSupport.referenceInput());
@@ -101,6 +113,64 @@ class LocalClusterTest {
       spark.stop();
       TestSupport.stopSpark();
     }
+  }
+
+  /**
+   * An executor's JVM dies in the middle of a task (the job's test hook halts it after the task handed one row
+   * to the writer, on partition 0's first attempt): the worker starts another executor, Spark runs the lost
+   * tasks again, and the table holds each id once with the engine's completions.
+   */
+  @Test
+  void anExecutorLostMidTaskIsReplacedAndEveryIdIsWrittenOnce() throws Exception {
+    SparkSession spark = clusterSession(Map.of(InjectedFault.ACTION, "halt", InjectedFault.PARTITION, "0",
+        InjectedFault.ATTEMPTS, "first", InjectedFault.AFTER_ROWS, "1"));
+    List<String> removed = Collections.synchronizedList(new ArrayList<>());
+    spark.sparkContext().addSparkListener(new SparkListener() {
+      @Override
+      public void onExecutorRemoved(SparkListenerExecutorRemoved event) {
+        removed.add(event.executorId() + ": " + event.reason());
+      }
+    });
+    try {
+      waitForExecutors(spark, 2);
+      Map<String, String> rows = TestSupport.referenceInput();
+      Path input = TestSupport.writeJsonl(tmp.resolve("lost-in.jsonl"), rows);
+      String out = tmp.resolve("lost-out").toString();
+      JobResult result = BatchInference.run(spark, TestSupport.options("--model", TestSupport.tinyModel().toString(),
+          "--input", input.toString(), "--output", out, "--max-new-tokens", "" + BatchInferenceJobLocalTest.MAX_NEW,
+          "--partitions", "4", "--batch-size", "1"));
+
+      spark.sparkContext().listenerBus().waitUntilEmpty();
+      assertThat(removed).as("one executor was lost").hasSize(1);
+      assertThat(executorLogs()).as("the executor halted itself in the middle of partition 0's first attempt")
+          .contains("injected fault: halting this executor's JVM, partition 0, attempt 0 (stage attempt 0), after 1 rows");
+      assertThat(result.succeeded()).isTrue();
+      List<Row> written = spark.read().parquet(out).collectAsList();
+      assertThat(written).extracting(r -> r.<String>getAs("id")).as("each id once, none lost, none twice")
+          .containsExactlyInAnyOrderElementsOf(rows.keySet());
+      Map<String, Completion> expected = BatchInferenceJobLocalTest.engineCompletions(rows, SamplingParams.GREEDY, 0);
+      for (Row r : written) {
+        assertThat(r.<String>getAs("completion")).as("completion of %s", r.<String>getAs("id"))
+            .isEqualTo(expected.get(r.<String>getAs("id")).text());
+      }
+      Row run = spark.read().parquet(out + "/_job_runs").first();
+      assertThat(run.<Long>getAs("ok_rows")).as("rows counted once").isEqualTo(rows.size());
+      assertThat(run.<Long>getAs("requests")).isEqualTo(rows.size());
+    } finally {
+      spark.stop();
+      TestSupport.stopSpark();
+    }
+  }
+
+  /** What the executors the workers started wrote to stderr. */
+  private static String executorLogs() throws IOException {
+    StringBuilder sb = new StringBuilder();
+    try (var files = Files.walk(tmp.resolve("cluster"))) {
+      for (Path f : files.filter(p -> p.getFileName().toString().equals("stderr")).toList()) {
+        sb.append(Files.readString(f));
+      }
+    }
+    return sb.toString();
   }
 
   private static void waitForExecutors(SparkSession spark, int n) {

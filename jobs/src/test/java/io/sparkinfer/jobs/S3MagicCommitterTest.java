@@ -3,6 +3,7 @@ package io.sparkinfer.jobs;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.sparkinfer.safetensors.SafetensorsWriter;
 import java.io.IOException;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
@@ -12,8 +13,11 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
+import org.apache.spark.scheduler.SparkListener;
+import org.apache.spark.scheduler.SparkListenerJobStart;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 import org.gaul.s3proxy.AuthenticationType;
@@ -212,5 +216,60 @@ class S3MagicCommitterTest {
     assertThat(run.<String>getAs("status")).isEqualTo(JobResult.FAILED);
     faults.disarm();
     assertNoPendingUploads();
+  }
+
+  /**
+   * A remote checkpoint is checked on the driver like a local one, from a stand-in holding its small files and its
+   * weights' headers (not their tensors), before any Spark job: the error names the remote file and the problem.
+   */
+  @Test
+  void aHostileRemoteModelIsRefusedBeforeAnySparkJobNamingTheRemoteFile() throws Exception {
+    Path badHeader = copyOfTiny("bad-header");
+    SafetensorsWriter.writeRaw(badHeader.resolve("model.safetensors"), 1L << 40,
+        "{}".getBytes(StandardCharsets.UTF_8), new byte[16]);
+    Path manyLayers = copyOfTiny("many-layers");
+    Files.writeString(manyLayers.resolve("config.json"),
+        Files.readString(manyLayers.resolve("config.json"))
+            .replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1000000"));
+    Map<String, String> problems = Map.of(
+        "bad-header", "/models/bad-header/model.safetensors: header length 1099511627776 is outside 1..104857600",
+        "many-layers", "/models/many-layers/config.json: num_hidden_layers 1000000 is over 4096");
+
+    AtomicInteger jobs = new AtomicInteger();
+    SparkListener counter = new SparkListener() {
+      @Override
+      public void onJobStart(SparkListenerJobStart start) {
+        jobs.incrementAndGet();
+      }
+    };
+    spark.sparkContext().listenerBus().waitUntilEmpty();
+    spark.sparkContext().addSparkListener(counter);
+    try {
+      for (Map.Entry<String, String> e : problems.entrySet()) {
+        fs.copyFromLocalFile(new org.apache.hadoop.fs.Path(tmp.resolve(e.getKey()).toUri()),
+            new org.apache.hadoop.fs.Path(ROOT + "/models/" + e.getKey()));
+        String model = ROOT + "/models/" + e.getKey();
+        assertThatThrownBy(() -> BatchInference.run(spark, TestSupport.options(
+            "--model", model, "--input", ROOT + "/in/prompts.jsonl", "--output", ROOT + "/hostile/" + e.getKey())))
+            .isInstanceOf(IllegalArgumentException.class)
+            .hasMessageStartingWith("--model " + model + ": " + ROOT + e.getValue());
+      }
+      spark.sparkContext().listenerBus().waitUntilEmpty();
+    } finally {
+      spark.sparkContext().removeSparkListener(counter);
+    }
+    assertThat(jobs.get()).as("Spark jobs started").isZero();
+    assertThat(fs.exists(new org.apache.hadoop.fs.Path(ROOT + "/hostile"))).as("nothing written").isFalse();
+  }
+
+  private static Path copyOfTiny(String name) throws IOException {
+    Path dir = Files.createDirectories(tmp.resolve(name));
+    try (var files = Files.list(TestSupport.tinyModel())) {
+      for (Path f : files.toList()) {
+        Files.copy(f, dir.resolve(f.getFileName()));
+        dir.resolve(f.getFileName()).toFile().setWritable(true);
+      }
+    }
+    return dir;
   }
 }
