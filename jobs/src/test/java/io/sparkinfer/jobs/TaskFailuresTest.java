@@ -98,6 +98,7 @@ class TaskFailuresTest {
     spark.sparkContext().addSparkListener(failed);
     Path input = TestSupport.writeJsonl(tmp.resolve("in.jsonl"), rows);
     String out = tmp.resolve("out").toString();
+    ExecutorEngines.closeAll(); // an engine an earlier test left in this JVM would make this run's load none
 
     JobResult result = BatchInference.run(spark, TestSupport.options("--model", TestSupport.tinyModel().toString(),
         "--input", input.toString(), "--output", out, "--max-new-tokens", "" + MAX_NEW, "--batch-size", "2",
