@@ -1,5 +1,6 @@
 package io.sparkinfer.jobs;
 
+import io.sparkinfer.engine.EngineOptions;
 import java.time.Instant;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
@@ -48,6 +49,7 @@ public final class BatchInference {
     Dataset<Row> input = InputTable.read(spark, o, hadoopConf);
 
     JobMetrics metrics = JobMetrics.register(sc);
+    InferenceStageProfile stage = InferenceStageProfile.forRun(spark, o.inferenceGpus(), o.get(EngineOptions.LAYOUT));
     RunPlan.Counts counts = new RunPlan.Counts();
     int partitions = 0;
     int commits = 0;
@@ -60,7 +62,7 @@ public final class BatchInference {
           Dataset<Row> answers = wave == 0 ? plan.errorRows() : null;
           Dataset<Row> requests = plan.wave(wave);
           if (requests != null) {
-            Dataset<Row> inferred = requests.mapPartitions(new PartitionInference(o, model, runId, metrics),
+            Dataset<Row> inferred = stage.apply(spark, requests).mapPartitions(new PartitionInference(o, model, runId, metrics),
                 Encoders.row(Tables.COMPLETIONS));
             answers = answers == null ? inferred : inferred.unionByName(answers);
           }
