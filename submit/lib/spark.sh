@@ -44,7 +44,8 @@ sparkinfer_java() {
   fi
 }
 
-# Builds the engine, the job classes, their class path files and the job jar when any is missing. With
+# Builds the engine, the job classes, their class path files and (with --jar) the job jar when any is missing or
+# the jar is older than a compiled class. With
 # SPARKINFER_APP_CP and SPARKINFER_SPARK_CP set (a machine without Maven, e.g. a GPU machine the jars were
 # copied to), nothing is built.
 sparkinfer_ensure_build() {
@@ -53,7 +54,7 @@ sparkinfer_ensure_build() {
   fi
   if [[ -f "$SPARKINFER_JOBS_TARGET/classpath/spark.classpath" && -f "$SPARKINFER_JOBS_TARGET/classpath/app.classpath" \
         && -f "$SPARKINFER_JOBS_TARGET/classes/io/sparkinfer/jobs/BatchInferenceJob.class" \
-        && ( "${1:-}" != "--jar" || -n "$(sparkinfer_job_jar_or_empty)" ) ]]; then
+        && ( "${1:-}" != "--jar" || -n "$(sparkinfer_job_jar_current_or_empty)" ) ]]; then
     return 0
   fi
   echo "building sparkinfer (mvn package -DskipTests -pl jobs -am; once) ..." >&2
@@ -63,6 +64,20 @@ sparkinfer_ensure_build() {
 
 sparkinfer_job_jar_or_empty() {
   ls "$SPARKINFER_JOBS_TARGET"/sparkinfer-jobs-*-job.jar 2>/dev/null | head -n 1
+}
+
+# The job jar when no class of the engine or the job was compiled after it (a stale jar would ship old code to
+# executors); empty otherwise.
+sparkinfer_job_jar_current_or_empty() {
+  local jar dir
+  jar="$(sparkinfer_job_jar_or_empty)"
+  [[ -n "$jar" ]] || return 0
+  for dir in "$SPARKINFER_JOBS_TARGET/classes" "$SPARKINFER_REPO/common/target/classes"; do
+    if [[ -d "$dir" && -n "$(find "$dir" -type f -name "*.class" -newer "$jar" -print -quit)" ]]; then
+      return 0
+    fi
+  done
+  echo "$jar"
 }
 
 # What a Spark installation provides: Spark, Hadoop, hadoop-aws and its AWS SDK ($SPARKINFER_SPARK_CP if set).

@@ -62,8 +62,8 @@ public final class BatchInference {
           Dataset<Row> answers = wave == 0 ? plan.errorRows() : null;
           Dataset<Row> requests = plan.wave(wave);
           if (requests != null) {
-            Dataset<Row> inferred = stage.apply(spark, requests).mapPartitions(new PartitionInference(o, model, runId, metrics),
-                Encoders.row(Tables.COMPLETIONS));
+            Dataset<Row> inferred = stage.apply(spark, requests)
+                .mapPartitions(new PartitionInference(o, model, runId, metrics), Encoders.row(Tables.COMPLETIONS));
             answers = answers == null ? inferred : inferred.unionByName(answers);
           }
           if (answers == null || (counts.rows == 0 && output.hasData())) {

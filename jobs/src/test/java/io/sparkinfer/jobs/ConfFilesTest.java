@@ -199,7 +199,8 @@ class ConfFilesTest {
     }
     String rapids = pomProperty(TestSupport.repo().resolve("jobs/pom.xml"), "rapids.version");
     assertThat(load("gpu-cluster.properties").get("spark.jars"))
-        .as("the RAPIDS jar the tests check (RapidsExplainOnlyTest)").endsWith("rapids-4-spark_2.13-" + rapids + ".jar");
+        .as("the RAPIDS jar the tests check (RapidsExplainOnlyTest)")
+        .endsWith("rapids-4-spark_2.13-" + rapids + ".jar");
   }
 
   @Test

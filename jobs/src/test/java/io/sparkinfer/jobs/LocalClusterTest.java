@@ -152,7 +152,7 @@ class LocalClusterTest {
         .isEqualTo(spark.read().parquet(out).select("id", "completion").orderBy("id").collectAsList());
   }
 
-  /** Every file under the archive's lib/ is the jar's entry of that name under pytorch/cpu/linux-x86_64/, byte for byte. */
+  /** Every file under the archive's lib/ is the jar's entry of that name (pytorch/cpu/linux-x86_64/), unmodified. */
   private static void assertArchiveHoldsTheJarsLibrariesUnmodified(Path archive) throws IOException {
     Path unpacked = Files.createDirectories(tmp.resolve("natives/unpacked"));
     Shell.Result untar = Shell.run(Map.of(), 120, List.of("tar", "-C", unpacked.toString(), "-xf", archive.toString()));
