@@ -227,7 +227,8 @@ sparkinfer_natives_setup() {
   if [[ "$master" == local* ]]; then
     dir="$SPARKINFER_JOBS_TARGET/natives/$(basename "$archive")-$(stat -c %s-%Y "$archive")"
     if [[ ! -f "$dir/lib/libtorch.so" ]]; then
-      rm -rf "$dir" && mkdir -p "$dir"
+      rm -rf "$SPARKINFER_JOBS_TARGET/natives/$(basename "$archive")"-* # older copies of an archive of that name
+      mkdir -p "$dir"
       case "$archive" in
         *.zip) (cd "$dir" && if command -v unzip >/dev/null 2>&1; then unzip -q "$archive";
           else "$(dirname "$(readlink -f "$(sparkinfer_java)")")/jar" xf "$archive"; fi) ;;
