@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Batch inference with Spark: completes every prompt of a table and writes the completions table.
 #
-#   submit/infer.sh [--master URL] [--conf K=V]... [--properties-file F] [job options]
+#   submit/infer.sh [--master URL] [--conf K=V]... [--properties-file F]... [--natives ARCHIVE] [job options]
+#
+# --properties-file may be repeated: the files apply in order, later keys winning. --natives ARCHIVE ships
+# libtorch made by submit/package-natives.sh (spark-submit --archives ARCHIVE#libtorch, with the executors'
+# PYTORCH_LIBRARY_PATH/VERSION/FLAVOR and DJL_OFFLINE set; on a local master the driver loads it).
 #
 # With no options it runs the demo: the demo checkpoint over jobs/demo/prompts.jsonl on local[*], writing
 # under target/demo/. Job options (--model --input --output --format --max-new-tokens --temperature

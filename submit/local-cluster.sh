@@ -10,7 +10,8 @@
 # Then: submit/infer.sh --master spark://127.0.0.1:7077 ...
 # Environment: SPARKINFER_CLUSTER_DIR (logs, pids, work dirs; default target/local-cluster),
 # SPARKINFER_MASTER_PORT (7077), SPARKINFER_WORKERS (2), SPARKINFER_WORKER_CORES (1),
-# SPARKINFER_WORKER_MEMORY (2g).
+# SPARKINFER_WORKER_MEMORY (2g), SPARKINFER_WORKER_GPUS (0: GPUs each worker offers, found by
+# submit/lib/gpu-discovery.sh through nvidia-smi; with several workers on one machine each offers the same ones).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/spark.sh"
 
@@ -19,6 +20,7 @@ port="${SPARKINFER_MASTER_PORT:-7077}"
 workers="${SPARKINFER_WORKERS:-2}"
 cores="${SPARKINFER_WORKER_CORES:-1}"
 memory="${SPARKINFER_WORKER_MEMORY:-2g}"
+gpus="${SPARKINFER_WORKER_GPUS:-0}"
 url="spark://127.0.0.1:$port"
 
 alive() {
@@ -61,19 +63,25 @@ start() {
   echo $! > "$dir/master.pid"
   wait_for_log "$dir/logs/master.log" 1 "I have been elected leader" 60 "$dir/master.pid" || { stop; exit 1; }
 
+  local worker_opts=()
+  if [[ "$gpus" != 0 ]]; then
+    [[ "$gpus" =~ ^[0-9]+$ ]] || { echo "error: SPARKINFER_WORKER_GPUS must be a number, got '$gpus'" >&2; stop; exit 2; }
+    worker_opts=(-Dspark.worker.resource.gpu.amount="$gpus"
+      -Dspark.worker.resource.gpu.discoveryScript="$SPARKINFER_REPO/submit/lib/gpu-discovery.sh")
+  fi
   local i
   for ((i = 1; i <= workers; i++)); do
     mkdir -p "$dir/work-$i" "$dir/tmp-$i"
     # The worker builds executor commands from SPARK_HOME/jars; SPARK_SCALA_VERSION spares it a build dir.
     SPARK_HOME="$home" SPARK_SCALA_VERSION=2.13 SPARK_LOCAL_DIRS="$dir/tmp-$i" \
-      "$java" "${opts[@]}" -cp "$home/conf:$home/jars/*" \
+      "$java" "${opts[@]}" ${worker_opts[@]+"${worker_opts[@]}"} -cp "$home/conf:$home/jars/*" \
       org.apache.spark.deploy.worker.Worker --host 127.0.0.1 --cores "$cores" --memory "$memory" \
       --work-dir "$dir/work-$i" --webui-port 0 "$url" \
       > "$dir/logs/worker-$i.log" 2>&1 &
     echo $! > "$dir/worker-$i.pid"
   done
   wait_for_log "$dir/logs/master.log" "$workers" "Registering worker" 90 "$dir/master.pid" || { stop; exit 1; }
-  echo "standalone cluster up: $workers workers x $cores core(s), $memory; logs in $dir/logs" >&2
+  echo "standalone cluster up: $workers workers x $cores core(s), $memory, $gpus GPU(s); logs in $dir/logs" >&2
   echo "$url"
 }
 

@@ -44,7 +44,8 @@ sparkinfer_java() {
   fi
 }
 
-# Builds the engine, the job classes, their class path files and the job jar when any is missing. With
+# Builds the engine, the job classes, their class path files and (with --jar) the job jar when any is missing or
+# the jar is older than a compiled class. With
 # SPARKINFER_APP_CP and SPARKINFER_SPARK_CP set (a machine without Maven, e.g. a GPU machine the jars were
 # copied to), nothing is built.
 sparkinfer_ensure_build() {
@@ -53,7 +54,7 @@ sparkinfer_ensure_build() {
   fi
   if [[ -f "$SPARKINFER_JOBS_TARGET/classpath/spark.classpath" && -f "$SPARKINFER_JOBS_TARGET/classpath/app.classpath" \
         && -f "$SPARKINFER_JOBS_TARGET/classes/io/sparkinfer/jobs/BatchInferenceJob.class" \
-        && ( "${1:-}" != "--jar" || -n "$(sparkinfer_job_jar_or_empty)" ) ]]; then
+        && ( "${1:-}" != "--jar" || -n "$(sparkinfer_job_jar_current_or_empty)" ) ]]; then
     return 0
   fi
   echo "building sparkinfer (mvn package -DskipTests -pl jobs -am; once) ..." >&2
@@ -63,6 +64,20 @@ sparkinfer_ensure_build() {
 
 sparkinfer_job_jar_or_empty() {
   ls "$SPARKINFER_JOBS_TARGET"/sparkinfer-jobs-*-job.jar 2>/dev/null | head -n 1
+}
+
+# The job jar when no class of the engine or the job was compiled after it (a stale jar would ship old code to
+# executors); empty otherwise.
+sparkinfer_job_jar_current_or_empty() {
+  local jar dir
+  jar="$(sparkinfer_job_jar_or_empty)"
+  [[ -n "$jar" ]] || return 0
+  for dir in "$SPARKINFER_JOBS_TARGET/classes" "$SPARKINFER_REPO/common/target/classes"; do
+    if [[ -d "$dir" && -n "$(find "$dir" -type f -name "*.class" -newer "$jar" -print -quit)" ]]; then
+      return 0
+    fi
+  done
+  echo "$jar"
 }
 
 # What a Spark installation provides: Spark, Hadoop, hadoop-aws and its AWS SDK ($SPARKINFER_SPARK_CP if set).
@@ -106,24 +121,57 @@ sparkinfer_spark_home() {
   echo "$home"
 }
 
-# Splits a launcher's command line: Spark's own options (--master, --conf K=V, --properties-file F) into
-# SPARKINFER_MASTER, SPARKINFER_PROPS and the array SPARKINFER_SPARK_ARGS; -h/--help into SPARKINFER_HELP=1;
-# everything else, in order, into the array SPARKINFER_JOB_ARGS.
+# Splits a launcher's command line: Spark's own options (--master, --conf K=V, --properties-file F, repeatable:
+# later files win) into SPARKINFER_MASTER, SPARKINFER_PROPS and the array SPARKINFER_SPARK_ARGS; --natives ARCHIVE into
+# SPARKINFER_NATIVES; -h/--help into SPARKINFER_HELP=1; everything else, in order, into the array
+# SPARKINFER_JOB_ARGS.
 sparkinfer_parse_args() {
-  SPARKINFER_MASTER="" SPARKINFER_PROPS="" SPARKINFER_HELP=0
+  SPARKINFER_MASTER="" SPARKINFER_PROPS="" SPARKINFER_HELP=0 SPARKINFER_NATIVES=""
   SPARKINFER_SPARK_ARGS=() SPARKINFER_JOB_ARGS=()
+  local files=()
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --master) [[ $# -ge 2 ]] || sparkinfer_die "--master needs a value"; SPARKINFER_MASTER="$2"; shift 2 ;;
       --master=*) SPARKINFER_MASTER="${1#*=}"; shift ;;
       --conf) [[ $# -ge 2 ]] || sparkinfer_die "--conf needs K=V"; SPARKINFER_SPARK_ARGS+=(--conf "$2"); shift 2 ;;
       --conf=*) SPARKINFER_SPARK_ARGS+=(--conf "${1#*=}"); shift ;;
-      --properties-file) [[ $# -ge 2 ]] || sparkinfer_die "--properties-file needs a file"; SPARKINFER_PROPS="$2"; shift 2 ;;
-      --properties-file=*) SPARKINFER_PROPS="${1#*=}"; shift ;;
+      --properties-file) [[ $# -ge 2 ]] || sparkinfer_die "--properties-file needs a file"; files+=("$2"); shift 2 ;;
+      --properties-file=*) files+=("${1#*=}"); shift ;;
+      --natives) [[ $# -ge 2 ]] || sparkinfer_die "--natives needs an archive (submit/package-natives.sh)"; SPARKINFER_NATIVES="$2"; shift 2 ;;
+      --natives=*) SPARKINFER_NATIVES="${1#*=}"; shift ;;
       -h|--help) SPARKINFER_HELP=1; shift ;;
       *) SPARKINFER_JOB_ARGS+=("$1"); shift ;;
     esac
   done
+  if [[ ${#files[@]} -gt 0 ]]; then
+    SPARKINFER_PROPS="$(sparkinfer_merge_properties "${files[@]}")" || exit 2
+  fi
+}
+
+# The one properties file spark-submit takes, for one or more --properties-file: the file itself, or for several
+# their concatenation (a key of a later file wins, as java.util.Properties reads it), written once per content
+# under ${TMPDIR:-/tmp}/sparkinfer-UID/. Prints its path.
+sparkinfer_merge_properties() {
+  local f
+  for f in "$@"; do
+    [[ -f "$f" ]] || sparkinfer_die "--properties-file $f: no such file"
+  done
+  if [[ $# -eq 1 ]]; then
+    echo "$1"
+    return 0
+  fi
+  local dir="${TMPDIR:-/tmp}/sparkinfer-$(id -u)" merged
+  mkdir -p "$dir"
+  merged="$dir/properties-$(cat "$@" | sha1sum | cut -c1-16).properties"
+  {
+    echo "# merged by submit/ from: $*"
+    for f in "$@"; do
+      echo "# --- $f"
+      cat "$f"
+      echo
+    done
+  } > "$merged"
+  echo "$merged"
 }
 
 # Whether SPARKINFER_JOB_ARGS has the option NAME (--NAME or --NAME=...).
@@ -144,37 +192,97 @@ sparkinfer_help() {
   "$(sparkinfer_java)" -cp "$(sparkinfer_app_classpath):$(sparkinfer_spark_classpath)" "$main" --help
 }
 
+# Prints the libtorch.properties of a submit/package-natives.sh archive (.tar.gz, .tgz, .tar or .zip).
+sparkinfer_natives_properties() {
+  local archive="$1" tmp
+  case "$archive" in
+    *.zip)
+      tmp="$(mktemp -d)"
+      (cd "$tmp" && if command -v unzip >/dev/null 2>&1; then unzip -q "$archive" libtorch.properties;
+        else "$(dirname "$(readlink -f "$(sparkinfer_java)")")/jar" xf "$archive" libtorch.properties; fi) 2>/dev/null || true
+      cat "$tmp/libtorch.properties" 2>/dev/null || true
+      rm -rf "$tmp" ;;
+    *) tar -xOf "$archive" libtorch.properties 2>/dev/null || true ;;
+  esac
+}
+
+# With --natives ARCHIVE: the spark-submit arguments that ship it (SPARKINFER_NATIVES_ARGS) and, for a local
+# master (where the driver runs the tasks), PYTORCH_LIBRARY_PATH/VERSION/FLAVOR exported for the driver JVM,
+# pointing at a copy unpacked under jobs/target/natives. Executors find it as ./libtorch (--archives ARCHIVE#libtorch).
+sparkinfer_natives_setup() {
+  local master="$1" archive props version flavor dir
+  SPARKINFER_NATIVES_ARGS=()
+  [[ -n "$SPARKINFER_NATIVES" ]] || return 0
+  [[ -f "$SPARKINFER_NATIVES" ]] || sparkinfer_die "--natives $SPARKINFER_NATIVES: no such file"
+  archive="$(cd "$(dirname "$SPARKINFER_NATIVES")" && pwd)/$(basename "$SPARKINFER_NATIVES")"
+  case "$archive" in
+    *.tar.gz|*.tgz|*.tar|*.zip) ;;
+    *) sparkinfer_die "--natives $SPARKINFER_NATIVES: must be a .tar.gz, .tgz, .tar or .zip of submit/package-natives.sh" ;;
+  esac
+  props="$(sparkinfer_natives_properties "$archive")"
+  version="$(sed -n 's/^version=//p' <<< "$props")"
+  flavor="$(sed -n 's/^flavor=//p' <<< "$props")"
+  [[ -n "$version" && -n "$flavor" ]] \
+    || sparkinfer_die "--natives $SPARKINFER_NATIVES: no libtorch.properties with version and flavor in it (make it with submit/package-natives.sh)"
+  if [[ "$master" == local* ]]; then
+    dir="$SPARKINFER_JOBS_TARGET/natives/$(basename "$archive")-$(stat -c %s-%Y "$archive")"
+    if [[ ! -f "$dir/lib/libtorch.so" ]]; then
+      rm -rf "$SPARKINFER_JOBS_TARGET/natives/$(basename "$archive")"-* # older copies of an archive of that name
+      mkdir -p "$dir"
+      case "$archive" in
+        *.zip) (cd "$dir" && if command -v unzip >/dev/null 2>&1; then unzip -q "$archive";
+          else "$(dirname "$(readlink -f "$(sparkinfer_java)")")/jar" xf "$archive"; fi) ;;
+        *) tar -C "$dir" -xf "$archive" ;;
+      esac
+    fi
+    export PYTORCH_LIBRARY_PATH="$dir/lib" PYTORCH_VERSION="$version" PYTORCH_FLAVOR="$flavor"
+  else
+    # Relative to each executor's working directory, where Spark unpacks the archive as ./libtorch.
+    SPARKINFER_NATIVES_ARGS=(--archives "$archive#libtorch"
+      --conf spark.executorEnv.PYTORCH_LIBRARY_PATH=libtorch/lib
+      --conf spark.executorEnv.PYTORCH_VERSION="$version"
+      --conf spark.executorEnv.PYTORCH_FLAVOR="$flavor"
+      --conf spark.executorEnv.DJL_OFFLINE=true)
+  fi
+}
+
 # Runs MAIN_CLASS with SPARKINFER_JOB_ARGS on Spark: $SPARK_HOME/bin/spark-submit with the job jar when
-# SPARK_HOME is set (CPU libtorch added with --jars unless PYTORCH_LIBRARY_PATH is set); otherwise the project's
-# own Spark jars, conf/local.properties and --master local[*] unless given. Does not return.
+# SPARK_HOME is set (CPU libtorch added with --jars unless PYTORCH_LIBRARY_PATH or --natives is set); otherwise the
+# project's own Spark jars, conf/local.properties and --master local[*] unless given. With --natives ARCHIVE,
+# libtorch comes from the archive (sparkinfer_natives_setup) and no CPU libtorch jar is added. Does not return.
 sparkinfer_launch() {
   local main="$1" submit_args resource master props classpath
   if [[ -n "${SPARK_HOME:-}" ]]; then
     sparkinfer_ensure_build --jar
+    sparkinfer_natives_setup "$SPARKINFER_MASTER"
     submit_args=(--class "$main")
     [[ -n "$SPARKINFER_MASTER" ]] && submit_args+=(--master "$SPARKINFER_MASTER")
     [[ -n "$SPARKINFER_PROPS" ]] && submit_args+=(--properties-file "$SPARKINFER_PROPS")
-    if [[ -z "${PYTORCH_LIBRARY_PATH:-}" ]]; then
+    if [[ -z "${PYTORCH_LIBRARY_PATH:-}" && -z "$SPARKINFER_NATIVES" ]]; then
       submit_args+=(--jars "$(sparkinfer_native_cpu_jar)")
     fi
-    exec "$SPARK_HOME/bin/spark-submit" "${submit_args[@]}" ${SPARKINFER_SPARK_ARGS[@]+"${SPARKINFER_SPARK_ARGS[@]}"} \
+    exec "$SPARK_HOME/bin/spark-submit" "${submit_args[@]}" ${SPARKINFER_NATIVES_ARGS[@]+"${SPARKINFER_NATIVES_ARGS[@]}"} \
+      ${SPARKINFER_SPARK_ARGS[@]+"${SPARKINFER_SPARK_ARGS[@]}"} \
       "$(sparkinfer_job_jar_or_empty)" ${SPARKINFER_JOB_ARGS[@]+"${SPARKINFER_JOB_ARGS[@]}"}
   fi
   sparkinfer_ensure_build
   master="${SPARKINFER_MASTER:-local[*]}"
   props="${SPARKINFER_PROPS:-$SPARKINFER_REPO/conf/local.properties}"
+  sparkinfer_natives_setup "$master"
   classpath="$(sparkinfer_app_classpath):$(sparkinfer_spark_classpath)"
   submit_args=(--master "$master" --properties-file "$props" --class "$main")
   if [[ "$master" == local* ]]; then
     resource="spark-internal" # the driver is the executor: the job's classes are on its class path already
   else
-    # A cluster (e.g. submit/local-cluster.sh): its executors get the job jar and CPU libtorch from the driver.
+    # A cluster (e.g. submit/local-cluster.sh): its executors get the job jar, and CPU libtorch unless --natives
+    # ships one, from the driver.
     sparkinfer_ensure_build --jar
     resource="$(sparkinfer_job_jar_or_empty)"
-    submit_args+=(--jars "$(sparkinfer_native_cpu_jar)")
+    [[ -n "$SPARKINFER_NATIVES" ]] || submit_args+=(--jars "$(sparkinfer_native_cpu_jar)")
   fi
   exec "$(sparkinfer_java)" "${SPARKINFER_JAVA_MODULE_OPTS[@]}" -Xmx"${SPARKINFER_DRIVER_MEMORY:-4g}" \
     -Dai.djl.offline=true -Dlog4j2.configurationFile="${SPARKINFER_LOG_CONFIG:-$SPARKINFER_REPO/conf/log4j2.properties}" \
     -cp "$classpath" org.apache.spark.deploy.SparkSubmit "${submit_args[@]}" \
+    ${SPARKINFER_NATIVES_ARGS[@]+"${SPARKINFER_NATIVES_ARGS[@]}"} \
     ${SPARKINFER_SPARK_ARGS[@]+"${SPARKINFER_SPARK_ARGS[@]}"} "$resource" ${SPARKINFER_JOB_ARGS[@]+"${SPARKINFER_JOB_ARGS[@]}"}
 }

@@ -1,5 +1,6 @@
 package io.sparkinfer.jobs;
 
+import io.sparkinfer.engine.EngineOptions;
 import java.time.Instant;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
@@ -66,6 +67,7 @@ public final class BatchInference {
 
     JobMetrics metrics = JobMetrics.register(sc);
     InjectedFault fault = InjectedFault.from(sc.getConf()); // a test hook: null unless a test set its keys
+    InferenceStageProfile stage = InferenceStageProfile.forRun(spark, o.inferenceGpus(), o.get(EngineOptions.LAYOUT));
     RunPlan.Counts counts = new RunPlan.Counts();
     int partitions = 0;
     int commits = 0;
@@ -78,8 +80,8 @@ public final class BatchInference {
           Dataset<Row> answers = wave == 0 ? plan.errorRows() : null;
           Dataset<Row> requests = plan.wave(wave);
           if (requests != null) {
-            Dataset<Row> inferred = requests.mapPartitions(new PartitionInference(o, model, runId, metrics, fault),
-                Encoders.row(Tables.COMPLETIONS));
+            Dataset<Row> inferred = stage.apply(spark, requests)
+                .mapPartitions(new PartitionInference(o, model, runId, metrics, fault), Encoders.row(Tables.COMPLETIONS));
             answers = answers == null ? inferred : inferred.unionByName(answers);
           }
           if (answers == null || (counts.rows == 0 && output.hasData())) {

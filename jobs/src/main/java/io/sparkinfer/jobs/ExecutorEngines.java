@@ -71,7 +71,8 @@ public final class ExecutorEngines {
         }
         double seconds = (System.nanoTime() - start) / 1e9;
         int n = LOADS.incrementAndGet();
-        LOG.info("loaded {} in {} s (load #{} in this JVM)", engine.describe(), String.format("%.2f", seconds), n);
+        LOG.info("loaded {} in {} s (load #{} in this JVM; libtorch from {})", engine.describe(),
+            String.format("%.2f", seconds), n, JobMetrics.libtorchDir());
         slot.value = engine;
         onLoad.loaded(key, engine, seconds);
       }

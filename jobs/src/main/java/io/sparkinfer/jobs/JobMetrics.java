@@ -39,7 +39,10 @@ public final class JobMetrics implements Serializable {
   final LongAccumulator generateNanos;
   /** Batches that ran out of device memory and were retried at half their width. */
   final LongAccumulator oomRetries;
-  /** One entry per engine load: {@code executorId \t device \t seconds \t precision \t backend}, as the engine resolved them. */
+  /**
+   * One entry per engine load: {@code executorId \t device \t seconds \t precision \t backend \t libtorch}, as the
+   * engine resolved them ({@code libtorch}: the directory DJL loaded libtorch from in that JVM).
+   */
   final CollectionAccumulator<String> loads;
   /** One entry per inference task: the executor that ran it. */
   final CollectionAccumulator<String> executors;
@@ -77,7 +80,7 @@ public final class JobMetrics implements Serializable {
    */
   void recordLoad(String executorId, double seconds, LlmEngine engine) {
     String entry = String.join("\t", executorId, deviceLabel(engine.devices()), String.format(Locale.ROOT, "%.3f",
-        seconds), engine.precision().label(), engine.backendName());
+        seconds), engine.precision().label(), engine.backendName(), libtorchDir());
     HELD_LOADS.compute(loads.id(), (id, held) -> {
       List<String> list = held != null ? held : new ArrayList<>();
       list.add(entry);
@@ -94,6 +97,14 @@ public final class JobMetrics implements Serializable {
     if (held != null) {
       held.forEach(loads::add);
     }
+  }
+
+  /**
+   * The directory DJL loaded libtorch from in this JVM: {@code PYTORCH_LIBRARY_PATH}'s (e.g. an archive shipped
+   * with {@code submit/infer.sh --natives}), or DJL's cache where it extracted a libtorch jar on the class path.
+   */
+  static String libtorchDir() {
+    return ai.djl.pytorch.jni.LibUtils.getLibtorchPath();
   }
 
   /** A DJL device as the job's options name it: {@code cpu}, {@code gpu:N}. */
@@ -149,6 +160,11 @@ public final class JobMetrics implements Serializable {
     String s = List.copyOf(loads.value()).stream().map(e -> e.split("\t", -1)[field]).distinct().sorted()
         .collect(Collectors.joining(","));
     return s.isEmpty() ? null : s;
+  }
+
+  /** The libtorch directories the executors loaded, comma-separated; null when no engine loaded. */
+  public String loadedLibtorch() {
+    return distinctLoadField(5);
   }
 
   /** Distinct executors that ran inference tasks. */

@@ -91,12 +91,20 @@ public final class JobOptions implements Serializable {
       "identifier of this run in both tables").describedDefault("a timestamp and random suffix");
   public static final Option<String> MODEL_CACHE = Option.text("model-cache", "DIR", null,
       "where each executor keeps its local copy of an hdfs:/s3a: model").describedDefault("java.io.tmpdir");
+  /** {@link #INFERENCE_GPUS}'s value for {@code auto}. */
+  public static final int AUTO_GPUS = -1;
+  public static final Option<Integer> INFERENCE_GPUS = Option.custom("inference-gpus", "N|auto", AUTO_GPUS,
+      JobOptions::parseInferenceGpus, v -> v == AUTO_GPUS ? "auto" : String.valueOf(v),
+      "GPUs each inference task asks for through a stage-level resource profile, while reading, token counts and "
+          + "the sort by length run as CPU tasks that share GPU slots (spark.task.resource.gpu.amount below 1); "
+          + "0: no profile, every stage takes the application's task resources; auto: the layout's GPUs on a cluster "
+          + "whose tasks take a fraction of a GPU, else 0");
   public static final Option<Boolean> HELP = Option.flag("help", false, "print this help and exit");
 
   /** The job's own options. */
   public static final OptionTable.Group JOB_GROUP = new OptionTable.Group("job options", List.of(MODEL, INPUT, OUTPUT,
       FORMAT, INPUT_FORMAT, ID_COLUMN, PROMPT_COLUMN, PARTITIONS, COMMIT_EVERY, DEDUP, RESUME, OVERWRITE, RUNS_TABLE,
-      PROGRESS_SECONDS, RUN_ID, MODEL_CACHE, HELP));
+      PROGRESS_SECONDS, RUN_ID, MODEL_CACHE, INFERENCE_GPUS, HELP));
 
   /** Everything {@code infer.sh} takes: the job's options, the generation options, the engine's. */
   public static final OptionTable TABLE = new OptionTable(JOB_GROUP, RequestOptions.GROUP, EngineOptions.GROUP);
@@ -204,6 +212,27 @@ public final class JobOptions implements Serializable {
 
   public String promptColumn() {
     return values.get(PROMPT_COLUMN);
+  }
+
+  /** GPUs per inference task through a stage-level profile: 0 none, {@link #AUTO_GPUS} auto. */
+  public int inferenceGpus() {
+    return values.get(INFERENCE_GPUS);
+  }
+
+  private static int parseInferenceGpus(String text) {
+    String s = text.trim();
+    if (s.equalsIgnoreCase("auto")) {
+      return AUTO_GPUS;
+    }
+    try {
+      int n = Integer.parseInt(s);
+      if (n >= 0) {
+        return n;
+      }
+    } catch (NumberFormatException e) {
+      // the message below
+    }
+    throw new IllegalArgumentException("must be a number of GPUs (0 for none) or auto");
   }
 
   /** Inference partitions per commit; 0 to derive from the cluster and the input. */

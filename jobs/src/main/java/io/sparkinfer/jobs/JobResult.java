@@ -37,6 +37,8 @@ import org.apache.spark.sql.RowFactory;
  * @param partitions inference partitions per commit
  * @param commits output commits made (one per wave of --commit-every rows)
  * @param oomRetries batches that ran out of device memory and were retried at half their width
+ * @param libtorchLabel the directories the executors loaded libtorch from, comma-separated; null when no engine
+ *     loaded
  */
 public record JobResult(
     String runId,
@@ -68,7 +70,8 @@ public record JobResult(
     int executors,
     Map<String, Integer> loadsByExecutor,
     double modelLoadSeconds,
-    long oomRetries) {
+    long oomRetries,
+    String libtorchLabel) {
 
   public static final String SUCCEEDED = "succeeded";
   public static final String FAILED = "failed";
@@ -104,7 +107,8 @@ public record JobResult(
         rowsPerSecond(), o.maxNewTokens(), o.get(RequestOptions.TEMPERATURE), o.get(RequestOptions.TOP_K),
         o.get(RequestOptions.TOP_P), o.get(RequestOptions.SEED), o.text(GeneratorOptions.BATCH_SIZE),
         o.maxPromptTokens(), o.values().texts(EngineOptions.ALL), partitions, commits, executors,
-        modelLoads(), loadsByExecutor, modelLoadSeconds, master, sparkVersion, ProjectVersion.get(), oomRetries);
+        modelLoads(), loadsByExecutor, modelLoadSeconds, master, sparkVersion, ProjectVersion.get(), oomRetries,
+        libtorchLabel);
   }
 
   /** The summary table printed when the job ends. */

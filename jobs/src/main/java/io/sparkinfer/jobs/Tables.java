@@ -130,6 +130,7 @@ public final class Tables {
       field("spark_version", DataTypes.StringType, false),
       field("project_version", DataTypes.StringType, false),
       field("oom_retries", DataTypes.LongType, false),
+      field("libtorch", DataTypes.StringType, true),
   });
 
   private static StructField field(String name, DataType type, boolean nullable) {

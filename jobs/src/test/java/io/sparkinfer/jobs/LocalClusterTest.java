@@ -173,6 +173,88 @@ class LocalClusterTest {
     return sb.toString();
   }
 
+  /**
+   * {@code submit/package-natives.sh} packs DJL's CPU libtorch jar (the unmodified Maven artifact) and
+   * {@code submit/infer.sh --natives} ships it with {@code --archives ARCHIVE#libtorch}: executors without any
+   * libtorch on their class path load it from the archive unpacked in their working directories, as job_runs'
+   * {@code libtorch} column records; on a local master the driver loads it from a copy unpacked under
+   * jobs/target/natives.
+   */
+  @Test
+  void executorsLoadLibtorchFromTheShippedArchive() throws IOException {
+    Path archive = tmp.resolve("natives/libtorch-cpu.tar");
+    Shell.Result pack = Shell.run(Map.of(), 300, List.of("submit/package-natives.sh", "--flavor", "cpu",
+        "--output", archive.toString()));
+    assertThat(pack.status()).as("package-natives.sh: %s", pack).isZero();
+    assertThat(pack.stdout().strip()).isEqualTo(archive.toString());
+    assertArchiveHoldsTheJarsLibrariesUnmodified(archive);
+
+    Map<String, String> rows = TestSupport.referenceInput();
+    Path input = TestSupport.writeJsonl(tmp.resolve("natives-in.jsonl"), rows);
+    String out = tmp.resolve("natives-out").toString();
+    Shell.Result infer = Shell.run(Map.of("SPARKINFER_DRIVER_MEMORY", "1g"), 300, List.of("submit/infer.sh",
+        "--master", masterUrl, "--natives", archive.toString(), "--conf", "spark.executor.memory=1g",
+        "--conf", "spark.cores.max=2", "--model", TestSupport.tinyModel().toString(), "--input", input.toString(),
+        "--output", out, "--max-new-tokens", "4", "--partitions", "2"));
+    assertThat(infer.status()).as("infer.sh --natives on the cluster: %s", infer).isZero();
+
+    String localOut = tmp.resolve("natives-local-out").toString();
+    Shell.Result local = Shell.run(Map.of("SPARKINFER_DRIVER_MEMORY", "1g"), 300, List.of("submit/infer.sh",
+        "--master", "local[1]", "--natives", archive.toString(), "--model", TestSupport.tinyModel().toString(),
+        "--input", input.toString(), "--output", localOut, "--max-new-tokens", "4"));
+    assertThat(local.status()).as("infer.sh --natives on local[1]: %s", local).isZero();
+
+    SparkSession spark = TestSupport.spark();
+    Row run = spark.read().parquet(out + "/_job_runs").first();
+    assertThat(run.<Integer>getAs("model_loads")).as("both executors loaded the model").isEqualTo(2);
+    List<String> dirs = List.of(run.<String>getAs("libtorch").split(","));
+    Path work = tmp.resolve("cluster").toAbsolutePath();
+    assertThat(dirs).as("each executor's libtorch: the archive unpacked in its working directory").hasSize(2)
+        .allSatisfy(d -> assertThat(d).startsWith(work + "/work-").endsWith("/libtorch/lib"));
+    assertThat(spark.read().parquet(out).count()).isEqualTo(rows.size());
+
+    Row localRun = spark.read().parquet(localOut + "/_job_runs").first();
+    assertThat(localRun.<String>getAs("libtorch")).as("the driver's libtorch on a local master")
+        .startsWith(TestSupport.repo().resolve("jobs/target/natives/libtorch-cpu.tar-").toString())
+        .endsWith("/lib");
+    assertThat(spark.read().parquet(localOut).select("id", "completion").orderBy("id").collectAsList())
+        .as("the same completions as on the cluster")
+        .isEqualTo(spark.read().parquet(out).select("id", "completion").orderBy("id").collectAsList());
+  }
+
+  /** Every file under the archive's lib/ is the jar's entry of that name (pytorch/cpu/linux-x86_64/), unmodified. */
+  private static void assertArchiveHoldsTheJarsLibrariesUnmodified(Path archive) throws IOException {
+    Path unpacked = Files.createDirectories(tmp.resolve("natives/unpacked"));
+    Shell.Result untar = Shell.run(Map.of(), 120, List.of("tar", "-C", unpacked.toString(), "-xf", archive.toString()));
+    assertThat(untar.status()).as("%s", untar).isZero();
+    assertThat(Files.readString(unpacked.resolve("libtorch.properties"))).contains("version=2.5.1", "flavor=cpu");
+    String jar = java.util.Arrays.stream(Files.readString(TestSupport.repo().resolve(
+        "jobs/target/classpath/app.classpath")).strip().split(":")).filter(p -> p.contains("pytorch-native-cpu"))
+        .findFirst().orElseThrow();
+    int checked = 0;
+    try (java.util.zip.ZipFile zip = new java.util.zip.ZipFile(jar)) {
+      for (java.util.zip.ZipEntry e : java.util.Collections.list(zip.entries())) {
+        String prefix = "pytorch/cpu/linux-x86_64/";
+        if (e.isDirectory() || !e.getName().startsWith(prefix)) {
+          continue;
+        }
+        Path file = unpacked.resolve("lib").resolve(e.getName().substring(prefix.length()));
+        java.util.zip.CRC32 crc = new java.util.zip.CRC32();
+        try (java.io.InputStream in = Files.newInputStream(file)) {
+          byte[] buf = new byte[1 << 20];
+          for (int n; (n = in.read(buf)) > 0; ) {
+            crc.update(buf, 0, n);
+          }
+        }
+        assertThat(Files.size(file)).as("size of %s", file).isEqualTo(e.getSize());
+        assertThat(crc.getValue()).as("CRC-32 of %s", file).isEqualTo(e.getCrc());
+        checked++;
+      }
+    }
+    assertThat(checked).as("libraries checked").isGreaterThanOrEqualTo(4);
+    assertThat(unpacked.resolve("lib/libtorch.so")).isRegularFile();
+  }
+
   private static void waitForExecutors(SparkSession spark, int n) {
     long deadline = System.nanoTime() + 120_000_000_000L;
     while (spark.sparkContext().statusTracker().getExecutorInfos().length < n + 1) { // + the driver

@@ -43,6 +43,58 @@ class ScriptsTest {
   }
 
   @Test
+  void severalPropertiesFilesApplyInOrderLaterKeysWinning() throws java.io.IOException {
+    Path two = java.nio.file.Files.writeString(tmp.resolve("two.properties"), "spark.sparkinfer.max-new-tokens=2\n");
+    Path three = java.nio.file.Files.writeString(tmp.resolve("three.properties"),
+        "spark.sparkinfer.max-new-tokens=3\nspark.sql.shuffle.partitions=2\n");
+    String out = tmp.resolve("completions").toString();
+    String input = TestSupport.writeJsonl(tmp.resolve("prompts.jsonl"), Map.of("a", "def add(a, b):")).toString();
+    Shell.Result infer = Shell.run(ENV, 240, List.of("submit/infer.sh", "--master", "local[1]",
+        "--properties-file", "conf/local.properties", "--properties-file", two.toString(),
+        "--properties-file=" + three, "--model", TestSupport.tinyModel().toString(), "--input", input,
+        "--output", out, "--ignore-eos"));
+    assertThat(infer.status()).as("infer.sh: %s", infer).isZero();
+    Shell.Result sql = Shell.run(ENV, 240, List.of("submit/sql.sh", "--view", "c=" + out,
+        "SELECT completion_tokens FROM c"));
+    assertThat(sql.stdout().lines().toList()).as("the last file's max-new-tokens").containsExactly(
+        "completion_tokens", "3");
+
+    Shell.Result missing = Shell.run(ENV, 60, List.of("submit/infer.sh", "--properties-file", "conf/local.properties",
+        "--properties-file", tmp.resolve("nope.properties").toString()));
+    assertThat(missing.status()).isEqualTo(BatchInferenceJob.EXIT_USAGE);
+    assertThat(missing.stderr()).contains("--properties-file " + tmp.resolve("nope.properties") + ": no such file");
+  }
+
+  @Test
+  void nativesThatAreNotAPackagedArchiveGiveClearErrors() throws java.io.IOException {
+    Shell.Result none = Shell.run(ENV, 60, List.of("submit/infer.sh", "--master", "local[1]", "--natives",
+        tmp.resolve("missing.tar.gz").toString()));
+    assertThat(none.status()).isEqualTo(BatchInferenceJob.EXIT_USAGE);
+    assertThat(none.stderr()).contains("--natives " + tmp.resolve("missing.tar.gz") + ": no such file");
+
+    Path notAnArchive = java.nio.file.Files.writeString(tmp.resolve("libtorch.so"), "x");
+    Shell.Result wrongKind = Shell.run(ENV, 60, List.of("submit/infer.sh", "--natives", notAnArchive.toString()));
+    assertThat(wrongKind.status()).isEqualTo(BatchInferenceJob.EXIT_USAGE);
+    assertThat(wrongKind.stderr()).contains("must be a .tar.gz, .tgz, .tar or .zip of submit/package-natives.sh");
+
+    Path emptyTar = tmp.resolve("empty.tar");
+    assertThat(Shell.run(Map.of(), 30, List.of("tar", "-cf", emptyTar.toString(), "-T", "/dev/null")).status())
+        .isZero();
+    Shell.Result noProperties = Shell.run(ENV, 60, List.of("submit/infer.sh", "--natives", emptyTar.toString()));
+    assertThat(noProperties.status()).isEqualTo(BatchInferenceJob.EXIT_USAGE);
+    assertThat(noProperties.stderr()).contains("no libtorch.properties with version and flavor in it");
+
+    Shell.Result badFlavor = Shell.run(Map.of(), 60, List.of("submit/package-natives.sh", "--flavor", "rocm"));
+    assertThat(badFlavor.status()).isEqualTo(2);
+    assertThat(badFlavor.stderr()).contains("--flavor must be cu124 or cpu, got 'rocm'");
+    Shell.Result notLibtorch = Shell.run(Map.of(), 60, List.of("submit/package-natives.sh", "--flavor", "cpu",
+        "--jar", TestSupport.repo().resolve("jobs/target/classpath/app.classpath").toString(), "--output",
+        tmp.resolve("x.tar").toString()));
+    assertThat(notLibtorch.status()).isEqualTo(1);
+    assertThat(notLibtorch.stderr()).contains("is not DJL's cpu libtorch for linux-x86_64");
+  }
+
+  @Test
   void badOptionsMissingModelAndUnreadableInputGiveClearErrors() {
     Shell.Result badOption = Shell.run(ENV, 120, List.of("submit/infer.sh", "--max-new-tokenz", "3"));
     assertThat(badOption.status()).isEqualTo(BatchInferenceJob.EXIT_USAGE);
