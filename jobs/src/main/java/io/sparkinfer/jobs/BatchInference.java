@@ -9,7 +9,6 @@ import java.util.UUID;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.SparkContext;
 import org.apache.spark.sql.Dataset;
-import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 import org.slf4j.Logger;
@@ -80,8 +79,7 @@ public final class BatchInference {
           Dataset<Row> answers = wave == 0 ? plan.errorRows() : null;
           Dataset<Row> requests = plan.wave(wave);
           if (requests != null) {
-            Dataset<Row> inferred = stage.apply(spark, requests)
-                .mapPartitions(new PartitionInference(o, model, runId, metrics, fault), Encoders.row(Tables.COMPLETIONS));
+            Dataset<Row> inferred = Completions.infer(stage.apply(spark, requests), o, model, runId, metrics, fault);
             answers = answers == null ? inferred : inferred.unionByName(answers);
           }
           if (answers == null || (counts.rows == 0 && output.hasData())) {

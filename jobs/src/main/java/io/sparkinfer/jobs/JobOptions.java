@@ -116,13 +116,27 @@ public final class JobOptions implements Serializable {
    * @throws IllegalArgumentException for a missing model, input or output, or options that exclude each other
    */
   public JobOptions(OptionValues values) {
+    this(values, true);
+  }
+
+  private JobOptions(OptionValues values, boolean files) {
     this.values = values;
     require(MODEL);
-    require(INPUT);
-    require(OUTPUT);
+    if (files) {
+      require(INPUT);
+      require(OUTPUT);
+    }
     if (resume() && overwrite()) {
       throw new IllegalArgumentException("--resume and --overwrite exclude each other");
     }
+  }
+
+  /**
+   * The options of inference over a Dataset rather than files ({@link TextGenerator}): the model, the generation
+   * and engine options, partitions and dedup; input and output are the caller's Datasets.
+   */
+  static JobOptions forDataset(OptionValues values) {
+    return new JobOptions(values, false);
   }
 
   /** Parses a command line and resolves it against {@code conf} (Spark conf lookups by key, null when absent). */

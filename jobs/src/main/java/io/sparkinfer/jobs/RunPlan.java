@@ -1,27 +1,19 @@
 package io.sparkinfer.jobs;
 
-import static org.apache.spark.sql.functions.array;
 import static org.apache.spark.sql.functions.col;
-import static org.apache.spark.sql.functions.collect_list;
 import static org.apache.spark.sql.functions.count;
 import static org.apache.spark.sql.functions.lit;
-import static org.apache.spark.sql.functions.min;
 import static org.apache.spark.sql.functions.pmod;
 import static org.apache.spark.sql.functions.sum;
 import static org.apache.spark.sql.functions.when;
-import static org.apache.spark.sql.functions.xxhash64;
 
-import io.sparkinfer.generate.FinishReason;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
-import org.apache.spark.sql.Column;
 import org.apache.spark.sql.Dataset;
-import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
-import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.storage.StorageLevel;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -80,8 +72,7 @@ final class RunPlan implements AutoCloseable {
       input = input.join(done, Tables.ID, "left_anti");
     }
     spark.sparkContext().setJobDescription("sparkinfer " + runId + ": plan (token counts)");
-    Dataset<Row> planned = input.mapPartitions(new PromptPlanner(model, o.maxPromptTokens()), Encoders.row(Tables.PLANNED))
-        .persist(StorageLevel.MEMORY_AND_DISK());
+    Dataset<Row> planned = Completions.plan(input, model, o.maxPromptTokens()).persist(StorageLevel.MEMORY_AND_DISK());
     try {
       Row c = planned.agg(count(lit(1)), sum(when(col(Tables.ERROR_CODE).isNotNull(), 1).otherwise(0)),
           sum(when(col(Tables.ERROR_CODE).isin(InputRows.ERROR_CODES.toArray()), 1).otherwise(0))).first();
@@ -101,17 +92,12 @@ final class RunPlan implements AutoCloseable {
           counts.plannedErrors, counts.inputErrors, waves, partitions);
       Dataset<Row> groups = null;
       if (validRows > 0) {
-        Dataset<Row> valid = planned.where(col(Tables.ERROR_CODE).isNull());
-        groups = (o.dedup() && o.isGreedy()
-            ? valid.groupBy(col(Tables.PROMPT)).agg(min(col(Tables.PROMPT_TOKENS)).as(Tables.PROMPT_TOKENS),
-                collect_list(col(Tables.ID)).as(Tables.IDS))
-            : valid.select(col(Tables.PROMPT), col(Tables.PROMPT_TOKENS), array(col(Tables.ID)).as(Tables.IDS)))
-            .withColumn(Tables.TIEBREAK, xxhash64(col(Tables.PROMPT)));
+        groups = Completions.requests(planned, o.dedup() && o.isGreedy());
         if (waves > 1) {
           groups = groups.persist(StorageLevel.MEMORY_AND_DISK()); // each wave reads it again
         }
       }
-      return new RunPlan(planned, errorRows(planned, model.uri(), runId), groups, groups != null && waves > 1, waves,
+      return new RunPlan(planned, Completions.errorRows(planned, model.uri(), runId), groups, groups != null && waves > 1, waves,
           partitions);
     } catch (RuntimeException e) {
       planned.unpersist();
@@ -144,9 +130,7 @@ final class RunPlan implements AutoCloseable {
       return null;
     }
     Dataset<Row> part = waves == 1 ? groups : groups.where(pmod(col(Tables.TIEBREAK), lit(waves)).equalTo(wave));
-    return part.repartitionByRange(partitions, col(Tables.PROMPT_TOKENS), col(Tables.TIEBREAK))
-        .sortWithinPartitions(col(Tables.PROMPT_TOKENS), col(Tables.TIEBREAK))
-        .select(col(Tables.PROMPT), col(Tables.PROMPT_TOKENS), col(Tables.IDS));
+    return Completions.arrange(part, partitions);
   }
 
   /** Partitions for {@code rows}: the cluster's parallelism, more when the input is large. */
@@ -154,29 +138,6 @@ final class RunPlan implements AutoCloseable {
     long byRows = (rows + ROWS_PER_PARTITION - 1) / ROWS_PER_PARTITION;
     long n = Math.max(parallelism, byRows);
     return (int) Math.max(1, Math.min(n, Math.max(rows, 1)));
-  }
-
-  /** The planning error rows, as completion rows. */
-  private static Dataset<Row> errorRows(Dataset<Row> planned, String model, String runId) {
-    Column nullString = lit(null).cast(DataTypes.StringType);
-    return planned.where(col(Tables.ERROR_CODE).isNotNull()).select(
-        col(Tables.ID),
-        col(Tables.PROMPT),
-        nullString.as(Tables.COMPLETION),
-        lit(new long[0]).as(Tables.OUTPUT_TOKEN_IDS),
-        col(Tables.PROMPT_TOKENS),
-        lit(0).as(Tables.COMPLETION_TOKENS),
-        lit(FinishReason.ERROR.label()).as(Tables.FINISH_REASON),
-        col(Tables.ERROR_CODE),
-        col(Tables.ERROR_MESSAGE),
-        lit(model).as(Tables.MODEL),
-        nullString.as(Tables.PRECISION),
-        nullString.as(Tables.LAYOUT),
-        nullString.as(Tables.DEVICE),
-        col(Tables.EXECUTOR_ID),
-        lit(0.0).as(Tables.LATENCY_MS),
-        lit(0.0).as(Tables.TTFT_MS),
-        lit(runId).as(Tables.RUN_ID));
   }
 
   /**

@@ -1,0 +1,103 @@
+package io.sparkinfer.jobs;
+
+import static org.apache.spark.sql.functions.array;
+import static org.apache.spark.sql.functions.col;
+import static org.apache.spark.sql.functions.collect_list;
+import static org.apache.spark.sql.functions.lit;
+import static org.apache.spark.sql.functions.min;
+import static org.apache.spark.sql.functions.xxhash64;
+
+import io.sparkinfer.generate.FinishReason;
+import org.apache.spark.sql.Column;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Encoders;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.types.DataTypes;
+
+/**
+ * The one path from prompts to completion rows ({@link Tables#COMPLETIONS}), lazy like any Spark transformation:
+ * the batch job ({@link BatchInference}, through {@link RunPlan}) and the Spark ML stage (TextGenerator)
+ * both run it.
+ *
+ * <ol>
+ *   <li>{@link #plan}: token counts and the rows that cannot run ({@link PromptPlanner}, on the executors);
+ *   <li>{@link #requests}: the rows that can run as requests, identical greedy prompts under one;
+ *   <li>{@link #arrange}: range-partitioned by prompt length, sorted inside each partition;
+ *   <li>{@link #infer}: each partition through the executor's engines ({@link PartitionInference});
+ *   <li>{@link #errorRows}: the rows planning answered, as completion rows.
+ * </ol>
+ */
+final class Completions {
+
+  private Completions() {}
+
+  /** Planned rows ({@link Tables#PLANNED}) of input rows ({@link Tables#INPUT}). */
+  static Dataset<Row> plan(Dataset<Row> input, ModelLocation model, int maxPromptTokens) {
+    return input.mapPartitions(new PromptPlanner(model, maxPromptTokens), Encoders.row(Tables.PLANNED));
+  }
+
+  /**
+   * The requests of the planned rows that can run: (prompt, prompt_tokens, ids, tiebreak), one per row, or with
+   * {@code dedup} one per distinct prompt holding every id that asked it.
+   */
+  static Dataset<Row> requests(Dataset<Row> planned, boolean dedup) {
+    Dataset<Row> valid = planned.where(col(Tables.ERROR_CODE).isNull());
+    return (dedup
+        ? valid.groupBy(col(Tables.PROMPT)).agg(min(col(Tables.PROMPT_TOKENS)).as(Tables.PROMPT_TOKENS),
+            collect_list(col(Tables.ID)).as(Tables.IDS))
+        : valid.select(col(Tables.PROMPT), col(Tables.PROMPT_TOKENS), array(col(Tables.ID)).as(Tables.IDS)))
+        .withColumn(Tables.TIEBREAK, xxhash64(col(Tables.PROMPT)));
+  }
+
+  /**
+   * Requests in {@code partitions} partitions, ranged on (length, hash) so similar lengths share a partition and
+   * equal lengths still spread, sorted by length inside each: (prompt, prompt_tokens, ids).
+   */
+  static Dataset<Row> arrange(Dataset<Row> requests, int partitions) {
+    return requests.repartitionByRange(partitions, col(Tables.PROMPT_TOKENS), col(Tables.TIEBREAK))
+        .sortWithinPartitions(col(Tables.PROMPT_TOKENS), col(Tables.TIEBREAK))
+        .select(col(Tables.PROMPT), col(Tables.PROMPT_TOKENS), col(Tables.IDS));
+  }
+
+  /** The completion rows of arranged requests, one per id, from each executor's engines. */
+  static Dataset<Row> infer(Dataset<Row> arranged, JobOptions o, ModelLocation model, String runId,
+      JobMetrics metrics, InjectedFault fault) {
+    return arranged.mapPartitions(new PartitionInference(o, model, runId, metrics, fault),
+        Encoders.row(Tables.COMPLETIONS));
+  }
+
+  /** The planned rows that cannot run, as completion rows with their error. */
+  static Dataset<Row> errorRows(Dataset<Row> planned, String model, String runId) {
+    Column nullString = lit(null).cast(DataTypes.StringType);
+    return planned.where(col(Tables.ERROR_CODE).isNotNull()).select(
+        col(Tables.ID),
+        col(Tables.PROMPT),
+        nullString.as(Tables.COMPLETION),
+        lit(new long[0]).as(Tables.OUTPUT_TOKEN_IDS),
+        col(Tables.PROMPT_TOKENS),
+        lit(0).as(Tables.COMPLETION_TOKENS),
+        lit(FinishReason.ERROR.label()).as(Tables.FINISH_REASON),
+        col(Tables.ERROR_CODE),
+        col(Tables.ERROR_MESSAGE),
+        lit(model).as(Tables.MODEL),
+        nullString.as(Tables.PRECISION),
+        nullString.as(Tables.LAYOUT),
+        nullString.as(Tables.DEVICE),
+        col(Tables.EXECUTOR_ID),
+        lit(0.0).as(Tables.LATENCY_MS),
+        lit(0.0).as(Tables.TTFT_MS),
+        lit(runId).as(Tables.RUN_ID));
+  }
+
+  /**
+   * Every input row's completion row, in {@code partitions} inference partitions: all of the above, without the
+   * batch job's counting, waves and resume.
+   */
+  static Dataset<Row> generate(Dataset<Row> input, JobOptions o, ModelLocation model, String runId, int partitions,
+      JobMetrics metrics) {
+    Dataset<Row> planned = plan(input, model, o.maxPromptTokens());
+    Dataset<Row> answered = infer(arrange(requests(planned, o.dedup() && o.isGreedy()), partitions), o, model, runId,
+        metrics, null);
+    return answered.unionByName(errorRows(planned, model.uri(), runId));
+  }
+}
