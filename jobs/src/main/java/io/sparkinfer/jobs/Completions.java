@@ -23,7 +23,8 @@ import org.apache.spark.sql.types.DataTypes;
  *   <li>{@link #plan}: token counts and the rows that cannot run ({@link PromptPlanner}, on the executors);
  *   <li>{@link #requests}: the rows that can run as requests, identical greedy prompts under one;
  *   <li>{@link #arrange}: range-partitioned by prompt length, sorted inside each partition;
- *   <li>{@link #infer}: each partition through the executor's engines ({@link PartitionInference});
+ *   <li>{@link #infer}: each partition through the executor's engines ({@link PartitionInference}), under the
+ *       inference stage's GPU resource profile where Spark schedules GPUs ({@link InferenceStageProfile});
  *   <li>{@link #errorRows}: the rows planning answered, as completion rows.
  * </ol>
  */
@@ -95,9 +96,12 @@ final class Completions {
    */
   static Dataset<Row> generate(Dataset<Row> input, JobOptions o, ModelLocation model, String runId, int partitions,
       JobMetrics metrics) {
+    org.apache.spark.sql.SparkSession spark = input.sparkSession();
+    InferenceStageProfile stage = InferenceStageProfile.forRun(spark, o.inferenceGpus(),
+        o.get(io.sparkinfer.engine.EngineOptions.LAYOUT));
     Dataset<Row> planned = plan(input, model, o.maxPromptTokens());
-    Dataset<Row> answered = infer(arrange(requests(planned, o.dedup() && o.isGreedy()), partitions), o, model, runId,
-        metrics, null);
+    Dataset<Row> arranged = arrange(requests(planned, o.dedup() && o.isGreedy()), partitions);
+    Dataset<Row> answered = infer(stage.apply(spark, arranged), o, model, runId, metrics, null);
     return answered.unionByName(errorRows(planned, model.uri(), runId));
   }
 }
