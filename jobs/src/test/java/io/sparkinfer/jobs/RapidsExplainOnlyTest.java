@@ -39,8 +39,9 @@ import org.junit.jupiter.api.io.TempDir;
  * in {@code spark.rapids.sql.mode=explainOnly}: RAPIDS plans every query as it would on a GPU and logs which
  * operators would run there, while Spark runs them on the CPU (no GPU needed). The whole job runs, from a Parquet
  * and from a JSONL input, with conf/gpu-cluster.properties' RAPIDS settings; the test asserts what RAPIDS would put
- * on the GPU (the scans, the range shuffle and sort by prompt length, the write) and what it leaves on the CPU (the
- * planning and inference steps, which are Java code), and that the answers are those of the engine alone.
+ * on the GPU (the dedup aggregate, the range shuffle and sort by prompt length, the write) and what it leaves on the
+ * CPU (the input scans, which read row positions or lines for error rows, and the planning and inference steps,
+ * which are Java code), and that the answers are those of the engine alone.
  *
  * <p>The jar is loaded as spark-submit loads {@code spark.jars}: in a {@link MutableURLClassLoader} made the
  * context class loader, which RAPIDS' shim loader extends with its Spark 4.1.2 classes. It comes from the local
@@ -120,24 +121,25 @@ class RapidsExplainOnlyTest {
             + "used");
     assertThat(write).as("inference: Java code over rows, on the CPU")
         .contains("! <MapPartitionsExec> cannot run on GPU");
-    String planning = plan("*Exec <FileSourceScanExec> will run on GPU");
-    assertThat(planning).as("the Parquet scan under token counting (PromptPlanner, Java code on the CPU)")
-        .contains("! <MapPartitionsExec> cannot run on GPU");
+    String planning = plan("! <MapPartitionsExec> cannot run on GPU");
+    assertThat(planning).as("the Parquet scan under token counting (PromptPlanner, Java code on the CPU) reads each "
+        + "row's file and row index (_metadata, so that a bad row names its place): RAPIDS leaves it on the CPU")
+        .contains("!Exec <FileSourceScanExec> cannot run on GPU because hidden metadata columns are not supported "
+            + "on GPU");
     assertThat(spark.read().parquet(out).count()).isEqualTo(rows.size());
   }
 
   @Test
-  void jsonlInputIsScannedOnTheGpuAfterACpuSchemaInference() {
+  void jsonlInputIsReadByTheJobsLineReaderOnTheCpu() {
     Map<String, String> rows = TestSupport.referenceInput();
     Path jsonl = TestSupport.writeJsonl(tmp.resolve("prompts.jsonl"), rows);
     explained.clear();
     runJob(jsonl, rows);
 
-    assertThat(String.join("\n", explained)).as("schema inference reads the lines as text: the CPU")
-        .contains("!Exec <FileSourceScanExec> cannot run on GPU because unsupported file format: "
-            + "org.apache.spark.sql.execution.datasources.text.TextFileFormat");
-    assertThat(plan("*Exec <FileSourceScanExec> will run on GPU")).as("the JSON scan itself")
-        .contains("! <MapPartitionsExec> cannot run on GPU");
+    assertThat(plan("! <RDDScanExec> cannot run on GPU")).as("JSON Lines are read by the job's own line reader "
+        + "(TextInput: an RDD of rows, so that a bad line becomes an error row), then planned by Java code")
+        .contains("! <MapPartitionsExec> cannot run on GPU")
+        .doesNotContain("<FileSourceScanExec>");
     assertThat(plan("*Output <InsertIntoHadoopFsRelationCommand>"))
         .contains("*Exec <SortExec> will run on GPU", "*Exec <DataWritingCommandExec> will run on GPU");
   }
