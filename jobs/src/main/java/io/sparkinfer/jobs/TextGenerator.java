@@ -297,6 +297,17 @@ public class TextGenerator extends Transformer implements DefaultParamsWritable 
     return (TextGenerator) defaultCopy(extra);
   }
 
+  /**
+   * The plain form: {@code prompts} with the completion columns added, the prompts in column {@code prompt}, under
+   * {@code options} ({@code infer.sh} names: {@code max-new-tokens}, {@code precision}, ...). The same as
+   * {@code new TextGenerator().setModel(model).setOption(...).transform(prompts)}.
+   */
+  public static Dataset<Row> generate(Dataset<?> prompts, String model, java.util.Map<String, String> options) {
+    TextGenerator g = new TextGenerator().setModel(model);
+    options.forEach(g::setOption);
+    return g.transform(prompts);
+  }
+
   /** Reads a saved stage (pipelines call it when they load). */
   public static MLReader<TextGenerator> read() {
     return new DefaultParamsReader<>();

@@ -136,6 +136,19 @@ class TextGeneratorTest {
   }
 
   @Test
+  void theExampleRunsEndToEnd() throws Exception {
+    SparkSession spark = TestSupport.spark();
+    Path prompts = TestSupport.writeJsonl(tmp.resolve("example.jsonl"), prompts());
+    String out = tmp.resolve("example").toString();
+    List<Row> summary = io.sparkinfer.jobs.examples.TextGeneratorExample.run(spark, TestSupport.tinyModel().toString(),
+        prompts.toString(), out).collectAsList();
+    assertThat(summary.stream().mapToLong(r -> r.getLong(1)).sum()).as("every prompt answered")
+        .isEqualTo(prompts().size());
+    assertThat(spark.read().parquet(out + "/answers").count()).isEqualTo(prompts().size());
+    assertThat(spark.read().parquet(out + "/answers").columns()).contains("answer", "finish_reason", "id");
+  }
+
+  @Test
   void badSettingsFailWhenSetOrWhenTheSchemaIsChecked() {
     TextGenerator g = new TextGenerator();
     assertThatThrownBy(() -> g.setOption("max-new-tokens", "ten")).hasMessageContaining("option max-new-tokens")
