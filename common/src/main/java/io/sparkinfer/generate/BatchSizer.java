@@ -20,7 +20,7 @@ public final class BatchSizer {
   static final double GPU_MEMORY_FRACTION = 0.8;
   /** Memory a batch may take on CPU, where the host's RAM is shared with everything else. */
   static final long CPU_BUDGET_BYTES = 2L << 30;
-  static final int MAX_BATCH = 1024;
+  public static final int MAX_BATCH = 1024;
 
   private BatchSizer() {}
 

@@ -48,6 +48,8 @@ public final class JobMetrics implements Serializable {
   final CollectionAccumulator<String> executors;
   /** One entry per inference task: the layout it ran, {@code auto} resolved. */
   final CollectionAccumulator<String> layouts;
+  /** One entry per inference task that succeeded: its timeline ({@link TaskTimeline#entry()}). */
+  final CollectionAccumulator<String> timelines;
 
   /**
    * Engine loads this JVM performed and no successful task has reported yet, by the id of the run's
@@ -67,6 +69,7 @@ public final class JobMetrics implements Serializable {
     loads = sc.collectionAccumulator("sparkinfer.model_loads");
     executors = sc.collectionAccumulator("sparkinfer.executors");
     layouts = sc.collectionAccumulator("sparkinfer.layouts");
+    timelines = sc.collectionAccumulator("sparkinfer.task_timelines");
   }
 
   /** Registers a fresh set of counters with the driver's context. */
@@ -165,6 +168,11 @@ public final class JobMetrics implements Serializable {
   /** The libtorch directories the executors loaded, comma-separated; null when no engine loaded. */
   public String loadedLibtorch() {
     return distinctLoadField(5);
+  }
+
+  /** The inference tasks' timelines, as the tasks that succeeded reported them. */
+  public List<TaskTimeline> taskTimelines() {
+    return List.copyOf(timelines.value()).stream().map(TaskTimeline::parse).toList();
   }
 
   /** Distinct executors that ran inference tasks. */

@@ -39,6 +39,7 @@ import org.apache.spark.sql.RowFactory;
  * @param oomRetries batches that ran out of device memory and were retried at half their width
  * @param libtorchLabel the directories the executors loaded libtorch from, comma-separated; null when no engine
  *     loaded
+ * @param timeline where the time went: first inference task, inference span, idle generators, batch sizes
  */
 public record JobResult(
     String runId,
@@ -71,7 +72,8 @@ public record JobResult(
     Map<String, Integer> loadsByExecutor,
     double modelLoadSeconds,
     long oomRetries,
-    String libtorchLabel) {
+    String libtorchLabel,
+    RunTimeline timeline) {
 
   public static final String SUCCEEDED = "succeeded";
   public static final String FAILED = "failed";
@@ -108,7 +110,8 @@ public record JobResult(
         o.get(RequestOptions.TOP_P), o.get(RequestOptions.SEED), o.text(GeneratorOptions.BATCH_SIZE),
         o.maxPromptTokens(), o.values().texts(EngineOptions.ALL), partitions, commits, executors,
         modelLoads(), loadsByExecutor, modelLoadSeconds, master, sparkVersion, ProjectVersion.get(), oomRetries,
-        libtorchLabel);
+        libtorchLabel, timeline.firstInferenceSeconds(), timeline.inferenceSpanSeconds(),
+        timeline.inferenceTaskSeconds(), timeline.engineIdleSeconds(), timeline.batchSizes());
   }
 
   /** The summary table printed when the job ends. */
@@ -127,6 +130,7 @@ public record JobResult(
         tokensPerSecond(), rowsPerSecond()));
     line(sb, "wall time", String.format(Locale.ROOT, "%.1f s (generation %.1f s summed over tasks)", wallSeconds(),
         generateSeconds));
+    line(sb, "timeline", timeline.describe(generateSeconds, modelLoadSeconds));
     line(sb, "model", String.format(Locale.ROOT, "%s, %s, %s backend, %d load(s) on %d executor(s) %s, %.1f s",
         options.model(), precisionLabel, backendLabel, modelLoads(), executors, loadsByExecutor, modelLoadSeconds));
     line(sb, "completions", options.output() + " (" + options.format().label() + ")");

@@ -32,7 +32,8 @@ final class JobRunsTable {
         m.requests.value(),
         Math.max(0, answeredByEngine - m.requests.value()), m.okRows.value(), errorRows, m.promptTokens.value(),
         m.completionTokens.value(), m.generateNanos.value() / 1e9, partitions, commits, m.executorCount(),
-        m.loadsByExecutor(), m.loadSeconds(), m.oomRetries.value(), m.loadedLibtorch());
+        m.loadsByExecutor(), m.loadSeconds(), m.oomRetries.value(), m.loadedLibtorch(),
+        RunTimeline.of(started, m.taskTimelines()));
   }
 
   /** Appends the run's row to {@code --runs-table}. */

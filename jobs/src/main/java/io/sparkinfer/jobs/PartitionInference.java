@@ -16,6 +16,8 @@ import java.util.Deque;
 import java.util.Iterator;
 import java.util.List;
 import java.util.NoSuchElementException;
+import java.util.SortedSet;
+import java.util.TreeSet;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.ExecutionException;
@@ -71,13 +73,17 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       }
       return Collections.emptyIterator();
     }
+    long startMillis = System.currentTimeMillis();
     String device = DeviceBinding.forTask(options.device(), task);
     String executorId = SparkEnv.get().executorId();
     ReplicaPlan plan = ReplicaPlan.of(options.engineOptions(model.localDir().toString(), device));
     List<LlmEngine> engines = new ArrayList<>();
+    long[] loadNanos = {0}; // the loads this task performed (the task thread's)
     for (EngineOptions replica : plan.replicas()) {
-      engines.add(ExecutorEngines.engine(new ExecutorEngines.Key(model.uri(), replica), (k, loaded, seconds) ->
-          metrics.recordLoad(executorId, seconds, loaded)));
+      engines.add(ExecutorEngines.engine(new ExecutorEngines.Key(model.uri(), replica), (k, loaded, seconds) -> {
+        metrics.recordLoad(executorId, seconds, loaded);
+        loadNanos[0] += (long) (seconds * 1e9);
+      }));
     }
     metrics.executors.add(executorId);
     metrics.layouts.add(plan.layout().label());
@@ -86,6 +92,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       task.addTaskCompletionListener((TaskCompletionListener) ctx -> {
         if (!ctx.isFailed()) {
           metrics.reportHeldLoads(); // Spark keeps the accumulator updates of a task that succeeded
+          metrics.timelines.add(pipeline.timeline(startMillis, loadNanos[0]).entry());
         }
       });
       task.addTaskCompletionListener((TaskCompletionListener) ctx -> pipeline.shutdown());
@@ -130,6 +137,8 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
     private Iterator<Row> current = Collections.emptyIterator();
     private final boolean faulty; // the test hook applies to this attempt
     private long handed; // rows handed to the writer
+    private long generateNanos; // the generators' time in the chunks written so far
+    private final SortedSet<Integer> batchSizes = new TreeSet<>(); // the chunks' batch sizes, auto resolved
 
     Pipeline(Iterator<Row> input, List<LlmEngine> engines, ReplicaPlan plan, String executorId, TaskContext task) {
       this.input = input;
@@ -176,6 +185,12 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       return current.next();
     }
 
+    /** This task's timeline, from its start to now. */
+    TaskTimeline timeline(long startMillis, long loadNanos) {
+      return new TaskTimeline(startMillis, System.currentTimeMillis(), workers.size(), generateNanos, loadNanos,
+          new TreeSet<>(batchSizes));
+    }
+
     synchronized void shutdown() {
       pool.threads().shutdownNow();
       if (!closed) {
@@ -219,6 +234,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
         }
       }
       int batchSize = options.batchSize() > 0 ? options.batchSize() : autoBatchSize(longest);
+      batchSizes.add(batchSize);
       return new Chunk(groups, requests, batchSize);
     }
 
@@ -302,6 +318,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       metrics.promptTokens.add(promptTokens);
       metrics.completionTokens.add(completionTokens);
       metrics.generateNanos.add(done.nanos());
+      generateNanos += done.nanos();
       metrics.okRows.add(ok);
       metrics.errorRows.add(errors);
       metrics.rowsDone.add(out.size());

@@ -131,6 +131,11 @@ public final class Tables {
       field("project_version", DataTypes.StringType, false),
       field("oom_retries", DataTypes.LongType, false),
       field("libtorch", DataTypes.StringType, true),
+      field("first_inference_s", DataTypes.DoubleType, true),
+      field("inference_span_s", DataTypes.DoubleType, true),
+      field("inference_task_s", DataTypes.DoubleType, false),
+      field("engine_idle_s", DataTypes.DoubleType, false),
+      field("batch_sizes", DataTypes.StringType, true),
   });
 
   private static StructField field(String name, DataType type, boolean nullable) {

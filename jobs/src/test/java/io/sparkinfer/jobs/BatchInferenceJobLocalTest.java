@@ -121,6 +121,47 @@ class BatchInferenceJobLocalTest {
     assertThat(runs.get(0).<String>getAs("device")).as("what the engine resolved --device auto to on a CPU")
         .isEqualTo("cpu");
     assertThat(result.summary()).contains("fp32, eager backend, 1 load(s)");
+    assertThat(runs.get(0).<String>getAs("batch_sizes")).as("--batch-size 2, recorded").isEqualTo("2");
+    assertTimelineAddsUp(runs.get(0), 1);
+  }
+
+  @Test
+  void jobRunsSaysWhereTheTimeWentAndWhichBatchSizesAutoChose() {
+    SparkSession spark = TestSupport.spark();
+    Path input = TestSupport.writeJsonl(tmp.resolve("timeline/prompts.jsonl"), rows);
+    String out = tmp.resolve("timeline-out").toString();
+    JobResult result = BatchInference.run(spark, TestSupport.options("--model", TestSupport.tinyModel().toString(),
+        "--input", input.toString(), "--output", out, "--max-new-tokens", "" + MAX_NEW, "--batch-size", "auto",
+        "--partitions", "2", "--layout", "threads=2"));
+    assertThat(result.succeeded()).isTrue();
+    Row run = spark.read().parquet(out + "/_job_runs").first();
+    assertThat(run.<String>getAs("batch_size")).isEqualTo("auto");
+    String chosen = run.getAs("batch_sizes");
+    assertThat(chosen).as("the sizes auto chose, recorded").matches("\\d+(,\\d+)*");
+    for (String size : chosen.split(",")) {
+      assertThat(Integer.parseInt(size)).isBetween(1, io.sparkinfer.generate.BatchSizer.MAX_BATCH);
+    }
+    assertTimelineAddsUp(run, 2);
+    assertThat(result.summary()).contains("first inference task at", "batch sizes " + chosen);
+  }
+
+  /** The timeline columns against the wall time, and generation + load + idle against the tasks' generator time. */
+  static void assertTimelineAddsUp(Row run, int generatorsPerTask) {
+    double wall = run.getAs("wall_s");
+    double first = run.getAs("first_inference_s");
+    double span = run.getAs("inference_span_s");
+    double tasks = run.getAs("inference_task_s");
+    double idle = run.getAs("engine_idle_s");
+    double generate = run.getAs("generate_s");
+    double load = run.getAs("model_load_s");
+    assertThat(first).as("planning comes before the first inference task").isGreaterThan(0).isLessThan(wall);
+    assertThat(first + span).as("inference ends before the run does").isLessThanOrEqualTo(wall + 0.01);
+    assertThat(span).isGreaterThan(0);
+    assertThat(tasks).isGreaterThan(0);
+    assertThat(generate).isGreaterThan(0);
+    assertThat(idle).isGreaterThanOrEqualTo(0);
+    assertThat(generate + load + idle).as("generators' time in the tasks: generating, loading or idle")
+        .isCloseTo(tasks * generatorsPerTask, org.assertj.core.data.Offset.offset(0.05 + 0.01 * tasks));
   }
 
   @Test
