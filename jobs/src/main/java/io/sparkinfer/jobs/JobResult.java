@@ -39,6 +39,10 @@ import org.apache.spark.sql.RowFactory;
  * @param oomRetries batches that ran out of device memory and were retried at half their width
  * @param libtorchLabel the directories the executors loaded libtorch from, comma-separated; null when no engine
  *     loaded
+ * @param cacheHits rows answered from the result cache ({@code --cache})
+ * @param cacheMisses rows looked up in the result cache and not found there (computed)
+ * @param cacheTokensSaved completion tokens of the cached answers used, once per request: tokens the engine did not
+ *     generate
  */
 public record JobResult(
     String runId,
@@ -71,7 +75,10 @@ public record JobResult(
     Map<String, Integer> loadsByExecutor,
     double modelLoadSeconds,
     long oomRetries,
-    String libtorchLabel) {
+    String libtorchLabel,
+    long cacheHits,
+    long cacheMisses,
+    long cacheTokensSaved) {
 
   public static final String SUCCEEDED = "succeeded";
   public static final String FAILED = "failed";
@@ -108,7 +115,7 @@ public record JobResult(
         o.get(RequestOptions.TOP_P), o.get(RequestOptions.SEED), o.text(GeneratorOptions.BATCH_SIZE),
         o.maxPromptTokens(), o.values().texts(EngineOptions.ALL), partitions, commits, executors,
         modelLoads(), loadsByExecutor, modelLoadSeconds, master, sparkVersion, ProjectVersion.get(), oomRetries,
-        libtorchLabel);
+        libtorchLabel, o.cache(), cacheHits, cacheMisses, cacheTokensSaved);
   }
 
   /** The summary table printed when the job ends. */
@@ -122,6 +129,10 @@ public record JobResult(
     line(sb, "engine", String.format(Locale.ROOT, "%,d requests | %,d rows deduplicated | %d partitions x %d commit(s)%s",
         requests, deduplicatedRows, partitions, commits, oomRetries == 0 ? ""
             : String.format(Locale.ROOT, " | %,d batch(es) out of memory, retried at half width", oomRetries)));
+    if (options.cache() != null) {
+      line(sb, "cache", String.format(Locale.ROOT, "%,d rows answered from it | %,d not found there | %,d completion "
+          + "tokens saved | %s", cacheHits, cacheMisses, cacheTokensSaved, options.cache()));
+    }
     line(sb, "tokens", String.format(Locale.ROOT, "%,d prompt | %,d completion", promptTokens, completionTokens));
     line(sb, "throughput", String.format(Locale.ROOT, "%.1f completion tokens/s | %.2f rows/s",
         tokensPerSecond(), rowsPerSecond()));
