@@ -6,6 +6,7 @@ import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
 import java.util.Locale;
 import java.util.UUID;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.SparkContext;
 import org.apache.spark.sql.Dataset;
@@ -32,7 +33,7 @@ public final class BatchInference {
   private static final Logger LOG = LoggerFactory.getLogger(BatchInference.class);
 
   /** Runs going on in this JVM: the last one to end in local mode closes the engines they share. */
-  private static final java.util.concurrent.atomic.AtomicInteger RUNNING = new java.util.concurrent.atomic.AtomicInteger();
+  private static final AtomicInteger RUNNING = new AtomicInteger();
 
   private BatchInference() {}
 
