@@ -51,7 +51,10 @@ final class CacheKey implements Serializable {
 
   private static final long serialVersionUID = 1L;
 
-  /** The canonical text's format; a new one makes every old entry a miss. */
+  /**
+   * The canonical text's format; a new one makes every old entry a miss. Raise it with any change that makes the
+   * engine give other tokens for the same request within one project version (a SNAPSHOT keeps its version).
+   */
   static final int FORMAT = 1;
 
   /** Engine options whose value cannot change a token, or that the key holds resolved (precision, device, ...). */
