@@ -2,10 +2,12 @@ package io.sparkinfer.options;
 
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.function.Function;
 
 /**
@@ -86,10 +88,14 @@ public final class OptionTable {
    */
   public OptionValues resolve(CliArgs args, Function<String, String> conf, Function<String, String> environment) {
     Map<String, Object> values = new HashMap<>();
+    Set<String> given = new HashSet<>();
     for (Option<?> o : byName.values()) {
       values.put(o.name(), value(o, args, conf, environment));
+      if (args.has(o.name()) || conf.apply(o.confKey()) != null || environment.apply(o.environmentVariable()) != null) {
+        given.add(o.name());
+      }
     }
-    return OptionValues.of(values);
+    return OptionValues.of(values, given);
   }
 
   /** {@link #resolve} with the process environment. */

@@ -62,6 +62,22 @@ class OptionTableTest {
   }
 
   @Test
+  void valuesRememberWhichOptionsWereGivenWithoutItChangingEquality() {
+    OptionValues v = resolve(Map.of("spark.sparkinfer.steps", "16"), Map.of("SPARKINFER_RATE", "0.5"), "--size", "1");
+    assertThat(v.isGiven(SIZE)).as("command line").isTrue();
+    assertThat(v.isGiven(STEPS)).as("Spark conf, even equal to the default").isTrue();
+    assertThat(v.isGiven(RATE)).as("environment").isTrue();
+    assertThat(v.isGiven(FAST)).as("left at its default").isFalse();
+    assertThat(v.with(FAST, true).isGiven(FAST)).as("set with with()").isTrue();
+    assertThat(v.withText(STOP, "x").isGiven(STOP)).isTrue();
+    assertThat(v.only(List.of(SIZE, FAST)).isGiven(SIZE)).as("only() keeps the record").isTrue();
+    assertThat(OptionValues.defaults(List.of(SIZE)).isGiven(SIZE)).isFalse();
+    assertThat(resolve(Map.of(), Map.of(), "--steps", "16")).as("equal values are equal however they were given")
+        .isEqualTo(resolve(Map.of(), Map.of())).hasSameHashCodeAs(resolve(Map.of(), Map.of()));
+    assertThatThrownBy(() -> v.isGiven(Option.flag("other", false, "x"))).hasMessageContaining("not an option");
+  }
+
+  @Test
   void flagsRepeatedOptionsAndChoices() {
     OptionValues v = resolve(Map.of(), Map.of(), "--fast=false", "--stop", "a", "--stop", "b", "--color", "GREEN");
     assertThat(v.get(FAST)).isFalse();

@@ -6,6 +6,7 @@ import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
 import java.util.Locale;
 import java.util.UUID;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.SparkContext;
 import org.apache.spark.sql.Dataset;
@@ -20,15 +21,19 @@ import org.slf4j.LoggerFactory;
  *
  * <ol>
  *   <li>Read the input ({@link InputTable}) and look at the output ({@link OutputTable}).
- *   <li>Plan ({@link RunPlan}): resume, token counts and error rows on the executors, dedup, waves, partitions.
+ *   <li>Plan ({@link RunPlan}): resume, token counts and error rows on the executors, dedup, the answers found in
+ *       the result cache ({@link ResultCache}, {@code --cache}), waves, partitions.
  *   <li>Infer ({@link PartitionInference}, on the executors, with each executor's cached engine) and write each
- *       wave through Spark's commit protocol.
+ *       wave through Spark's commit protocol; add what it computed to the result cache.
  *   <li>Record the run ({@link JobRunsTable}), also when it fails.
  * </ol>
  */
 public final class BatchInference {
 
   private static final Logger LOG = LoggerFactory.getLogger(BatchInference.class);
+
+  /** Runs going on in this JVM: the last one to end in local mode closes the engines they share. */
+  private static final AtomicInteger RUNNING = new AtomicInteger();
 
   private BatchInference() {}
 
@@ -67,16 +72,21 @@ public final class BatchInference {
     JobMetrics metrics = JobMetrics.register(sc);
     InjectedFault fault = InjectedFault.from(sc.getConf()); // a test hook: null unless a test set its keys
     InferenceStageProfile stage = InferenceStageProfile.forRun(spark, o.inferenceGpus(), o.get(EngineOptions.LAYOUT));
+    ResultCache cache = ResultCache.open(spark, o, model, ResultCache.tasksUseGpus(o, stage, sc.getConf()));
     RunPlan.Counts counts = new RunPlan.Counts();
     int partitions = 0;
     int commits = 0;
-    try (RunPlan plan = RunPlan.make(spark, o, model, input, output, runId, counts)) {
+    RUNNING.incrementAndGet();
+    try (RunPlan plan = RunPlan.make(spark, o, model, input, output, runId, counts, cache)) {
       partitions = plan.partitions();
-      try (ProgressReporter progress = ProgressReporter.start(spark, metrics, counts.rows, counts.plannedErrors,
-          o.progressSeconds())) {
+      try (ProgressReporter progress = ProgressReporter.start(spark, metrics, counts.rows,
+          counts.plannedErrors + counts.cacheHits, o.progressSeconds())) {
         for (int wave = 0; wave < plan.waves(); wave++) {
           // Each wave is its own Spark job and commit: a run that dies keeps the waves it committed.
           Dataset<Row> answers = wave == 0 ? plan.errorRows() : null;
+          if (wave == 0 && plan.cachedRows() != null) {
+            answers = answers.unionByName(plan.cachedRows());
+          }
           Dataset<Row> requests = plan.wave(wave);
           if (requests != null) {
             Dataset<Row> inferred = Completions.infer(stage.apply(spark, requests), o, model, runId, metrics, fault);
@@ -89,6 +99,11 @@ public final class BatchInference {
               + "/" + plan.waves() + ")");
           output.write(hook.beforeWrite(wave + 1, plan.waves(), answers), wave == 0);
           commits++;
+          if (cache != null && requests != null) {
+            sc.setJobDescription("sparkinfer " + runId + ": add commit " + (wave + 1) + "'s answers to the cache "
+                + o.cache());
+            cache.append(spark, output.readAnswers(spark), plan.computedIds(wave), model.uri(), runId, metrics);
+          }
         }
         progress.report(); // the final line: 100%
       }
@@ -110,8 +125,8 @@ public final class BatchInference {
       throw new JobFailedException("run " + runId + " failed: " + FailureMessage.of(e), e);
     } finally {
       sc.setJobDescription(null);
-      if (sc.isLocal()) {
-        ExecutorEngines.closeAll(); // the driver is the executor: free the model with the job
+      if (RUNNING.decrementAndGet() == 0 && sc.isLocal()) {
+        ExecutorEngines.closeAll(); // the driver is the executor: free the model with the job (the last one running)
       }
     }
   }

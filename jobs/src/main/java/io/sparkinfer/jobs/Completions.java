@@ -87,7 +87,8 @@ final class Completions {
         col(Tables.EXECUTOR_ID),
         lit(0.0).as(Tables.LATENCY_MS),
         lit(0.0).as(Tables.TTFT_MS),
-        lit(runId).as(Tables.RUN_ID));
+        lit(runId).as(Tables.RUN_ID),
+        lit(false).as(Tables.CACHE_HIT));
   }
 
   /**

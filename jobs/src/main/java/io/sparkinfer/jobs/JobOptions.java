@@ -91,6 +91,10 @@ public final class JobOptions implements Serializable {
       "identifier of this run in both tables").describedDefault("a timestamp and random suffix");
   public static final Option<String> MODEL_CACHE = Option.text("model-cache", "DIR", null,
       "where each executor keeps its local copy of an hdfs:/s3a: model").describedDefault("java.io.tmpdir");
+  public static final Option<String> CACHE = Option.text("cache", "PATH", null,
+      "result cache (a Parquet table; file:, hdfs:, s3a:): deterministic requests answered by an earlier run with the "
+          + "same model weights, precision, engine and generation options are read from it, not computed; new answers "
+          + "are added (README: Result cache)").describedDefault("none");
   /** {@link #INFERENCE_GPUS}'s value for {@code auto}. */
   public static final int AUTO_GPUS = -1;
   public static final Option<Integer> INFERENCE_GPUS = Option.custom("inference-gpus", "N|auto", AUTO_GPUS,
@@ -103,8 +107,8 @@ public final class JobOptions implements Serializable {
 
   /** The job's own options. */
   public static final OptionTable.Group JOB_GROUP = new OptionTable.Group("job options", List.of(MODEL, INPUT, OUTPUT,
-      FORMAT, INPUT_FORMAT, ID_COLUMN, PROMPT_COLUMN, PARTITIONS, COMMIT_EVERY, DEDUP, RESUME, OVERWRITE, RUNS_TABLE,
-      PROGRESS_SECONDS, RUN_ID, MODEL_CACHE, INFERENCE_GPUS, HELP));
+      FORMAT, INPUT_FORMAT, ID_COLUMN, PROMPT_COLUMN, PARTITIONS, COMMIT_EVERY, DEDUP, RESUME, OVERWRITE, CACHE,
+      RUNS_TABLE, PROGRESS_SECONDS, RUN_ID, MODEL_CACHE, INFERENCE_GPUS, HELP));
 
   /** Everything {@code infer.sh} takes: the job's options, the generation options, the engine's. */
   public static final OptionTable TABLE = new OptionTable(JOB_GROUP, RequestOptions.GROUP, EngineOptions.GROUP);
@@ -128,6 +132,9 @@ public final class JobOptions implements Serializable {
     }
     if (resume() && overwrite()) {
       throw new IllegalArgumentException("--resume and --overwrite exclude each other");
+    }
+    if (files && cache() != null && trimSlashes(cache()).equals(trimSlashes(output()))) {
+      throw new IllegalArgumentException("--cache " + cache() + " is --output; give the result cache a path of its own");
     }
   }
 
@@ -278,6 +285,24 @@ public final class JobOptions implements Serializable {
   /** The run's id as given; null to generate one. */
   public String runId() {
     return values.get(RUN_ID);
+  }
+
+  private static String trimSlashes(String path) {
+    return path.replaceAll("/+$", "");
+  }
+
+  /** The result cache's location ({@code --cache}); null for none. */
+  public String cache() {
+    String c = values.get(CACHE);
+    return c == null || c.isBlank() ? null : c;
+  }
+
+  /**
+   * Whether the run's requests are deterministic enough to cache: greedy, or sampled with a seed that was given
+   * ({@code --seed}, its conf key or environment variable), not the default one.
+   */
+  public boolean isCacheable() {
+    return isGreedy() || values.isGiven(RequestOptions.SEED);
   }
 
   /** The executors' local cache of remote models; null for java.io.tmpdir. */

@@ -40,6 +40,10 @@ import org.apache.spark.sql.RowFactory;
  * @param libtorchLabel the directories the executors loaded libtorch from, comma-separated; null when no engine
  *     loaded
  * @param timeline where the time went: first inference task, inference span, idle generators, batch sizes
+ * @param cacheHits rows answered from the result cache ({@code --cache})
+ * @param cacheMisses rows looked up in the result cache and not found there (computed)
+ * @param cacheTokensSaved completion tokens of the cached answers used, once per request: tokens the engine did not
+ *     generate
  */
 public record JobResult(
     String runId,
@@ -73,7 +77,10 @@ public record JobResult(
     double modelLoadSeconds,
     long oomRetries,
     String libtorchLabel,
-    RunTimeline timeline) {
+    RunTimeline timeline,
+    long cacheHits,
+    long cacheMisses,
+    long cacheTokensSaved) {
 
   public static final String SUCCEEDED = "succeeded";
   public static final String FAILED = "failed";
@@ -111,7 +118,8 @@ public record JobResult(
         o.maxPromptTokens(), o.values().texts(EngineOptions.ALL), partitions, commits, executors,
         modelLoads(), loadsByExecutor, modelLoadSeconds, master, sparkVersion, ProjectVersion.get(), oomRetries,
         libtorchLabel, timeline.firstInferenceSeconds(), timeline.inferenceSpanSeconds(),
-        timeline.inferenceTaskSeconds(), timeline.engineIdleSeconds(), timeline.batchSizes());
+        timeline.inferenceTaskSeconds(), timeline.engineIdleSeconds(), timeline.batchSizes(), o.cache(), cacheHits,
+        cacheMisses, cacheTokensSaved);
   }
 
   /** The summary table printed when the job ends. */
@@ -125,6 +133,10 @@ public record JobResult(
     line(sb, "engine", String.format(Locale.ROOT, "%,d requests | %,d rows deduplicated | %d partitions x %d commit(s)%s",
         requests, deduplicatedRows, partitions, commits, oomRetries == 0 ? ""
             : String.format(Locale.ROOT, " | %,d batch(es) out of memory, retried at half width", oomRetries)));
+    if (options.cache() != null) {
+      line(sb, "cache", String.format(Locale.ROOT, "%,d rows answered from it | %,d not found there | %,d completion "
+          + "tokens saved | %s", cacheHits, cacheMisses, cacheTokensSaved, options.cache()));
+    }
     line(sb, "tokens", String.format(Locale.ROOT, "%,d prompt | %,d completion", promptTokens, completionTokens));
     line(sb, "throughput", String.format(Locale.ROOT, "%.1f completion tokens/s | %.2f rows/s",
         tokensPerSecond(), rowsPerSecond()));

@@ -30,10 +30,10 @@ final class JobRunsTable {
         spark.sparkContext().master(), spark.version(),
         counts.inputRows, counts.inputRows - counts.rows, counts.rows, counts.plannedErrors, counts.inputErrors,
         m.requests.value(),
-        Math.max(0, answeredByEngine - m.requests.value()), m.okRows.value(), errorRows, m.promptTokens.value(),
+        Math.max(0, answeredByEngine - m.requests.value()), m.okRows.value() + counts.cacheHits, errorRows, m.promptTokens.value(),
         m.completionTokens.value(), m.generateNanos.value() / 1e9, partitions, commits, m.executorCount(),
         m.loadsByExecutor(), m.loadSeconds(), m.oomRetries.value(), m.loadedLibtorch(),
-        RunTimeline.of(started, m.taskTimelines()));
+        RunTimeline.of(started, m.taskTimelines()), counts.cacheHits, counts.cacheMisses, counts.cacheTokensSaved);
   }
 
   /** Appends the run's row to {@code --runs-table}. */

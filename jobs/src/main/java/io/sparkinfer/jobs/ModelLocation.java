@@ -92,6 +92,11 @@ public final class ModelLocation implements Serializable {
     return hadoopConf == null;
   }
 
+  /** The Hadoop configuration a remote model is read with; null for a local one. */
+  Configuration hadoopConf() {
+    return hadoopConf;
+  }
+
   /** The checkpoint as a local directory; on executors a remote one is copied once per node and reused. */
   public Path localDir() {
     return isLocal() ? localPath(uri) : fetch();

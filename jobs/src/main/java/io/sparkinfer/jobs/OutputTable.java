@@ -70,6 +70,11 @@ record OutputTable(JobOptions options, boolean exists, boolean hasData) {
         : spark.read().parquet(options.output());
   }
 
+  /** The whole table with the completions schema (columns an older table lacks, such as cache_hit, read as null). */
+  Dataset<Row> readAnswers(SparkSession spark) {
+    return spark.read().schema(Tables.COMPLETIONS).format(options.format().sparkSource()).load(options.output());
+  }
+
   /** Writes one commit of answers: the first replaces, appends to or creates the table; later ones append. */
   void write(Dataset<Row> answers, boolean firstCommit) {
     SaveMode first = options.overwrite() ? SaveMode.Overwrite : exists ? SaveMode.Append : SaveMode.ErrorIfExists;

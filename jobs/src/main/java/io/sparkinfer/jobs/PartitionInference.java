@@ -330,7 +330,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       Object tokens = scala.collection.immutable.ArraySeq$.MODULE$.unsafeWrapArray(c.outputTokenIds());
       return RowFactory.create(id, prompt, c.text(), tokens, c.promptTokens(), c.completionTokens(),
           c.finishReason().label(), c.errorCode(), c.errorMessage(), model.uri(), precisionLabel,
-          layout, device, executorId, c.latencyMs(), c.timeToFirstTokenMs(), runId);
+          layout, device, executorId, c.latencyMs(), c.timeToFirstTokenMs(), runId, false);
     }
   }
 }

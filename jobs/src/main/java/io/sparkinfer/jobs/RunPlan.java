@@ -2,8 +2,11 @@ package io.sparkinfer.jobs;
 
 import static org.apache.spark.sql.functions.col;
 import static org.apache.spark.sql.functions.count;
+import static org.apache.spark.sql.functions.explode;
 import static org.apache.spark.sql.functions.lit;
+import static org.apache.spark.sql.functions.not;
 import static org.apache.spark.sql.functions.pmod;
+import static org.apache.spark.sql.functions.size;
 import static org.apache.spark.sql.functions.sum;
 import static org.apache.spark.sql.functions.when;
 
@@ -23,7 +26,8 @@ import org.slf4j.LoggerFactory;
  * already in the output), their token counts and the rows that cannot run ({@link PromptPlanner}, on the
  * executors), identical greedy prompts grouped under one request ({@code --dedup}), the commits ("waves" of
  * {@code --commit-every} rows) and the inference partitions of each, range-partitioned by prompt length so
- * a partition's batches pad little. Close it to release what it cached.
+ * a partition's batches pad little. With {@code --cache}, the requests found in the result cache
+ * ({@link ResultCache}) are answered from it and only the others are computed. Close it to release what it cached.
  */
 final class RunPlan implements AutoCloseable {
 
@@ -39,19 +43,29 @@ final class RunPlan implements AutoCloseable {
     long plannedErrors;
     /** Planned errors that the input made: rows that could not be read (InputRows.ERROR_CODES). */
     long inputErrors;
+    /** Rows answered from the result cache. */
+    long cacheHits;
+    /** Rows looked up in the result cache and not found (computed). */
+    long cacheMisses;
+    /** Completion tokens of the cached answers used, once per request: what the engine did not generate. */
+    long cacheTokensSaved;
   }
 
   private final Dataset<Row> planned;
   private final Dataset<Row> errors;
-  private final Dataset<Row> groups; // (prompt, prompt_tokens, ids, tiebreak); null when no row can run
+  private final Dataset<Row> cached; // completion rows answered by the result cache; null without one
+  private final Dataset<Row> looked; // the requests looked up in the cache (persisted); null without one
+  private final Dataset<Row> groups; // (prompt, prompt_tokens, ids, tiebreak) to compute; null when none
   private final boolean groupsCached;
   private final int waves;
   private final int partitions;
 
-  private RunPlan(Dataset<Row> planned, Dataset<Row> errors, Dataset<Row> groups, boolean groupsCached, int waves,
-      int partitions) {
+  private RunPlan(Dataset<Row> planned, Dataset<Row> errors, Dataset<Row> cached, Dataset<Row> looked,
+      Dataset<Row> groups, boolean groupsCached, int waves, int partitions) {
     this.planned = planned;
     this.errors = errors;
+    this.cached = cached;
+    this.looked = looked;
     this.groups = groups;
     this.groupsCached = groupsCached;
     this.waves = waves;
@@ -61,10 +75,11 @@ final class RunPlan implements AutoCloseable {
   /**
    * Plans the run over {@code input} ({@link Tables#INPUT}), filling {@code counts}.
    *
+   * @param cache the result cache; null for none
    * @throws IllegalArgumentException when an id is repeated
    */
   static RunPlan make(SparkSession spark, JobOptions o, ModelLocation model, Dataset<Row> input, OutputTable output,
-      String runId, Counts counts) {
+      String runId, Counts counts, ResultCache cache) {
     boolean resuming = o.resume() && output.hasData();
     if (resuming) {
       counts.inputRows = input.count();
@@ -84,21 +99,39 @@ final class RunPlan implements AutoCloseable {
       }
       checkIds(planned, input);
       long validRows = counts.rows - counts.plannedErrors;
-      int waves = o.commitEvery() > 0 ? (int) Math.max(1, (validRows + o.commitEvery() - 1) / o.commitEvery()) : 1;
-      int partitions = o.partitions() > 0 ? o.partitions()
-          : defaultPartitions((validRows + waves - 1) / waves, spark.sparkContext().defaultParallelism());
-      LOG.info("run {}: {} rows to answer ({} skipped, {} planning errors of which {} unreadable input rows), {} "
-          + "commit(s) of {} inference partitions", runId, counts.rows, counts.inputRows - counts.rows,
-          counts.plannedErrors, counts.inputErrors, waves, partitions);
       Dataset<Row> groups = null;
+      Dataset<Row> looked = null;
+      Dataset<Row> cached = null;
+      long computeRows = validRows;
       if (validRows > 0) {
         groups = Completions.requests(planned, o.dedup() && o.isGreedy());
-        if (waves > 1) {
-          groups = groups.persist(StorageLevel.MEMORY_AND_DISK()); // each wave reads it again
+        if (cache != null) {
+          spark.sparkContext().setJobDescription("sparkinfer " + runId + ": look up the result cache");
+          looked = cache.lookup(groups).persist(StorageLevel.MEMORY_AND_DISK());
+          Row h = looked.agg(sum(when(ResultCache.hit(), size(col(Tables.IDS))).otherwise(0)),
+              sum(when(not(ResultCache.hit()), size(col(Tables.IDS))).otherwise(0)),
+              sum(when(ResultCache.hit(), col(ResultCache.CACHED + Tables.COMPLETION_TOKENS)).otherwise(0))).first();
+          counts.cacheHits = h.isNullAt(0) ? 0 : h.getLong(0);
+          counts.cacheMisses = h.isNullAt(1) ? 0 : h.getLong(1);
+          counts.cacheTokensSaved = h.isNullAt(2) ? 0 : h.getLong(2);
+          cached = counts.cacheHits > 0 ? ResultCache.hitRows(looked, model.uri(), runId) : null;
+          groups = counts.cacheMisses > 0 ? looked.where(not(ResultCache.hit()))
+              .select(col(Tables.PROMPT), col(Tables.PROMPT_TOKENS), col(Tables.IDS), col(Tables.TIEBREAK)) : null;
+          computeRows = counts.cacheMisses;
         }
       }
-      return new RunPlan(planned, Completions.errorRows(planned, model.uri(), runId), groups, groups != null && waves > 1, waves,
-          partitions);
+      int waves = o.commitEvery() > 0 ? (int) Math.max(1, (computeRows + o.commitEvery() - 1) / o.commitEvery()) : 1;
+      int partitions = o.partitions() > 0 ? o.partitions()
+          : defaultPartitions((computeRows + waves - 1) / waves, spark.sparkContext().defaultParallelism());
+      LOG.info("run {}: {} rows to answer ({} skipped, {} planning errors of which {} unreadable input rows{}), {} "
+          + "commit(s) of {} inference partitions", runId, counts.rows, counts.inputRows - counts.rows,
+          counts.plannedErrors, counts.inputErrors, cache == null ? "" : ", " + counts.cacheHits
+              + " answered from the cache, " + counts.cacheMisses + " not found there", waves, partitions);
+      if (groups != null && waves > 1) {
+        groups = groups.persist(StorageLevel.MEMORY_AND_DISK()); // each wave reads it again
+      }
+      return new RunPlan(planned, Completions.errorRows(planned, model.uri(), runId), cached, looked, groups,
+          groups != null && waves > 1, waves, partitions);
     } catch (RuntimeException e) {
       planned.unpersist();
       throw e;
@@ -120,6 +153,23 @@ final class RunPlan implements AutoCloseable {
     return errors;
   }
 
+  /** The completion rows answered from the result cache (written with the first commit); null when none. */
+  Dataset<Row> cachedRows() {
+    return cached;
+  }
+
+  /** The ids that commit {@code wave} computes (one column, id); null when it computes none. */
+  Dataset<Row> computedIds(int wave) {
+    if (groups == null) {
+      return null;
+    }
+    return part(wave).select(explode(col(Tables.IDS)).as(Tables.ID));
+  }
+
+  private Dataset<Row> part(int wave) {
+    return waves == 1 ? groups : groups.where(pmod(col(Tables.TIEBREAK), lit(waves)).equalTo(wave));
+  }
+
   /**
    * The requests of commit {@code wave}: (prompt, prompt_tokens, ids) in {@link #partitions()} partitions,
    * ranged on (length, hash) so similar lengths share a partition and equal lengths still spread, and sorted
@@ -129,8 +179,7 @@ final class RunPlan implements AutoCloseable {
     if (groups == null) {
       return null;
     }
-    Dataset<Row> part = waves == 1 ? groups : groups.where(pmod(col(Tables.TIEBREAK), lit(waves)).equalTo(wave));
-    return Completions.arrange(part, partitions);
+    return Completions.arrange(part(wave), partitions);
   }
 
   /** Partitions for {@code rows}: the cluster's parallelism, more when the input is large. */
@@ -175,6 +224,9 @@ final class RunPlan implements AutoCloseable {
   public void close() {
     if (groupsCached) {
       groups.unpersist();
+    }
+    if (looked != null) {
+      looked.unpersist();
     }
     planned.unpersist();
   }

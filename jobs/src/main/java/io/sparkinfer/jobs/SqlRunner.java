@@ -114,9 +114,16 @@ public final class SqlRunner {
     return 0;
   }
 
-  /** Registers {@code path} as temporary view {@code name}, its format taken from its files. */
+  /**
+   * Registers {@code path} as temporary view {@code name}, its format taken from its files; a result cache
+   * ({@code --cache}) as its readers see it: committed entries, each key once ({@link ResultCache#read}).
+   */
   public static void register(SparkSession spark, String name, String path) {
     Configuration conf = spark.sparkContext().hadoopConfiguration();
+    if (ResultCache.isCache(path, conf)) {
+      ResultCache.read(spark, path).createOrReplaceTempView(name);
+      return;
+    }
     String format = formatOf(path, conf);
     String[] paths = {path};
     DataFrameReader reader = spark.read();

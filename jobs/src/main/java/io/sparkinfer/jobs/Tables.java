@@ -29,6 +29,7 @@ public final class Tables {
   public static final String LATENCY_MS = "latency_ms";
   public static final String TTFT_MS = "time_to_first_token_ms";
   public static final String RUN_ID = "run_id";
+  public static final String CACHE_HIT = "cache_hit";
 
   /** One row per input id. */
   public static final StructType COMPLETIONS = new StructType(new StructField[] {
@@ -49,6 +50,7 @@ public final class Tables {
       field(LATENCY_MS, DataTypes.DoubleType, false),
       field(TTFT_MS, DataTypes.DoubleType, false),
       field(RUN_ID, DataTypes.StringType, false),
+      field(CACHE_HIT, DataTypes.BooleanType, false),
   });
 
   // the input as read (internal)
@@ -79,6 +81,38 @@ public final class Tables {
       field(ERROR_CODE, DataTypes.StringType, true),
       field(ERROR_MESSAGE, DataTypes.StringType, true),
       field(EXECUTOR_ID, DataTypes.StringType, true),
+  });
+
+  // the result cache (--cache)
+  public static final String KEY = "key";
+  public static final String MODEL_FINGERPRINT = "model_fingerprint";
+  public static final String SETTINGS = "settings";
+  public static final String SEED = "seed";
+  public static final String BACKEND = "backend";
+  public static final String CREATED_AT = "created_at";
+
+  /**
+   * The result cache ({@link ResultCache}): one row per answered request, under its key ({@link CacheKey}), with what
+   * a completions row needs to be written again and where the answer came from.
+   */
+  public static final StructType RESULT_CACHE = new StructType(new StructField[] {
+      field(KEY, DataTypes.StringType, false),
+      field(MODEL_FINGERPRINT, DataTypes.StringType, false),
+      field(SETTINGS, DataTypes.StringType, false),
+      field(SEED, DataTypes.LongType, true),
+      field(PROMPT, DataTypes.StringType, false),
+      field(COMPLETION, DataTypes.StringType, true),
+      field(OUTPUT_TOKEN_IDS, DataTypes.createArrayType(DataTypes.LongType, false), false),
+      field(PROMPT_TOKENS, DataTypes.IntegerType, false),
+      field(COMPLETION_TOKENS, DataTypes.IntegerType, false),
+      field(FINISH_REASON, DataTypes.StringType, false),
+      field(MODEL, DataTypes.StringType, false),
+      field(PRECISION, DataTypes.StringType, false),
+      field(DEVICE, DataTypes.StringType, true),
+      field(BACKEND, DataTypes.StringType, false),
+      field(LAYOUT, DataTypes.StringType, true),
+      field(RUN_ID, DataTypes.StringType, false),
+      field(CREATED_AT, DataTypes.TimestampType, false),
   });
 
   /** One row per run of the job, appended. */
@@ -136,6 +170,10 @@ public final class Tables {
       field("inference_task_s", DataTypes.DoubleType, false),
       field("engine_idle_s", DataTypes.DoubleType, false),
       field("batch_sizes", DataTypes.StringType, true),
+      field("cache", DataTypes.StringType, true),
+      field("cache_hits", DataTypes.LongType, false),
+      field("cache_misses", DataTypes.LongType, false),
+      field("cache_tokens_saved", DataTypes.LongType, false),
   });
 
   private static StructField field(String name, DataType type, boolean nullable) {

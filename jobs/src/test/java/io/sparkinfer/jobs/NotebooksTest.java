@@ -40,8 +40,10 @@ class NotebooksTest {
     Map<String, String> rows = new LinkedHashMap<>(TestSupport.referenceInput());
     rows.put("empty", "");
     String out = tmp.resolve("out").toString();
+    String cache = tmp.resolve("cache").toString();
     BatchInference.run(spark, TestSupport.options("--model", TestSupport.tinyModel().toString(), "--input",
-        TestSupport.writeJsonl(tmp.resolve("in.jsonl"), rows).toString(), "--output", out, "--max-new-tokens", "4"));
+        TestSupport.writeJsonl(tmp.resolve("in.jsonl"), rows).toString(), "--output", out, "--max-new-tokens", "4",
+        "--cache", cache));
     String sweeps = tmp.resolve("sweeps").toString();
     for (String run : new String[] {"first", "second"}) {
       SweepJob.run(spark, SweepOptions.parse(new String[] {"--model", TestSupport.tinyModel().toString(), "--output",
@@ -50,6 +52,7 @@ class NotebooksTest {
     }
     SqlRunner.register(spark, "completions", out);
     SqlRunner.register(spark, "job_runs", out + "/_job_runs");
+    SqlRunner.register(spark, "result_cache", cache);
     SqlRunner.register(spark, "sweep_trials", sweeps);
     SqlRunner.register(spark, "sweep_runs", sweeps + "/_sweep_runs");
 
@@ -74,6 +77,10 @@ class NotebooksTest {
     List<Row> outcome = spark.sql(batch.get(0).sql()).collectAsList();
     assertThat(outcome.stream().mapToLong(r -> r.getLong(2)).sum()).as("the outcome counts every row").isEqualTo(rows.size());
     assertThat(outcome).anySatisfy(r -> assertThat(r.getString(1)).isEqualTo("empty_prompt"));
+    Row bySize = spark.sql(batch.stream().filter(c -> c.sql().contains("FROM result_cache\nGROUP BY model_fingerprint\n"))
+        .findFirst().orElseThrow().sql()).first();
+    assertThat(bySize.<Long>getAs("entries")).as("the cache's size by model: one entry per answered prompt")
+        .isEqualTo(rows.size() - 1);
     List<Notebook.SqlCell> sweep = Notebook.sqlCells(Files.readString(notebooks.get(1)));
     assertThat(spark.sql(sweep.get(0).sql()).count()).as("the two studies").isEqualTo(2);
     assertThat(spark.sql(sweep.get(4).sql()).count()).as("each configuration against its previous study").isEqualTo(2);
