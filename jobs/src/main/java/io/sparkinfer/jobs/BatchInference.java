@@ -70,7 +70,7 @@ public final class BatchInference {
     RunPlan.Counts counts = new RunPlan.Counts();
     int partitions = 0;
     int commits = 0;
-    try (RunPlan plan = RunPlan.make(spark, o, model, input, output, runId, counts)) {
+    try (RunPlan plan = RunPlan.make(spark, o, model, input, output, runId, stage, counts)) {
       partitions = plan.partitions();
       try (ProgressReporter progress = ProgressReporter.start(spark, metrics, counts.rows, counts.plannedErrors,
           o.progressSeconds())) {
