@@ -77,7 +77,7 @@ public final class BatchInference {
     int partitions = 0;
     int commits = 0;
     RUNNING.incrementAndGet();
-    try (RunPlan plan = RunPlan.make(spark, o, model, input, output, runId, counts, cache)) {
+    try (RunPlan plan = RunPlan.make(spark, o, model, input, output, runId, stage, counts, cache)) {
       partitions = plan.partitions();
       try (ProgressReporter progress = ProgressReporter.start(spark, metrics, counts.rows,
           counts.plannedErrors + counts.cacheHits, o.progressSeconds())) {

@@ -33,8 +33,11 @@ final class Completions {
   private Completions() {}
 
   /** Planned rows ({@link Tables#PLANNED}) of input rows ({@link Tables#INPUT}). */
-  static Dataset<Row> plan(Dataset<Row> input, ModelLocation model, int maxPromptTokens) {
-    return input.mapPartitions(new PromptPlanner(model, maxPromptTokens), Encoders.row(Tables.PLANNED));
+  static Dataset<Row> plan(Dataset<Row> input, ModelLocation model, JobOptions o, InferenceStageProfile stage) {
+    // no preload with a result cache: a run it answers whole loads no model
+    boolean cached = o.has(JobOptions.CACHE) && o.cache() != null;
+    JobOptions preload = o.get(JobOptions.PRELOAD_ENGINES) && !stage.isSet() && !cached ? o : null;
+    return input.mapPartitions(new PromptPlanner(model, o.maxPromptTokens(), preload), Encoders.row(Tables.PLANNED));
   }
 
   /**
@@ -100,7 +103,7 @@ final class Completions {
     org.apache.spark.sql.SparkSession spark = input.sparkSession();
     InferenceStageProfile stage = InferenceStageProfile.forRun(spark, o.inferenceGpus(),
         o.get(io.sparkinfer.engine.EngineOptions.LAYOUT));
-    Dataset<Row> planned = plan(input, model, o.maxPromptTokens());
+    Dataset<Row> planned = plan(input, model, o, stage);
     Dataset<Row> arranged = arrange(requests(planned, o.dedup() && o.isGreedy()), partitions);
     Dataset<Row> answered = infer(stage.apply(spark, arranged), o, model, runId, metrics, null);
     return answered.unionByName(errorRows(planned, model.uri(), runId));

@@ -10,6 +10,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -41,11 +43,22 @@ public final class ExecutorEngines {
 
   private static final class Slot<T> {
     T value;
+    /** A preload's seconds, until a task's {@link #engine} call reports them; negative when none is pending. */
+    double unreportedSeconds = -1;
+    boolean preloading;
   }
+
+  /** Background loads ({@link #preload}): daemon threads, so a JVM that ends does not wait for them. */
+  private static final ExecutorService PRELOADS = Executors.newCachedThreadPool(r -> {
+    Thread t = new Thread(r, "sparkinfer-preload");
+    t.setDaemon(true);
+    return t;
+  });
 
   private static final Map<Key, Slot<LlmEngine>> ENGINES = new ConcurrentHashMap<>();
   private static final Map<Path, Slot<PlanningTokenizer>> TOKENIZERS = new ConcurrentHashMap<>();
   private static final AtomicInteger LOADS = new AtomicInteger();
+  private static final AtomicInteger PRELOADS_STARTED = new AtomicInteger();
 
   static {
     Runtime.getRuntime().addShutdownHook(new Thread(ExecutorEngines::closeAll, "sparkinfer-close-engines"));
@@ -59,25 +72,66 @@ public final class ExecutorEngines {
    */
   public static LlmEngine engine(Key key, LoadListener onLoad) {
     Slot<LlmEngine> slot = ENGINES.computeIfAbsent(key, k -> new Slot<>());
-    synchronized (slot) {
+    synchronized (slot) { // a preload in progress holds the slot: this waits for it
       if (slot.value == null) {
-        long start = System.nanoTime();
-        LlmEngine engine = LlmEngine.load(key.options());
-        try {
-          warmUp(engine);
-        } catch (RuntimeException e) {
-          engine.close();
-          throw e;
-        }
-        double seconds = (System.nanoTime() - start) / 1e9;
-        int n = LOADS.incrementAndGet();
-        LOG.info("loaded {} in {} s (load #{} in this JVM; libtorch from {})", engine.describe(),
-            String.format("%.2f", seconds), n, JobMetrics.libtorchDir());
-        slot.value = engine;
-        onLoad.loaded(key, engine, seconds);
+        double seconds = load(key, slot);
+        onLoad.loaded(key, slot.value, seconds);
+      } else if (slot.unreportedSeconds >= 0) { // loaded ahead by a preload: its first user reports it
+        onLoad.loaded(key, slot.value, slot.unreportedSeconds);
       }
+      slot.unreportedSeconds = -1;
       return slot.value;
     }
+  }
+
+  /**
+   * Starts loading the engine for {@code key} on a background thread, unless it is loaded or loading, so that the
+   * load overlaps the work before inference (reading, token counts, the sort). The next {@link #engine} call for
+   * the key waits for it and reports it as its own load. A preload that fails is logged and forgotten: the
+   * inference task then loads the engine itself and fails, or not, as it would have without the preload.
+   */
+  public static void preload(Key key) {
+    Slot<LlmEngine> slot = ENGINES.computeIfAbsent(key, k -> new Slot<>());
+    synchronized (slot) {
+      if (slot.value != null || slot.preloading) {
+        return;
+      }
+      slot.preloading = true;
+    }
+    PRELOADS_STARTED.incrementAndGet();
+    PRELOADS.execute(() -> {
+      try {
+        synchronized (slot) {
+          if (slot.value == null && ENGINES.get(key) == slot) { // not loaded meanwhile, nor closed by closeAll()
+            slot.unreportedSeconds = load(key, slot);
+          }
+        }
+      } catch (RuntimeException | Error e) {
+        LOG.warn("preloading {} failed; the inference task loads it again", key.modelUri(), e);
+      } finally {
+        synchronized (slot) {
+          slot.preloading = false;
+        }
+      }
+    });
+  }
+
+  /** Loads and warms up the engine for {@code key} into {@code slot} (whose lock the caller holds); its seconds. */
+  private static double load(Key key, Slot<LlmEngine> slot) {
+    long start = System.nanoTime();
+    LlmEngine engine = LlmEngine.load(key.options());
+    try {
+      warmUp(engine);
+    } catch (RuntimeException e) {
+      engine.close();
+      throw e;
+    }
+    double seconds = (System.nanoTime() - start) / 1e9;
+    int n = LOADS.incrementAndGet();
+    LOG.info("loaded {} in {} s (load #{} in this JVM; libtorch from {})", engine.describe(),
+        String.format("%.2f", seconds), n, JobMetrics.libtorchDir());
+    slot.value = engine;
+    return seconds;
   }
 
   /** The planning tokenizer of a local checkpoint directory. */
@@ -90,6 +144,11 @@ public final class ExecutorEngines {
       }
       return slot.value;
     }
+  }
+
+  /** Preloads started by this JVM since it started (each one loads at most once). */
+  public static int preloadCount() {
+    return PRELOADS_STARTED.get();
   }
 
   /** Engine loads performed by this JVM since it started. */

@@ -99,6 +99,11 @@ final class InferenceStageProfile {
     return gpus;
   }
 
+  /** Whether the inference stage has a profile of its own (its tasks hold GPUs the other stages' tasks do not). */
+  boolean isSet() {
+    return profile != null;
+  }
+
   /** The requests under the profile (the same dataset when there is none). */
   Dataset<Row> apply(SparkSession spark, Dataset<Row> requests) {
     if (profile == null) {

@@ -103,12 +103,16 @@ public final class JobOptions implements Serializable {
           + "the sort by length run as CPU tasks that share GPU slots (spark.task.resource.gpu.amount below 1); "
           + "0: no profile, every stage takes the application's task resources; auto: the layout's GPUs on a cluster "
           + "whose tasks take a fraction of a GPU, else 0");
+  public static final Option<Boolean> PRELOAD_ENGINES = Option.flag("preload-engines", true,
+      "start loading the model on each executor while its prompts are read and counted, so the load overlaps "
+          + "the work before inference (=false: load at the first inference task; always so with an inference "
+          + "stage profile, whose GPUs the planning tasks do not hold, and with --cache, which may answer every row)");
   public static final Option<Boolean> HELP = Option.flag("help", false, "print this help and exit");
 
   /** The job's own options. */
   public static final OptionTable.Group JOB_GROUP = new OptionTable.Group("job options", List.of(MODEL, INPUT, OUTPUT,
       FORMAT, INPUT_FORMAT, ID_COLUMN, PROMPT_COLUMN, PARTITIONS, COMMIT_EVERY, DEDUP, RESUME, OVERWRITE, CACHE,
-      RUNS_TABLE, PROGRESS_SECONDS, RUN_ID, MODEL_CACHE, INFERENCE_GPUS, HELP));
+      RUNS_TABLE, PROGRESS_SECONDS, RUN_ID, MODEL_CACHE, INFERENCE_GPUS, PRELOAD_ENGINES, HELP));
 
   /** Everything {@code infer.sh} takes: the job's options, the generation options, the engine's. */
   public static final OptionTable TABLE = new OptionTable(JOB_GROUP, RequestOptions.GROUP, EngineOptions.GROUP);
@@ -182,6 +186,11 @@ public final class JobOptions implements Serializable {
 
   public <T> T get(Option<T> option) {
     return values.get(option);
+  }
+
+  /** Whether {@code option} is one of these options' table ({@link TextGenerator}'s has fewer than the job's). */
+  public boolean has(Option<?> option) {
+    return values.has(option);
   }
 
   /**

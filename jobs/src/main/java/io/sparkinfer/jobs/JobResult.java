@@ -118,8 +118,8 @@ public record JobResult(
         o.maxPromptTokens(), o.values().texts(EngineOptions.ALL), partitions, commits, executors,
         modelLoads(), loadsByExecutor, modelLoadSeconds, master, sparkVersion, ProjectVersion.get(), oomRetries,
         libtorchLabel, timeline.firstInferenceSeconds(), timeline.inferenceSpanSeconds(),
-        timeline.inferenceTaskSeconds(), timeline.engineIdleSeconds(), timeline.batchSizes(), o.cache(), cacheHits,
-        cacheMisses, cacheTokensSaved);
+        timeline.inferenceTaskSeconds(), timeline.engineWaitSeconds(), timeline.engineIdleSeconds(),
+        timeline.batchSizes(), o.cache(), cacheHits, cacheMisses, cacheTokensSaved);
   }
 
   /** The summary table printed when the job ends. */
@@ -142,7 +142,7 @@ public record JobResult(
         tokensPerSecond(), rowsPerSecond()));
     line(sb, "wall time", String.format(Locale.ROOT, "%.1f s (generation %.1f s summed over tasks)", wallSeconds(),
         generateSeconds));
-    line(sb, "timeline", timeline.describe(generateSeconds, modelLoadSeconds));
+    line(sb, "timeline", timeline.describe(generateSeconds));
     line(sb, "model", String.format(Locale.ROOT, "%s, %s, %s backend, %d load(s) on %d executor(s) %s, %.1f s",
         options.model(), precisionLabel, backendLabel, modelLoads(), executors, loadsByExecutor, modelLoadSeconds));
     line(sb, "completions", options.output() + " (" + options.format().label() + ")");

@@ -74,17 +74,15 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       return Collections.emptyIterator();
     }
     long startMillis = System.currentTimeMillis();
-    String device = DeviceBinding.forTask(options.device(), task);
     String executorId = SparkEnv.get().executorId();
-    ReplicaPlan plan = ReplicaPlan.of(options.engineOptions(model.localDir().toString(), device));
+    ReplicaPlan plan = replicaPlan(options, model, task);
     List<LlmEngine> engines = new ArrayList<>();
-    long[] loadNanos = {0}; // the loads this task performed (the task thread's)
+    long waitStart = System.nanoTime();
     for (EngineOptions replica : plan.replicas()) {
-      engines.add(ExecutorEngines.engine(new ExecutorEngines.Key(model.uri(), replica), (k, loaded, seconds) -> {
-        metrics.recordLoad(executorId, seconds, loaded);
-        loadNanos[0] += (long) (seconds * 1e9);
-      }));
+      engines.add(ExecutorEngines.engine(new ExecutorEngines.Key(model.uri(), replica), (k, loaded, seconds) ->
+          metrics.recordLoad(executorId, seconds, loaded)));
     }
+    long waitNanos = System.nanoTime() - waitStart; // loading the engines, or waiting for a preload of them
     metrics.executors.add(executorId);
     metrics.layouts.add(plan.layout().label());
     Pipeline pipeline = new Pipeline(input, engines, plan, executorId, task);
@@ -92,7 +90,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       task.addTaskCompletionListener((TaskCompletionListener) ctx -> {
         if (!ctx.isFailed()) {
           metrics.reportHeldLoads(); // Spark keeps the accumulator updates of a task that succeeded
-          metrics.timelines.add(pipeline.timeline(startMillis, loadNanos[0]).entry());
+          metrics.timelines.add(pipeline.timeline(startMillis, waitNanos).entry());
         }
       });
       task.addTaskCompletionListener((TaskCompletionListener) ctx -> pipeline.shutdown());
@@ -100,6 +98,23 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       metrics.reportHeldLoads();
     }
     return pipeline;
+  }
+
+  /** The task's layout over the devices Spark assigned to it: the engines it runs on, one per replica. */
+  static ReplicaPlan replicaPlan(JobOptions options, ModelLocation model, TaskContext task) {
+    String device = DeviceBinding.forTask(options.device(), task);
+    return ReplicaPlan.of(options.engineOptions(model.localDir().toString(), device));
+  }
+
+  /**
+   * Starts loading, in the background, the engines an inference task on this executor would run on
+   * ({@link ExecutorEngines#preload}): called by planning tasks, which run where the inference tasks will and
+   * are assigned the same devices when the inference stage has no resource profile of its own.
+   */
+  static void preloadEngines(JobOptions options, ModelLocation model, TaskContext task) {
+    for (EngineOptions replica : replicaPlan(options, model, task).replicas()) {
+      ExecutorEngines.preload(new ExecutorEngines.Key(model.uri(), replica));
+    }
   }
 
   /** One group of rows with the same prompt: one request, or one per id when not deduplicating. */
@@ -186,8 +201,8 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
     }
 
     /** This task's timeline, from its start to now. */
-    TaskTimeline timeline(long startMillis, long loadNanos) {
-      return new TaskTimeline(startMillis, System.currentTimeMillis(), workers.size(), generateNanos, loadNanos,
+    TaskTimeline timeline(long startMillis, long waitNanos) {
+      return new TaskTimeline(startMillis, System.currentTimeMillis(), workers.size(), generateNanos, waitNanos,
           new TreeSet<>(batchSizes));
     }
 

@@ -3,6 +3,7 @@ package io.sparkinfer.jobs;
 import io.sparkinfer.generate.ErrorCode;
 import java.util.Iterator;
 import org.apache.spark.SparkEnv;
+import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.function.MapPartitionsFunction;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
@@ -17,14 +18,20 @@ final class PromptPlanner implements MapPartitionsFunction<Row, Row> {
 
   private final ModelLocation model;
   private final int maxPromptTokens;
+  private final JobOptions preload; // null: no preload
 
-  PromptPlanner(ModelLocation model, int maxPromptTokens) {
+  /** @param preload the options of the engines to preload ({@code --preload-engines}); null for none */
+  PromptPlanner(ModelLocation model, int maxPromptTokens, JobOptions preload) {
     this.model = model;
     this.maxPromptTokens = maxPromptTokens;
+    this.preload = preload;
   }
 
   @Override
   public Iterator<Row> call(Iterator<Row> input) {
+    if (preload != null && input.hasNext()) {
+      PartitionInference.preloadEngines(preload, model, TaskContext.get()); // in the background
+    }
     ExecutorEngines.PlanningTokenizer tok = ExecutorEngines.tokenizer(model.localDir());
     int context = tok.contextLength();
     int limit = maxPromptTokens > 0 ? Math.min(maxPromptTokens, context - 1) : context - 1;

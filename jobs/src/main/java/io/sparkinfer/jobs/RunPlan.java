@@ -79,7 +79,7 @@ final class RunPlan implements AutoCloseable {
    * @throws IllegalArgumentException when an id is repeated
    */
   static RunPlan make(SparkSession spark, JobOptions o, ModelLocation model, Dataset<Row> input, OutputTable output,
-      String runId, Counts counts, ResultCache cache) {
+      String runId, InferenceStageProfile stage, Counts counts, ResultCache cache) {
     boolean resuming = o.resume() && output.hasData();
     if (resuming) {
       counts.inputRows = input.count();
@@ -87,7 +87,7 @@ final class RunPlan implements AutoCloseable {
       input = input.join(done, Tables.ID, "left_anti");
     }
     spark.sparkContext().setJobDescription("sparkinfer " + runId + ": plan (token counts)");
-    Dataset<Row> planned = Completions.plan(input, model, o.maxPromptTokens()).persist(StorageLevel.MEMORY_AND_DISK());
+    Dataset<Row> planned = Completions.plan(input, model, o, stage).persist(StorageLevel.MEMORY_AND_DISK());
     try {
       Row c = planned.agg(count(lit(1)), sum(when(col(Tables.ERROR_CODE).isNotNull(), 1).otherwise(0)),
           sum(when(col(Tables.ERROR_CODE).isin(InputRows.ERROR_CODES.toArray()), 1).otherwise(0))).first();

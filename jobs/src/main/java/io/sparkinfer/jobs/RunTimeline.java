@@ -10,20 +10,20 @@ import java.util.stream.Collectors;
  * Where a run's time went, from its inference tasks' timelines ({@link TaskTimeline}): the job_runs columns
  * {@code first_inference_s} (from the run's start to its first inference task: start-up, reading, planning,
  * sorting), {@code inference_span_s} (from the first inference task's start to the last one's end),
- * {@code inference_task_s} (the tasks' wall times, summed), {@code engine_idle_s} (generator time inside the tasks
- * that was neither generation nor model load) and {@code batch_sizes} (the batch sizes the chunks ran at,
- * {@code --batch-size auto} resolved). With {@code generate_s} and {@code model_load_s} they add up:
- * {@code generate_s + model_load_s + engine_idle_s} is the generators' share of {@code inference_task_s} (times the
- * generators per task).
+ * {@code inference_task_s} (the tasks' wall times, summed), {@code engine_wait_s} (the tasks' time waiting for
+ * their engines: loading them, or the rest of a load that planning started), {@code engine_idle_s} (generator
+ * time after the engines were ready that was not generation) and {@code batch_sizes} (the batch sizes the chunks
+ * ran at, {@code --batch-size auto} resolved). They add up: {@code generate_s + engine_idle_s} is
+ * {@code inference_task_s - engine_wait_s} times the generators per task.
  *
  * @param firstInferenceSeconds null when no inference task ran
  * @param inferenceSpanSeconds null when no inference task ran
  * @param batchSizes comma-separated, ascending; null when no inference task ran
  */
 record RunTimeline(Double firstInferenceSeconds, Double inferenceSpanSeconds, double inferenceTaskSeconds,
-    double engineIdleSeconds, String batchSizes) {
+    double engineWaitSeconds, double engineIdleSeconds, String batchSizes) {
 
-  static final RunTimeline NONE = new RunTimeline(null, null, 0, 0, null);
+  static final RunTimeline NONE = new RunTimeline(null, null, 0, 0, 0, null);
 
   static RunTimeline of(Instant started, List<TaskTimeline> tasks) {
     if (tasks.isEmpty()) {
@@ -35,17 +35,19 @@ record RunTimeline(Double firstInferenceSeconds, Double inferenceSpanSeconds, do
     tasks.forEach(t -> sizes.addAll(t.batchSizes()));
     return new RunTimeline(Math.max(0, first - started.toEpochMilli()) / 1000.0, Math.max(0, last - first) / 1000.0,
         tasks.stream().mapToDouble(TaskTimeline::seconds).sum(),
+        tasks.stream().mapToDouble(TaskTimeline::engineWaitSeconds).sum(),
         tasks.stream().mapToDouble(TaskTimeline::idleSeconds).sum(),
         sizes.isEmpty() ? null : sizes.stream().map(String::valueOf).collect(Collectors.joining(",")));
   }
 
-  /** The summary line: empty when no inference task ran. */
-  String describe(double generateSeconds, double loadSeconds) {
+  /** The summary's timeline line. */
+  String describe(double generateSeconds) {
     if (firstInferenceSeconds == null) {
       return "no inference task ran";
     }
-    return String.format(Locale.ROOT, "first inference task at %.1f s | inference %.1f s (tasks %.1f s: generating "
-        + "%.1f, loading %.1f, idle %.1f) | batch sizes %s", firstInferenceSeconds, inferenceSpanSeconds,
-        inferenceTaskSeconds, generateSeconds, loadSeconds, engineIdleSeconds, batchSizes);
+    return String.format(Locale.ROOT, "first inference task at %.1f s | inference %.1f s (tasks %.1f s: waiting "
+        + "for engines %.1f; generators generating %.1f, idle %.1f) | batch sizes %s", firstInferenceSeconds,
+        inferenceSpanSeconds, inferenceTaskSeconds, engineWaitSeconds, generateSeconds, engineIdleSeconds,
+        batchSizes);
   }
 }

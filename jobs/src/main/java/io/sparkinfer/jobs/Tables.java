@@ -168,6 +168,7 @@ public final class Tables {
       field("first_inference_s", DataTypes.DoubleType, true),
       field("inference_span_s", DataTypes.DoubleType, true),
       field("inference_task_s", DataTypes.DoubleType, false),
+      field("engine_wait_s", DataTypes.DoubleType, false),
       field("engine_idle_s", DataTypes.DoubleType, false),
       field("batch_sizes", DataTypes.StringType, true),
       field("cache", DataTypes.StringType, true),

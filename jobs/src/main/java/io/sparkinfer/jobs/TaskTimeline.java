@@ -8,13 +8,15 @@ import java.util.stream.Collectors;
 
 /**
  * Where one inference task's time went, measured on its executor: when it started and ended (epoch milliseconds),
- * its generators' time spent generating and loading the model, and the batch sizes its chunks ran at
- * ({@code --batch-size auto} resolved). What a generator did neither is idle time: waiting for the task thread to
- * read and tokenize the next chunk, or for Spark's writer to take the rows of the last.
+ * how long it waited for its engines (loading them, or waiting for a load that planning started,
+ * {@link ExecutorEngines#preload}), its generators' time spent generating, and the batch sizes its chunks ran at
+ * ({@code --batch-size auto} resolved). A generator's time after the engines were ready that was not generation
+ * is idle time: waiting for the task thread to read and tokenize the next chunk, or for Spark's writer to take the
+ * rows of the last.
  *
  * @param generators the task's generators (replicas times threads)
  */
-record TaskTimeline(long startMillis, long endMillis, int generators, long generateNanos, long loadNanos,
+record TaskTimeline(long startMillis, long endMillis, int generators, long generateNanos, long engineWaitNanos,
     SortedSet<Integer> batchSizes) {
 
   /** The task's wall time in seconds. */
@@ -22,15 +24,20 @@ record TaskTimeline(long startMillis, long endMillis, int generators, long gener
     return Math.max(0, endMillis - startMillis) / 1000.0;
   }
 
-  /** Generator seconds that were neither generation nor model load ({@code generators} times the wall, less both). */
+  /** Seconds the task waited for its engines. */
+  double engineWaitSeconds() {
+    return engineWaitNanos / 1e9;
+  }
+
+  /** Generator seconds after the engines were ready that were not generation. */
   double idleSeconds() {
-    return Math.max(0, generators * seconds() - (generateNanos + loadNanos) / 1e9);
+    return Math.max(0, generators * (seconds() - engineWaitSeconds()) - generateNanos / 1e9);
   }
 
   /** The accumulator entry: tab-separated fields, the batch sizes comma-separated. */
   String entry() {
     return String.join("\t", Long.toString(startMillis), Long.toString(endMillis), Integer.toString(generators),
-        Long.toString(generateNanos), Long.toString(loadNanos),
+        Long.toString(generateNanos), Long.toString(engineWaitNanos),
         batchSizes.stream().map(String::valueOf).collect(Collectors.joining(",")));
   }
 
@@ -49,7 +56,7 @@ record TaskTimeline(long startMillis, long endMillis, int generators, long gener
 
   @Override
   public String toString() {
-    return String.format(Locale.ROOT, "%.3f s, %d generator(s), generating %.3f s, loading %.3f s, batch sizes %s",
-        seconds(), generators, generateNanos / 1e9, loadNanos / 1e9, batchSizes);
+    return String.format(Locale.ROOT, "%.3f s, %d generator(s), waiting for engines %.3f s, generating %.3f s, "
+        + "batch sizes %s", seconds(), generators, engineWaitSeconds(), generateNanos / 1e9, batchSizes);
   }
 }

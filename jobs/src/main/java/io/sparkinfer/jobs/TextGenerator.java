@@ -59,7 +59,8 @@ public class TextGenerator extends Transformer implements DefaultParamsWritable 
 
   /** What {@link #setOption} takes: the generation and engine options, and the job's that apply to a Dataset. */
   static final OptionTable OPTIONS = new OptionTable(new OptionTable.Group("dataset options", List.of(
-      JobOptions.DEDUP, JobOptions.MODEL_CACHE, JobOptions.INFERENCE_GPUS)), RequestOptions.GROUP, EngineOptions.GROUP);
+      JobOptions.DEDUP, JobOptions.MODEL_CACHE, JobOptions.INFERENCE_GPUS, JobOptions.PRELOAD_ENGINES)),
+      RequestOptions.GROUP, EngineOptions.GROUP);
 
   /** The completion columns besides the id, the prompt and the text (which goes under {@code outputCol}). */
   static final List<String> DETAIL_COLUMNS = List.of(Tables.OUTPUT_TOKEN_IDS, Tables.PROMPT_TOKENS,

@@ -1,0 +1,87 @@
+package io.sparkinfer.jobs;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.sparkinfer.engine.EngineOptions;
+import io.sparkinfer.engine.LlmEngine;
+import io.sparkinfer.model.Precision;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.SparkSession;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The executor's engine cache: one load per key, and a preload that the first user waits for and reports. */
+class ExecutorEnginesTest {
+
+  @TempDir
+  Path tmp;
+
+  @BeforeEach
+  @AfterEach
+  void forgetEngines() {
+    ExecutorEngines.closeAll();
+  }
+
+  private static ExecutorEngines.Key tinyKey() {
+    return new ExecutorEngines.Key("file:" + TestSupport.tinyModel(),
+        EngineOptions.of(TestSupport.tinyModel(), Precision.FP32, "cpu"));
+  }
+
+  @Test
+  void aPreloadedEngineIsLoadedOnceAndReportedOnceByItsFirstUser() {
+    int loadsBefore = ExecutorEngines.loadCount();
+    ExecutorEngines.preload(tinyKey());
+    ExecutorEngines.preload(tinyKey()); // loading already: nothing more
+    List<Double> reported = new ArrayList<>();
+    LlmEngine first = ExecutorEngines.engine(tinyKey(), (k, e, seconds) -> reported.add(seconds));
+    LlmEngine second = ExecutorEngines.engine(tinyKey(), (k, e, seconds) -> reported.add(seconds));
+    assertThat(second).as("one engine per key").isSameAs(first);
+    assertThat(ExecutorEngines.loadCount()).as("one load, by the preload or by the first user").isEqualTo(
+        loadsBefore + 1);
+    assertThat(reported).as("the load reported once, to the first user, with its seconds").hasSize(1);
+    assertThat(reported.get(0)).isPositive();
+    ExecutorEngines.preload(tinyKey()); // loaded: nothing to do
+    assertThat(ExecutorEngines.loadCount()).isEqualTo(loadsBefore + 1);
+  }
+
+  @Test
+  void aPreloadThatFailsLeavesTheFirstUserToLoadAndFailAsWithoutIt() throws Exception {
+    Path broken = Files.createDirectories(tmp.resolve("broken"));
+    Files.writeString(broken.resolve("config.json"), "{\"model_type\": \"llama\"}");
+    ExecutorEngines.Key key = new ExecutorEngines.Key("file:" + broken, EngineOptions.of(broken, Precision.FP32,
+        "cpu"));
+    ExecutorEngines.preload(key);
+    assertThatThrownBy(() -> ExecutorEngines.engine(key, (k, e, s) -> { }))
+        .as("the user's own load fails with the model's error").isInstanceOf(RuntimeException.class);
+  }
+
+  @Test
+  void theJobPreloadsWhilePlanningAndReportsOneLoadWhetherOrNot() {
+    SparkSession spark = TestSupport.spark();
+    Path input = TestSupport.writeJsonl(tmp.resolve("prompts.jsonl"), TestSupport.referenceInput());
+    for (String preload : new String[] {"true", "false"}) {
+      ExecutorEngines.closeAll();
+      int preloadsBefore = ExecutorEngines.preloadCount();
+      String out = tmp.resolve("out-" + preload).toString();
+      JobResult result = BatchInference.run(spark, TestSupport.options("--model", TestSupport.tinyModel().toString(),
+          "--input", input.toString(), "--output", out, "--max-new-tokens", "4", "--partitions", "2",
+          "--preload-engines=" + preload));
+      assertThat(result.succeeded()).isTrue();
+      assertThat(ExecutorEngines.preloadCount() - preloadsBefore).as("preloads started with --preload-engines=%s",
+          preload).isEqualTo(preload.equals("true") ? 1 : 0);
+      Row run = spark.read().parquet(out + "/_job_runs").first();
+      assertThat(run.<Integer>getAs("model_loads")).as("one load reported, preloaded or not").isEqualTo(1);
+      double wait = run.getAs("engine_wait_s");
+      double load = run.getAs("model_load_s");
+      assertThat(wait).as("the tasks waited for the engines at most as long as they took to load (and the "
+          + "tasks that found them loaded not at all)").isLessThanOrEqualTo(load + 0.05);
+    }
+  }
+}
