@@ -1,6 +1,9 @@
 package io.sparkinfer.generate;
 
 import java.util.List;
+import java.util.SortedSet;
+import java.util.TreeSet;
+import java.util.concurrent.ConcurrentSkipListSet;
 import java.util.concurrent.atomic.AtomicLong;
 
 /** Running totals of a generator's work, for progress lines and benchmarks. Thread-safe. */
@@ -13,6 +16,7 @@ public final class GenerationStats {
   private final AtomicLong decodeSteps = new AtomicLong();
   private final AtomicLong kvCacheAllocations = new AtomicLong();
   private final AtomicLong oomRetries = new AtomicLong();
+  private final ConcurrentSkipListSet<Integer> batchWidths = new ConcurrentSkipListSet<>();
 
   /** The totals of several generators' counters, as they are now. */
   public static GenerationStats sum(List<GenerationStats> parts) {
@@ -22,6 +26,7 @@ public final class GenerationStats {
       out.addBatch(p.promptTokens(), p.generatedTokens(), p.prefillNanos(), p.decodeNanos(), p.decodeSteps());
       out.kvCacheAllocations.addAndGet(p.kvCacheAllocations());
       out.oomRetries.addAndGet(p.oomRetries());
+      out.batchWidths.addAll(p.batchWidths());
     }
     return out;
   }
@@ -36,6 +41,15 @@ public final class GenerationStats {
     prefillNanos.addAndGet(prefillNs);
     decodeNanos.addAndGet(decodeNs);
     decodeSteps.addAndGet(steps);
+  }
+
+  void addBatchWidth(int width) {
+    batchWidths.add(width);
+  }
+
+  /** The widths the batches ran at ({@code --batch-size auto} resolved, an out-of-memory retry's half included). */
+  public SortedSet<Integer> batchWidths() {
+    return new TreeSet<>(batchWidths);
   }
 
   void addKvCacheAllocation() {

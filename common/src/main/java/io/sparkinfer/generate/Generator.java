@@ -121,6 +121,11 @@ public final class Generator implements AutoCloseable {
     valid.sort(Comparator.comparingInt(s -> s.promptIds.length));
     if (!valid.isEmpty()) {
       int width = batchSize > 0 ? batchSize : autoBatchSize(valid);
+      if (batchSize == 0) {
+        LOG.info("--batch-size auto: {} rows fit for prompts of up to {} tokens plus {} new ({} requests here)",
+            width, valid.get(valid.size() - 1).promptIds.length, valid.stream().mapToInt(s -> s.maxNew).max()
+                .orElse(0), valid.size());
+      }
       for (Sequence s : run(valid, Math.min(width, valid.size()))) {
         out[s.index] = s.failure != null ? s.failure : s.completion();
       }
@@ -135,6 +140,7 @@ public final class Generator implements AutoCloseable {
    */
   private List<Sequence> run(List<Sequence> sorted, int width) {
     try {
+      stats.addBatchWidth(width);
       new Batch(sorted, width).run();
       return sorted;
     } catch (RuntimeException e) {

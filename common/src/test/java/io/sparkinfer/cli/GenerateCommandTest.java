@@ -72,6 +72,8 @@ class GenerateCommandTest {
     assertThat(r.stderr()).contains("done: 12 prompts (8 ok, 4 errors)");
     if (!layout.equals("replicas=1")) {
       assertThat(r.stderr()).contains("layout " + io.sparkinfer.layout.Layout.parse(layout).label());
+    } else {
+      assertThat(r.stderr()).as("the batch sizes that ran").contains("batch sizes 3)");
     }
 
     List<JsonObject> out = Files.readAllLines(output).stream().map(l -> JsonParser.parseString(l).getAsJsonObject()).toList();
@@ -128,6 +130,8 @@ class GenerateCommandTest {
         "--max-new-tokens", "10");
     assertThat(r.status()).as(r.stderr()).isZero();
     List<JsonObject> out = Files.readAllLines(output).stream().map(l -> JsonParser.parseString(l).getAsJsonObject()).toList();
+    assertThat(r.stderr()).as("--batch-size auto (the default) fits both prompts in one batch")
+        .contains("batch sizes 2)");
     assertThat(out.get(0).get("completion_tokens").getAsInt()).isEqualTo(3);
     assertThat(out.get(1).get("finish_reason").getAsString()).isEqualTo("stop");
     assertThat(out.get(1).get("completion").getAsString()).isEqualTo(c.greedyText().substring(0, c.greedyText().indexOf("self.current")));
