@@ -9,10 +9,13 @@ import io.sparkinfer.model.ModelConfig;
 import java.lang.management.MemoryUsage;
 
 /**
- * Sizes batches from the device's free memory ({@code --batch-size auto}): each sequence needs its KV cache
- * for its whole length, the prefill's activations and attention scores, two rows of float32 logits for a
- * step, and what the backend keeps per row ({@link CausalLmBackend#workspaceBytesPerSequence}: captured
- * graphs' outputs, fused step buffers).
+ * Sizes batches from the device's free memory ({@code --batch-size auto}). Each row of a batch holds, for as long
+ * as the batch runs, its KV cache for its whole length, two rows of float32 logits for a step, and what the
+ * backend keeps per row ({@link CausalLmBackend#workspaceBytesPerSequence}: captured graphs' outputs, fused step
+ * buffers). Prefill is different: the generator prefills joining rows in groups of at most
+ * {@code --max-prefill-tokens} padded tokens, one group at a time, so the group's own KV cache, activations and
+ * attention scores are needed once per batch, not once per row: a reserve taken off the budget before it is
+ * divided into rows.
  */
 public final class BatchSizer {
 
@@ -24,25 +27,50 @@ public final class BatchSizer {
 
   private BatchSizer() {}
 
-  /** Bytes one sequence of {@code promptTokens + newTokens} needs while its batch runs. */
+  /** Bytes one row of {@code promptTokens + newTokens} holds while its batch runs (prefill not included). */
   public static long bytesPerSequence(ModelConfig c, DataType dtype, CausalLmBackend backend, int promptTokens,
       int newTokens) {
     long tokens = (long) promptTokens + newTokens;
     long kv = KvCache.bytesPerToken(c, dtype) * tokens;
-    long width = 2L * c.hiddenSize() + 2L * c.intermediateSize()
-        + (long) (c.numAttentionHeads() + 2 * c.numKeyValueHeads()) * c.headDim();
-    long activations = 3L * promptTokens * width * dtype.getNumOfBytes(); // a few live temporaries per layer
-    long scores = 2L * c.numAttentionHeads() * promptTokens * (long) promptTokens * 4; // float32 scores and probs
     long logits = 2L * c.vocabSize() * 4;
-    return kv + activations + scores + logits + backend.workspaceBytesPerSequence((int) Math.min(tokens, Integer.MAX_VALUE));
+    return kv + logits + backend.workspaceBytesPerSequence((int) Math.min(tokens, Integer.MAX_VALUE));
   }
 
-  /** The largest batch that fits the device's free memory (at least 1, at most {@link #MAX_BATCH}). */
-  public static int fit(Device device, ModelConfig c, DataType dtype, CausalLmBackend backend, int promptTokens,
-      int newTokens) {
-    long budget = device.isGpu() ? freeGpuBytes(device) : CPU_BUDGET_BYTES;
+  /**
+   * Bytes of one prefill group of prompts of up to {@code promptTokens} tokens, {@code maxPrefillTokens} padded
+   * tokens at most (one prompt at least): the group's KV cache, a few live temporaries per layer, and float32
+   * attention scores and probabilities (eager attention's; fused attention needs less).
+   */
+  public static long prefillBytes(ModelConfig c, DataType dtype, int promptTokens, int maxPrefillTokens) {
+    long rows = Math.max(1, maxPrefillTokens / Math.max(promptTokens, 1));
+    long tokens = rows * promptTokens; // the group's padded tokens
+    long width = 2L * c.hiddenSize() + 2L * c.intermediateSize()
+        + (long) (c.numAttentionHeads() + 2 * c.numKeyValueHeads()) * c.headDim();
+    long kv = KvCache.bytesPerToken(c, dtype) * tokens;
+    long activations = 3L * tokens * width * dtype.getNumOfBytes();
+    long scores = 2L * c.numAttentionHeads() * tokens * promptTokens * 4;
+    return kv + activations + scores;
+  }
+
+  /**
+   * The largest batch that fits {@code budget} bytes (at least 1, at most {@link #MAX_BATCH}): the prefill reserve
+   * first, then whole rows.
+   */
+  public static int fit(long budget, ModelConfig c, DataType dtype, CausalLmBackend backend, int promptTokens,
+      int newTokens, int maxPrefillTokens) {
+    long rows = budget - prefillBytes(c, dtype, promptTokens, maxPrefillTokens);
     long per = bytesPerSequence(c, dtype, backend, promptTokens, newTokens);
-    return (int) Math.max(1, Math.min(MAX_BATCH, budget / Math.max(per, 1)));
+    return (int) Math.max(1, Math.min(MAX_BATCH, rows / Math.max(per, 1)));
+  }
+
+  /**
+   * The largest batch that fits a {@code 1/sharers} share of the device's free memory (the generators that decode
+   * on one device at once each size their batches for their share, each with its own prefill reserve).
+   */
+  public static int fit(Device device, ModelConfig c, DataType dtype, CausalLmBackend backend, int promptTokens,
+      int newTokens, int maxPrefillTokens, int sharers) {
+    long budget = device.isGpu() ? freeGpuBytes(device) : CPU_BUDGET_BYTES;
+    return fit(budget / Math.max(sharers, 1), c, dtype, backend, promptTokens, newTokens, maxPrefillTokens);
   }
 
   private static long freeGpuBytes(Device device) {

@@ -204,8 +204,8 @@ public final class Generator implements AutoCloseable {
    * limit among them (the batch's KV cache is allocated for that length).
    */
   public int autoBatchSize(int promptTokens, int newTokens) {
-    return Math.max(1, BatchSizer.fit(device, config, precision.dataType(), backend, promptTokens, newTokens)
-        / deviceSharers);
+    return BatchSizer.fit(device, config, precision.dataType(), backend, promptTokens, newTokens, maxPrefillTokens,
+        deviceSharers);
   }
 
   /**

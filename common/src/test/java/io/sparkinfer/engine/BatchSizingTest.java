@@ -1,0 +1,100 @@
+package io.sparkinfer.engine;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import ai.djl.ndarray.types.DataType;
+import io.sparkinfer.backend.BatchCache;
+import io.sparkinfer.backend.CausalLmBackend;
+import io.sparkinfer.backend.ForwardBatch;
+import io.sparkinfer.backend.fused.FusedDecodeStep;
+import io.sparkinfer.backend.scripted.DecodeGraphs;
+import io.sparkinfer.generate.BatchSizer;
+import io.sparkinfer.model.ModelConfig;
+import java.util.function.IntToLongFunction;
+import org.junit.jupiter.api.Test;
+
+/**
+ * {@code --batch-size auto}: rows pay for what they hold while the batch runs; prefill, done one group of at most
+ * {@code --max-prefill-tokens} padded tokens at a time, is reserved once per batch.
+ */
+class BatchSizingTest {
+
+  /** DeepSeek-R1-Distill-Qwen-1.5B's shape: the checkpoint of {@code submit/bench.sh}. */
+  static final ModelConfig QWEN_1_5B = ModelConfig.parse("""
+      {"model_type": "qwen2", "hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
+       "num_attention_heads": 12, "num_key_value_heads": 2, "vocab_size": 151936,
+       "max_position_embeddings": 131072, "rms_norm_eps": 1e-6, "rope_theta": 10000.0}""");
+
+  static final DataType FP16 = DataType.FLOAT16;
+  static final int MAX_PREFILL = 32768;
+
+  @Test
+  void thePrefillReserveIsTakenOncePerBatchNotOncePerRow() {
+    CausalLmBackend none = new Sized(tokens -> 0);
+    long reserve = BatchSizer.prefillBytes(QWEN_1_5B, FP16, 512, MAX_PREFILL);
+    long row = BatchSizer.bytesPerSequence(QWEN_1_5B, FP16, none, 512, 128);
+    assertThat(BatchSizer.fit(reserve + 10 * row, QWEN_1_5B, FP16, none, 512, 128, MAX_PREFILL)).isEqualTo(10);
+    assertThat(BatchSizer.fit(reserve + 20 * row, QWEN_1_5B, FP16, none, 512, 128, MAX_PREFILL))
+        .as("twice the rows' memory, twice the rows").isEqualTo(20);
+    assertThat(BatchSizer.fit(reserve / 2, QWEN_1_5B, FP16, none, 512, 128, MAX_PREFILL))
+        .as("never less than one row").isEqualTo(1);
+    assertThat(row).as("a row: its KV cache for 640 tokens and two rows of float32 logits")
+        .isEqualTo(io.sparkinfer.backend.KvCache.bytesPerToken(QWEN_1_5B, FP16) * 640 + 2L * 151936 * 4);
+  }
+
+  @Test
+  void aPrefillGroupIsBoundedByMaxPrefillTokensWhateverThePromptLength() {
+    long group = BatchSizer.prefillBytes(QWEN_1_5B, FP16, 512, MAX_PREFILL);
+    assertThat(BatchSizer.prefillBytes(QWEN_1_5B, FP16, 512, 2 * MAX_PREFILL)).as("twice the tokens per group")
+        .isBetween(2 * group - 1, 2 * group + 1);
+    assertThat(BatchSizer.prefillBytes(QWEN_1_5B, FP16, 100_000, MAX_PREFILL))
+        .as("a prompt longer than the bound is a group of its own")
+        .isEqualTo(BatchSizer.prefillBytes(QWEN_1_5B, FP16, 100_000, 100_000));
+  }
+
+  /**
+   * The benchmark's workload on an H200 (141 GB, 3.1 GB of fp16 weights loaded, 80% of the rest): prompts of up to
+   * 512 tokens and 128 new ones fit at least 256 rows (issue 13 asks for it), with the scripted backend's graphs'
+   * logits and fused step buffers per row; and long prompts are not sized as if every row prefilled at once.
+   */
+  @Test
+  void theBenchmarkCheckpointFitsAtLeast256RowsOnAnH200() {
+    long free = (long) ((141L * 1000 * 1000 * 1000 - 3_087_428_608L) * 0.8);
+    CausalLmBackend scripted = scriptedWorkspace(QWEN_1_5B);
+    int rows = BatchSizer.fit(free, QWEN_1_5B, FP16, scripted, 512, 128, MAX_PREFILL);
+    assertThat(rows).isGreaterThanOrEqualTo(256);
+    int longPrompts = BatchSizer.fit(free, QWEN_1_5B, FP16, scripted, 4096, 512, MAX_PREFILL);
+    long kvOnly = free / (io.sparkinfer.backend.KvCache.bytesPerToken(QWEN_1_5B, FP16) * (4096 + 512));
+    assertThat((double) longPrompts).as("4096-token prompts: most of what the KV cache alone would allow (%d)",
+        kvOnly).isGreaterThan(0.5 * kvOnly);
+  }
+
+  /** The scripted backend's workspace with CUDA graphs and the fused step, as {@code ScriptedCausalLm} states it. */
+  private static CausalLmBackend scriptedWorkspace(ModelConfig c) {
+    return new Sized(tokens -> (tokens + DecodeGraphs.KEY_BUCKET - 1) / DecodeGraphs.KEY_BUCKET * c.vocabSize() * 4L
+        + FusedDecodeStep.bytesPerRow(c, 2));
+  }
+
+  /** A backend that only states its workspace per sequence of {@code tokens} slots. */
+  private record Sized(IntToLongFunction bytes) implements CausalLmBackend {
+    @Override
+    public long workspaceBytesPerSequence(int tokens) {
+      return bytes.applyAsLong(tokens);
+    }
+
+    @Override
+    public String name() {
+      return "sized";
+    }
+
+    @Override
+    public ai.djl.ndarray.NDArray forward(ai.djl.ndarray.NDManager scope, ForwardBatch batch, BatchCache cache) {
+      throw new UnsupportedOperationException();
+    }
+
+    @Override
+    public BatchCache allocateCache(ai.djl.ndarray.NDManager parent, int batchSize, int capacity) {
+      throw new UnsupportedOperationException();
+    }
+  }
+}
