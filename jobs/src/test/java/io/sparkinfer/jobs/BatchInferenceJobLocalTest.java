@@ -302,7 +302,7 @@ class BatchInferenceJobLocalTest {
         throw new IllegalStateException("injected crash while writing commit " + commit);
       }, org.apache.spark.sql.Encoders.row(Tables.COMPLETIONS));
     };
-    assertThatThrownBy(() -> BatchInference.run(spark, TestSupport.options(with(run, "--output", out)),
+    assertThatThrownBy(() -> BatchInference.run(spark, TestSupport.options(TestSupport.with(run, "--output", out)),
         crashPastSixtyPercent)).hasMessageContaining("injected crash while writing commit");
     long committed = spark.read().parquet(out).count();
     assertThat(committed).as("the commits before the crash are kept, and only they").isEqualTo(committedAtCrash[0]);
@@ -310,38 +310,17 @@ class BatchInferenceJobLocalTest {
     Row failed = spark.read().parquet(out + "/_job_runs").first();
     assertThat(failed.<String>getAs("status")).isEqualTo("failed");
 
-    JobResult resumed = BatchInference.run(spark, TestSupport.options(with(run, "--output", out, "--resume")));
+    JobResult resumed = BatchInference.run(spark, TestSupport.options(TestSupport.with(run, "--output", out, "--resume")));
     assertThat(resumed.skippedRows()).isEqualTo(committed);
     assertThat(resumed.requests()).as("only the missing ids are computed (the error rows were in the first commit)")
         .isEqualTo(inputRows - committed);
 
     String whole = tmp.resolve("uninterrupted").toString();
-    BatchInference.run(spark, TestSupport.options(with(run, "--output", whole)));
-    Map<String, List<Object>> expected = answers(spark, whole);
+    BatchInference.run(spark, TestSupport.options(TestSupport.with(run, "--output", whole)));
+    Map<String, List<Object>> expected = TestSupport.answers(spark, whole);
     assertThat(expected).hasSize((int) inputRows);
-    assertThat(answers(spark, out)).as("the resumed table equals the uninterrupted run's, id for id")
+    assertThat(TestSupport.answers(spark, out)).as("the resumed table equals the uninterrupted run's, id for id")
         .containsExactlyInAnyOrderEntriesOf(expected);
-  }
-
-  /** Each row's answer by id: what a rerun must reproduce (not its run, executor or timings). */
-  private static Map<String, List<Object>> answers(SparkSession spark, String table) {
-    Map<String, List<Object>> byId = new HashMap<>();
-    for (Row r : spark.read().parquet(table).collectAsList()) {
-      List<Object> answer = new ArrayList<>();
-      for (String column : List.of("prompt", "completion", "prompt_tokens", "completion_tokens", "finish_reason",
-          "error_code", "error_message")) {
-        answer.add(r.getAs(column));
-      }
-      answer.add(r.getList(r.fieldIndex("output_token_ids")));
-      assertThat(byId.put(r.getAs("id"), answer)).as("id %s once in %s", r.<String>getAs("id"), table).isNull();
-    }
-    return byId;
-  }
-
-  private static String[] with(String[] args, String... more) {
-    List<String> all = new ArrayList<>(List.of(args));
-    all.addAll(List.of(more));
-    return all.toArray(String[]::new);
   }
 
   private static String join(long[] ids) {

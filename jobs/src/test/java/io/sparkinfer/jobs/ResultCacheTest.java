@@ -97,8 +97,8 @@ class ResultCacheTest {
     assertThat(second.cacheTokensSaved()).as("completion tokens of the 8 distinct requests").isEqualTo(distinctTokens)
         .isPositive();
 
-    assertThat(answers(spark, out("second"))).as("the second run's completions are the first run's, id for id")
-        .containsExactlyInAnyOrderEntriesOf(answers(spark, out("first")));
+    assertThat(TestSupport.answers(spark, out("second"))).as("the second run's completions are the first run's, id for id")
+        .containsExactlyInAnyOrderEntriesOf(TestSupport.answers(spark, out("first")));
     Map<String, Boolean> hit = new HashMap<>();
     spark.read().parquet(out("second")).collectAsList().forEach(r -> hit.put(r.getAs("id"), r.getAs("cache_hit")));
     assertThat(hit).as("every answered row a hit; the error row not").containsEntry("empty", false)
@@ -160,13 +160,13 @@ class ResultCacheTest {
     assertThat(requests(m, "new-weights", input, cache)).as("new weights at the same path").isEqualTo(2);
 
     String[] sampled = {"--temperature", "0.9", "--top-k", "20"};
-    assertThat(requests(m, "seed7", input, cache, with(sampled, "--seed", "7"))).isEqualTo(2);
-    assertThat(requests(m, "seed7-again", input, cache, with(sampled, "--seed", "7"))).as("the same seed hits")
+    assertThat(requests(m, "seed7", input, cache, TestSupport.with(sampled, "--seed", "7"))).isEqualTo(2);
+    assertThat(requests(m, "seed7-again", input, cache, TestSupport.with(sampled, "--seed", "7"))).as("the same seed hits")
         .isZero();
     SparkSession spark = TestSupport.spark();
-    assertThat(answers(spark, out("seed7-again"))).as("seeded samples from the cache equal the computed ones")
-        .containsExactlyInAnyOrderEntriesOf(answers(spark, out("seed7")));
-    assertThat(requests(m, "seed8", input, cache, with(sampled, "--seed", "8"))).as("another seed").isEqualTo(2);
+    assertThat(TestSupport.answers(spark, out("seed7-again"))).as("seeded samples from the cache equal the computed ones")
+        .containsExactlyInAnyOrderEntriesOf(TestSupport.answers(spark, out("seed7")));
+    assertThat(requests(m, "seed8", input, cache, TestSupport.with(sampled, "--seed", "8"))).as("another seed").isEqualTo(2);
     assertThat(ResultCache.read(spark, cache).where("seed IS NOT NULL").count()).as("entries of the two seeds")
         .isEqualTo(4);
   }
@@ -177,7 +177,7 @@ class ResultCacheTest {
     Map<String, String> input = prompts(3);
     String cache = cache("unseeded");
     String[] sampled = {"--temperature", "0.9", "--top-k", "20"};
-    JobResult seeded = run("seed0", input, cache, with(sampled, "--seed", "0", "--format", "jsonl")); // read back as JSON
+    JobResult seeded = run("seed0", input, cache, TestSupport.with(sampled, "--seed", "0", "--format", "jsonl")); // read back as JSON
     assertThat(seeded.cacheMisses()).isEqualTo(3);
     assertThat(ResultCache.read(spark, cache).count()).as("the run seed 0, given, is cached").isEqualTo(3);
 
@@ -247,9 +247,9 @@ class ResultCacheTest {
     JobResult third = run("all", all, pruned);
     assertThat(third.requests()).as("a later run finds every answer").isZero();
     assertThat(third.cacheHits()).isEqualTo(8);
-    Map<String, List<Object>> expected = answers(spark, out("a"));
-    expected.putAll(answers(spark, out("b")));
-    assertThat(answers(spark, out("all"))).containsExactlyInAnyOrderEntriesOf(expected);
+    Map<String, List<Object>> expected = TestSupport.answers(spark, out("a"));
+    expected.putAll(TestSupport.answers(spark, out("b")));
+    assertThat(TestSupport.answers(spark, out("all"))).containsExactlyInAnyOrderEntriesOf(expected);
   }
 
   @Test
@@ -265,26 +265,5 @@ class ResultCacheTest {
   private long requests(String model, String name, Map<String, String> input, String cache, String... more) {
     return BatchInference.run(TestSupport.spark(), TestSupport.options(args(model, name, input, cache, more)))
         .requests();
-  }
-
-  /** Each row's answer by id: what a cached run must reproduce (not its run, executor or timings). */
-  static Map<String, List<Object>> answers(SparkSession spark, String table) {
-    Map<String, List<Object>> byId = new HashMap<>();
-    for (Row r : spark.read().parquet(table).collectAsList()) {
-      List<Object> answer = new ArrayList<>();
-      for (String column : List.of("prompt", "completion", "prompt_tokens", "completion_tokens", "finish_reason",
-          "error_code", "error_message", "model")) {
-        answer.add(r.getAs(column));
-      }
-      answer.add(r.getList(r.fieldIndex("output_token_ids")));
-      assertThat(byId.put(r.getAs("id"), answer)).as("id %s once in %s", r.<String>getAs("id"), table).isNull();
-    }
-    return byId;
-  }
-
-  private static String[] with(String[] args, String... more) {
-    List<String> all = new ArrayList<>(List.of(args));
-    all.addAll(List.of(more));
-    return all.toArray(String[]::new);
   }
 }

@@ -1,5 +1,7 @@
 package io.sparkinfer.jobs;
 
+import static org.assertj.core.api.Assertions.assertThat;
+
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
@@ -9,9 +11,11 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 
 /**
@@ -131,5 +135,30 @@ public final class TestSupport {
   /** Job options from a command line, with no Spark conf or environment defaults. */
   static JobOptions options(String... args) {
     return JobOptions.parse(args, key -> null, key -> null);
+  }
+
+  /**
+   * Each row's answer by id in a completions table: what a rerun, a resumed run or a cached run must reproduce (the
+   * prompt, completion, token ids and counts, finish reason, error and model; not the run, executor or timings).
+   */
+  static Map<String, List<Object>> answers(SparkSession spark, String table) {
+    Map<String, List<Object>> byId = new HashMap<>();
+    for (Row r : spark.read().parquet(table).collectAsList()) {
+      List<Object> answer = new ArrayList<>();
+      for (String column : List.of("prompt", "completion", "prompt_tokens", "completion_tokens", "finish_reason",
+          "error_code", "error_message", "model")) {
+        answer.add(r.getAs(column));
+      }
+      answer.add(r.getList(r.fieldIndex("output_token_ids")));
+      assertThat(byId.put(r.getAs("id"), answer)).as("id %s once in %s", r.<String>getAs("id"), table).isNull();
+    }
+    return byId;
+  }
+
+  /** {@code args} and then {@code more}. */
+  static String[] with(String[] args, String... more) {
+    List<String> all = new ArrayList<>(List.of(args));
+    all.addAll(List.of(more));
+    return all.toArray(String[]::new);
   }
 }
