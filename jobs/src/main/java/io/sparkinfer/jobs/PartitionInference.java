@@ -30,6 +30,8 @@ import org.apache.spark.api.java.function.MapPartitionsFunction;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 import org.apache.spark.util.TaskCompletionListener;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Inference over one partition: rows of (prompt, prompt_tokens, ids) sorted by prompt length in, one
@@ -43,6 +45,8 @@ import org.apache.spark.util.TaskCompletionListener;
  * one chunk more than there are generators is queued: double buffering).
  */
 final class PartitionInference implements MapPartitionsFunction<Row, Row> {
+
+  private static final Logger LOG = LoggerFactory.getLogger(PartitionInference.class);
 
   /** Chunks submitted and not yet written beyond one per generator: one prepared while the others run. */
   static final int PREPARED = 1;
@@ -112,7 +116,14 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
    * are assigned the same devices when the inference stage has no resource profile of its own.
    */
   static void preloadEngines(JobOptions options, ModelLocation model, TaskContext task) {
-    for (EngineOptions replica : replicaPlan(options, model, task).replicas()) {
+    ReplicaPlan plan;
+    try {
+      plan = replicaPlan(options, model, task);
+    } catch (RuntimeException e) { // a layout these devices cannot hold: the inference task says so, as without
+      LOG.debug("no preload: {}", e.toString());
+      return;
+    }
+    for (EngineOptions replica : plan.replicas()) {
       ExecutorEngines.preload(new ExecutorEngines.Key(model.uri(), replica));
     }
   }
