@@ -135,7 +135,8 @@ public final class SqlRunner {
     Dataset<Row> df = switch (format) {
       case "json" -> reader.json(paths);
       case "csv" -> reader.option("header", "true").option("multiLine", "true").option("escape", "\"").csv(paths);
-      default -> reader.parquet(paths);
+      // tables that runs of older versions appended to have fewer columns: merged, null in those rows
+      default -> reader.option("mergeSchema", "true").parquet(paths);
     };
     df.createOrReplaceTempView(name);
   }

@@ -93,6 +93,35 @@ class NotebooksTest {
         .contains("run_id\tstarted_at\twall_s");
   }
 
+  /** An upgrade: job_runs rows of an older version (fewer columns) beside new ones; every question still runs. */
+  @Test
+  void aJobRunsTableThatAnOlderVersionAppendedToAnswersEveryQuestion() throws IOException {
+    SparkSession spark = TestSupport.spark();
+    String out = tmp.resolve("mixed").toString();
+    BatchInference.run(spark, TestSupport.options("--model", TestSupport.tinyModel().toString(), "--input",
+        TestSupport.writeJsonl(tmp.resolve("mixed.jsonl"), Map.of("a", "def add(a, b):")).toString(), "--output", out,
+        "--max-new-tokens", "2"));
+    String runs = out + "/_job_runs";
+    List<String> newer = List.of("oom_retries", "libtorch", "first_inference_s", "inference_span_s",
+        "inference_task_s", "engine_wait_s", "engine_idle_s", "batch_sizes", "cache", "cache_hits", "cache_misses",
+        "cache_tokens_saved");
+    spark.read().parquet(runs).withColumn("run_id", org.apache.spark.sql.functions.lit("older"))
+        .drop(newer.toArray(String[]::new)).coalesce(1).write().mode("append").parquet(runs);
+
+    SqlRunner.register(spark, "job_runs", runs);
+    Map<String, Row> byRun = new java.util.HashMap<>();
+    spark.sql("SELECT * FROM job_runs").collectAsList().forEach(r -> byRun.put(r.getAs("run_id"), r));
+    assertThat(byRun).hasSize(2).containsKey("older");
+    assertThat(byRun.get("older").<Double>getAs("engine_wait_s")).as("a column the older run did not write").isNull();
+    SqlRunner.register(spark, "completions", out);
+    for (Notebook.SqlCell cell : Notebook.sqlCells(Files.readString(TestSupport.repo().resolve(
+        "notebooks/batch-inference.ipynb")))) {
+      if (cell.sql().contains("FROM job_runs")) {
+        assertThat(spark.sql(cell.sql()).collectAsList()).as(cell.sql()).isNotNull();
+      }
+    }
+  }
+
   @Test
   void aFileThatIsNotANotebookIsRefusedWithTheReason() {
     assertThatThrownBy(() -> Notebook.sqlCells("[1, 2]")).hasMessageContaining("not a Jupyter notebook");
