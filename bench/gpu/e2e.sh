@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# On the GPU machine: issue 13's end-to-end workload through the job and through generate.sh, one after another in
+# one call, so their ratio is fair: 8,192 distinct prompts of 128-512 words (seed 0), 128 new tokens each
+# (--ignore-eos), fp16, the random 1.5B checkpoint of bench/make_checkpoint.py, --batch-size auto on both.
+# Writes $OUT/e2e.json (job_e2e_tokens_per_s_8k, generate_e2e_tokens_per_s_8k, generate_auto_batch_size, the job's
+# timeline: first inference task, engine wait, generation and idle seconds, batch sizes) and both logs.
+#
+#   E2E_JOB_LAYOUT=threads=2 E2E_PROMPTS=8192 bench/gpu/e2e.sh
+#
+# Needs what bench/gpu/study.sh needs (the bundle in /tmp/g, the Spark parts in /tmp/s, the engine jars in /tmp/app,
+# the job's classes in .gpulib/jobs-classes).
+set -uo pipefail
+source .gpu/setup.sh >/dev/null
+R=$PWD
+[ -d /tmp/sparkjars ] || cat /tmp/s/part.* | tar -C /tmp -xf -
+M=/tmp/sparkinfer-bench-model
+[ -f $M/config.json ] || timeout 120 python3 bench/make_checkpoint.py $M >/dev/null 2>&1
+N=${E2E_PROMPTS:-8192}
+python3 - "$N" <<'PY'
+import json, random, sys
+r = random.Random(0)
+with open("/tmp/e2e-prompts.jsonl", "w") as f:
+    for i in range(int(sys.argv[1])):
+        n = r.randint(128, 512)
+        f.write(json.dumps({"id": f"p{i}", "prompt": " ".join(f"t{r.randrange(151000)}" for _ in range(n))}) + "\n")
+PY
+source submit/lib/spark.sh
+GPU=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)
+echo "$GPU"
+rm -rf /tmp/e2e-out
+timeout ${E2E_JOB_TIMEOUT:-240} java "${SPARKINFER_JAVA_MODULE_OPTS[@]}" -Xmx24g -XX:MaxDirectMemorySize=64g \
+  -Dai.djl.offline=true -Dlog4j2.configurationFile=$R/conf/log4j2.properties \
+  -cp "$R/.gpulib/jobs-classes:/tmp/app/*:/tmp/sparkjars/*" org.apache.spark.deploy.SparkSubmit \
+  --master "${E2E_MASTER:-local[*]}" --properties-file $R/conf/local.properties --conf spark.driver.memory=24g \
+  --class io.sparkinfer.jobs.BatchInferenceJob spark-internal \
+  --model $M --input /tmp/e2e-prompts.jsonl --output /tmp/e2e-out --device gpu --precision fp16 \
+  --max-new-tokens 128 --ignore-eos --layout "${E2E_JOB_LAYOUT:-threads=1}" --progress-seconds 10 2>&1 \
+  | grep -v " WARN \|^\s*at \|^WARNING" > $OUT/job.log
+tail -20 $OUT/job.log
+timeout ${E2E_GENERATE_TIMEOUT:-200} java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true \
+  -cp "/tmp/app/*" io.sparkinfer.cli.GenerateCommand --model $M --input /tmp/e2e-prompts.jsonl \
+  --output /tmp/e2e-generate.jsonl --device gpu --precision fp16 --max-new-tokens 128 --ignore-eos \
+  --progress-seconds 10 > $OUT/generate.log 2>&1
+tail -3 $OUT/generate.log
+python3 - "$OUT" "$GPU" "$N" "${E2E_MASTER:-local[*]}" "${E2E_JOB_LAYOUT:-threads=1}" <<'PY'
+import json, re, sys, datetime
+out, gpu, n, master, layout = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+job = open(f"{out}/job.log").read()
+gen = "\n".join(l for l in open(f"{out}/generate.log") if "generate: done:" in l)
+def num(pattern, text, cast=float):
+    m = re.search(pattern, text)
+    return cast(m.group(1).replace(",", "")) if m else None
+timeline = re.search(r"first inference task at ([\d.]+) s \| inference ([\d.]+) s \(tasks ([\d.]+) s: waiting for "
+                     r"engines ([\d.]+); generators generating ([\d.]+), idle ([\d.]+)\) \| batch sizes ([\d,]+)", job)
+sizes = num(r"batch sizes ([\d,]+)\)", gen, str)
+result = {
+    "gpu": gpu.split(",")[0].strip(), "driver": gpu.split(",")[-1].strip(),
+    "date": datetime.date.today().isoformat(), "command": "bench/gpu/e2e.sh", "prompts": n,
+    "job_master": master, "job_layout": layout,
+    "job_e2e_tokens_per_s_8k": num(r"throughput\s+([\d.,]+) completion tokens/s", job),
+    "job_wall_s": num(r"wall time\s+([\d.]+) s", job),
+    "generate_e2e_tokens_per_s_8k": num(r"generated tokens in \S+ \(([\d.]+) tokens/s", gen),
+    "generate_prefill_s": num(r"prefill ([\d.]+)s", gen), "generate_decode_s": num(r"decode ([\d.]+)s", gen),
+    "generate_auto_batch_size": max(int(s) for s in sizes.split(",")) if sizes else None,
+    "generate_batch_sizes": sizes,
+}
+if timeline:
+    keys = ["first_inference_s", "inference_span_s", "inference_task_s", "engine_wait_s", "generate_s",
+            "engine_idle_s"]
+    result.update({f"job_{k}": float(v) for k, v in zip(keys, timeline.groups()[:6])})
+    result["job_batch_sizes"] = timeline.group(7)
+if result["job_e2e_tokens_per_s_8k"] and result["generate_e2e_tokens_per_s_8k"]:
+    result["job_over_generate"] = result["job_e2e_tokens_per_s_8k"] / result["generate_e2e_tokens_per_s_8k"]
+json.dump(result, open(f"{out}/e2e.json", "w"), indent=2)
+print(json.dumps(result, indent=2))
+PY
