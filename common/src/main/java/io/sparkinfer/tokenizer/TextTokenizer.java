@@ -1,11 +1,13 @@
 package io.sparkinfer.tokenizer;
 
+import ai.djl.huggingface.tokenizers.Encoding;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import io.sparkinfer.base.ModelFiles;
 import io.sparkinfer.base.ModelLoadException;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -55,6 +57,22 @@ public final class TextTokenizer implements AutoCloseable {
   /** The ids of a text, special tokens included as the tokenizer defines them. */
   public long[] encode(String text) {
     return tokenizer.encode(text).getIds();
+  }
+
+  /**
+   * The ids of each text, as {@link #encode} gives them, in one call: Hugging Face {@code tokenizers} encodes a batch
+   * on several threads.
+   */
+  public long[][] encodeAll(List<String> texts) {
+    if (texts.isEmpty()) {
+      return new long[0][];
+    }
+    Encoding[] encodings = tokenizer.batchEncode(texts);
+    long[][] ids = new long[encodings.length][];
+    for (int i = 0; i < encodings.length; i++) {
+      ids[i] = encodings[i].getIds();
+    }
+    return ids;
   }
 
   /** The text of ids, special tokens skipped. */

@@ -243,7 +243,8 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       List<GenerationRequest> requests = new ArrayList<>();
       int chunkSize = -1;
       int longest = 0;
-      while (input.hasNext() && (chunkSize < 0 || requests.size() < chunkSize)) {
+      int requestCount = 0;
+      while (input.hasNext() && (chunkSize < 0 || requestCount < chunkSize)) {
         Row r = input.next();
         Group g = new Group(r.getString(0), r.getInt(1), r.getList(2));
         if (chunkSize < 0) {
@@ -252,11 +253,15 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
         }
         groups.add(g);
         longest = Math.max(longest, g.promptTokens());
-        // Tokenized here, on the task thread, while the generation thread runs the previous chunk.
-        long[] promptIds = tokenizing.tokenizer().encode(g.prompt());
-        List<String> requestIds = oneRequestPerGroup ? g.ids().subList(0, 1) : g.ids();
-        for (String id : requestIds) {
-          requests.add(options.request(id, g.prompt(), promptIds));
+        requestCount += oneRequestPerGroup ? 1 : g.ids().size();
+      }
+      // Tokenized here, on the task thread (in one call, on the tokenizer's threads), while the generators run the
+      // previous chunks.
+      long[][] promptIds = tokenizing.tokenizer().encodeAll(groups.stream().map(Group::prompt).toList());
+      for (int i = 0; i < groups.size(); i++) {
+        Group g = groups.get(i);
+        for (String id : oneRequestPerGroup ? g.ids().subList(0, 1) : g.ids()) {
+          requests.add(options.request(id, g.prompt(), promptIds[i]));
         }
       }
       int batchSize = options.batchSize() > 0 ? options.batchSize() : autoBatchSize(longest);

@@ -1,7 +1,12 @@
 package io.sparkinfer.jobs;
 
 import io.sparkinfer.generate.ErrorCode;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
 import java.util.Iterator;
+import java.util.List;
+import java.util.NoSuchElementException;
 import org.apache.spark.SparkEnv;
 import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.function.MapPartitionsFunction;
@@ -15,6 +20,9 @@ import org.apache.spark.sql.RowFactory;
  * input could not give are errors already and keep their error; output rows follow {@link Tables#PLANNED}.
  */
 final class PromptPlanner implements MapPartitionsFunction<Row, Row> {
+
+  /** Rows planned together: their prompts are tokenized in one call, on Hugging Face tokenizers' threads. */
+  static final int BLOCK = 256;
 
   private final ModelLocation model;
   private final int maxPromptTokens;
@@ -37,14 +45,44 @@ final class PromptPlanner implements MapPartitionsFunction<Row, Row> {
     int limit = maxPromptTokens > 0 ? Math.min(maxPromptTokens, context - 1) : context - 1;
     String executorId = SparkEnv.get().executorId();
     return new Iterator<>() {
+      private final Deque<Row> planned = new ArrayDeque<>();
+
       @Override
       public boolean hasNext() {
-        return input.hasNext();
+        return !planned.isEmpty() || input.hasNext();
       }
 
       @Override
       public Row next() {
-        Row r = input.next();
+        if (planned.isEmpty()) {
+          planBlock();
+        }
+        Row r = planned.poll();
+        if (r == null) {
+          throw new NoSuchElementException();
+        }
+        return r;
+      }
+
+      /** Plans the next {@link #BLOCK} rows, their prompts tokenized in one call. */
+      private void planBlock() {
+        List<Row> rows = new ArrayList<>(BLOCK);
+        List<String> prompts = new ArrayList<>(BLOCK);
+        while (rows.size() < BLOCK && input.hasNext()) {
+          Row r = input.next();
+          rows.add(r);
+          if (needsTokens(r)) {
+            prompts.add(r.getString(1));
+          }
+        }
+        long[][] ids = tok.tokenizer().encodeAll(prompts);
+        int next = 0;
+        for (Row r : rows) {
+          planned.add(needsTokens(r) ? plan(r, ids[next++].length) : plan(r, 0));
+        }
+      }
+
+      private Row plan(Row r, int tokens) {
         String id = r.getString(0);
         String prompt = r.isNullAt(1) ? null : r.getString(1);
         if (!r.isNullAt(2)) {
@@ -56,7 +94,6 @@ final class PromptPlanner implements MapPartitionsFunction<Row, Row> {
         if (prompt.isEmpty()) {
           return RowFactory.create(id, prompt, 0, ErrorCode.EMPTY_PROMPT, "the prompt is empty", executorId);
         }
-        int tokens = tok.tokenizer().encode(prompt).length;
         if (tokens == 0) {
           return RowFactory.create(id, prompt, 0, ErrorCode.EMPTY_PROMPT, "the prompt has no tokens", executorId);
         }
@@ -68,5 +105,10 @@ final class PromptPlanner implements MapPartitionsFunction<Row, Row> {
         return RowFactory.create(id, prompt, tokens, null, null, executorId);
       }
     };
+  }
+
+  /** Whether planning counts {@code r}'s tokens: a row the input gave, with a prompt that is not empty. */
+  private static boolean needsTokens(Row r) {
+    return r.isNullAt(2) && !r.isNullAt(1) && !r.getString(1).isEmpty();
   }
 }
