@@ -17,7 +17,8 @@ public interface BatchCache extends AutoCloseable {
 
   /**
    * Copies the first {@code length} slots of every row of {@code src} (a cache of the same backend) into rows
-   * {@code dstRows} of this one: sequences prefilled on their own join a running batch.
+   * {@code dstRows} of this one: sequences prefilled on their own join a running batch. A one-row {@code src} is
+   * copied into each of the rows: a prefix that prompts share, computed once.
    */
   void copyRowsFrom(BatchCache src, long[] dstRows, int length);
 

@@ -95,7 +95,7 @@ public final class KvCache implements BatchCache {
   @Override
   public void copyRowsFrom(BatchCache from, long[] dstRows, int length) {
     KvCache src = of(from);
-    if (dstRows.length != src.batchSize || length > src.capacity || length > capacity) {
+    if ((dstRows.length != src.batchSize && src.batchSize != 1) || length > src.capacity || length > capacity) {
       throw new IllegalArgumentException("cannot copy " + src.batchSize + " rows of " + length + " slots into rows "
           + java.util.Arrays.toString(dstRows) + " of a cache with capacity " + capacity);
     }

@@ -17,6 +17,7 @@ public final class GenerationStats {
   private final AtomicLong kvCacheAllocations = new AtomicLong();
   private final AtomicLong oomRetries = new AtomicLong();
   private final ConcurrentSkipListSet<Integer> batchWidths = new ConcurrentSkipListSet<>();
+  private final AtomicLong sharedPrefixTokens = new AtomicLong();
 
   /** The totals of several generators' counters, as they are now. */
   public static GenerationStats sum(List<GenerationStats> parts) {
@@ -27,6 +28,7 @@ public final class GenerationStats {
       out.kvCacheAllocations.addAndGet(p.kvCacheAllocations());
       out.oomRetries.addAndGet(p.oomRetries());
       out.batchWidths.addAll(p.batchWidths());
+      out.sharedPrefixTokens.addAndGet(p.sharedPrefixTokens());
     }
     return out;
   }
@@ -50,6 +52,15 @@ public final class GenerationStats {
   /** The widths the batches ran at ({@code --batch-size auto} resolved, an out-of-memory retry's half included). */
   public SortedSet<Integer> batchWidths() {
     return new TreeSet<>(batchWidths);
+  }
+
+  void addSharedPrefixTokens(long n) {
+    sharedPrefixTokens.addAndGet(n);
+  }
+
+  /** Prompt tokens not computed because rows prefilled together shared them ({@code --shared-prefix}). */
+  public long sharedPrefixTokens() {
+    return sharedPrefixTokens.get();
   }
 
   void addKvCacheAllocation() {

@@ -47,6 +47,7 @@ public final class Generator implements AutoCloseable {
   private final int contextLength;
   private final int maxPromptTokens;
   private final int maxPrefillTokens;
+  private final int sharedPrefix; // 0: no prefix sharing
   private final int decodeChunk;
   private final boolean profileSteps;
   private final boolean oomRetry;
@@ -71,6 +72,7 @@ public final class Generator implements AutoCloseable {
     int limit = options.get(GeneratorOptions.MAX_PROMPT_TOKENS);
     this.maxPromptTokens = limit == 0 ? contextLength - 1 : Math.min(limit, contextLength - 1);
     this.maxPrefillTokens = options.get(GeneratorOptions.MAX_PREFILL_TOKENS);
+    this.sharedPrefix = options.get(GeneratorOptions.SHARED_PREFIX);
     this.decodeChunk = options.get(GeneratorOptions.DECODE_CHUNK);
     this.profileSteps = options.get(GeneratorOptions.PROFILE_STEPS);
     this.oomRetry = options.get(GeneratorOptions.OOM_RETRY);
@@ -362,6 +364,11 @@ public final class Generator implements AutoCloseable {
     }
 
     private void prefill(NDManager scope, BatchCache cache, List<Sequence> group, List<Integer> targets, int longest) {
+      int shared = group.size() > 1 && sharedPrefix > 0 ? commonPrefix(group) : 0;
+      if (shared >= sharedPrefix && shared > 0) {
+        prefillSharingPrefix(scope, cache, group, targets, longest, shared);
+        return;
+      }
       int k = group.size();
       long[] ids = new long[k * longest];
       long[] positions = new long[k * longest];
@@ -393,6 +400,78 @@ public final class Generator implements AutoCloseable {
           s.accept(next[i], now);
         }
       }
+      prefillNanos += System.nanoTime() - start;
+    }
+
+    /**
+     * The tokens every prompt of {@code group} begins with, less one: each prompt keeps at least its last token to
+     * prefill, whose logits choose its first new token.
+     */
+    private int commonPrefix(List<Sequence> group) {
+      long[] first = group.get(0).promptIds;
+      int n = first.length - 1;
+      for (Sequence s : group) {
+        n = Math.min(n, s.promptIds.length - 1);
+        int i = 0;
+        while (i < n && s.promptIds[i] == first[i]) {
+          i++;
+        }
+        n = i;
+      }
+      return n;
+    }
+
+    /**
+     * A prefill whose prompts share their first {@code shared} tokens: the shared tokens run once, as one row, their
+     * keys and values are copied into every row of the group's cache, and then each prompt's own tokens run at
+     * positions {@code shared..}, attending to the shared slots (as any token attends to the slots before it).
+     */
+    private void prefillSharingPrefix(NDManager scope, BatchCache cache, List<Sequence> group, List<Integer> targets,
+        int longest, int shared) {
+      int k = group.size();
+      int rest = longest - shared; // the longest prompt's own tokens
+      long[] prefixIds = Arrays.copyOf(group.get(0).promptIds, shared);
+      long[] prefixPositions = new long[shared];
+      for (int j = 0; j < shared; j++) {
+        prefixPositions[j] = j;
+      }
+      long[] ids = new long[k * rest];
+      long[] positions = new long[k * rest];
+      long[] last = new long[k];
+      long[] groupRows = new long[k];
+      long[] targetRows = new long[k];
+      for (int i = 0; i < k; i++) {
+        long[] p = group.get(i).promptIds;
+        System.arraycopy(p, shared, ids, i * rest, p.length - shared); // right-padded with token 0
+        for (int j = 0; j < rest; j++) {
+          positions[i * rest + j] = shared + j;
+        }
+        last[i] = p.length - shared - 1;
+        groupRows[i] = i;
+        targetRows[i] = targets.get(i);
+      }
+      long start = System.nanoTime();
+      try (NDManager step = scope.newSubManager();
+          BatchCache prefix = allocateCache(step, 1, shared);
+          BatchCache prefill = allocateCache(step, k, longest)) {
+        backend.forward(step, new ForwardBatch(step.create(prefixIds, new Shape(1, shared)),
+            step.create(prefixPositions, new Shape(1, shared)), step.create(new long[] {shared - 1}), shared), prefix);
+        prefill.copyRowsFrom(prefix, groupRows, shared); // one row of shared slots into each of the k rows
+        ForwardBatch fb = new ForwardBatch(step.create(ids, new Shape(k, rest)),
+            step.create(positions, new Shape(k, rest)), step.create(last), longest);
+        NDArray logits = backend.forward(step, fb, prefill);
+        long[] next = chooseTokens(logits, group);
+        cache.copyRowsFrom(prefill, targetRows, longest);
+        long now = System.nanoTime();
+        for (int i = 0; i < k; i++) {
+          Sequence s = group.get(i);
+          rows[targets.get(i)] = s;
+          admitted.add(s);
+          s.admittedAt = start;
+          s.accept(next[i], now);
+        }
+      }
+      stats.addSharedPrefixTokens((long) shared * (k - 1));
       prefillNanos += System.nanoTime() - start;
     }
 

@@ -25,6 +25,10 @@ public final class GeneratorOptions {
   public static final Option<Integer> MAX_PREFILL_TOKENS = Option.integer("max-prefill-tokens", "N", 32768,
       "padded prompt tokens one prefill pass takes at most; longer admissions run as several passes").atLeast(1);
 
+  public static final Option<Integer> SHARED_PREFIX = Option.integer("shared-prefix", "N", 32,
+      "prompts prefilled together that begin with the same N or more tokens (a system prompt, a template) compute "
+          + "those tokens' keys and values once and share them (0: never)").atLeast(0);
+
   public static final Option<Boolean> OOM_RETRY = Option.flag("oom-retry", true,
       "a batch that runs out of device memory is retried at half its width (down to 1) with its unfinished rows; "
           + "false: they become out_of_memory errors (the sweep's trials, where out of memory is a result)");
@@ -35,7 +39,7 @@ public final class GeneratorOptions {
 
   /** Every option of this class, as the engine's table lists them. */
   public static final List<Option<?>> ALL =
-      List.of(BATCH_SIZE, MAX_PROMPT_TOKENS, DECODE_CHUNK, MAX_PREFILL_TOKENS, OOM_RETRY, PROFILE_STEPS);
+      List.of(BATCH_SIZE, MAX_PROMPT_TOKENS, DECODE_CHUNK, MAX_PREFILL_TOKENS, SHARED_PREFIX, OOM_RETRY, PROFILE_STEPS);
 
   private GeneratorOptions() {}
 }

@@ -70,6 +70,52 @@ class GeneratorTest {
     }
   }
 
+  /** A system prompt before each question: its keys and values are computed once per prefill, the tokens unchanged. */
+  @org.junit.jupiter.params.ParameterizedTest
+  @org.junit.jupiter.params.provider.ValueSource(strings = {"eager", "scripted", "eager tp=2,pp=2"})
+  void promptsSharingAPrefixComputeItOnceAndGiveTheSameTokens(String engine) {
+    String backend = engine.split(" ")[0];
+    String system = cases.get(0).prompt() + "\n" + cases.get(1).prompt() + "\n" + cases.get(2).prompt() + "\n";
+    List<GenerationRequest> requests = new ArrayList<>();
+    for (int i = 0; i < cases.size(); i++) {
+      requests.add(GenerationRequest.greedy("g" + i, system + cases.get(i).prompt(), 12));
+    }
+    requests.add(sampled("s", system + cases.get(3).prompt(), 12, 0.8, 0, 1.0, 7));
+    EngineOptions options = EngineOptions.of(Fixtures.model("qwen2-code-demo"), Precision.FP32, "cpu")
+        .with(EngineOptions.BACKEND, EngineOptions.BACKEND.parse(backend));
+    if (engine.contains(" ")) { // split over shards on the CPU: each shard's cache shares the prefix
+      options = options.with(EngineOptions.LAYOUT, io.sparkinfer.layout.Layout.parse(engine.split(" ")[1]));
+    }
+    try (LlmEngine e = LlmEngine.load(options)) {
+      int systemTokens = e.tokenizer().encode(system).length;
+      assertThat(systemTokens).as("a prefix long enough to share").isGreaterThan(32);
+      List<Completion> alone;
+      try (Generator g = e.newGenerator(with(GeneratorOptions.SHARED_PREFIX, 0))) {
+        alone = g.generate(requests, requests.size());
+        assertThat(g.stats().sharedPrefixTokens()).isZero();
+      }
+      try (Generator g = e.newGenerator(with(GeneratorOptions.SHARED_PREFIX, 32))) {
+        List<Completion> shared = g.generate(requests, requests.size());
+        for (int i = 0; i < requests.size(); i++) {
+          assertThat(shared.get(i).outputTokenIds()).as("%s: %s", engine, requests.get(i).id())
+              .containsExactly(alone.get(i).outputTokenIds());
+          assertThat(shared.get(i).text()).isEqualTo(alone.get(i).text());
+          assertThat(shared.get(i).promptTokens()).isEqualTo(alone.get(i).promptTokens());
+        }
+        assertThat(g.stats().sharedPrefixTokens()).as("the shared tokens computed once instead of once per prompt")
+            .isGreaterThanOrEqualTo((long) (systemTokens - 2) * (requests.size() - 1));
+      }
+      List<GenerationRequest> mixed = new ArrayList<>(requests);
+      mixed.add(GenerationRequest.greedy("other", cases.get(4).prompt(), 12));
+      try (Generator g = e.newGenerator(with(GeneratorOptions.SHARED_PREFIX, 32))) {
+        List<Completion> out = g.generate(mixed, mixed.size());
+        assertThat(g.stats().sharedPrefixTokens()).as("a prompt without the prefix in the pass: nothing shared")
+            .isZero();
+        assertThat(out.get(0).outputTokenIds()).containsExactly(alone.get(0).outputTokenIds());
+      }
+    }
+  }
+
   @Test
   void prefillSplitIntoSmallPassesGivesTheSameTokens() {
     List<GenerationRequest> requests = new ArrayList<>();
