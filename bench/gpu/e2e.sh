@@ -3,7 +3,8 @@
 # one call, so their ratio is fair: 8,192 distinct prompts of 128-512 words (seed 0), 128 new tokens each
 # (--ignore-eos), fp16, the random 1.5B checkpoint of bench/make_checkpoint.py, --batch-size auto on both.
 # Writes $OUT/e2e.json (job_e2e_tokens_per_s_8k, generate_e2e_tokens_per_s_8k, generate_auto_batch_size, the job's
-# timeline: first inference task, engine wait, generation and idle seconds, batch sizes) and both logs.
+# timeline: first inference task, engine wait, generation and idle seconds, batch sizes; and
+# prefix_cache_prefill_speedup from bench/shared_prefix.sh on the same checkpoint) and the logs.
 #
 #   E2E_JOB_LAYOUT=threads=2 E2E_PROMPTS=8192 bench/gpu/e2e.sh
 #
@@ -42,6 +43,10 @@ timeout ${E2E_GENERATE_TIMEOUT:-200} java -Xmx24g -XX:MaxDirectMemorySize=64g -D
   --output /tmp/e2e-generate.jsonl --device gpu --precision fp16 --max-new-tokens 128 --ignore-eos \
   --progress-seconds 10 > $OUT/generate.log 2>&1
 tail -3 $OUT/generate.log
+# the shared-prefix workload (256 shared tokens, 64-256 unique), --shared-prefix 0 against 32
+SPARKINFER_GENERATE="java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true -cp /tmp/app/* io.sparkinfer.cli.GenerateCommand" \
+  SP_VOCAB=151936 SP_PROMPTS=256 timeout ${E2E_SHARED_TIMEOUT:-120} bench/shared_prefix.sh --model $M --device gpu \
+  --precision fp16 | tee $OUT/shared_prefix.log
 python3 - "$OUT" "$GPU" "$N" "${E2E_MASTER:-local[*]}" "${E2E_JOB_LAYOUT:-threads=1}" <<'PY'
 import json, re, sys, datetime
 out, gpu, n, master, layout = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
@@ -69,6 +74,12 @@ if timeline:
             "engine_idle_s"]
     result.update({f"job_{k}": float(v) for k, v in zip(keys, timeline.groups()[:6])})
     result["job_batch_sizes"] = timeline.group(7)
+try:
+    shared = json.loads(open(f"{out}/shared_prefix.log").read().strip().splitlines()[-1])
+    result["prefix_cache_prefill_speedup"] = shared["prefix_cache_prefill_speedup"]
+    result["prefix_cache_same_tokens"] = shared["same_tokens"]
+except (OSError, ValueError, IndexError, KeyError):
+    result["prefix_cache_prefill_speedup"] = None
 if result["job_e2e_tokens_per_s_8k"] and result["generate_e2e_tokens_per_s_8k"]:
     result["job_over_generate"] = result["job_e2e_tokens_per_s_8k"] / result["generate_e2e_tokens_per_s_8k"]
 json.dump(result, open(f"{out}/e2e.json", "w"), indent=2)

@@ -7,8 +7,11 @@ engine_jar() {
 
 # Builds common (and installs it for the jobs module) when its jar or runtime classpath is missing.
 ensure_engine_built() {
-  if [ -n "${SPARKINFER_REBUILD:-}" ] || [ -z "$(engine_jar)" ] || [ ! -d "$HOME_DIR/common/target/lib" ]; then
-    echo "building the engine (mvn package, first run only)..." >&2
+  local jar
+  jar=$(engine_jar)
+  if [ -n "${SPARKINFER_REBUILD:-}" ] || [ -z "$jar" ] || [ ! -d "$HOME_DIR/common/target/lib" ] \
+      || [ -n "$(find "$HOME_DIR/common/src/main" "$HOME_DIR/common/pom.xml" -newer "$jar" -print -quit 2>/dev/null)" ]; then
+    echo "building the engine (mvn package: first run, or sources newer than the jar)..." >&2
     (cd "$HOME_DIR" && mvn -q -B -DskipTests install -pl common -am) >&2
   fi
 }
