@@ -363,31 +363,39 @@ public final class Generator implements AutoCloseable {
       }
     }
 
+    /**
+     * Prefills {@code group} (prompts of up to {@code longest} tokens) on a cache of its own and copies it into rows
+     * {@code targets} of the batch. When the prompts all begin with the same {@link #sharedPrefix} or more tokens,
+     * those run once, as one row, their keys and values are copied into every row of the group's cache, and each
+     * prompt's own tokens then run at the positions after them, attending to the shared slots as any token attends
+     * to the slots before it.
+     */
     private void prefill(NDManager scope, BatchCache cache, List<Sequence> group, List<Integer> targets, int longest) {
-      int shared = group.size() > 1 && sharedPrefix > 0 ? commonPrefix(group) : 0;
-      if (shared >= sharedPrefix && shared > 0) {
-        prefillSharingPrefix(scope, cache, group, targets, longest, shared);
-        return;
-      }
       int k = group.size();
-      long[] ids = new long[k * longest];
-      long[] positions = new long[k * longest];
+      int common = k > 1 && sharedPrefix > 0 ? commonPrefix(group) : 0;
+      int shared = common >= sharedPrefix ? common : 0; // tokens run once for the whole group
+      int width = longest - shared; // the longest prompt's own tokens
+      long[] ids = new long[k * width];
+      long[] positions = new long[k * width];
       long[] last = new long[k];
       long[] targetRows = new long[k];
       for (int i = 0; i < k; i++) {
         long[] p = group.get(i).promptIds;
-        System.arraycopy(p, 0, ids, i * longest, p.length); // right-padded with token 0
-        for (int j = 0; j < longest; j++) {
-          positions[i * longest + j] = j;
+        System.arraycopy(p, shared, ids, i * width, p.length - shared); // right-padded with token 0
+        for (int j = 0; j < width; j++) {
+          positions[i * width + j] = shared + j;
         }
-        last[i] = p.length - 1;
+        last[i] = p.length - shared - 1;
         targetRows[i] = targets.get(i);
       }
       long start = System.nanoTime();
       try (NDManager step = scope.newSubManager();
           BatchCache prefill = allocateCache(step, k, longest)) {
-        ForwardBatch fb = new ForwardBatch(step.create(ids, new Shape(k, longest)),
-            step.create(positions, new Shape(k, longest)), step.create(last), longest);
+        if (shared > 0) {
+          prefillSharedPrefix(step, prefill, group.get(0).promptIds, shared);
+        }
+        ForwardBatch fb = new ForwardBatch(step.create(ids, new Shape(k, width)),
+            step.create(positions, new Shape(k, width)), step.create(last), longest);
         NDArray logits = backend.forward(step, fb, prefill);
         long[] next = chooseTokens(logits, group);
         cache.copyRowsFrom(prefill, targetRows, longest);
@@ -400,7 +408,25 @@ public final class Generator implements AutoCloseable {
           s.accept(next[i], now);
         }
       }
+      stats.addSharedPrefixTokens((long) shared * (k - 1));
       prefillNanos += System.nanoTime() - start;
+    }
+
+    /** Runs the first {@code shared} tokens of {@code promptIds} once and copies their slots into every row. */
+    private void prefillSharedPrefix(NDManager step, BatchCache prefill, long[] promptIds, int shared) {
+      long[] positions = new long[shared];
+      for (int j = 0; j < shared; j++) {
+        positions[j] = j;
+      }
+      long[] allRows = new long[prefill.batchSize()];
+      for (int i = 0; i < allRows.length; i++) {
+        allRows[i] = i;
+      }
+      try (BatchCache prefix = allocateCache(step, 1, shared)) {
+        backend.forward(step, new ForwardBatch(step.create(Arrays.copyOf(promptIds, shared), new Shape(1, shared)),
+            step.create(positions, new Shape(1, shared)), step.create(new long[] {shared - 1}), shared), prefix);
+        prefill.copyRowsFrom(prefix, allRows, shared); // one row of shared slots into each row
+      }
     }
 
     /**
@@ -419,60 +445,6 @@ public final class Generator implements AutoCloseable {
         n = i;
       }
       return n;
-    }
-
-    /**
-     * A prefill whose prompts share their first {@code shared} tokens: the shared tokens run once, as one row, their
-     * keys and values are copied into every row of the group's cache, and then each prompt's own tokens run at
-     * positions {@code shared..}, attending to the shared slots (as any token attends to the slots before it).
-     */
-    private void prefillSharingPrefix(NDManager scope, BatchCache cache, List<Sequence> group, List<Integer> targets,
-        int longest, int shared) {
-      int k = group.size();
-      int rest = longest - shared; // the longest prompt's own tokens
-      long[] prefixIds = Arrays.copyOf(group.get(0).promptIds, shared);
-      long[] prefixPositions = new long[shared];
-      for (int j = 0; j < shared; j++) {
-        prefixPositions[j] = j;
-      }
-      long[] ids = new long[k * rest];
-      long[] positions = new long[k * rest];
-      long[] last = new long[k];
-      long[] groupRows = new long[k];
-      long[] targetRows = new long[k];
-      for (int i = 0; i < k; i++) {
-        long[] p = group.get(i).promptIds;
-        System.arraycopy(p, shared, ids, i * rest, p.length - shared); // right-padded with token 0
-        for (int j = 0; j < rest; j++) {
-          positions[i * rest + j] = shared + j;
-        }
-        last[i] = p.length - shared - 1;
-        groupRows[i] = i;
-        targetRows[i] = targets.get(i);
-      }
-      long start = System.nanoTime();
-      try (NDManager step = scope.newSubManager();
-          BatchCache prefix = allocateCache(step, 1, shared);
-          BatchCache prefill = allocateCache(step, k, longest)) {
-        backend.forward(step, new ForwardBatch(step.create(prefixIds, new Shape(1, shared)),
-            step.create(prefixPositions, new Shape(1, shared)), step.create(new long[] {shared - 1}), shared), prefix);
-        prefill.copyRowsFrom(prefix, groupRows, shared); // one row of shared slots into each of the k rows
-        ForwardBatch fb = new ForwardBatch(step.create(ids, new Shape(k, rest)),
-            step.create(positions, new Shape(k, rest)), step.create(last), longest);
-        NDArray logits = backend.forward(step, fb, prefill);
-        long[] next = chooseTokens(logits, group);
-        cache.copyRowsFrom(prefill, targetRows, longest);
-        long now = System.nanoTime();
-        for (int i = 0; i < k; i++) {
-          Sequence s = group.get(i);
-          rows[targets.get(i)] = s;
-          admitted.add(s);
-          s.admittedAt = start;
-          s.accept(next[i], now);
-        }
-      }
-      stats.addSharedPrefixTokens((long) shared * (k - 1));
-      prefillNanos += System.nanoTime() - start;
     }
 
     /** One decode step over every row; idle rows feed a dummy token at slot 0. */
