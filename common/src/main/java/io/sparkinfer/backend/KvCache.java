@@ -7,8 +7,6 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.sparkinfer.model.ModelConfig;
 import io.sparkinfer.torchscript.ScriptedTensors;
-import java.util.LinkedHashMap;
-import java.util.Map;
 import java.util.function.Supplier;
 
 /**
@@ -31,7 +29,7 @@ public final class KvCache implements BatchCache {
   private final int batchSize;
   private final int capacity;
   private final DataType dataType; // kept here: DJL reports bf16 tensors' dtype as UNKNOWN
-  private final Map<Class<?>, AutoCloseable> attachments = new LinkedHashMap<>();
+  private final CacheAttachments attachments = new CacheAttachments();
 
   private KvCache(NDManager manager, NDArray[] keys, NDArray[] values, NDArray rowIndex, int batchSize, int capacity,
       DataType dataType) {
@@ -145,28 +143,15 @@ public final class KvCache implements BatchCache {
 
   @Override
   public <T extends AutoCloseable> T attachment(Class<T> type, Supplier<T> create) {
-    AutoCloseable a = attachments.get(type);
-    if (a == null) {
-      a = create.get();
-      attachments.put(type, a);
-    }
-    return type.cast(a);
+    return attachments.get(type, create);
   }
 
   @Override
   public void close() {
-    RuntimeException failure = null;
-    for (AutoCloseable a : attachments.values()) {
-      try {
-        a.close();
-      } catch (Exception e) {
-        failure = failure != null ? failure : new IllegalStateException("cannot close a KV cache attachment", e);
-      }
-    }
-    attachments.clear();
-    manager.close();
-    if (failure != null) {
-      throw failure;
+    try {
+      attachments.close();
+    } finally {
+      manager.close();
     }
   }
 }

@@ -1,10 +1,9 @@
 package io.sparkinfer.backend.sharded;
 
 import io.sparkinfer.backend.BatchCache;
+import io.sparkinfer.backend.CacheAttachments;
 import io.sparkinfer.backend.KvCache;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.function.Supplier;
 
 /**
@@ -16,7 +15,7 @@ final class ShardedCache implements BatchCache {
   private final List<KvCache> shards;
   private final int batchSize;
   private final int capacity;
-  private final Map<Class<?>, AutoCloseable> attachments = new LinkedHashMap<>();
+  private final CacheAttachments attachments = new CacheAttachments();
 
   ShardedCache(List<KvCache> shards, int batchSize, int capacity) {
     this.shards = List.copyOf(shards);
@@ -55,23 +54,15 @@ final class ShardedCache implements BatchCache {
 
   @Override
   public <T extends AutoCloseable> T attachment(Class<T> type, Supplier<T> create) {
-    AutoCloseable a = attachments.computeIfAbsent(type, k -> create.get());
-    return type.cast(a);
+    return attachments.get(type, create);
   }
 
   @Override
   public void close() {
-    RuntimeException failure = null;
-    for (AutoCloseable a : attachments.values()) {
-      try {
-        a.close();
-      } catch (Exception e) {
-        failure = failure != null ? failure : new IllegalStateException("cannot close a cache attachment", e);
-      }
-    }
-    shards.forEach(KvCache::close);
-    if (failure != null) {
-      throw failure;
+    try {
+      attachments.close();
+    } finally {
+      shards.forEach(KvCache::close);
     }
   }
 }
