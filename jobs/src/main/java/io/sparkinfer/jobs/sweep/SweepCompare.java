@@ -2,7 +2,6 @@ package io.sparkinfer.jobs.sweep;
 
 import static org.apache.spark.sql.functions.col;
 
-import io.sparkinfer.options.CliArgs;
 import io.sparkinfer.options.Option;
 import io.sparkinfer.options.OptionTable;
 import io.sparkinfer.options.OptionValues;
@@ -14,7 +13,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
-import org.apache.spark.SparkConf;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
@@ -32,8 +30,7 @@ public final class SweepCompare {
 
   public static final int EXIT_REGRESSION = 3;
 
-  static final Option<String> OUTPUT = Option.text("output", "PATH", null, "the sweep_trials table")
-      .describedDefault("required");
+  static final Option<String> OUTPUT = SweepCommandLine.OUTPUT;
   static final Option<String> BASELINE = Option.text("baseline", "RUN_ID|previous", "previous",
       "the study to compare against; previous: the last study before the candidate with the same model and GPU");
   static final Option<String> CANDIDATE = Option.text("candidate", "RUN_ID|latest", "latest",
@@ -42,7 +39,7 @@ public final class SweepCompare {
       "significance level of Welch's t-test: the false alarm rate on unchanged configurations").between(1e-6, 0.5);
   static final Option<Double> THRESHOLD = Option.number("threshold", "F", 0.05,
       "a regression is a significant drop of more than this fraction of tokens/s").between(0, 1);
-  static final Option<Boolean> HELP = Option.flag("help", false, "print this help and exit");
+  static final Option<Boolean> HELP = SweepCommandLine.HELP;
 
   static final OptionTable TABLE = new OptionTable(new OptionTable.Group("compare options",
       List.of(OUTPUT, BASELINE, CANDIDATE, ALPHA, THRESHOLD, HELP)));
@@ -81,23 +78,13 @@ public final class SweepCompare {
 
   /** The command line; returns 0, {@link #EXIT_REGRESSION}, 1 (failed) or 2 (bad options). */
   static int run(String[] args, PrintStream out, PrintStream err) {
-    OptionValues o;
-    try {
-      CliArgs parsed = TABLE.parse(args);
-      if (parsed.flag(HELP)) {
-        out.print(TABLE.usage("submit/sweep.sh compare --output DIR [--baseline RUN_ID] [--candidate RUN_ID]",
-            "Compares tokens/s of the configurations two studies share, with a significance test over repeats."));
-        return 0;
-      }
-      SparkConf conf = new SparkConf();
-      o = TABLE.resolve(parsed, key -> conf.contains(key) ? conf.get(key) : null);
-      if (o.get(OUTPUT) == null) {
-        throw new IllegalArgumentException("--output is required");
-      }
-    } catch (IllegalArgumentException e) {
-      err.println("error: " + e.getMessage());
-      return SweepJob.EXIT_USAGE;
+    SweepCommandLine.Parsed parsed = SweepCommandLine.parse(TABLE, args,
+        "submit/sweep.sh compare --output DIR [--baseline RUN_ID] [--candidate RUN_ID]",
+        "Compares tokens/s of the configurations two studies share, with a significance test over repeats.", out, err);
+    if (parsed.done()) {
+      return parsed.exitStatus();
     }
+    OptionValues o = parsed.options();
     SparkSession spark = SparkSession.builder().appName("sparkinfer sweep compare").getOrCreate();
     try {
       Result r = compare(spark, o.get(OUTPUT), o.get(BASELINE), o.get(CANDIDATE), o.get(ALPHA));

@@ -2,13 +2,11 @@ package io.sparkinfer.jobs.sweep;
 
 import static org.apache.spark.sql.functions.col;
 
-import io.sparkinfer.options.CliArgs;
 import io.sparkinfer.options.Option;
 import io.sparkinfer.options.OptionTable;
 import io.sparkinfer.options.OptionValues;
 import java.io.PrintStream;
 import java.util.List;
-import org.apache.spark.SparkConf;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 
@@ -19,13 +17,12 @@ import org.apache.spark.sql.SparkSession;
  */
 public final class SweepReportCommand {
 
-  static final Option<String> OUTPUT = Option.text("output", "PATH", null, "the sweep_trials table")
-      .describedDefault("required");
+  static final Option<String> OUTPUT = SweepCommandLine.OUTPUT;
   static final Option<String> RUN_ID = Option.text("run-id", "ID|latest", "latest",
       "the study to draw; latest: the newest in the table");
   static final Option<String> TO = Option.text("to", "DIR", null,
       "where to write the report (file:, hdfs:, s3a:)").describedDefault("OUTPUT/_report/RUN_ID");
-  static final Option<Boolean> HELP = Option.flag("help", false, "print this help and exit");
+  static final Option<Boolean> HELP = SweepCommandLine.HELP;
 
   static final OptionTable TABLE = new OptionTable(new OptionTable.Group("report options",
       List.of(OUTPUT, RUN_ID, TO, HELP)));
@@ -34,23 +31,13 @@ public final class SweepReportCommand {
 
   /** The command line; returns 0, 1 (failed) or 2 (bad options). */
   static int run(String[] args, PrintStream out, PrintStream err) {
-    OptionValues o;
-    try {
-      CliArgs parsed = TABLE.parse(args);
-      if (parsed.flag(HELP)) {
-        out.print(TABLE.usage("submit/sweep.sh report --output DIR [--run-id ID|latest] [--to DIR]",
-            "Draws a finished study's report and best.properties again from the sweep_trials table."));
-        return 0;
-      }
-      SparkConf conf = new SparkConf();
-      o = TABLE.resolve(parsed, key -> conf.contains(key) ? conf.get(key) : null);
-      if (o.get(OUTPUT) == null) {
-        throw new IllegalArgumentException("--output is required");
-      }
-    } catch (IllegalArgumentException e) {
-      err.println("error: " + e.getMessage());
-      return SweepJob.EXIT_USAGE;
+    SweepCommandLine.Parsed parsed = SweepCommandLine.parse(TABLE, args,
+        "submit/sweep.sh report --output DIR [--run-id ID|latest] [--to DIR]",
+        "Draws a finished study's report and best.properties again from the sweep_trials table.", out, err);
+    if (parsed.done()) {
+      return parsed.exitStatus();
     }
+    OptionValues o = parsed.options();
     SparkSession spark = SparkSession.builder().appName("sparkinfer sweep report").getOrCreate();
     try {
       SweepJob.Report report = draw(spark, o.get(OUTPUT), o.get(RUN_ID), o.get(TO));
