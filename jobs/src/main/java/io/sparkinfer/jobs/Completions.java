@@ -35,8 +35,7 @@ final class Completions {
   /** Planned rows ({@link Tables#PLANNED}) of input rows ({@link Tables#INPUT}). */
   static Dataset<Row> plan(Dataset<Row> input, ModelLocation model, JobOptions o, InferenceStageProfile stage) {
     // no preload with a result cache: a run it answers whole loads no model
-    boolean cached = o.has(JobOptions.CACHE) && o.cache() != null;
-    JobOptions preload = o.get(JobOptions.PRELOAD_ENGINES) && !stage.isSet() && !cached ? o : null;
+    JobOptions preload = o.get(JobOptions.PRELOAD_ENGINES) && !stage.isSet() && o.cache() == null ? o : null;
     return input.mapPartitions(new PromptPlanner(model, o.maxPromptTokens(), preload), Encoders.row(Tables.PLANNED));
   }
 

@@ -48,8 +48,8 @@ public final class JobMetrics implements Serializable {
   final CollectionAccumulator<String> executors;
   /** One entry per inference task: the layout it ran, {@code auto} resolved. */
   final CollectionAccumulator<String> layouts;
-  /** One entry per inference task that succeeded: its timeline ({@link TaskTimeline#entry()}). */
-  final CollectionAccumulator<String> timelines;
+  /** One entry per inference task that succeeded: its timeline. */
+  final CollectionAccumulator<TaskTimeline> timelines;
 
   /**
    * Engine loads this JVM performed and no successful task has reported yet, by the id of the run's
@@ -172,7 +172,7 @@ public final class JobMetrics implements Serializable {
 
   /** The inference tasks' timelines, as the tasks that succeeded reported them. */
   public List<TaskTimeline> taskTimelines() {
-    return List.copyOf(timelines.value()).stream().map(TaskTimeline::parse).toList();
+    return List.copyOf(timelines.value());
   }
 
   /** Distinct executors that ran inference tasks. */

@@ -188,10 +188,6 @@ public final class JobOptions implements Serializable {
     return values.get(option);
   }
 
-  /** Whether {@code option} is one of these options' table ({@link TextGenerator}'s has fewer than the job's). */
-  public boolean has(Option<?> option) {
-    return values.has(option);
-  }
 
   /**
    * The engine options for a task: the model's local directory on the executor and the device the task
@@ -302,7 +298,7 @@ public final class JobOptions implements Serializable {
 
   /** The result cache's location ({@code --cache}); null for none. */
   public String cache() {
-    String c = values.get(CACHE);
+    String c = values.has(CACHE) ? values.get(CACHE) : null; // TextGenerator's options have no cache
     return c == null || c.isBlank() ? null : c;
   }
 

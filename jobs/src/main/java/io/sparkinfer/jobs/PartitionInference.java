@@ -94,7 +94,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       task.addTaskCompletionListener((TaskCompletionListener) ctx -> {
         if (!ctx.isFailed()) {
           metrics.reportHeldLoads(); // Spark keeps the accumulator updates of a task that succeeded
-          metrics.timelines.add(pipeline.timeline(startMillis, waitNanos).entry());
+          metrics.timelines.add(pipeline.timeline(startMillis, waitNanos));
         }
       });
       task.addTaskCompletionListener((TaskCompletionListener) ctx -> pipeline.shutdown());

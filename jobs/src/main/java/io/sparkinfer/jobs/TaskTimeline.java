@@ -1,10 +1,8 @@
 package io.sparkinfer.jobs;
 
-import java.util.Arrays;
+import java.io.Serializable;
 import java.util.Locale;
-import java.util.SortedSet;
 import java.util.TreeSet;
-import java.util.stream.Collectors;
 
 /**
  * Where one inference task's time went, measured on its executor: when it started and ended (epoch milliseconds),
@@ -17,7 +15,7 @@ import java.util.stream.Collectors;
  * @param generators the task's generators (replicas times threads)
  */
 record TaskTimeline(long startMillis, long endMillis, int generators, long generateNanos, long engineWaitNanos,
-    SortedSet<Integer> batchSizes) {
+    TreeSet<Integer> batchSizes) implements Serializable {
 
   /** The task's wall time in seconds. */
   double seconds() {
@@ -32,26 +30,6 @@ record TaskTimeline(long startMillis, long endMillis, int generators, long gener
   /** Generator seconds after the engines were ready that were not generation. */
   double idleSeconds() {
     return Math.max(0, generators * (seconds() - engineWaitSeconds()) - generateNanos / 1e9);
-  }
-
-  /** The accumulator entry: tab-separated fields, the batch sizes comma-separated. */
-  String entry() {
-    return String.join("\t", Long.toString(startMillis), Long.toString(endMillis), Integer.toString(generators),
-        Long.toString(generateNanos), Long.toString(engineWaitNanos),
-        batchSizes.stream().map(String::valueOf).collect(Collectors.joining(",")));
-  }
-
-  static TaskTimeline parse(String entry) {
-    String[] f = entry.split("\t", -1);
-    if (f.length != 6) {
-      throw new IllegalArgumentException("not a task timeline: " + entry);
-    }
-    SortedSet<Integer> sizes = new TreeSet<>();
-    if (!f[5].isEmpty()) {
-      Arrays.stream(f[5].split(",")).map(Integer::valueOf).forEach(sizes::add);
-    }
-    return new TaskTimeline(Long.parseLong(f[0]), Long.parseLong(f[1]), Integer.parseInt(f[2]), Long.parseLong(f[3]),
-        Long.parseLong(f[4]), sizes);
   }
 
   @Override
