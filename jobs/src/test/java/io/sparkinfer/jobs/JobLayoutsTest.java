@@ -45,6 +45,7 @@ class JobLayoutsTest {
     }
     Map<String, Completion> expected = greedy(prompts);
     SparkSession spark = TestSupport.spark();
+    ExecutorEngines.closeAll(); // an engine an earlier test left loaded (TextGenerator's) would hide this load
     Path input = TestSupport.writeJsonl(tmp.resolve("in/prompts.jsonl"), prompts);
     String out = tmp.resolve("out").toString();
     JobResult result = BatchInference.run(spark, TestSupport.options("--model", TestSupport.tinyModel().toString(),
