@@ -1,8 +1,13 @@
 # Shared by the submit/ scripts: where the jars are, and building them when they are missing.
 # HOME_DIR must be set to the repository root before sourcing.
 
+# Prints the engine jar's path, or nothing when it is not built (never fails: callers run under set -euo pipefail).
 engine_jar() {
-  ls "$HOME_DIR"/common/target/sparkinfer-common-*.jar 2>/dev/null | grep -v -- '-tests.jar' | head -n 1
+  local f
+  for f in "$HOME_DIR"/common/target/sparkinfer-common-*.jar; do
+    case "$f" in *-tests.jar) ;; *) [ -f "$f" ] && { echo "$f"; return 0; } ;; esac
+  done
+  return 0
 }
 
 # Builds common (and installs it for the jobs module) when its jar or runtime classpath is missing.

@@ -42,6 +42,27 @@ class ScriptsTest {
         "2\t1\t1");
   }
 
+  /**
+   * submit/lib/common.sh's jar lookup under the scripts' {@code set -euo pipefail}: with no jar built it prints
+   * nothing and the script goes on to build one (it once exited 1 silently there, on CI's clean clone), and it
+   * never picks the test jar.
+   */
+  @Test
+  void engineJarLookupSurvivesStrictModeWithNothingBuilt() throws java.io.IOException {
+    Path home = tmp.resolve("home");
+    java.nio.file.Files.createDirectories(home.resolve("common/target"));
+    String lookup = "set -euo pipefail; HOME_DIR=\"$1\"; source submit/lib/common.sh; jar=$(engine_jar); echo \"[$jar]\"";
+    Shell.Result none = Shell.run(Map.of(), 30, List.of("bash", "-c", lookup, "lookup", home.toString()));
+    assertThat(none.status()).as("%s", none).isZero();
+    assertThat(none.stdout().strip()).isEqualTo("[]");
+
+    java.nio.file.Files.writeString(home.resolve("common/target/sparkinfer-common-1.0-tests.jar"), "");
+    Path jar = java.nio.file.Files.writeString(home.resolve("common/target/sparkinfer-common-1.0.jar"), "");
+    Shell.Result built = Shell.run(Map.of(), 30, List.of("bash", "-c", lookup, "lookup", home.toString()));
+    assertThat(built.status()).as("%s", built).isZero();
+    assertThat(built.stdout().strip()).isEqualTo("[" + jar + "]");
+  }
+
   @Test
   void severalPropertiesFilesApplyInOrderLaterKeysWinning() throws java.io.IOException {
     Path two = java.nio.file.Files.writeString(tmp.resolve("two.properties"), "spark.sparkinfer.max-new-tokens=2\n");
