@@ -129,10 +129,74 @@ public final class Generator implements AutoCloseable {
                 .orElse(0), valid.size());
       }
       for (Sequence s : run(valid, Math.min(width, valid.size()))) {
-        out[s.index] = s.failure != null ? s.failure : s.completion();
+        out[s.index] = s.result();
       }
     }
     return Arrays.asList(out);
+  }
+
+  /**
+   * Completes the requests of {@code stream} as they come, with continuous batching, and hands each completion to
+   * {@code sink} as soon as its request is done (bad requests at once, as error completions). A batch takes the
+   * stream's next request whenever a row is free, so it never drains between groups of requests; it ends only when
+   * the stream does, or when the next request needs more KV cache slots than the batch allocated (its prompt plus
+   * token limit is longer than the first request's): then a new batch starts for it. Streams that come longest
+   * first, as the Spark job's do, run in one batch.
+   *
+   * <p>Out of device memory (with {@code --oom-retry}), the batch's unfinished requests start again, afresh, and
+   * every later batch runs at half the width, down to 1; other failures make the batch's unfinished requests
+   * errors, and the stream goes on.
+   *
+   * @param batchSize sequences decoding together; 0 for as many as fit the device's free memory for the first
+   *     request of each batch
+   * @return the nanoseconds this call spent waiting for requests with no row to decode
+   */
+  public <T> long generate(RequestStream<T> stream, int batchSize, CompletionSink<T> sink) throws InterruptedException {
+    if (batchSize < 0) {
+      throw new IllegalArgumentException("batch size must be > 0 (or 0 for auto), got " + batchSize);
+    }
+    StreamWaiting<T> waiting = new StreamWaiting<>(stream, sink);
+    int widthLimit = Integer.MAX_VALUE; // halved on each out-of-memory retry
+    while (true) {
+      Sequence first = waiting.peek(true);
+      if (first == null) {
+        return waiting.waitedNanos;
+      }
+      int need = Math.min(contextLength, first.promptIds.length + first.maxNew);
+      int width = Math.min(widthLimit, batchSize > 0 ? batchSize : autoBatchSize(first.promptIds.length, first.maxNew));
+      if (batchSize == 0) {
+        LOG.info("--batch-size auto: {} rows fit for prompts of up to {} tokens plus {} new (a request stream)", width,
+            first.promptIds.length, first.maxNew);
+      }
+      stats.addBatchWidth(width);
+      Batch batch = new Batch(waiting, width, need, waiting::finished);
+      try {
+        batch.run();
+      } catch (RuntimeException e) {
+        List<Sequence> unfinished = batch.settleTaken();
+        if (isOutOfMemory(e) && oomRetry && width > 1) {
+          stats.addOomRetry();
+          widthLimit = Math.max(1, width / 2);
+          LOG.warn("out of device memory in a batch of width {}: {} unfinished request(s) start again at width {} ({})",
+              width, unfinished.size(), widthLimit, e.getMessage());
+          waiting.startAgain(unfinished);
+        } else {
+          fail(unfinished, e, width).forEach(waiting::finished);
+        }
+      }
+    }
+  }
+
+  /** Makes {@code unfinished} error completions for the failure {@code e} of a batch of {@code width}. */
+  private List<Sequence> fail(List<Sequence> unfinished, RuntimeException e, int width) {
+    boolean oom = isOutOfMemory(e);
+    String code = oom ? ErrorCode.OUT_OF_MEMORY : ErrorCode.GENERATION_FAILED;
+    LOG.warn("a batch failed; its {} unfinished row(s) become {} errors", unfinished.size(), code, e);
+    String message = (oom ? "out of memory at batch width " + width + ": " : "generation failed: ") + e;
+    for (Sequence s : unfinished) {
+      s.failure = Completion.error(s.request.id(), s.promptIds.length, code, message);
+    }
+    return unfinished;
   }
 
   /**
@@ -143,8 +207,11 @@ public final class Generator implements AutoCloseable {
   private List<Sequence> run(List<Sequence> sorted, int width) {
     try {
       stats.addBatchWidth(width);
-      new Batch(sorted, width).run();
+      new Batch(new ListWaiting(sorted), width, Math.min(contextLength, capacityFor(sorted)), s -> { }).run();
       return sorted;
+    } catch (InterruptedException e) { // a list never waits
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
     } catch (RuntimeException e) {
       List<Sequence> done = new ArrayList<>();
       List<Sequence> unfinished = new ArrayList<>();
@@ -159,18 +226,12 @@ public final class Generator implements AutoCloseable {
             width, unfinished.size(), half, e.getMessage());
         List<Sequence> fresh = new ArrayList<>();
         for (Sequence s : unfinished) {
-          fresh.add(new Sequence(s.index, s.request, s.promptIds)); // a new sampler: the same tokens again
+          fresh.add(s.afresh());
         }
         done.addAll(run(fresh, Math.min(half, fresh.size())));
         return done;
       }
-      String code = oom ? ErrorCode.OUT_OF_MEMORY : ErrorCode.GENERATION_FAILED;
-      LOG.warn("a batch of {} requests failed; its {} unfinished row(s) become {} errors", sorted.size(),
-          unfinished.size(), code, e);
-      String message = (oom ? "out of memory at batch width " + width + ": " : "generation failed: ") + e;
-      for (Sequence s : unfinished) {
-        s.failure = Completion.error(s.request.id(), s.promptIds.length, code, message);
-      }
+      fail(unfinished, e, width);
       return sorted;
     }
   }
@@ -261,51 +322,161 @@ public final class Generator implements AutoCloseable {
     return new Prepared(ids, null);
   }
 
+  /** The slots a batch's KV cache needs for every one of {@code seqs}: the longest prompt plus token limit. */
+  private static int capacityFor(java.util.Collection<Sequence> seqs) {
+    int c = 1;
+    for (Sequence s : seqs) {
+      c = Math.max(c, s.promptIds.length + s.maxNew);
+    }
+    return c;
+  }
+
+  /** Where a batch's waiting sequences come from: a list given at once, or a {@link RequestStream}. */
+  private interface Waiting {
+    /** The next sequence, left in place: null when none is ready ({@code wait} false) or none will come. */
+    Sequence peek(boolean wait) throws InterruptedException;
+
+    /** Takes the sequence {@link #peek} returned. */
+    void take();
+  }
+
+  /** A list's sequences, shortest prompt first. */
+  private static final class ListWaiting implements Waiting {
+    private final Deque<Sequence> queue;
+
+    ListWaiting(List<Sequence> sorted) {
+      this.queue = new ArrayDeque<>(sorted);
+    }
+
+    @Override
+    public Sequence peek(boolean wait) {
+      return queue.peek();
+    }
+
+    @Override
+    public void take() {
+      queue.poll();
+    }
+  }
+
+  /**
+   * A stream's requests as sequences, prepared as they arrive (bad ones go to the sink as errors at once), and the
+   * sequences an out-of-memory batch left unfinished, which come again first.
+   */
+  private final class StreamWaiting<T> implements Waiting {
+    private final RequestStream<T> stream;
+    private final CompletionSink<T> sink;
+    private final Deque<Sequence> ready = new ArrayDeque<>();
+    long waitedNanos;
+
+    StreamWaiting(RequestStream<T> stream, CompletionSink<T> sink) {
+      this.stream = stream;
+      this.sink = sink;
+    }
+
+    @Override
+    public Sequence peek(boolean wait) throws InterruptedException {
+      while (ready.isEmpty()) {
+        long start = System.nanoTime();
+        RequestStream.Item<T> item = stream.next(wait);
+        if (wait) {
+          waitedNanos += System.nanoTime() - start;
+        }
+        if (item == null) {
+          return null;
+        }
+        stats.addRequests(1);
+        Prepared prepared = prepare(item.request());
+        if (prepared.error() != null) {
+          sink.accept(item.tag(), prepared::error);
+        } else {
+          ready.add(new Sequence(-1, item.request(), prepared.promptIds(), item.tag()));
+        }
+      }
+      return ready.peek();
+    }
+
+    @Override
+    public void take() {
+      ready.poll();
+    }
+
+    void startAgain(List<Sequence> unfinished) {
+      for (int i = unfinished.size() - 1; i >= 0; i--) {
+        ready.addFirst(unfinished.get(i).afresh());
+      }
+    }
+
+    @SuppressWarnings("unchecked")
+    void finished(Sequence s) {
+      sink.accept((T) s.tag, s::result);
+    }
+  }
+
   /**
    * The rows of one running batch over a KV cache that lives as long as the batch. Rows are refilled from
-   * the waiting queue once at least {@link #REFILL_FRACTION} of them are free (or none is running), so
-   * each refill's prefill pass serves several sequences.
+   * the waiting sequences once at least {@link #REFILL_FRACTION} of them are free (or none is running), so
+   * each refill's prefill pass serves several sequences; a finished row leaves the batch (to {@code onFinished})
+   * before its row is refilled.
    */
   private final class Batch {
     static final int REFILL_FRACTION = 8;
 
-    private final Deque<Sequence> waiting;
+    private final Waiting waiting;
     private final Sequence[] rows;
+    private final int capacity;
+    private final java.util.function.Consumer<Sequence> onFinished;
+    private final List<Sequence> taken = new ArrayList<>(); // from waiting, in order
     private final List<Sequence> admitted = new ArrayList<>();
+    /** The last shared prefix's keys and values (one row) and its tokens, kept for the batch's later passes. */
+    private BatchCache prefix;
+    private long[] prefixIds;
     private long prefillNanos;
     private long decodeNanos;
     private long steps;
     private final StepPhases phases = new StepPhases(); // with --profile-steps
 
-    Batch(List<Sequence> sorted, int width) {
-      this.waiting = new ArrayDeque<>(sorted);
+    /**
+     * @param capacity the KV cache slots of every row: for the longest sequence of the run, not only of the first
+     *     rows, so that one cache (and one set of CUDA graphs captured over it) serves every sequence admitted
+     *     later; growing it would copy it, hold both caches at once and capture the graphs again
+     */
+    Batch(Waiting waiting, int width, int capacity, java.util.function.Consumer<Sequence> onFinished) {
+      this.waiting = waiting;
       this.rows = new Sequence[width];
+      this.capacity = capacity;
+      this.onFinished = onFinished;
     }
 
-    void run() {
+    void run() throws InterruptedException {
       int width = rows.length;
-      long promptTokens = waiting.stream().mapToLong(s -> s.promptIds.length).sum();
       try (NDManager scope = root.newSubManager()) {
-        // slots for the longest sequence of the run, not only of the first rows: one cache (and one set of CUDA
-        // graphs captured over it) serves every sequence admitted later; growing it would copy it, hold both
-        // caches at once and capture the graphs again
-        BatchCache cache = allocateCache(scope, width, Math.min(contextLength, capacityFor(waiting)));
+        BatchCache cache = allocateCache(scope, width, capacity);
         stats.addKvCacheAllocation();
         try {
           while (true) {
+            retireFinished();
             int free = freeRows();
-            if (!waiting.isEmpty() && (free * REFILL_FRACTION >= width || free == width)) {
+            if (free * REFILL_FRACTION >= width || free == width) {
               admit(scope, cache);
             }
-            if (freeRows() == width && waiting.isEmpty()) {
-              break;
+            if (freeRows() == width) {
+              Sequence next = waiting.peek(true);
+              if (next == null || !fits(next)) {
+                break; // the run is over, or the next sequence needs a longer cache: a new batch
+              }
+              continue;
             }
             decodeStep(scope, cache);
           }
         } finally {
           cache.close();
+          if (prefix != null) {
+            prefix.close();
+          }
         }
       }
+      long promptTokens = admitted.stream().mapToLong(s -> s.promptIds.length).sum();
       long generated = admitted.stream().mapToLong(s -> s.count).sum();
       stats.addBatch(promptTokens, generated, prefillNanos, decodeNanos, steps);
       if (profileSteps && steps > 0) {
@@ -323,12 +494,36 @@ public final class Generator implements AutoCloseable {
       return free;
     }
 
-    private int capacityFor(java.util.Collection<Sequence> seqs) {
-      int c = 1;
-      for (Sequence s : seqs) {
-        c = Math.max(c, s.promptIds.length + s.maxNew);
+    private boolean fits(Sequence s) {
+      return s.promptIds.length + s.maxNew <= capacity;
+    }
+
+    /** Hands finished rows to {@code onFinished} and frees them. */
+    private void retireFinished() {
+      for (int i = 0; i < rows.length; i++) {
+        if (rows[i] != null && rows[i].isFinished()) {
+          onFinished.accept(rows[i]);
+          rows[i].handedOver = true;
+          rows[i] = null;
+        }
       }
-      return c;
+    }
+
+    /**
+     * After a failure: hands over the sequences taken that did finish, and returns those that did not (in the
+     * rows, or taken for a prefill that failed).
+     */
+    List<Sequence> settleTaken() {
+      List<Sequence> unfinished = new ArrayList<>();
+      for (Sequence s : taken) {
+        if (!s.isFinished()) {
+          unfinished.add(s);
+        } else if (!s.handedOver) {
+          onFinished.accept(s);
+          s.handedOver = true;
+        }
+      }
+      return unfinished;
     }
 
     /**
@@ -343,8 +538,20 @@ public final class Generator implements AutoCloseable {
         }
       }
       List<Sequence> joining = new ArrayList<>();
-      while (joining.size() < freeRows.size() && !waiting.isEmpty()) {
-        joining.add(waiting.poll());
+      while (joining.size() < freeRows.size()) {
+        Sequence next;
+        try {
+          next = waiting.peek(false);
+        } catch (InterruptedException e) { // peek(false) never waits
+          Thread.currentThread().interrupt();
+          break;
+        }
+        if (next == null || !fits(next)) {
+          break;
+        }
+        waiting.take();
+        taken.add(next);
+        joining.add(next);
       }
       int from = 0;
       while (from < joining.size()) {
@@ -368,12 +575,14 @@ public final class Generator implements AutoCloseable {
      * {@code targets} of the batch. When the prompts all begin with the same {@link #sharedPrefix} or more tokens,
      * those run once, as one row, their keys and values are copied into every row of the group's cache, and each
      * prompt's own tokens then run at the positions after them, attending to the shared slots as any token attends
-     * to the slots before it.
+     * to the slots before it. The batch keeps the last such prefix: a later pass whose prompts all begin with it
+     * (one prompt alone too) copies it instead of running it again.
      */
     private void prefill(NDManager scope, BatchCache cache, List<Sequence> group, List<Integer> targets, int longest) {
       int k = group.size();
-      int common = k > 1 && sharedPrefix > 0 ? commonPrefix(group) : 0;
-      int shared = common >= sharedPrefix ? common : 0; // tokens run once for the whole group
+      boolean reuse = prefixIds != null && allBeginWith(group, prefixIds);
+      int common = reuse ? prefixIds.length : k > 1 && sharedPrefix > 0 ? commonPrefix(group) : 0;
+      int shared = reuse || common >= sharedPrefix ? common : 0; // tokens run once for the whole group, or before
       int width = longest - shared; // the longest prompt's own tokens
       long[] ids = new long[k * width];
       long[] positions = new long[k * width];
@@ -392,8 +601,12 @@ public final class Generator implements AutoCloseable {
       try (NDManager step = scope.newSubManager();
           BatchCache prefill = allocateCache(step, k, longest)) {
         if (shared > 0) {
-          prefillSharedPrefix(step, prefill, group.get(0).promptIds, shared);
+          if (!reuse) {
+            runPrefix(scope, step, group.get(0).promptIds, shared);
+          }
+          prefill.copyRowsFrom(prefix, allRows(k), shared); // one row of shared slots into each row
         }
+        // ids, positions: (k, width); last: (k) the column of each prompt's last token
         ForwardBatch fb = new ForwardBatch(step.create(ids, new Shape(k, width)),
             step.create(positions, new Shape(k, width)), step.create(last), longest);
         NDArray logits = backend.forward(step, fb, prefill);
@@ -408,25 +621,53 @@ public final class Generator implements AutoCloseable {
           s.accept(next[i], now);
         }
       }
-      stats.addSharedPrefixTokens((long) shared * (k - 1));
+      stats.addSharedPrefixTokens((long) shared * (reuse ? k : k - 1));
       prefillNanos += System.nanoTime() - start;
     }
 
-    /** Runs the first {@code shared} tokens of {@code promptIds} once and copies their slots into every row. */
-    private void prefillSharedPrefix(NDManager step, BatchCache prefill, long[] promptIds, int shared) {
+    /**
+     * Runs the first {@code shared} tokens of {@code promptIds} once, as one row, into a cache of the batch's
+     * ({@code scope}) that replaces the kept prefix.
+     */
+    private void runPrefix(NDManager scope, NDManager step, long[] promptIds, int shared) {
       long[] positions = new long[shared];
       for (int j = 0; j < shared; j++) {
         positions[j] = j;
       }
-      long[] allRows = new long[prefill.batchSize()];
-      for (int i = 0; i < allRows.length; i++) {
-        allRows[i] = i;
+      if (prefix != null) {
+        prefix.close();
+        prefix = null;
+        prefixIds = null;
       }
-      try (BatchCache prefix = allocateCache(step, 1, shared)) {
+      BatchCache fresh = allocateCache(scope, 1, shared);
+      try {
+        // ids, positions: (1, shared)
         backend.forward(step, new ForwardBatch(step.create(Arrays.copyOf(promptIds, shared), new Shape(1, shared)),
-            step.create(positions, new Shape(1, shared)), step.create(new long[] {shared - 1}), shared), prefix);
-        prefill.copyRowsFrom(prefix, allRows, shared); // one row of shared slots into each row
+            step.create(positions, new Shape(1, shared)), step.create(new long[] {shared - 1}), shared), fresh);
+      } catch (RuntimeException e) {
+        fresh.close();
+        throw e;
       }
+      prefix = fresh;
+      prefixIds = Arrays.copyOf(promptIds, shared);
+    }
+
+    private static long[] allRows(int k) {
+      long[] rows = new long[k];
+      for (int i = 0; i < k; i++) {
+        rows[i] = i;
+      }
+      return rows;
+    }
+
+    /** Whether every prompt of {@code group} begins with {@code ids} and has tokens of its own after them. */
+    private static boolean allBeginWith(List<Sequence> group, long[] ids) {
+      for (Sequence s : group) {
+        if (s.promptIds.length <= ids.length || !Arrays.equals(s.promptIds, 0, ids.length, ids, 0, ids.length)) {
+          return false;
+        }
+      }
+      return true;
     }
 
     /**
@@ -587,18 +828,35 @@ public final class Generator implements AutoCloseable {
     double latencyMs;
     long admittedAt;
     Completion failure;
+    final Object tag; // the stream's tag, or null
+    boolean handedOver; // to the batch's onFinished
 
     Sequence(int index, GenerationRequest request, long[] promptIds) {
+      this(index, request, promptIds, null);
+    }
+
+    Sequence(int index, GenerationRequest request, long[] promptIds, Object tag) {
       this.index = index;
       this.request = request;
       this.promptIds = promptIds;
+      this.tag = tag;
       this.maxNew = Math.min(request.maxNewTokens(), contextLength - promptIds.length);
       this.sampler = request.sampling().isGreedy() ? null : new TokenSampler(request.sampling());
       this.generated = new long[Math.min(maxNew, 256)];
     }
 
     boolean isFinished() {
-      return finish != null;
+      return finish != null || failure != null;
+    }
+
+    /** The same request from the start, with a new sampler: it gives the same tokens again. */
+    Sequence afresh() {
+      return new Sequence(index, request, promptIds, tag);
+    }
+
+    /** The completion, or the error that ended it. */
+    Completion result() {
+      return failure != null ? failure : completion();
     }
 
     long lastToken() {

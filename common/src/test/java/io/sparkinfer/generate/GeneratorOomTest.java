@@ -73,6 +73,34 @@ class GeneratorOomTest {
     }
   }
 
+  /** A request stream (the Spark job's path) out of memory: the same as a list, and later batches stay halved. */
+  @Test
+  void anOutOfMemoryStreamBatchStartsAgainAtHalfWidthWithTheSameTokens() {
+    List<Completion> expected = engine.generate(requests, 2);
+    try (Generator g = engine.newGenerator()) {
+      java.util.Map<String, Completion> actual = new java.util.concurrent.ConcurrentHashMap<>();
+      withDeviceOf(2, () -> {
+        RequestQueue<String> queue = new RequestQueue<>();
+        requests.forEach(r -> queue.add(r, r.id()));
+        queue.end();
+        try {
+          return g.generate(queue, 8, (tag, c) -> actual.put(tag, c.get()));
+        } catch (InterruptedException e) {
+          throw new IllegalStateException(e);
+        }
+      });
+      assertThat(actual).hasSameSizeAs(requests);
+      for (int i = 0; i < requests.size(); i++) {
+        Completion c = actual.get(requests.get(i).id());
+        assertThat(c.isError()).as(requests.get(i).id()).isFalse();
+        assertThat(c.outputTokenIds()).as("%s after the retries", requests.get(i).id())
+            .containsExactly(expected.get(i).outputTokenIds());
+      }
+      assertThat(g.stats().oomRetries()).as("8 rows -> 4 -> 2, then every batch at 2").isEqualTo(2);
+      assertThat(g.stats().batchWidths()).containsExactly(2, 4, 8);
+    }
+  }
+
   /** Runs {@code work} as if the device held KV caches of at most {@code rows} rows. */
   static <T> T withDeviceOf(int rows, Supplier<T> work) {
     System.setProperty(Generator.SIMULATED_OOM_PROPERTY, Integer.toString(rows));

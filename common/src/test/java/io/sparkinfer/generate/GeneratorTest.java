@@ -105,6 +105,19 @@ class GeneratorTest {
         assertThat(g.stats().sharedPrefixTokens()).as("the shared tokens computed once instead of once per prompt")
             .isGreaterThanOrEqualTo((long) (systemTokens - 2) * (requests.size() - 1));
       }
+      // passes of two prompts: the prefix runs in the first and the later ones copy the batch's kept prefix (without
+      // that, each pass would share it with one prompt only: about half the tokens asserted below)
+      OptionValues smallPasses = with(GeneratorOptions.SHARED_PREFIX, 32)
+          .with(GeneratorOptions.MAX_PREFILL_TOKENS, 2 * systemTokens + 80);
+      try (Generator g = e.newGenerator(smallPasses)) {
+        List<Completion> passes = g.generate(requests, requests.size());
+        for (int i = 0; i < requests.size(); i++) {
+          assertThat(passes.get(i).outputTokenIds()).as("%s, small passes: %s", engine, requests.get(i).id())
+              .containsExactly(alone.get(i).outputTokenIds());
+        }
+        assertThat(g.stats().sharedPrefixTokens()).as("the prefix computed once for the batch, not once per pass")
+            .isGreaterThanOrEqualTo((long) (systemTokens - 2) * (requests.size() - 1));
+      }
       List<GenerationRequest> mixed = new ArrayList<>(requests);
       mixed.add(GenerationRequest.greedy("other", cases.get(4).prompt(), 12));
       try (Generator g = e.newGenerator(with(GeneratorOptions.SHARED_PREFIX, 32))) {

@@ -54,11 +54,12 @@ final class Completions {
 
   /**
    * Requests in {@code partitions} partitions, ranged on (length, hash) so similar lengths share a partition and
-   * equal lengths still spread, sorted by length inside each: (prompt, prompt_tokens, ids).
+   * equal lengths still spread, sorted by length inside each, longest first (a task's first request sizes the KV
+   * cache of the batch that runs all of them, {@link PartitionInference}): (prompt, prompt_tokens, ids).
    */
   static Dataset<Row> arrange(Dataset<Row> requests, int partitions) {
     return requests.repartitionByRange(partitions, col(Tables.PROMPT_TOKENS), col(Tables.TIEBREAK))
-        .sortWithinPartitions(col(Tables.PROMPT_TOKENS), col(Tables.TIEBREAK))
+        .sortWithinPartitions(col(Tables.PROMPT_TOKENS).desc(), col(Tables.TIEBREAK))
         .select(col(Tables.PROMPT), col(Tables.PROMPT_TOKENS), col(Tables.IDS));
   }
 

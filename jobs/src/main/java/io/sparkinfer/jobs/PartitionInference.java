@@ -1,29 +1,24 @@
 package io.sparkinfer.jobs;
 
-import ai.djl.inference.Predictor;
-import ai.djl.translate.TranslateException;
 import io.sparkinfer.engine.EngineOptions;
 import io.sparkinfer.engine.EnginePool;
 import io.sparkinfer.engine.LlmEngine;
 import io.sparkinfer.engine.ReplicaPlan;
 import io.sparkinfer.generate.Completion;
-import io.sparkinfer.generate.GenerationRequest;
 import io.sparkinfer.generate.Generator;
-import java.util.ArrayDeque;
+import io.sparkinfer.generate.RequestQueue;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.Deque;
 import java.util.Iterator;
 import java.util.List;
 import java.util.NoSuchElementException;
-import java.util.SortedSet;
 import java.util.TreeSet;
-import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
+import java.util.function.Supplier;
 import org.apache.spark.SparkEnv;
 import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.function.MapPartitionsFunction;
@@ -34,25 +29,27 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Inference over one partition: rows of (prompt, prompt_tokens, ids) sorted by prompt length in, one
- * completion row per id out ({@link Tables#COMPLETIONS}).
+ * Inference over one partition: rows of (prompt, prompt_tokens, ids) sorted by prompt length in, longest first
+ * ({@link Completions#arrange}), one completion row per id out ({@link Tables#COMPLETIONS}).
  *
  * <p>The task's layout ({@code --layout}, {@link ReplicaPlan}) is laid over the GPUs Spark assigned to the task:
  * one engine per replica from the executor's cache ({@link ExecutorEngines}), and {@code threads} generators on
- * each, every generator on a thread of its own with its own batches. Work is pipelined: the task thread reads
- * and tokenizes the next chunks of requests while the generators run the current ones (continuous batching
- * inside each), and chunks' rows are handed to Spark's writer in input order as soon as each is done (at most
- * one chunk more than there are generators is queued: double buffering).
+ * each, every generator on a thread of its own with its own batches. Work is pipelined: the task's rows are one
+ * stream of requests ({@link Pipeline}) that the task thread reads and tokenizes ahead of the generators; each
+ * generator takes the next request whenever a row of its batch is free (continuous batching from the task's first
+ * request to its last, in one batch: the first, longest, request sizes its KV cache), and each request's rows go
+ * to Spark's writer as soon as it is done.
  */
 final class PartitionInference implements MapPartitionsFunction<Row, Row> {
 
   private static final Logger LOG = LoggerFactory.getLogger(PartitionInference.class);
 
-  /** Chunks submitted and not yet written beyond one per generator: one prepared while the others run. */
-  static final int PREPARED = 1;
-  /** Requests per chunk, as a multiple of the batch size. */
-  static final int CHUNK_BATCHES = 4;
-  static final int MAX_CHUNK = 4096;
+  /** Requests read and tokenized ahead of the generators, at most (plus one block). */
+  static final int QUEUED = 4096;
+  /** Rows the task thread reads and tokenizes at once. */
+  static final int FEED_BLOCK = 256;
+  /** How long the task thread waits for a completion before it reads more rows into the stream. */
+  static final long POLL_MILLIS = 10;
 
   private final JobOptions options;
   private final ModelLocation model;
@@ -131,21 +128,29 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
   /** One group of rows with the same prompt: one request, or one per id when not deduplicating. */
   private record Group(String prompt, int promptTokens, List<String> ids) {}
 
-  /** A chunk's groups and the requests made of them, in order. */
-  private record Chunk(List<Group> groups, List<GenerationRequest> requests, int batchSize) {}
+  /** What a request answers: every id of its group (deduplicated), or the one id {@code id}. */
+  private record Tag(Group group, String id) {}
 
-  private record Done(Chunk chunk, List<Completion> completions, long nanos, String device) {}
+  /** A request's completion, made on the task thread, and the device that generated it. */
+  private record Finished(Tag tag, Supplier<Completion> completion, String device) {}
 
   /**
-   * A generator and the engine it runs on, with the devices its rows name: {@code gpu:0}, or
-   * {@code gpu:0+gpu:1} for a split replica (as the engine resolved them: {@code gpu:0} for {@code --device gpu}).
+   * A generator with the devices its rows name: {@code gpu:0}, or {@code gpu:0+gpu:1} for a split replica (as its
+   * engine resolved them: {@code gpu:0} for {@code --device gpu}).
    */
-  private record Worker(LlmEngine engine, Generator generator, String device) {
+  private record Worker(Generator generator, String device) {
     Worker(EnginePool.Member m) {
-      this(m.engine(), m.generator(), JobMetrics.deviceLabel(m.engine().devices()));
+      this(m.generator(), JobMetrics.deviceLabel(m.engine().devices()));
     }
   }
 
+  /**
+   * The task's rows as one stream of requests into its generators, and their completions back out as rows. The
+   * task thread reads and tokenizes rows into the stream (keeping up to {@link #QUEUED} requests waiting) and
+   * hands the finished requests' rows to Spark's writer, detokenizing them; every generator runs on a thread of
+   * its own and takes requests from the stream whenever a row of its batch is free, from the task's first request
+   * to its last (no batch drains before the input ends).
+   */
   private final class Pipeline implements Iterator<Row> {
     private final Iterator<Row> input;
     private final LlmEngine tokenizing; // the first replica's engine: its tokenizer reads every prompt
@@ -155,16 +160,16 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
     private final String precisionLabel;
     private final boolean oneRequestPerGroup;
     private final EnginePool pool;
-    /** Idle generators: a chunk takes one, runs on it, and gives it back. */
-    private final BlockingQueue<Worker> idle;
     private final List<Worker> workers = new ArrayList<>();
+    private final RequestQueue<Tag> requests = new RequestQueue<>();
+    private final BlockingQueue<Finished> finished = new LinkedBlockingQueue<>();
+    private final List<Future<Long>> running = new ArrayList<>(); // each generator's nanoseconds generating
+    private boolean started;
     private boolean closed;
-    private final Deque<Future<Done>> inFlight = new ArrayDeque<>();
     private Iterator<Row> current = Collections.emptyIterator();
     private final boolean faulty; // the test hook applies to this attempt
     private long handed; // rows handed to the writer
-    private long generateNanos; // the generators' time in the chunks written so far
-    private final SortedSet<Integer> batchSizes = new TreeSet<>(); // the chunks' batch sizes, auto resolved
+    private long generateNanos; // the generators' time generating, once they are done
 
     Pipeline(Iterator<Row> input, List<LlmEngine> engines, ReplicaPlan plan, String executorId, TaskContext task) {
       this.input = input;
@@ -178,23 +183,25 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       this.tokenizing = pool.engine();
       this.precisionLabel = tokenizing.precision().label();
       pool.members().forEach(m -> workers.add(new Worker(m)));
-      this.idle = new ArrayBlockingQueue<>(workers.size(), false, workers);
       this.faulty = fault != null && fault.applies(task);
     }
 
     @Override
     public boolean hasNext() {
+      if (!started) { // the generators wait for the first requests, which the task thread reads and tokenizes next
+        started = true;
+        workers.forEach(w -> running.add(pool.threads().submit(() -> generate(w))));
+      }
       while (!current.hasNext()) {
-        fill();
-        if (inFlight.isEmpty()) {
+        List<Finished> done = awaitFinished();
+        if (done.isEmpty()) {
           if (faulty) {
             fault.trigger(task, handed); // fewer rows than the fault waits for: it strikes at the end
           }
           shutdown();
           return false;
         }
-        current = rows(await(inFlight.poll())).iterator();
-        fill(); // the next chunk is prepared while the writer takes this one's rows
+        current = rows(done).iterator();
       }
       if (faulty && handed >= fault.afterRows()) {
         fault.trigger(task, handed);
@@ -213,11 +220,14 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
 
     /** This task's timeline, from its start to now. */
     TaskTimeline timeline(long startMillis, long waitNanos) {
+      TreeSet<Integer> batchSizes = new TreeSet<>();
+      workers.forEach(w -> batchSizes.addAll(w.generator().stats().batchWidths()));
       return new TaskTimeline(startMillis, System.currentTimeMillis(), workers.size(), generateNanos, waitNanos,
-          new TreeSet<>(batchSizes));
+          batchSizes);
     }
 
     synchronized void shutdown() {
+      requests.end();
       pool.threads().shutdownNow();
       if (!closed) {
         closed = true;
@@ -230,114 +240,118 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       }
     }
 
-    /** Prepares and submits chunks until every generator has one and {@link #PREPARED} more wait, or the input ends. */
-    private void fill() {
-      while (inFlight.size() < workers.size() + PREPARED && input.hasNext()) {
-        Chunk chunk = readChunk();
-        inFlight.add(pool.threads().submit(() -> generate(chunk)));
+    /**
+     * Reads and tokenizes rows into the stream, {@link #FEED_BLOCK} groups at a time (one tokenizer call each),
+     * until {@link #QUEUED} requests wait; ends the stream with the input.
+     */
+    private void feed() {
+      while (requests.size() < QUEUED && input.hasNext()) {
+        List<Group> groups = new ArrayList<>();
+        while (groups.size() < FEED_BLOCK && input.hasNext()) {
+          Row r = input.next();
+          groups.add(new Group(r.getString(0), r.getInt(1), r.getList(2)));
+        }
+        long[][] promptIds = tokenizing.tokenizer().encodeAll(groups.stream().map(Group::prompt).toList());
+        for (int i = 0; i < groups.size(); i++) {
+          Group g = groups.get(i);
+          for (String id : oneRequestPerGroup ? g.ids().subList(0, 1) : g.ids()) {
+            requests.add(options.request(id, g.prompt(), promptIds[i]), new Tag(g, oneRequestPerGroup ? null : id));
+          }
+        }
+      }
+      if (!input.hasNext() && !requests.ended()) {
+        requests.end();
       }
     }
 
-    private Chunk readChunk() {
-      List<Group> groups = new ArrayList<>();
-      List<GenerationRequest> requests = new ArrayList<>();
-      int chunkSize = -1;
-      int longest = 0;
-      int requestCount = 0;
-      while (input.hasNext() && (chunkSize < 0 || requestCount < chunkSize)) {
-        Row r = input.next();
-        Group g = new Group(r.getString(0), r.getInt(1), r.getList(2));
-        if (chunkSize < 0) {
-          int firstBatch = options.batchSize() > 0 ? options.batchSize() : autoBatchSize(g.promptTokens());
-          chunkSize = Math.max(1, Math.min(MAX_CHUNK, firstBatch * CHUNK_BATCHES));
-        }
-        groups.add(g);
-        longest = Math.max(longest, g.promptTokens());
-        requestCount += oneRequestPerGroup ? 1 : g.ids().size();
+    /** Runs on a generation thread: the generator's share of the stream; returns its nanoseconds generating. */
+    private long generate(Worker w) throws InterruptedException {
+      long oomBefore = w.generator().stats().oomRetries();
+      long start = System.nanoTime();
+      try {
+        long waited = w.generator().generate(requests, options.batchSize(),
+            (tag, completion) -> finished.add(new Finished(tag, completion, w.device())));
+        return System.nanoTime() - start - waited;
+      } finally {
+        metrics.oomRetries.add(w.generator().stats().oomRetries() - oomBefore);
       }
-      // Tokenized here, on the task thread (in one call, on the tokenizer's threads), while the generators run the
-      // previous chunks.
-      long[][] promptIds = tokenizing.tokenizer().encodeAll(groups.stream().map(Group::prompt).toList());
-      for (int i = 0; i < groups.size(); i++) {
-        Group g = groups.get(i);
-        for (String id : oneRequestPerGroup ? g.ids().subList(0, 1) : g.ids()) {
-          requests.add(options.request(id, g.prompt(), promptIds[i]));
-        }
-      }
-      int batchSize = options.batchSize() > 0 ? options.batchSize() : autoBatchSize(longest);
-      batchSizes.add(batchSize);
-      return new Chunk(groups, requests, batchSize);
     }
 
     /**
-     * {@code --batch-size auto} for prompts of up to {@code promptTokens}: each generator's share of its device's
-     * free memory.
+     * The requests finished since the last call, waiting for at least one while feeding the stream; empty once
+     * every generator is done and every completion is taken. A generator's failure fails the task.
      */
-    private int autoBatchSize(int promptTokens) {
-      return workers.get(0).generator().autoBatchSize(promptTokens, options.maxNewTokens());
-    }
-
-    /** Runs on a generation thread, on an idle generator. */
-    private Done generate(Chunk chunk) throws TranslateException, InterruptedException {
-      Worker w = idle.take();
-      long oomBefore = w.generator().stats().oomRetries();
-      try {
-        long start = System.nanoTime();
-        try (Predictor<List<GenerationRequest>, List<Completion>> predictor =
-            w.engine().newPredictor(w.generator(), chunk.batchSize())) {
-          List<Completion> completions = predictor.predict(chunk.requests());
-          return new Done(chunk, completions, System.nanoTime() - start, w.device());
-        }
-      } finally {
-        metrics.oomRetries.add(w.generator().stats().oomRetries() - oomBefore);
-        idle.add(w);
-      }
-    }
-
-    private Done await(Future<Done> future) {
+    private List<Finished> awaitFinished() {
+      List<Finished> done = new ArrayList<>();
       try {
         while (true) {
           if (task != null && task.isInterrupted()) {
-            future.cancel(true);
             throw new IllegalStateException("task killed while generating");
           }
-          try {
-            return future.get(1, TimeUnit.SECONDS);
-          } catch (TimeoutException e) {
-            // poll again, so a killed task stops waiting
+          feed();
+          finished.drainTo(done);
+          if (!done.isEmpty()) {
+            return done;
+          }
+          if (generatorsDone()) {
+            finished.drainTo(done);
+            return done;
+          }
+          Finished first = finished.poll(POLL_MILLIS, TimeUnit.MILLISECONDS);
+          if (first != null) {
+            done.add(first);
           }
         }
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
-        future.cancel(true);
         throw new IllegalStateException("interrupted while waiting for generation", e);
-      } catch (ExecutionException e) {
-        Throwable cause = e.getCause();
-        if (cause instanceof RuntimeException re) {
-          throw re;
-        }
-        throw new IllegalStateException("generation failed (layout " + layout + "): " + cause, cause);
       }
     }
 
-    /** The chunk's completion rows, one per id, and the counters they add. */
-    private List<Row> rows(Done done) {
+    /**
+     * Whether every generator is done, adding up their time once they are; a generator's failure fails the task at
+     * once, whatever the others are doing.
+     */
+    private boolean generatorsDone() throws InterruptedException {
+      long total = 0;
+      boolean all = true;
+      for (Future<Long> f : running) {
+        if (!f.isDone()) {
+          all = false;
+          continue;
+        }
+        try {
+          total += f.get();
+        } catch (ExecutionException e) {
+          Throwable cause = e.getCause();
+          if (cause instanceof RuntimeException re) {
+            throw re;
+          }
+          throw new IllegalStateException("generation failed (layout " + layout + "): " + cause, cause);
+        }
+      }
+      if (all && !running.isEmpty()) {
+        running.clear();
+        generateNanos = total;
+        metrics.generateNanos.add(total);
+      }
+      return all;
+    }
+
+    /** The finished requests' completion rows, one per id, and the counters they add. */
+    private List<Row> rows(List<Finished> done) {
       List<Row> out = new ArrayList<>();
-      Iterator<Completion> completions = done.completions().iterator();
       long ok = 0;
       long errors = 0;
       long promptTokens = 0;
       long completionTokens = 0;
-      for (Group g : done.chunk().groups()) {
-        // deduplicated: one completion answers every id of the group; otherwise one completion per id
-        Completion shared = oneRequestPerGroup ? completions.next() : null;
-        for (String id : g.ids()) {
-          Completion c = shared != null ? shared : completions.next();
-          if (shared == null || id.equals(g.ids().get(0))) {
-            promptTokens += c.promptTokens();
-            completionTokens += c.completionTokens();
-          }
-          out.add(row(id, g.prompt(), c, done.device()));
+      for (Finished f : done) {
+        Completion c = f.completion().get();
+        promptTokens += c.promptTokens();
+        completionTokens += c.completionTokens();
+        // deduplicated: one completion answers every id of the group; otherwise the request's own id
+        for (String id : f.tag().id() == null ? f.tag().group().ids() : List.of(f.tag().id())) {
+          out.add(row(id, f.tag().group().prompt(), c, f.device()));
           if (c.isError()) {
             errors++;
           } else {
@@ -345,11 +359,9 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
           }
         }
       }
-      metrics.requests.add(done.chunk().requests().size());
+      metrics.requests.add(done.size());
       metrics.promptTokens.add(promptTokens);
       metrics.completionTokens.add(completionTokens);
-      metrics.generateNanos.add(done.nanos());
-      generateNanos += done.nanos();
       metrics.okRows.add(ok);
       metrics.errorRows.add(errors);
       metrics.rowsDone.add(out.size());

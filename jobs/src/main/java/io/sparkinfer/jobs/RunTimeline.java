@@ -12,7 +12,7 @@ import java.util.stream.Collectors;
  * sorting), {@code inference_span_s} (from the first inference task's start to the last one's end),
  * {@code inference_task_s} (the tasks' wall times, summed), {@code engine_wait_s} (the tasks' time waiting for
  * their engines: loading them, or the rest of a load that planning started), {@code engine_idle_s} (generator
- * time after the engines were ready that was not generation) and {@code batch_sizes} (the batch sizes the chunks
+ * time after the engines were ready that was not generation) and {@code batch_sizes} (the widths the tasks' batches
  * ran at, {@code --batch-size auto} resolved). They add up: {@code generate_s + engine_idle_s} is
  * {@code inference_task_s - engine_wait_s} times the generators per task.
  *

@@ -7,10 +7,10 @@ import java.util.TreeSet;
 /**
  * Where one inference task's time went, measured on its executor: when it started and ended (epoch milliseconds),
  * how long it waited for its engines (loading them, or waiting for a load that planning started,
- * {@link ExecutorEngines#preload}), its generators' time spent generating, and the batch sizes its chunks ran at
+ * {@link ExecutorEngines#preload}), its generators' time spent generating, and the widths its batches ran at
  * ({@code --batch-size auto} resolved). A generator's time after the engines were ready that was not generation
- * is idle time: waiting for the task thread to read and tokenize the next chunk, or for Spark's writer to take the
- * rows of the last.
+ * is idle time: waiting, with no row to decode, for the task thread to read and tokenize requests into the
+ * stream, or, at the end, for the other generators to finish theirs.
  *
  * @param generators the task's generators (replicas times threads)
  */

@@ -1,0 +1,21 @@
+package io.sparkinfer.generate;
+
+/**
+ * Requests that arrive while a generator runs ({@link Generator#generate(RequestStream, int, CompletionSink)}): the
+ * generator takes the next one whenever a row of its batch is free, so the batch never drains between groups of
+ * requests. Each request travels with a tag of the caller's, handed back with its completion. Several generators
+ * may take from one stream at once.
+ *
+ * @param <T> what the caller tags each request with
+ */
+public interface RequestStream<T> {
+
+  /** A request and the caller's tag for it. */
+  record Item<T>(GenerationRequest request, T tag) {}
+
+  /**
+   * The next request: with {@code wait} false, one ready now or null; with {@code wait} true, blocks until one is
+   * ready and returns null only once the stream has ended and every request is taken.
+   */
+  Item<T> next(boolean wait) throws InterruptedException;
+}

@@ -1,0 +1,183 @@
+package io.sparkinfer.generate;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.sparkinfer.engine.EngineOptions;
+import io.sparkinfer.engine.LlmEngine;
+import io.sparkinfer.model.Precision;
+import io.sparkinfer.testing.Fixtures;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A generator over a {@link RequestStream} (the Spark job's path: one stream of requests per task, taken as rows
+ * free up) on the trained demo checkpoint: the tokens are transformers' greedy tokens, whatever the stream's order,
+ * pace or number of generators taking from it, and each request is answered once, under its tag.
+ */
+class GeneratorStreamTest {
+
+  static LlmEngine engine;
+  static List<Fixtures.Case> cases;
+  /** Different token limits, so rows finish at different steps and waiting requests join mid-batch. */
+  static final int[] LIMITS = {3, 24, 7, 24, 12, 24, 5, 20};
+
+  @BeforeAll
+  static void load() {
+    engine = LlmEngine.load(EngineOptions.of(Fixtures.model("qwen2-code-demo"), Precision.FP32, "cpu"));
+    cases = Fixtures.reference(Fixtures.model("qwen2-code-demo"));
+  }
+
+  @AfterAll
+  static void close() {
+    engine.close();
+  }
+
+  /** The fixture's prompts as requests, each with its case index for id, by prompt length: longest or shortest first. */
+  static List<GenerationRequest> requests(boolean longestFirst) {
+    return requests(longestFirst, LIMITS);
+  }
+
+  static List<GenerationRequest> requests(boolean longestFirst, int[] limits) {
+    List<Integer> at = new ArrayList<>();
+    for (int i = 0; i < cases.size(); i++) {
+      at.add(i);
+    }
+    at.sort(Comparator.comparingInt(i -> engine.tokenizer().encode(cases.get(i).prompt()).length));
+    if (longestFirst) {
+      Collections.reverse(at);
+    }
+    List<GenerationRequest> out = new ArrayList<>();
+    for (int i : at) {
+      out.add(GenerationRequest.greedy(Integer.toString(i), cases.get(i).prompt(), limits[i]));
+    }
+    return out;
+  }
+
+  static long[] reference(int i, int[] limits) {
+    long[] ref = cases.get(i).greedyIds();
+    return Arrays.copyOf(ref, Math.min(ref.length, limits[i]));
+  }
+
+  /** Runs {@code requests} through one ended stream on {@code g}; completions by tag, each exactly once. */
+  static Map<String, Completion> stream(Generator g, List<GenerationRequest> requests, int batchSize)
+      throws InterruptedException {
+    RequestQueue<String> queue = new RequestQueue<>();
+    requests.forEach(r -> queue.add(r, r.id()));
+    queue.end();
+    Map<String, Completion> out = new ConcurrentHashMap<>();
+    g.generate(queue, batchSize, (tag, c) -> assertThat(out.put(tag, c.get())).as("answered once: %s", tag).isNull());
+    return out;
+  }
+
+  static void assertReferenceTokens(Map<String, Completion> out) {
+    assertReferenceTokens(out, LIMITS);
+  }
+
+  static void assertReferenceTokens(Map<String, Completion> out, int[] limits) {
+    assertThat(out).hasSize(cases.size());
+    for (int i = 0; i < cases.size(); i++) {
+      Completion c = out.get(Integer.toString(i));
+      assertThat(c.id()).isEqualTo(Integer.toString(i));
+      assertThat(c.outputTokenIds()).as(cases.get(i).prompt()).containsExactly(reference(i, limits));
+    }
+  }
+
+  /** The Spark job's case: one token limit, prompts longest first. */
+  @Test
+  void aStreamLongestFirstRunsInOneBatchWithTheReferenceTokens() throws InterruptedException {
+    int[] limits = new int[cases.size()];
+    Arrays.fill(limits, 12);
+    try (Generator g = engine.newGenerator()) {
+      assertReferenceTokens(stream(g, requests(true, limits), 3), limits);
+      assertThat(g.stats().kvCacheAllocations()).as("one batch: the first request's cache holds every later one")
+          .isEqualTo(1);
+      assertThat(g.stats().requests()).isEqualTo(cases.size());
+    }
+  }
+
+  @Test
+  void aLongerRequestThanTheBatchHoldsStartsANewBatchWithTheSameTokens() throws InterruptedException {
+    try (Generator g = engine.newGenerator()) {
+      assertReferenceTokens(stream(g, requests(false), 3));
+      assertThat(g.stats().kvCacheAllocations()).as("shortest first: longer requests need new caches")
+          .isGreaterThan(1);
+    }
+  }
+
+  @Test
+  void requestsArrivingWhileTheBatchRunsJoinItAndBadOnesComeBackAsErrors() throws Exception {
+    RequestQueue<String> queue = new RequestQueue<>();
+    Map<String, Completion> out = new ConcurrentHashMap<>();
+    ExecutorService producer = Executors.newSingleThreadExecutor();
+    try (Generator g = engine.newGenerator()) {
+      Future<?> adding = producer.submit(() -> {
+        for (GenerationRequest r : requests(true)) {
+          queue.add(r, r.id());
+          Thread.sleep(30); // the batch is decoding when the next request comes
+        }
+        queue.add(GenerationRequest.greedy("empty", "", 4), "empty");
+        queue.add(GenerationRequest.greedy("long", "x = 1\n".repeat(2000), 4), "long");
+        queue.end();
+        return null;
+      });
+      long waited = g.generate(queue, 4, (tag, c) -> assertThat(out.put(tag, c.get())).isNull());
+      adding.get();
+      assertThat(waited).as("the generator waited for requests it had not yet been given").isPositive();
+    } finally {
+      producer.shutdownNow();
+    }
+    assertThat(out.remove("empty").errorCode()).isEqualTo(ErrorCode.EMPTY_PROMPT);
+    assertThat(out.remove("long").errorCode()).isEqualTo(ErrorCode.PROMPT_TOO_LONG);
+    assertReferenceTokens(out);
+  }
+
+  @Test
+  void twoGeneratorsTakingFromOneStreamAnswerEachRequestOnce() throws Exception {
+    RequestQueue<String> queue = new RequestQueue<>();
+    requests(true).forEach(r -> queue.add(r, r.id()));
+    queue.end();
+    Map<String, Completion> out = new ConcurrentHashMap<>();
+    ExecutorService threads = Executors.newFixedThreadPool(2);
+    try (Generator a = engine.newGenerator(); Generator b = engine.newGenerator()) {
+      List<Future<Long>> runs = new ArrayList<>();
+      for (Generator g : List.of(a, b)) {
+        runs.add(threads.submit(() -> g.generate(queue, 2,
+            (tag, c) -> assertThat(out.put(tag, c.get())).as("answered once: %s", tag).isNull())));
+      }
+      for (Future<Long> run : runs) {
+        run.get();
+      }
+      assertThat(a.stats().requests() + b.stats().requests()).isEqualTo(cases.size());
+    } finally {
+      threads.shutdownNow();
+    }
+    assertReferenceTokens(out);
+  }
+
+  @Test
+  void aStreamGivesTheSameTokensAsTheListPathWithSampling() throws InterruptedException {
+    List<GenerationRequest> requests = new ArrayList<>();
+    for (int i = 0; i < cases.size(); i++) {
+      requests.add(new GenerationRequest(Integer.toString(i), cases.get(i).prompt(), 8,
+          new SamplingParams(0.9, 20, 0.95, 100 + i), List.of(), true));
+    }
+    List<Completion> listed = engine.generate(requests, 3);
+    try (Generator g = engine.newGenerator()) {
+      Map<String, Completion> streamed = stream(g, requests, 3);
+      for (Completion c : listed) {
+        assertThat(streamed.get(c.id()).outputTokenIds()).as(c.id()).containsExactly(c.outputTokenIds());
+      }
+    }
+  }
+}
