@@ -181,6 +181,10 @@ public final class Generator implements AutoCloseable {
               width, unfinished.size(), widthLimit, e.getMessage());
           waiting.startAgain(unfinished);
         } else {
+          if (batch.tookNothing()) { // the batch failed before it took a request: its first one fails, not forever
+            waiting.take();
+            unfinished = List.of(first);
+          }
           fail(unfinished, e, width).forEach(waiting::finished);
         }
       }
@@ -401,9 +405,12 @@ public final class Generator implements AutoCloseable {
       ready.poll();
     }
 
+    /** Puts {@code unfinished} back first, afresh, the longest first: the next batch's cache is sized for them all. */
     void startAgain(List<Sequence> unfinished) {
-      for (int i = unfinished.size() - 1; i >= 0; i--) {
-        ready.addFirst(unfinished.get(i).afresh());
+      List<Sequence> longestLast = new ArrayList<>(unfinished);
+      longestLast.sort(Comparator.comparingInt(s -> s.promptIds.length + s.maxNew));
+      for (Sequence s : longestLast) {
+        ready.addFirst(s.afresh());
       }
     }
 
@@ -469,6 +476,7 @@ public final class Generator implements AutoCloseable {
             }
             decodeStep(scope, cache);
           }
+          retireFinished(); // rows that finished in the last prefill (their first token was their last)
         } finally {
           cache.close();
           if (prefix != null) {
@@ -507,6 +515,10 @@ public final class Generator implements AutoCloseable {
           rows[i] = null;
         }
       }
+    }
+
+    boolean tookNothing() {
+      return taken.isEmpty();
     }
 
     /**

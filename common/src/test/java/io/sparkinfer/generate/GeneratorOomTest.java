@@ -101,6 +101,29 @@ class GeneratorOomTest {
     }
   }
 
+  /** A stream whose batches cannot even allocate, without retries: every request an error, and the call returns. */
+  @Test
+  void aStreamWhoseBatchesCannotStartAnswersEveryRequestWithAnError() {
+    OptionValues noRetry = EngineOptions.of(Fixtures.model("qwen2-tiny"), Precision.FP32, "cpu").values()
+        .with(GeneratorOptions.OOM_RETRY, false);
+    java.util.Map<String, Completion> out = new java.util.concurrent.ConcurrentHashMap<>();
+    try (Generator g = engine.newGenerator(noRetry)) {
+      org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(60), () ->
+          withDeviceOf(0, () -> {
+            RequestQueue<String> queue = new RequestQueue<>();
+            requests.forEach(r -> queue.add(r, r.id()));
+            queue.end();
+            try {
+              return g.generate(queue, 4, (tag, c) -> out.put(tag, c.get()));
+            } catch (InterruptedException e) {
+              throw new IllegalStateException(e);
+            }
+          }));
+    }
+    assertThat(out).hasSameSizeAs(requests);
+    assertThat(out.values()).allSatisfy(c -> assertThat(c.errorCode()).isEqualTo(ErrorCode.OUT_OF_MEMORY));
+  }
+
   /** Runs {@code work} as if the device held KV caches of at most {@code rows} rows. */
   static <T> T withDeviceOf(int rows, Supplier<T> work) {
     System.setProperty(Generator.SIMULATED_OOM_PROPERTY, Integer.toString(rows));

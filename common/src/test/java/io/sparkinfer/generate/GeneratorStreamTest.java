@@ -106,6 +106,16 @@ class GeneratorStreamTest {
     }
   }
 
+  /** Requests whose first token is their last finish in the prefill, the batch's last one too: none is dropped. */
+  @Test
+  void requestsFinishingInTheirPrefillAreAllHandedOver() throws InterruptedException {
+    int[] limits = new int[cases.size()];
+    Arrays.fill(limits, 1);
+    try (Generator g = engine.newGenerator()) {
+      assertReferenceTokens(stream(g, requests(true, limits), 3), limits);
+    }
+  }
+
   @Test
   void aLongerRequestThanTheBatchHoldsStartsANewBatchWithTheSameTokens() throws InterruptedException {
     try (Generator g = engine.newGenerator()) {

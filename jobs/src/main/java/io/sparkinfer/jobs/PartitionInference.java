@@ -169,6 +169,8 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
     private Iterator<Row> current = Collections.emptyIterator();
     private final boolean faulty; // the test hook applies to this attempt
     private long handed; // rows handed to the writer
+    private long submitted; // requests put into the stream
+    private long answered; // requests whose completion came back
     private long generateNanos; // the generators' time generating, once they are done
 
     Pipeline(Iterator<Row> input, List<LlmEngine> engines, ReplicaPlan plan, String executorId, TaskContext task) {
@@ -256,6 +258,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
           Group g = groups.get(i);
           for (String id : oneRequestPerGroup ? g.ids().subList(0, 1) : g.ids()) {
             requests.add(options.request(id, g.prompt(), promptIds[i]), new Tag(g, oneRequestPerGroup ? null : id));
+            submitted++;
           }
         }
       }
@@ -295,6 +298,10 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
           }
           if (generatorsDone()) {
             finished.drainTo(done);
+            if (done.isEmpty() && answered != submitted) { // never written off as done: the task fails and is retried
+              throw new IllegalStateException("the generators ended with " + (submitted - answered) + " of "
+                  + submitted + " requests unanswered (layout " + layout + ")");
+            }
             return done;
           }
           Finished first = finished.poll(POLL_MILLIS, TimeUnit.MILLISECONDS);
@@ -359,6 +366,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
           }
         }
       }
+      answered += done.size();
       metrics.requests.add(done.size());
       metrics.promptTokens.add(promptTokens);
       metrics.completionTokens.add(completionTokens);
