@@ -4,8 +4,10 @@ import io.sparkinfer.generate.Completion;
 import io.sparkinfer.generate.GenerationRequest;
 import io.sparkinfer.generate.GenerationStats;
 import io.sparkinfer.generate.Generator;
+import io.sparkinfer.generate.RequestQueue;
 import io.sparkinfer.options.OptionValues;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -14,7 +16,7 @@ import java.util.concurrent.Future;
 
 /**
  * The generators of a layout ({@link ReplicaPlan}): {@code threads} generators on each replica's engine, each
- * decoding its own batches on a thread of its own; {@link #generate} spreads requests over all of them. Replicas
+ * decoding its own batches on a thread of its own; {@link #generate} streams requests to all of them. Replicas
  * that share a device share one engine, and every generator on a device sizes {@code --batch-size auto} for its
  * share of the free memory.
  */
@@ -98,34 +100,36 @@ public final class EnginePool implements AutoCloseable {
   }
 
   /**
-   * Completes {@code requests}, spread round-robin over the generators (each sorts its share by length and
-   * batches it in {@code batchSize}, 0: auto), all at once; completions in request order.
+   * Completes {@code requests} on all the generators at once (each batching in {@code batchSize}, 0: auto):
+   * one stream of them, longest prompt first, that every generator takes from as its rows free up, so that none
+   * idles while another still has work; completions in request order.
    */
   public List<Completion> generate(List<GenerationRequest> requests, int batchSize) {
     int n = Math.min(members.size(), Math.max(1, requests.size()));
     if (n == 1) {
       return members.get(0).generator().generate(requests, batchSize);
     }
-    List<List<GenerationRequest>> shares = new ArrayList<>();
-    for (int g = 0; g < n; g++) {
-      shares.add(new ArrayList<>());
+    List<GenerationRequest> tokenized = tokenized(requests);
+    List<Integer> order = new ArrayList<>();
+    for (int i = 0; i < tokenized.size(); i++) {
+      order.add(i);
     }
-    for (int i = 0; i < requests.size(); i++) {
-      shares.get(i % n).add(requests.get(i));
+    // longest first: the first request a generator takes sizes its batch's KV cache for every later one
+    order.sort(Comparator.comparingInt((Integer i) -> length(tokenized.get(i))).reversed());
+    RequestQueue<Integer> queue = new RequestQueue<>();
+    for (int i : order) {
+      queue.add(tokenized.get(i), i);
     }
-    List<Future<List<Completion>>> futures = new ArrayList<>();
+    queue.end();
+    Completion[] out = new Completion[requests.size()];
+    List<Future<Long>> futures = new ArrayList<>();
     for (int g = 0; g < n; g++) {
       Generator generator = members.get(g).generator();
-      List<GenerationRequest> share = shares.get(g);
-      futures.add(threads.submit(() -> generator.generate(share, batchSize)));
+      futures.add(threads.submit(() -> generator.generate(queue, batchSize, (i, c) -> out[i] = c.get())));
     }
-    Completion[] out = new Completion[requests.size()];
     try {
-      for (int g = 0; g < n; g++) {
-        List<Completion> done = futures.get(g).get();
-        for (int k = 0; k < done.size(); k++) {
-          out[k * n + g] = done.get(k);
-        }
+      for (Future<Long> f : futures) {
+        f.get(); // its completions are in out: each written before its generator ended
       }
     } catch (InterruptedException e) {
       futures.forEach(f -> f.cancel(true));
@@ -136,6 +140,34 @@ public final class EnginePool implements AutoCloseable {
       throw new IllegalStateException("a generator failed: " + e.getCause(), e.getCause());
     }
     return List.of(out);
+  }
+
+  /** {@code requests} with their text prompts tokenized (one call, the first engine's tokenizer). */
+  private List<GenerationRequest> tokenized(List<GenerationRequest> requests) {
+    List<String> texts = new ArrayList<>();
+    for (GenerationRequest r : requests) {
+      if (needsTokens(r)) {
+        texts.add(r.prompt());
+      }
+    }
+    long[][] ids = engine().tokenizer().encodeAll(texts);
+    List<GenerationRequest> out = new ArrayList<>(requests.size());
+    int next = 0;
+    for (GenerationRequest r : requests) {
+      out.add(needsTokens(r) ? new GenerationRequest(r.id(), r.prompt(), r.maxNewTokens(), r.sampling(),
+          r.stopStrings(), r.ignoreEos(), ids[next++]) : r);
+    }
+    return out;
+  }
+
+  private static boolean needsTokens(GenerationRequest r) {
+    return r.promptTokenIds() == null && r.prompt() != null && !r.prompt().isEmpty();
+  }
+
+  /** The KV cache slots a request needs: its prompt tokens (0 for a prompt that will be an error) plus its limit. */
+  private static int length(GenerationRequest r) {
+    long[] ids = r.promptTokenIds();
+    return (ids == null ? 0 : ids.length) + r.maxNewTokens();
   }
 
   /** The generators' counters summed. */
