@@ -164,6 +164,10 @@ public final class Generator implements AutoCloseable {
       }
       int need = Math.min(contextLength, first.promptIds.length + first.maxNew);
       int width = Math.min(widthLimit, batchSize > 0 ? batchSize : autoBatchSize(first.promptIds.length, first.maxNew));
+      int known = waiting.knownRemaining();
+      if (known > 0) { // an ended stream: no wider than what is left of it (idle rows still cost every step)
+        width = Math.min(width, known);
+      }
       if (batchSize == 0) {
         LOG.info("--batch-size auto: {} rows fit for prompts of up to {} tokens plus {} new (a request stream)", width,
             first.promptIds.length, first.maxNew);
@@ -403,6 +407,12 @@ public final class Generator implements AutoCloseable {
     @Override
     public void take() {
       ready.poll();
+    }
+
+    /** The sequences still to come, once the stream knows: those ready here and those the stream holds; else -1. */
+    int knownRemaining() {
+      int inStream = stream.knownRemaining();
+      return inStream < 0 ? -1 : ready.size() + inStream;
     }
 
     /** Puts {@code unfinished} back first, afresh, the longest first: the next batch's cache is sized for them all. */

@@ -39,6 +39,11 @@ public final class RequestQueue<T> implements RequestStream<T> {
   }
 
   @Override
+  public int knownRemaining() {
+    return ended ? queue.size() : -1;
+  }
+
+  @Override
   public Item<T> next(boolean wait) throws InterruptedException {
     Item<T> item = queue.poll();
     while (item == null && wait && !(ended && queue.isEmpty())) {

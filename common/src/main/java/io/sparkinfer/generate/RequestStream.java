@@ -18,4 +18,12 @@ public interface RequestStream<T> {
    * ready and returns null only once the stream has ended and every request is taken.
    */
   Item<T> next(boolean wait) throws InterruptedException;
+
+  /**
+   * How many requests the stream will still give, once it knows (it has ended: no more will be added); -1 while
+   * more may come. A generator makes no batch wider than this.
+   */
+  default int knownRemaining() {
+    return -1;
+  }
 }

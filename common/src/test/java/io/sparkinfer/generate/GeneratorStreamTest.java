@@ -116,6 +116,18 @@ class GeneratorStreamTest {
     }
   }
 
+  /** An ended stream of a few requests runs in a batch of that few, not the width auto would fit. */
+  @Test
+  void anEndedStreamMakesNoBatchWiderThanItsRequests() throws InterruptedException {
+    int[] limits = new int[cases.size()];
+    Arrays.fill(limits, 12);
+    try (Generator g = engine.newGenerator()) {
+      assertThat(g.autoBatchSize(32, 12)).as("auto alone would be wide").isGreaterThan(cases.size());
+      assertReferenceTokens(stream(g, requests(true, limits), 0), limits);
+      assertThat(g.stats().batchWidths()).containsExactly(cases.size());
+    }
+  }
+
   @Test
   void aLongerRequestThanTheBatchHoldsStartsANewBatchWithTheSameTokens() throws InterruptedException {
     try (Generator g = engine.newGenerator()) {

@@ -25,6 +25,18 @@ class RequestQueueTest {
   }
 
   @Test
+  void whatIsLeftIsKnownOnceTheStreamEnds() throws InterruptedException {
+    RequestQueue<Integer> q = new RequestQueue<>();
+    q.add(A, 1);
+    q.add(B, 2);
+    assertThat(q.knownRemaining()).as("more may come").isEqualTo(-1);
+    q.end();
+    assertThat(q.knownRemaining()).isEqualTo(2);
+    q.next(false);
+    assertThat(q.knownRemaining()).isEqualTo(1);
+  }
+
+  @Test
   void aWaitingTakerGetsALaterRequestAndNullOnceTheStreamEnds() throws Exception {
     RequestQueue<String> q = new RequestQueue<>();
     CompletableFuture<RequestStream.Item<String>> first = CompletableFuture.supplyAsync(() -> take(q));

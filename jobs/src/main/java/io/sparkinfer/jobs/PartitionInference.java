@@ -4,6 +4,7 @@ import io.sparkinfer.engine.EngineOptions;
 import io.sparkinfer.engine.EnginePool;
 import io.sparkinfer.engine.LlmEngine;
 import io.sparkinfer.engine.ReplicaPlan;
+import io.sparkinfer.generate.BatchSizer;
 import io.sparkinfer.generate.Completion;
 import io.sparkinfer.generate.Generator;
 import io.sparkinfer.generate.RequestQueue;
@@ -190,8 +191,12 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
 
     @Override
     public boolean hasNext() {
-      if (!started) { // the generators wait for the first requests, which the task thread reads and tokenizes next
+      if (!started) {
         started = true;
+        // requests enough for every generator's widest batch first: a task with fewer ends its stream here, so each
+        // batch is no wider than the task's requests (idle rows cost every decode step)
+        int widest = options.batchSize() > 0 ? options.batchSize() : BatchSizer.MAX_BATCH;
+        feed((int) Math.min(QUEUED, (long) widest * workers.size()));
         workers.forEach(w -> running.add(pool.threads().submit(() -> generate(w))));
       }
       while (!current.hasNext()) {
@@ -247,7 +252,12 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
      * until {@link #QUEUED} requests wait; ends the stream with the input.
      */
     private void feed() {
-      while (requests.size() < QUEUED && input.hasNext()) {
+      feed(QUEUED);
+    }
+
+    /** Reads and tokenizes rows into the stream until {@code queued} requests wait or the input ends. */
+    private void feed(int queued) {
+      while (requests.size() < queued && input.hasNext()) {
         List<Group> groups = new ArrayList<>();
         while (groups.size() < FEED_BLOCK && input.hasNext()) {
           Row r = input.next();
