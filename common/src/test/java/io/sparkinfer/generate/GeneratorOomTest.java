@@ -78,17 +78,7 @@ class GeneratorOomTest {
   void anOutOfMemoryStreamBatchStartsAgainAtHalfWidthWithTheSameTokens() {
     List<Completion> expected = engine.generate(requests, 2);
     try (Generator g = engine.newGenerator()) {
-      java.util.Map<String, Completion> actual = new java.util.concurrent.ConcurrentHashMap<>();
-      withDeviceOf(2, () -> {
-        RequestQueue<String> queue = new RequestQueue<>();
-        requests.forEach(r -> queue.add(r, r.id()));
-        queue.end();
-        try {
-          return g.generate(queue, 8, (tag, c) -> actual.put(tag, c.get()));
-        } catch (InterruptedException e) {
-          throw new IllegalStateException(e);
-        }
-      });
+      java.util.Map<String, Completion> actual = withDeviceOf(2, () -> GeneratorStreamTest.stream(g, requests, 8));
       assertThat(actual).hasSameSizeAs(requests);
       for (int i = 0; i < requests.size(); i++) {
         Completion c = actual.get(requests.get(i).id());
@@ -106,19 +96,10 @@ class GeneratorOomTest {
   void aStreamWhoseBatchesCannotStartAnswersEveryRequestWithAnError() {
     OptionValues noRetry = EngineOptions.of(Fixtures.model("qwen2-tiny"), Precision.FP32, "cpu").values()
         .with(GeneratorOptions.OOM_RETRY, false);
-    java.util.Map<String, Completion> out = new java.util.concurrent.ConcurrentHashMap<>();
+    java.util.Map<String, Completion> out;
     try (Generator g = engine.newGenerator(noRetry)) {
-      org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(60), () ->
-          withDeviceOf(0, () -> {
-            RequestQueue<String> queue = new RequestQueue<>();
-            requests.forEach(r -> queue.add(r, r.id()));
-            queue.end();
-            try {
-              return g.generate(queue, 4, (tag, c) -> out.put(tag, c.get()));
-            } catch (InterruptedException e) {
-              throw new IllegalStateException(e);
-            }
-          }));
+      out = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(60),
+          () -> withDeviceOf(0, () -> GeneratorStreamTest.stream(g, requests, 4)));
     }
     assertThat(out).hasSameSizeAs(requests);
     assertThat(out.values()).allSatisfy(c -> assertThat(c.errorCode()).isEqualTo(ErrorCode.OUT_OF_MEMORY));

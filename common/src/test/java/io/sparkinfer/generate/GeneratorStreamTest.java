@@ -69,15 +69,27 @@ class GeneratorStreamTest {
     return Arrays.copyOf(ref, Math.min(ref.length, limits[i]));
   }
 
-  /** Runs {@code requests} through one ended stream on {@code g}; completions by tag, each exactly once. */
-  static Map<String, Completion> stream(Generator g, List<GenerationRequest> requests, int batchSize)
-      throws InterruptedException {
+  /** Runs {@code requests} through one ended stream on {@code g}; completions by id, each exactly once. */
+  static Map<String, Completion> stream(Generator g, List<GenerationRequest> requests, int batchSize) {
     RequestQueue<String> queue = new RequestQueue<>();
     requests.forEach(r -> queue.add(r, r.id()));
     queue.end();
     Map<String, Completion> out = new ConcurrentHashMap<>();
-    g.generate(queue, batchSize, (tag, c) -> assertThat(out.put(tag, c.get())).as("answered once: %s", tag).isNull());
+    try {
+      g.generate(queue, batchSize,
+          (tag, c) -> assertThat(out.put(tag, c.get())).as("answered once: %s", tag).isNull());
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException(e);
+    }
     return out;
+  }
+
+  /** The same token limit for every case. */
+  static int[] uniform(int limit) {
+    int[] limits = new int[cases.size()];
+    Arrays.fill(limits, limit);
+    return limits;
   }
 
   static void assertReferenceTokens(Map<String, Completion> out) {
@@ -95,9 +107,8 @@ class GeneratorStreamTest {
 
   /** The Spark job's case: one token limit, prompts longest first. */
   @Test
-  void aStreamLongestFirstRunsInOneBatchWithTheReferenceTokens() throws InterruptedException {
-    int[] limits = new int[cases.size()];
-    Arrays.fill(limits, 12);
+  void aStreamLongestFirstRunsInOneBatchWithTheReferenceTokens() {
+    int[] limits = uniform(12);
     try (Generator g = engine.newGenerator()) {
       assertReferenceTokens(stream(g, requests(true, limits), 3), limits);
       assertThat(g.stats().kvCacheAllocations()).as("one batch: the first request's cache holds every later one")
@@ -108,9 +119,8 @@ class GeneratorStreamTest {
 
   /** Requests whose first token is their last finish in the prefill, the batch's last one too: none is dropped. */
   @Test
-  void requestsFinishingInTheirPrefillAreAllHandedOver() throws InterruptedException {
-    int[] limits = new int[cases.size()];
-    Arrays.fill(limits, 1);
+  void requestsFinishingInTheirPrefillAreAllHandedOver() {
+    int[] limits = uniform(1);
     try (Generator g = engine.newGenerator()) {
       assertReferenceTokens(stream(g, requests(true, limits), 3), limits);
     }
@@ -118,9 +128,8 @@ class GeneratorStreamTest {
 
   /** An ended stream of a few requests runs in a batch of that few, not the width auto would fit. */
   @Test
-  void anEndedStreamMakesNoBatchWiderThanItsRequests() throws InterruptedException {
-    int[] limits = new int[cases.size()];
-    Arrays.fill(limits, 12);
+  void anEndedStreamMakesNoBatchWiderThanItsRequests() {
+    int[] limits = uniform(12);
     try (Generator g = engine.newGenerator()) {
       assertThat(g.autoBatchSize(32, 12)).as("auto alone would be wide").isGreaterThan(cases.size());
       assertReferenceTokens(stream(g, requests(true, limits), 0), limits);
@@ -129,7 +138,7 @@ class GeneratorStreamTest {
   }
 
   @Test
-  void aLongerRequestThanTheBatchHoldsStartsANewBatchWithTheSameTokens() throws InterruptedException {
+  void aLongerRequestThanTheBatchHoldsStartsANewBatchWithTheSameTokens() {
     try (Generator g = engine.newGenerator()) {
       assertReferenceTokens(stream(g, requests(false), 3));
       assertThat(g.stats().kvCacheAllocations()).as("shortest first: longer requests need new caches")
@@ -188,7 +197,7 @@ class GeneratorStreamTest {
   }
 
   @Test
-  void aStreamGivesTheSameTokensAsTheListPathWithSampling() throws InterruptedException {
+  void aStreamGivesTheSameTokensAsTheListPathWithSampling() {
     List<GenerationRequest> requests = new ArrayList<>();
     for (int i = 0; i < cases.size(); i++) {
       requests.add(new GenerationRequest(Integer.toString(i), cases.get(i).prompt(), 8,
