@@ -3,7 +3,8 @@
 # one call, so their ratio is fair: 8,192 distinct prompts of 128-512 words (seed 0), 128 new tokens each
 # (--ignore-eos), fp16, the random 1.5B checkpoint of bench/make_checkpoint.py, --batch-size auto on both.
 # Writes $OUT/e2e.json (job_e2e_tokens_per_s_8k, generate_e2e_tokens_per_s_8k, generate_auto_batch_size, the job's
-# timeline: first inference task, engine wait, generation and idle seconds, batch sizes; and
+# timeline: first inference task, engine wait, generation and idle seconds, batch sizes; generate.sh's prefill against
+# the dense fp16 peak (989 TFLOP/s), and again with --packed-prefill=false (packed_prefill_speedup); and
 # prefix_cache_prefill_speedup from bench/shared_prefix.sh on the same checkpoint) and the logs.
 #
 #   E2E_JOB_LAYOUT=threads=2 E2E_PROMPTS=8192 bench/gpu/e2e.sh
@@ -43,6 +44,12 @@ timeout ${E2E_GENERATE_TIMEOUT:-200} java -Xmx24g -XX:MaxDirectMemorySize=64g -D
   --output /tmp/e2e-generate.jsonl --device gpu --precision fp16 --max-new-tokens 128 --ignore-eos \
   --progress-seconds 10 > $OUT/generate.log 2>&1
 tail -3 $OUT/generate.log
+# the same with padded prefill (a row per prompt, masked SDPA): what packing gives
+timeout ${E2E_GENERATE_TIMEOUT:-200} java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true \
+  -cp "/tmp/app/*" io.sparkinfer.cli.GenerateCommand --model $M --input /tmp/e2e-prompts.jsonl \
+  --output /tmp/e2e-generate-padded.jsonl --device gpu --precision fp16 --max-new-tokens 128 --ignore-eos \
+  --packed-prefill=false --progress-seconds 10 > $OUT/generate-padded.log 2>&1
+tail -3 $OUT/generate-padded.log
 # the shared-prefix workload (256 shared tokens, 64-256 unique), --shared-prefix 0 against 32
 SPARKINFER_GENERATE="java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true -cp /tmp/app/* io.sparkinfer.cli.GenerateCommand" \
   SP_VOCAB=151936 SP_PROMPTS=256 timeout ${E2E_SHARED_TIMEOUT:-120} bench/shared_prefix.sh --model $M --device gpu \
@@ -52,6 +59,7 @@ import json, re, sys, datetime
 out, gpu, n, master, layout = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 job = open(f"{out}/job.log").read()
 gen = "\n".join(l for l in open(f"{out}/generate.log") if "generate: done:" in l)
+padded = "\n".join(l for l in open(f"{out}/generate-padded.log") if "generate: done:" in l)
 def num(pattern, text, cast=float):
     m = re.search(pattern, text)
     return cast(m.group(1).replace(",", "")) if m else None
@@ -68,7 +76,17 @@ result = {
     "generate_prefill_s": num(r"prefill ([\d.]+)s", gen), "generate_decode_s": num(r"decode ([\d.]+)s", gen),
     "generate_auto_batch_size": max(int(s) for s in sizes.split(",")) if sizes else None,
     "generate_batch_sizes": sizes,
+    "generate_padded_e2e_tokens_per_s_8k": num(r"generated tokens in \S+ \(([\d.]+) tokens/s", padded),
+    "generate_padded_prefill_s": num(r"prefill ([\d.]+)s", padded),
 }
+if result["generate_prefill_s"] and result["generate_padded_prefill_s"]:
+    result["packed_prefill_speedup"] = result["generate_padded_prefill_s"] / result["generate_prefill_s"]
+prompt_tokens = num(r"(\d+) prompt tokens", gen, int)
+result["generate_prompt_tokens"] = prompt_tokens
+if prompt_tokens and result["generate_prefill_s"]:
+    # prefill FLOP of the bench checkpoint: 2 x 1.31e9 weights a token multiplies (the LM head at last tokens only)
+    result["prefill_prompt_tokens_per_s_8k"] = prompt_tokens / result["generate_prefill_s"]
+    result["prefill_fraction_of_peak_8k"] = 2 * 1.31e9 * prompt_tokens / result["generate_prefill_s"] / 989e12
 if timeline:
     keys = ["first_inference_s", "inference_span_s", "inference_task_s", "engine_wait_s", "generate_s",
             "engine_idle_s"]

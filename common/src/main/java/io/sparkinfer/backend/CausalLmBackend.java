@@ -83,6 +83,11 @@ public interface CausalLmBackend extends AutoCloseable {
     return name() + " backend";
   }
 
+  /** Whether {@link #forward} takes packed steps, several rows in one line without padding ({@link ForwardBatch}). */
+  default boolean runsPacked() {
+    return false;
+  }
+
   /** Whether decode steps replay CUDA graphs. */
   default boolean usesCudaGraphs() {
     return false;

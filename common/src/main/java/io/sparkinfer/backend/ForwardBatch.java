@@ -10,9 +10,13 @@ import ai.djl.ndarray.NDArray;
  * slot, and attends to the row's slots {@code 0..positions[b, s]}. Padding after a row's last real token
  * is harmless: no real token attends to a later slot, and decode steps overwrite those slots.
  *
+ * <p>A packed step ({@link CausalLmBackend#runsPacked}) is one line (B = 1) of R rows' tokens back to back, without
+ * padding: {@code lastIndex} (R) gives each row's last token in the line, row r's tokens follow row r-1's and go to
+ * row r of a cache of R rows, and the result has R rows. With one row, both read the same.
+ *
  * @param inputIds (B, S) int64 token ids
  * @param positions (B, S) int64 positions (= cache slots)
- * @param lastIndex (B) int64: index in S of each row's last real token, whose logits are returned
+ * @param lastIndex (B) int64: index in S of each row's last real token, whose logits are returned; packed: (R)
  * @param keyLength 1 + the largest position in the batch: how many cache slots attention reads
  */
 public record ForwardBatch(NDArray inputIds, NDArray positions, NDArray lastIndex, int keyLength) {}

@@ -605,18 +605,29 @@ public final class Generator implements AutoCloseable {
       boolean reuse = prefixIds != null && allBeginWith(group, prefixIds);
       int common = reuse ? prefixIds.length : k > 1 && sharedPrefix > 0 ? commonPrefix(group) : 0;
       int shared = reuse || common >= sharedPrefix ? common : 0; // tokens run once for the whole group, or before
+      // packed: one line of every prompt's own tokens back to back; else a row each, right-padded to the longest
+      boolean packed = backend.runsPacked();
       int width = longest - shared; // the longest prompt's own tokens
-      long[] ids = new long[k * width];
-      long[] positions = new long[k * width];
+      int total = 0;
+      for (Sequence s : group) {
+        total += s.promptIds.length - shared;
+      }
+      int lineLength = packed ? total : width;
+      long[] ids = new long[packed ? total : k * width];
+      long[] positions = new long[ids.length];
       long[] last = new long[k];
       long[] targetRows = new long[k];
+      int at = 0; // where prompt i's own tokens begin
       for (int i = 0; i < k; i++) {
         long[] p = group.get(i).promptIds;
-        System.arraycopy(p, shared, ids, i * width, p.length - shared); // right-padded with token 0
-        for (int j = 0; j < width; j++) {
-          positions[i * width + j] = shared + j;
+        int own = p.length - shared;
+        int rowStart = packed ? at : i * width;
+        System.arraycopy(p, shared, ids, rowStart, own); // unpacked rows are right-padded with token 0
+        for (int j = 0; j < (packed ? own : width); j++) {
+          positions[rowStart + j] = shared + j;
         }
-        last[i] = p.length - shared - 1;
+        last[i] = packed ? at + own - 1 : own - 1;
+        at += own;
         targetRows[i] = targets.get(i);
       }
       long start = System.nanoTime();
@@ -628,9 +639,10 @@ public final class Generator implements AutoCloseable {
           }
           prefill.copyRowsFrom(prefix, allRows(k), shared); // one row of shared slots into each row
         }
-        // ids, positions: (k, width); last: (k) the column of each prompt's last token
-        ForwardBatch fb = new ForwardBatch(step.create(ids, new Shape(k, width)),
-            step.create(positions, new Shape(k, width)), step.create(last), longest);
+        // ids, positions: (1, total) packed or (k, width); last: (k) the index of each prompt's last token in its line
+        Shape shape = new Shape(ids.length / lineLength, lineLength);
+        ForwardBatch fb = new ForwardBatch(step.create(ids, shape), step.create(positions, shape), step.create(last),
+            longest);
         NDArray logits = backend.forward(step, fb, prefill);
         long[] next = chooseTokens(logits, group);
         cache.copyRowsFrom(prefill, targetRows, longest);

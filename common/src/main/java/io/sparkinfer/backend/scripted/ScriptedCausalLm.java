@@ -48,6 +48,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
   private final boolean optimize;
   private final boolean graphTiming;
   private volatile boolean flashDecodeOn;
+  private final boolean packedPrefill;
   private final PtNDManager manager;
   private final PtSymbolBlock step;
   private final List<IValue> constants = new ArrayList<>();
@@ -59,6 +60,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
   private final IValue headDim;
   private final IValue eps;
   private IValue flashDecode;
+  private final IValue flashPrefill;
   private final NDArray invFreqArray;
   private final DecodeAcceleration acceleration;
 
@@ -73,6 +75,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
     this.optimize = options.get(ScriptedOptions.TORCHSCRIPT_OPTIMIZE);
     this.graphTiming = options.get(ScriptedOptions.GRAPH_TIMING);
     this.flashDecodeOn = options.get(ScriptedOptions.FLASH_DECODE);
+    this.packedPrefill = options.get(ScriptedOptions.PACKED_PREFILL);
     this.manager = (PtNDManager) NDManager.newBaseManager(weights.device());
     DecodeAcceleration made = null;
     try {
@@ -92,6 +95,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
       this.headDim = keep(IValue.from((long) config.headDim()));
       this.eps = keep(IValue.from(config.rmsNormEps()));
       this.flashDecode = keep(IValue.from(flashDecodeOn));
+      this.flashPrefill = keep(IValue.from(true));
       made = new DecodeAcceleration(weights, invFreqArray, options, decodeReadsWrittenSlotsOnly());
       this.acceleration = made;
     } catch (RuntimeException e) {
@@ -116,6 +120,15 @@ public final class ScriptedCausalLm implements CausalLmBackend {
   @Override
   public String describe() {
     return device.isGpu() ? "scripted backend, " + acceleration.describe() : "scripted backend";
+  }
+
+  /**
+   * Prefill runs packed unless {@link ScriptedOptions#PACKED_PREFILL} is off: on a GPU in fp16/bf16 through
+   * variable-length flash attention, elsewhere laid out padded inside the step for SDPA.
+   */
+  @Override
+  public boolean runsPacked() {
+    return packedPrefill;
   }
 
   @Override
@@ -251,7 +264,8 @@ public final class ScriptedCausalLm implements CausalLmBackend {
         params, invFreq,
         call(perCall, IValue.listFrom(pts(cache.keyArrays()))),
         call(perCall, IValue.listFrom(pts(cache.valueArrays()))),
-        windows, numHeads, numKvHeads, headDim, eps, flashDecode
+        windows, numHeads, numKvHeads, headDim, eps,
+        batch.inputIds().getShape().get(1) == 1 ? flashDecode : flashPrefill // decode steps as --flash-decode says
       };
       JniUtils.setGraphExecutorOptimize(optimize); // per thread in libtorch
       IValue out = call(perCall, step.forward(args));

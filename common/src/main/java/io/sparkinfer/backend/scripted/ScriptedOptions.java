@@ -13,6 +13,10 @@ public final class ScriptedOptions {
       "decode steps of the TorchScript step in fp16/bf16 on a GPU read each row's written slots with flash "
           + "attention (=false: SDPA over the slots up to the longest row, masked)");
 
+  public static final Option<Boolean> PACKED_PREFILL = Option.flag("packed-prefill", true,
+      "scripted backend: prefill runs a group's prompts as one line without padding, in fp16/bf16 on a GPU through "
+          + "variable-length flash attention (=false: a row per prompt, padded to the longest, masked SDPA)");
+
   /**
    * Off by default: the profiling executor recompiles when shapes change, so with it decode steps read the
    * cache's whole capacity (masked) to keep one shape per batch.
@@ -26,7 +30,7 @@ public final class ScriptedOptions {
           + "io.sparkinfer.backend.scripted.DecodeGraphs at info)").diagnostic();
 
   /** Every option of this class, as the engine's table lists them. */
-  public static final List<Option<?>> ALL = List.of(CUDA_GRAPHS, FLASH_DECODE, TORCHSCRIPT_OPTIMIZE, GRAPH_TIMING);
+  public static final List<Option<?>> ALL = List.of(CUDA_GRAPHS, FLASH_DECODE, PACKED_PREFILL, TORCHSCRIPT_OPTIMIZE, GRAPH_TIMING);
 
   private ScriptedOptions() {}
 }

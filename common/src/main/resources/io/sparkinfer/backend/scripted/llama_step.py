@@ -16,10 +16,16 @@
 # mlp.down_proj.weight, and the biases (.bias) a model has (absent keys: no bias).
 # k_cache / v_cache hold one (B, C, K, D) tensor per layer, written in place.
 #
-# Decode steps (S = 1) on CUDA in fp16/bf16 run attention with variable-length flash attention when
-# flash_decode is true: the cache reads as B packed sequences of C slots (B*C, K, D), each row uses only
-# the slots written so far (seqused_k), and the kernel serves every query head of a group from its key/value
-# head. Other steps run SDPA over the first key_length slots with an additive mask.
+# A packed step is one line of tokens (B = 1, S = T > 1) that holds R rows' tokens back to back: last_index (R)
+# gives the index in the line of each row's last token, row r's tokens follow row r-1's, and each row is written to
+# its own row of the cache (which has R rows). Prefill runs packed: no padding to the longest prompt. A single row
+# reads the same either way.
+#
+# On CUDA in fp16/bf16 with flash on, decode steps (S = 1) and packed steps run variable-length flash attention: the
+# cache reads as B (or R) packed sequences of C slots (B*C, K, D), each row uses only the slots written so far
+# (seqused_k), causal from the bottom right (a row's i-th new token sees every slot before the row's new tokens and
+# i more), and the kernel serves every query head of a group from its key/value head. Other steps run SDPA over
+# the first key_length slots with an additive mask; a packed step then lays its rows out padded for it.
 class LlamaStep(Module):
   __parameters__ = []
   __buffers__ = []
@@ -38,7 +44,7 @@ class LlamaStep(Module):
     num_kv_heads: int,
     head_dim: int,
     eps: float,
-    flash_decode: bool) -> Tensor:
+    use_flash: bool) -> Tensor:
     b = input_ids.size(0)
     s = input_ids.size(1)
     x = torch.embedding(params["model.embed_tokens.weight"], input_ids)  # (B, S) -> (B, S, H); updated in place below
@@ -52,30 +58,53 @@ class LlamaStep(Module):
     cos = torch.unsqueeze(torch.cos(torch.cat([freqs, freqs], -1)), 1).to(dtype)
     sin_half = torch.sin(freqs)
     sin = torch.unsqueeze(torch.cat([torch.neg(sin_half), sin_half], -1), 1).to(dtype)
-    # visibility: token (b, s) sees slots 0..positions[b, s]; (T) vs (B, S, 1) -> (B, S, T) -> (B, 1, S, T).
-    # Masks are additive (0 or -inf) in the compute dtype, built once per step for every layer, over slots
-    # padded to a multiple of 16 and sliced back, so SDPA's memory-efficient kernel takes them as they are.
     groups = num_heads // num_kv_heads
     capacity = k_cache[0].size(1)
-    flash = flash_decode and s == 1 and input_ids.is_cuda and head_dim % 8 == 0 and (dtype == 5 or dtype == 15)  # float16, bfloat16
-    # flash decode: row r's query reads packed slots r*C .. r*C + positions[r]
-    cu_q = torch.arange(b + 1, dtype=3, device=input_ids.device)  # int32  # (B + 1)
-    cu_k = torch.mul(cu_q, capacity)
-    seqused = torch.add(torch.select(positions, 1, 0), 1).to(3)  # int32: (B, 1) -> (B)
+    dev = input_ids.device
+    packed = b == 1 and s > 1
+    flash = use_flash and input_ids.is_cuda and head_dim % 8 == 0 and (dtype == 5 or dtype == 15) and (s == 1 or packed)  # float16, bfloat16
+    # attention's rows (B, or R when packed) and each row's query tokens (S; the widest row, at most key_length, when packed)
+    ab = b
+    aq = s
+    rows = torch.unsqueeze(torch.arange(b, device=dev), 1)  # (B, 1): the cache row of each token
+    row_of = torch.zeros([s], dtype=4, device=dev)  # packed: (T) the row of each token  # int64
+    col_of = torch.arange(s, device=dev)  # packed: (T) each token's index within its row
+    query_pos = torch.unsqueeze(positions, -1)  # (AB, AQ, 1)
+    cu_q = torch.arange(b + 1, dtype=3, device=dev)  # int32  # (B + 1): row r's queries are r .. r + 1 (decode)
+    seqused = torch.add(torch.select(positions, 1, 0), 1).to(3)  # int32: (B, 1) -> (B): slots a row has written
+    if packed:
+      ab = last_index.size(0)
+      aq = key_length
+      ends = torch.add(last_index, 1)  # (R)
+      lens = torch.sub(ends, torch.cat([torch.zeros([1], dtype=4, device=dev), torch.slice(ends, 0, 0, -1)]))
+      row_of = torch.repeat_interleave(lens, output_size=s)  # (T)
+      col_of = torch.sub(col_of, torch.index(torch.sub(ends, lens), [row_of]))
+      rows = torch.unsqueeze(row_of, 0)  # (1, T)
+      cu_q = torch.cat([torch.zeros([1], dtype=4, device=dev), ends]).to(3)  # (R + 1)
+      seqused = torch.add(torch.index(torch.select(positions, 0, 0), [last_index]), 1).to(3)  # (R)
+      if not flash:
+        # padded query positions for the masks: (R, AQ), padding at position 0 (it sees slot 0, its output is dropped)
+        padded_pos = torch.zeros([ab, aq], dtype=4, device=dev)
+        torch.index_put_(padded_pos, [row_of, col_of], torch.select(positions, 0, 0))
+        query_pos = torch.unsqueeze(padded_pos, -1)
+    cu_k = torch.mul(torch.arange(ab + 1, dtype=3, device=dev), capacity)  # row r's slots start at r*C
+    # visibility: query (r, j) sees slots 0..query_pos[r, j]; (T) vs (AB, AQ, 1) -> (AB, AQ, T) -> (AB, 1, AQ, T).
+    # Masks are additive (0 or -inf) in the compute dtype, built once per step for every layer, over slots
+    # padded to a multiple of 16 and sliced back, so SDPA's memory-efficient kernel takes them as they are.
     padded = 16
+    mask_shape = [1, 1, 1, padded]  # flash steps use no mask
     if not flash:
       padded = (key_length + 15) // 16 * 16
-    slots = torch.view(torch.arange(padded, device=input_ids.device), [1, 1, padded])
-    query_pos = torch.unsqueeze(positions, -1)
+      mask_shape = [ab, 1, groups * aq, padded]
+    slots = torch.view(torch.arange(padded, device=dev), [1, 1, padded])
     causal = torch.le(slots, query_pos)
-    zeros = torch.zeros([b, 1, groups * s, padded], dtype=dtype, device=input_ids.device)
+    zeros = torch.zeros(mask_shape, dtype=dtype, device=dev)
     full_mask = zeros
     if not flash:
-      # the mask of each query row, repeated for the G query heads a key/value head serves: (B, 1, G*S, T)
+      # the mask of each query row, repeated for the G query heads a key/value head serves: (AB, 1, G*AQ, T)
       full_mask = torch.slice(torch.masked_fill(zeros, torch.logical_not(torch.repeat(torch.unsqueeze(causal, 1), [1, 1, groups, 1])), float("-inf")), -1, 0, key_length)
     window_mask = full_mask
     mask_window = 0
-    rows = torch.unsqueeze(torch.arange(b, device=input_ids.device), 1)  # (B, 1)
     q_size = num_heads * head_dim
     kv_size = num_kv_heads * head_dim
     scaling = 1.0 / torch.sqrt(float(head_dim))
@@ -107,22 +136,35 @@ class LlamaStep(Module):
       torch.index_put_(kc, [rows, positions], torch.transpose(k, 1, 2))
       torch.index_put_(vc, [rows, positions], torch.transpose(v, 1, 2))
       if flash:
-        packed_k = torch.view(kc, [b * capacity, num_kv_heads, head_dim])  # (B, C, K, D) -> (B*C, K, D)
-        packed_v = torch.view(vc, [b * capacity, num_kv_heads, head_dim])
-        q1 = torch.select(q, 2, 0)  # (B, N, 1, D) -> (B, N, D): one query per packed sequence
-        if windows[l] > 0:
-          o, _0, _1, _2, _3 = torch._flash_attention_forward(q1, packed_k, packed_v, cu_q, cu_k, 1, capacity, 0., False, False, scale=scaling, window_size_left=windows[l] - 1, window_size_right=0, seqused_k=seqused)
+        packed_k = torch.view(kc, [ab * capacity, num_kv_heads, head_dim])  # (AB, C, K, D) -> (AB*C, K, D)
+        packed_v = torch.view(vc, [ab * capacity, num_kv_heads, head_dim])
+        if packed:
+          q1 = torch.transpose(torch.select(q, 0, 0), 0, 1)  # (1, N, T, D) -> (T, N, D): row r's queries at cu_q[r]..
+          max_q = key_length  # at least the widest row's tokens (the kernel skips the blocks past a row's end)
         else:
-          o, _0, _1, _2, _3 = torch._flash_attention_forward(q1, packed_k, packed_v, cu_q, cu_k, 1, capacity, 0., False, False, scale=scaling, seqused_k=seqused)
-        o = torch.reshape(o, [b, q_size])  # (B, N, D) -> (B*S, N*D)
+          q1 = torch.select(q, 2, 0)  # (B, N, 1, D) -> (B, N, D): one query per packed sequence
+          max_q = 1
+        if windows[l] > 0:
+          o, _0, _1, _2, _3 = torch._flash_attention_forward(q1, packed_k, packed_v, cu_q, cu_k, max_q, capacity, 0., packed, False, scale=scaling, window_size_left=windows[l] - 1, window_size_right=0, seqused_k=seqused)
+        else:
+          o, _0, _1, _2, _3 = torch._flash_attention_forward(q1, packed_k, packed_v, cu_q, cu_k, max_q, capacity, 0., packed, False, scale=scaling, seqused_k=seqused)
+        o = torch.reshape(o, [b * s, q_size])  # (B*S, N, D) -> (B*S, N*D)
       else:
-        keys = torch.transpose(torch.slice(kc, 1, 0, key_length), 1, 2)  # (B, T, K, D) -> (B, K, T, D)
+        keys = torch.transpose(torch.slice(kc, 1, 0, key_length), 1, 2)  # (AB, T, K, D) -> (AB, K, T, D)
         values = torch.transpose(torch.slice(vc, 1, 0, key_length), 1, 2)
-        # GQA without copying keys: each key/value head serves its G query heads as G*S queries,
-        # (B, N, S, D) -> (B, K, G*S, D), with the mask repeated per group above.
-        grouped = torch.reshape(q, [b, num_kv_heads, groups * s, head_dim])
+        if packed:
+          # rows laid out padded: (1, N, T, D) -> (T, N, D) -> (R, AQ, N, D) -> (R, N, AQ, D)
+          padded_q = torch.zeros([ab, aq, num_heads, head_dim], dtype=dtype, device=dev)
+          torch.index_put_(padded_q, [row_of, col_of], torch.transpose(torch.select(q, 0, 0), 0, 1))
+          q = torch.transpose(padded_q, 1, 2)
+        # GQA without copying keys: each key/value head serves its G query heads as G*AQ queries,
+        # (AB, N, AQ, D) -> (AB, K, G*AQ, D), with the mask repeated per group above.
+        grouped = torch.reshape(q, [ab, num_kv_heads, groups * aq, head_dim])
         o = torch.scaled_dot_product_attention(grouped, keys, values, mask, 0., False, scale=scaling)
-        o = torch.reshape(torch.transpose(torch.reshape(o, [b, num_heads, s, head_dim]), 1, 2), [b * s, q_size])  # (B, K, G*S, D) -> (B, N, S, D) -> (B*S, N*D)
+        o = torch.transpose(torch.reshape(o, [ab, num_heads, aq, head_dim]), 1, 2)  # (AB, K, G*AQ, D) -> (AB, N, AQ, D) -> (AB, AQ, N, D)
+        if packed:
+          o = torch.index(o, [row_of, col_of])  # (R, AQ, N, D) -> (T, N, D): the line's tokens back
+        o = torch.reshape(o, [b * s, q_size])  # -> (B*S, N*D)
       # residual added by the matmul itself: x += o @ Wo^T
       torch.addmm_(rows_x, o, torch.t(params[p + "self_attn.o_proj.weight"]))
       if p + "self_attn.o_proj.bias" in params:
@@ -139,7 +181,7 @@ class LlamaStep(Module):
       torch.addmm_(rows_x, torch.view(act, [b * s, inter]), torch.t(params[p + "mlp.down_proj.weight"]))  # x += act @ Wdown^T
       if p + "mlp.down_proj.bias" in params:
         torch.add_(x, params[p + "mlp.down_proj.bias"])
-    last = torch.index(x, [torch.arange(b, device=input_ids.device), last_index])  # (B, S, H) -> (B, H)
+    last = torch.index(x, [torch.arange(b, device=dev), last_index])  # (B, S, H) -> (B, H); packed: (1, T, H) -> (R, H)
     lf = last.float()
     normed = torch.mul(params["model.norm.weight"], torch.mul(lf, torch.rsqrt(torch.add(torch.mean(torch.pow(lf, 2), [-1], True), eps))).to(dtype))
     return torch.linear(normed, params["lm_head.weight"]).float()  # (B, V)

@@ -1,0 +1,92 @@
+package io.sparkinfer.backend.scripted;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import io.sparkinfer.backend.ForwardBatch;
+import io.sparkinfer.backend.KvCache;
+
+/**
+ * Rows of new tokens for one step, row {@code r} starting at position {@code starts[r]}, as the two layouts a
+ * backend takes: a row each, right-padded to the longest ({@link #padded}), or one packed line ({@link #packed}).
+ * For tests that run the same step both ways.
+ */
+record StepRows(long[][] tokens, int[] starts) {
+
+  int rows() {
+    return tokens.length;
+  }
+
+  /** 1 + the largest position written: the slots attention reads. */
+  int keyLength() {
+    int k = 0;
+    for (int r = 0; r < rows(); r++) {
+      k = Math.max(k, starts[r] + tokens[r].length);
+    }
+    return k;
+  }
+
+  /** (R, S) right-padded with token 0 at the positions after each row's last token. */
+  ForwardBatch padded(NDManager m) {
+    int width = 0;
+    for (long[] t : tokens) {
+      width = Math.max(width, t.length);
+    }
+    long[] ids = new long[rows() * width];
+    long[] positions = new long[rows() * width];
+    long[] last = new long[rows()];
+    for (int r = 0; r < rows(); r++) {
+      System.arraycopy(tokens[r], 0, ids, r * width, tokens[r].length);
+      for (int j = 0; j < width; j++) {
+        positions[r * width + j] = starts[r] + j;
+      }
+      last[r] = tokens[r].length - 1;
+    }
+    Shape shape = new Shape(rows(), width); // (R, S)
+    return new ForwardBatch(m.create(ids, shape), m.create(positions, shape), m.create(last), keyLength());
+  }
+
+  /** (1, T): every row's tokens back to back, lastIndex the index of each row's last token in the line. */
+  ForwardBatch packed(NDManager m) {
+    int total = 0;
+    for (long[] t : tokens) {
+      total += t.length;
+    }
+    long[] ids = new long[total];
+    long[] positions = new long[total];
+    long[] last = new long[rows()];
+    int at = 0;
+    for (int r = 0; r < rows(); r++) {
+      System.arraycopy(tokens[r], 0, ids, at, tokens[r].length);
+      for (int j = 0; j < tokens[r].length; j++) {
+        positions[at + j] = starts[r] + j;
+      }
+      at += tokens[r].length;
+      last[r] = at - 1;
+    }
+    Shape shape = new Shape(1, total); // (1, T)
+    return new ForwardBatch(m.create(ids, shape), m.create(positions, shape), m.create(last), keyLength());
+  }
+
+  /**
+   * The largest difference between two caches' keys and values over the slots these rows and what came before
+   * them wrote (row r's slots 0 .. starts[r] + its tokens).
+   */
+  float maxWrittenSlotDiff(KvCache a, KvCache b) {
+    float max = 0;
+    NDArray[][] pairs = {a.keyArrays(), b.keyArrays(), a.valueArrays(), b.valueArrays()};
+    for (int kind = 0; kind < 4; kind += 2) {
+      for (int l = 0; l < pairs[kind].length; l++) {
+        for (int r = 0; r < rows(); r++) {
+          int written = starts[r] + tokens[r].length;
+          // (B, C, K, D) -> (written, K, D) of row r
+          NDArray x = pairs[kind][l].get(r).get("0:" + written);
+          NDArray y = pairs[kind + 1][l].get(r).get("0:" + written);
+          max = Math.max(max, x.sub(y).abs().max().toType(DataType.FLOAT32, false).getFloat());
+        }
+      }
+    }
+    return max;
+  }
+}
