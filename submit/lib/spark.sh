@@ -103,20 +103,20 @@ sparkinfer_native_cpu_jar() {
   tr ':' '\n' < "$SPARKINFER_JOBS_TARGET/classpath/app.classpath" | grep 'pytorch-native-cpu' | head -n 1
 }
 
-# A SPARK_HOME-like directory whose jars/ links the jars of spark.classpath: what standalone workers
-# build executor class paths from. Prints its path.
+# A SPARK_HOME-like directory whose jars/ links the jars of spark.classpath ($SPARKINFER_SPARK_CP if set, then a
+# list of jar paths, no wildcards): what standalone workers build executor class paths from. Prints its path.
 sparkinfer_spark_home() {
   local home="${SPARKINFER_SPARK_HOME_DIR:-$SPARKINFER_JOBS_TARGET/spark-home}"
   local stamp="$home/.classpath"
-  if [[ ! -f "$stamp" ]] || ! cmp -s "$stamp" "$SPARKINFER_JOBS_TARGET/classpath/spark.classpath"; then
+  if [[ ! -f "$stamp" ]] || ! cmp -s "$stamp" <(sparkinfer_spark_classpath); then
     rm -rf "$home"
     mkdir -p "$home/jars" "$home/conf" "$home/launcher/target/scala-2.13"
     local jar
-    tr ':' '\n' < "$SPARKINFER_JOBS_TARGET/classpath/spark.classpath" | while read -r jar; do
+    sparkinfer_spark_classpath | tr ':' '\n' | while read -r jar; do
       [[ -n "$jar" ]] && ln -sf "$jar" "$home/jars/$(basename "$jar")"
     done
     cp "$SPARKINFER_REPO/conf/log4j2.properties" "$home/conf/log4j2.properties"
-    cp "$SPARKINFER_JOBS_TARGET/classpath/spark.classpath" "$stamp"
+    sparkinfer_spark_classpath > "$stamp"
   fi
   echo "$home"
 }
@@ -275,10 +275,16 @@ sparkinfer_launch() {
     resource="spark-internal" # the driver is the executor: the job's classes are on its class path already
   else
     # A cluster (e.g. submit/local-cluster.sh): its executors get the job jar, and CPU libtorch unless --natives
-    # ships one, from the driver.
+    # ships one, from the driver. Where nothing was built (SPARKINFER_APP_CP and SPARKINFER_SPARK_CP set, no job
+    # jar) it ships neither: spark.executor.extraClassPath must name the job's classes and the engine's jars on the
+    # nodes, and libtorch come from their PYTORCH_LIBRARY_PATH or --natives (bench/gpu/cluster.sh).
     sparkinfer_ensure_build --jar
-    resource="$(sparkinfer_job_jar_or_empty)"
-    [[ -n "$SPARKINFER_NATIVES" ]] || submit_args+=(--jars "$(sparkinfer_native_cpu_jar)")
+    if [[ -n "${SPARKINFER_APP_CP:-}" && -n "${SPARKINFER_SPARK_CP:-}" && -z "$(sparkinfer_job_jar_or_empty)" ]]; then
+      resource="spark-internal"
+    else
+      resource="$(sparkinfer_job_jar_or_empty)"
+      [[ -n "$SPARKINFER_NATIVES" ]] || submit_args+=(--jars "$(sparkinfer_native_cpu_jar)")
+    fi
   fi
   exec "$(sparkinfer_java)" "${SPARKINFER_JAVA_MODULE_OPTS[@]}" -Xmx"${SPARKINFER_DRIVER_MEMORY:-4g}" \
     -Dai.djl.offline=true -Dlog4j2.configurationFile="${SPARKINFER_LOG_CONFIG:-$SPARKINFER_REPO/conf/log4j2.properties}" \
