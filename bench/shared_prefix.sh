@@ -24,11 +24,13 @@ with open(sys.argv[1], "w") as f:
         suffix = [r.randrange(4, vocab) for _ in range(r.randint(64, 256))]
         f.write(json.dumps({"id": f"q{i}", "prompt_token_ids": prefix + suffix}) + "\n")
 PY
+set -f # $GEN splits into words, and a class path such as /tmp/app/* in it stays as it is
 for shared in 0 32; do
   # shellcheck disable=SC2086
   $GEN --input "$W/prompts.jsonl" --output "$W/out-$shared.jsonl" --max-new-tokens 4 --batch-size "$N" \
     --shared-prefix $shared --progress-seconds 0 "$@" 2>&1 | grep "done:" | tee "$W/done-$shared.txt"
 done
+set +f
 python3 - "$W" <<'PY'
 import json, re, sys
 w = sys.argv[1]

@@ -46,6 +46,13 @@ public final class Generator implements AutoCloseable {
   private final GenerationStats stats = new GenerationStats();
   private final int contextLength;
   private final int maxPromptTokens;
+  /**
+   * How long a generator starting a batch waits, at most, for requests still arriving from a stream that may bring
+   * more ({@link RequestStream#available}), before it sizes the batch for those ready; and the pause between looks.
+   */
+  static final long SETTLE_MILLIS = 500;
+  static final long SETTLE_STEP_MILLIS = 50;
+
   private final int maxPrefillTokens;
   private final int sharedPrefix; // 0: no prefix sharing
   private final int decodeChunk;
@@ -141,7 +148,10 @@ public final class Generator implements AutoCloseable {
    * stream's next request whenever a row is free, so it never drains between groups of requests; it ends only when
    * the stream does, or when the next request needs more KV cache slots than the batch allocated (its prompt plus
    * token limit is longer than the first request's): then a new batch starts for it. Streams that come longest
-   * first, as the Spark job's do, run in one batch.
+   * first, as the Spark job's do, run in one batch. A batch made narrower than the batch size because the stream
+   * had only so many requests left or ready ({@link RequestStream#knownRemaining}, {@link RequestStream#available})
+   * takes no more once requests wait that it has no row for (the stream got more since): it drains, and a batch as
+   * wide as they need follows.
    *
    * <p>Out of device memory (with {@code --oom-retry}), the batch's unfinished requests start again, afresh, and
    * every later batch runs at half the width, down to 1; other failures make the batch's unfinished requests
@@ -165,8 +175,10 @@ public final class Generator implements AutoCloseable {
       int need = Math.min(contextLength, first.promptIds.length + first.maxNew);
       int width = Math.min(widthLimit, batchSize > 0 ? batchSize : autoBatchSize(first.promptIds.length, first.maxNew));
       int known = waiting.knownRemaining();
-      if (known > 0) { // an ended stream: no wider than what is left of it (idle rows still cost every step)
-        width = Math.min(width, known);
+      int expected = known >= 0 ? known : waiting.settledAvailable(width); // -1: the stream cannot tell
+      boolean capped = expected > 0 && expected < width;
+      if (capped) { // no wider than the requests the stream has (idle rows still cost every step)
+        width = expected;
       }
       if (batchSize == 0) {
         LOG.info("--batch-size auto: {} rows fit for prompts of up to {} tokens plus {} new (a request stream)", width,
@@ -174,6 +186,7 @@ public final class Generator implements AutoCloseable {
       }
       stats.addBatchWidth(width);
       Batch batch = new Batch(waiting, width, need, waiting::finished);
+      batch.reformsWhenOutgrown = capped;
       try {
         batch.run();
       } catch (RuntimeException e) {
@@ -415,6 +428,27 @@ public final class Generator implements AutoCloseable {
       return inStream < 0 ? -1 : ready.size() + inStream;
     }
 
+    /**
+     * The requests ready here and in the stream once no more arrive for {@link Generator#SETTLE_STEP_MILLIS} (at most
+     * {@link Generator#SETTLE_MILLIS}, and no longer once {@code enough} are ready); -1 when the stream cannot tell.
+     */
+    int settledAvailable(int enough) throws InterruptedException {
+      int before = stream.available();
+      if (before < 0) {
+        return -1;
+      }
+      for (long waited = 0; waited < SETTLE_MILLIS && ready.size() + before < enough; waited += SETTLE_STEP_MILLIS) {
+        Thread.sleep(SETTLE_STEP_MILLIS);
+        int now = stream.available();
+        if (now <= before || stream.knownRemaining() >= 0) {
+          before = now;
+          break;
+        }
+        before = now;
+      }
+      return ready.size() + before;
+    }
+
     /** Puts {@code unfinished} back first, afresh, the longest first: the next batch's cache is sized for them all. */
     void startAgain(List<Sequence> unfinished) {
       List<Sequence> longestLast = new ArrayList<>(unfinished);
@@ -452,6 +486,9 @@ public final class Generator implements AutoCloseable {
     private long decodeNanos;
     private long steps;
     private final StepPhases phases = new StepPhases(); // with --profile-steps
+    /** Narrowed to what the stream had left: once requests wait that it has no row for, it drains and ends. */
+    boolean reformsWhenOutgrown;
+    private boolean outgrown;
 
     /**
      * @param capacity the KV cache slots of every row: for the longest sequence of the run, not only of the first
@@ -478,9 +515,10 @@ public final class Generator implements AutoCloseable {
               admit(scope, cache);
             }
             if (freeRows() == width) {
-              Sequence next = waiting.peek(true);
+              retireFinished(); // rows that finished in their prefill go out before the wait for more requests
+              Sequence next = outgrown ? null : waiting.peek(true);
               if (next == null || !fits(next)) {
-                break; // the run is over, or the next sequence needs a longer cache: a new batch
+                break; // the run is over, outgrown, or the next sequence needs a longer cache: a new batch
               }
               continue;
             }
@@ -553,6 +591,9 @@ public final class Generator implements AutoCloseable {
      * most {@link #maxPrefillTokens} padded tokens, each on a cache of its own, then copied into place.
      */
     private void admit(NDManager scope, BatchCache cache) {
+      if (outgrown) {
+        return;
+      }
       List<Integer> freeRows = new ArrayList<>();
       for (int i = 0; i < rows.length; i++) {
         if (rows[i] == null || rows[i].isFinished()) {
@@ -575,6 +616,9 @@ public final class Generator implements AutoCloseable {
         taken.add(next);
         joining.add(next);
       }
+      if (reformsWhenOutgrown && joining.size() == freeRows.size() && peekNow() != null) {
+        outgrown = true; // requests wait that this batch has no row for: it drains and a wider one follows
+      }
       int from = 0;
       while (from < joining.size()) {
         int to = from;
@@ -589,6 +633,15 @@ public final class Generator implements AutoCloseable {
         }
         prefill(scope, cache, joining.subList(from, to), freeRows.subList(from, to), longest);
         from = to;
+      }
+    }
+
+    private Sequence peekNow() {
+      try {
+        return waiting.peek(false);
+      } catch (InterruptedException e) { // peek(false) never waits
+        Thread.currentThread().interrupt();
+        return null;
       }
     }
 

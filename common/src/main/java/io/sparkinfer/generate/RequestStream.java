@@ -26,4 +26,13 @@ public interface RequestStream<T> {
   default int knownRemaining() {
     return -1;
   }
+
+  /**
+   * Requests ready to be taken now, where the stream can tell cheaply; -1 otherwise. While more may come, a generator
+   * starting a batch with fewer than a batch's width ready waits a moment for more ({@link Generator#SETTLE_MILLIS})
+   * and makes the batch only as wide as they are; it makes way for a wider one if more come while it runs.
+   */
+  default int available() {
+    return -1;
+  }
 }

@@ -105,6 +105,63 @@ class GeneratorStreamTest {
     }
   }
 
+  /**
+   * A batch narrowed to the two requests a first feeder had makes way, once a second feeder brings six more while it
+   * runs, for a batch as wide as they need (not the first batch's two rows for all eight).
+   */
+  @Test
+  void aBatchNarrowedToWhatWasLeftMakesWayForAWiderOneWhenMoreCome() throws InterruptedException {
+    List<GenerationRequest> all = new ArrayList<>();
+    for (GenerationRequest r : requests(true)) {
+      all.add(new GenerationRequest(r.id(), null, r.maxNewTokens(), r.sampling(), List.of(), false,
+          engine.tokenizer().encode(r.prompt())));
+    }
+    SharedRequestStream<String> shared = new SharedRequestStream<>();
+    try (SharedRequestStream<String>.Feed first = shared.open()) {
+      all.subList(0, 2).forEach(r -> first.add(r, r.id()));
+    }
+    Map<String, Completion> out = new ConcurrentHashMap<>();
+    try (Generator g = engine.newGenerator()) {
+      g.generate(shared, 8, (tag, c) -> {
+        assertThat(out.put(tag, c.get())).as("answered once: %s", tag).isNull();
+        if (out.size() == 1) { // while the first batch runs
+          try (SharedRequestStream<String>.Feed second = shared.open()) {
+            all.subList(2, all.size()).forEach(r -> second.add(r, r.id()));
+          }
+          shared.end();
+        }
+      });
+      assertReferenceTokens(out);
+      assertThat(g.stats().batchWidths()).as("two rows, then the five still waiting").containsExactly(2, 5);
+    }
+  }
+
+  /**
+   * A request whose first token is its last is handed over at once, while the stream stays open (a shared stream
+   * ends only when its last feeder leaves, and that feeder waits for this completion).
+   */
+  @Test
+  void aRequestFinishingInItsPrefillIsHandedOverWhileTheStreamStaysOpen() throws Exception {
+    SharedRequestStream<String> shared = new SharedRequestStream<>();
+    String prompt = cases.get(0).prompt();
+    try (SharedRequestStream<String>.Feed feed = shared.open()) {
+      feed.add(new GenerationRequest("one", null, 1, SamplingParams.GREEDY, List.of(), false,
+          engine.tokenizer().encode(prompt)), "one");
+    }
+    java.util.concurrent.CompletableFuture<Completion> done = new java.util.concurrent.CompletableFuture<>();
+    ExecutorService thread = Executors.newSingleThreadExecutor();
+    try (Generator g = engine.newGenerator()) {
+      Future<Long> running = thread.submit(() -> g.generate(shared, 0, (tag, c) -> done.complete(c.get())));
+      Completion c = done.get(60, java.util.concurrent.TimeUnit.SECONDS);
+      assertThat(c.outputTokenIds()).containsExactly(reference(0, uniform(1)));
+      assertThat(running).as("still taking from the open stream").isNotDone();
+      shared.end();
+      running.get(60, java.util.concurrent.TimeUnit.SECONDS);
+    } finally {
+      thread.shutdownNow();
+    }
+  }
+
   /** The Spark job's case: one token limit, prompts longest first. */
   @Test
   void aStreamLongestFirstRunsInOneBatchWithTheReferenceTokens() {

@@ -50,6 +50,8 @@ public final class JobMetrics implements Serializable {
   final CollectionAccumulator<String> layouts;
   /** One entry per inference task that succeeded: its timeline. */
   final CollectionAccumulator<TaskTimeline> timelines;
+  /** One entry per run of shared generators, reported by the task that stopped them. */
+  final CollectionAccumulator<SharedGenerators.Run> generatorRuns;
 
   /**
    * Engine loads this JVM performed and no successful task has reported yet, by the id of the run's
@@ -70,6 +72,7 @@ public final class JobMetrics implements Serializable {
     executors = sc.collectionAccumulator("sparkinfer.executors");
     layouts = sc.collectionAccumulator("sparkinfer.layouts");
     timelines = sc.collectionAccumulator("sparkinfer.task_timelines");
+    generatorRuns = sc.collectionAccumulator("sparkinfer.generator_runs");
   }
 
   /** Registers a fresh set of counters with the driver's context. */
@@ -173,6 +176,11 @@ public final class JobMetrics implements Serializable {
   /** The inference tasks' timelines, as the tasks that succeeded reported them. */
   public List<TaskTimeline> taskTimelines() {
     return List.copyOf(timelines.value());
+  }
+
+  /** The runs of shared generators, as the tasks that stopped them reported them. */
+  List<SharedGenerators.Run> generatorRuns() {
+    return List.copyOf(generatorRuns.value());
   }
 
   /** Distinct executors that ran inference tasks. */

@@ -33,7 +33,7 @@ final class JobRunsTable {
         Math.max(0, answeredByEngine - m.requests.value()), m.okRows.value() + counts.cacheHits, errorRows, m.promptTokens.value(),
         m.completionTokens.value(), m.generateNanos.value() / 1e9, partitions, commits, m.executorCount(),
         m.loadsByExecutor(), m.loadSeconds(), m.oomRetries.value(), m.loadedLibtorch(),
-        RunTimeline.of(started, m.taskTimelines()), counts.cacheHits, counts.cacheMisses, counts.cacheTokensSaved);
+        RunTimeline.of(started, m.taskTimelines(), m.generatorRuns()), counts.cacheHits, counts.cacheMisses, counts.cacheTokensSaved);
   }
 
   /** Appends the run's row to {@code --runs-table}. */

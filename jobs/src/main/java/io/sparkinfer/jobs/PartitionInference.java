@@ -6,20 +6,11 @@ import io.sparkinfer.engine.LlmEngine;
 import io.sparkinfer.engine.ReplicaPlan;
 import io.sparkinfer.generate.BatchSizer;
 import io.sparkinfer.generate.Completion;
-import io.sparkinfer.generate.Generator;
-import io.sparkinfer.generate.RequestQueue;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Iterator;
 import java.util.List;
 import java.util.NoSuchElementException;
-import java.util.TreeSet;
-import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.Future;
-import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.TimeUnit;
-import java.util.function.Supplier;
 import org.apache.spark.SparkEnv;
 import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.function.MapPartitionsFunction;
@@ -35,11 +26,12 @@ import org.slf4j.LoggerFactory;
  *
  * <p>The task's layout ({@code --layout}, {@link ReplicaPlan}) is laid over the GPUs Spark assigned to the task:
  * one engine per replica from the executor's cache ({@link ExecutorEngines}), and {@code threads} generators on
- * each, every generator on a thread of its own with its own batches. Work is pipelined: the task's rows are one
- * stream of requests ({@link Pipeline}) that the task thread reads and tokenizes ahead of the generators; each
- * generator takes the next request whenever a row of its batch is free (continuous batching from the task's first
- * request to its last, in one batch: the first, longest, request sizes its KV cache), and each request's rows go
- * to Spark's writer as soon as it is done.
+ * each, every generator on a thread of its own with its own batches. The generators are shared by the run's tasks
+ * that run on the same devices at the same time ({@link SharedGenerators}): each task feeds its rows, read and
+ * tokenized ahead, into one stream of requests, longest first; each generator takes the next request whenever a
+ * row of its batch is free (continuous batching across the tasks, with a batch as wide as the device's memory
+ * holds, however many tasks share it), and each request's rows go back to its task and on to Spark's writer as
+ * soon as it is done.
  */
 final class PartitionInference implements MapPartitionsFunction<Row, Row> {
 
@@ -132,25 +124,12 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
   /** What a request answers: every id of its group (deduplicated), or the one id {@code id}. */
   private record Tag(Group group, String id) {}
 
-  /** A request's completion, made on the task thread, and the device that generated it. */
-  private record Finished(Tag tag, Supplier<Completion> completion, String device) {}
-
   /**
-   * A generator with the devices its rows name: {@code gpu:0}, or {@code gpu:0+gpu:1} for a split replica (as its
-   * engine resolved them: {@code gpu:0} for {@code --device gpu}).
-   */
-  private record Worker(Generator generator, String device) {
-    Worker(EnginePool.Member m) {
-      this(m.generator(), JobMetrics.deviceLabel(m.engine().devices()));
-    }
-  }
-
-  /**
-   * The task's rows as one stream of requests into its generators, and their completions back out as rows. The
-   * task thread reads and tokenizes rows into the stream (keeping up to {@link #QUEUED} requests waiting) and
-   * hands the finished requests' rows to Spark's writer, detokenizing them; every generator runs on a thread of
-   * its own and takes requests from the stream whenever a row of its batch is free, from the task's first request
-   * to its last (no batch drains before the input ends).
+   * The task's rows as requests into the executor's generators for its devices ({@link SharedGenerators}, shared
+   * with the inference tasks running there at the same time), and their completions back out as rows. The task
+   * thread reads and tokenizes rows into the shared stream (keeping up to {@link #QUEUED} requests waiting) and
+   * hands the finished requests' rows to Spark's writer, detokenizing them; the generators take requests from the
+   * stream whenever a row of their batch is free, so no batch drains before the last task's input ends.
    */
   private final class Pipeline implements Iterator<Row> {
     private final Iterator<Row> input;
@@ -160,19 +139,15 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
     private final TaskContext task;
     private final String precisionLabel;
     private final boolean oneRequestPerGroup;
-    private final EnginePool pool;
-    private final List<Worker> workers = new ArrayList<>();
-    private final RequestQueue<Tag> requests = new RequestQueue<>();
-    private final BlockingQueue<Finished> finished = new LinkedBlockingQueue<>();
-    private final List<Future<Long>> running = new ArrayList<>(); // each generator's nanoseconds generating
+    private final SharedGenerators.Lease lease;
     private boolean started;
+    private boolean inputEnded;
     private boolean closed;
     private Iterator<Row> current = Collections.emptyIterator();
     private final boolean faulty; // the test hook applies to this attempt
     private long handed; // rows handed to the writer
     private long submitted; // requests put into the stream
     private long answered; // requests whose completion came back
-    private long generateNanos; // the generators' time generating, once they are done
 
     Pipeline(Iterator<Row> input, List<LlmEngine> engines, ReplicaPlan plan, String executorId, TaskContext task) {
       this.input = input;
@@ -180,12 +155,14 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       this.executorId = executorId;
       this.task = task;
       this.oneRequestPerGroup = options.dedup() && options.isGreedy();
-      String name = "sparkinfer-generate-" + (task == null ? "local" : task.partitionId() + "-" + task.taskAttemptId());
-      // the job's generation options over the executor's engines
-      this.pool = EnginePool.over(plan, engines, options.values(), name);
-      this.tokenizing = pool.engine();
+      this.tokenizing = engines.get(0);
       this.precisionLabel = tokenizing.precision().label();
-      pool.members().forEach(m -> workers.add(new Worker(m)));
+      // the job's generation options over the executor's engines, one set of generators per run, devices and layout
+      List<Object> key = new ArrayList<>(List.of(runId, layout));
+      plan.replicas().forEach(r -> key.add(new ExecutorEngines.Key(model.uri(), r)));
+      String name = "sparkinfer-generate-" + (task == null ? "local" : "stage-" + task.stageId());
+      this.lease = SharedGenerators.join(key, () -> EnginePool.over(plan, engines, options.values(), name),
+          options.batchSize());
       this.faulty = fault != null && fault.applies(task);
     }
 
@@ -193,14 +170,13 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
     public boolean hasNext() {
       if (!started) {
         started = true;
-        // requests enough for every generator's widest batch first: a task with fewer ends its stream here, so each
-        // batch is no wider than the task's requests (idle rows cost every decode step)
+        // requests enough for every generator's widest batch first, in one flush: a task with fewer ends its feed
+        // here, so generators that start on them make no batch wider than the requests there are
         int widest = options.batchSize() > 0 ? options.batchSize() : BatchSizer.MAX_BATCH;
-        feed((int) Math.min(QUEUED, (long) widest * workers.size()));
-        workers.forEach(w -> running.add(pool.threads().submit(() -> generate(w))));
+        feed((int) Math.min(QUEUED, (long) widest * lease.generators()));
       }
       while (!current.hasNext()) {
-        List<Finished> done = awaitFinished();
+        List<SharedGenerators.Done> done = awaitFinished();
         if (done.isEmpty()) {
           if (faulty) {
             fault.trigger(task, handed); // fewer rows than the fault waits for: it strikes at the end
@@ -227,37 +203,38 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
 
     /** This task's timeline, from its start to now. */
     TaskTimeline timeline(long startMillis, long waitNanos) {
-      TreeSet<Integer> batchSizes = new TreeSet<>();
-      workers.forEach(w -> batchSizes.addAll(w.generator().stats().batchWidths()));
-      return new TaskTimeline(startMillis, System.currentTimeMillis(), workers.size(), generateNanos, waitNanos,
-          batchSizes);
+      return new TaskTimeline(startMillis, System.currentTimeMillis(), waitNanos);
     }
 
+    /** Leaves the shared generators; the last task to leave stops them and reports their run. */
     synchronized void shutdown() {
-      requests.end();
-      pool.threads().shutdownNow();
       if (!closed) {
         closed = true;
-        try {
-          pool.threads().awaitTermination(10, TimeUnit.SECONDS); // the generators' batches end before they close
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
+        lease.close();
+        SharedGenerators.Run run = lease.run();
+        if (run != null) {
+          metrics.generateNanos.add(run.generateNanos());
+          metrics.oomRetries.add(run.oomRetries());
+          metrics.generatorRuns.add(run);
         }
-        pool.close();
       }
     }
 
     /**
      * Reads and tokenizes rows into the stream, {@link #FEED_BLOCK} groups at a time (one tokenizer call each),
-     * until {@link #QUEUED} requests wait; ends the stream with the input.
+     * until {@link #QUEUED} requests wait; ends the task's feed with the input.
      */
     private void feed() {
       feed(QUEUED);
     }
 
-    /** Reads and tokenizes rows into the stream until {@code queued} requests wait or the input ends. */
+    /** Reads and tokenizes rows into the stream until {@code queued} requests wait or the input ends; one flush. */
     private void feed(int queued) {
-      while (requests.size() < queued && input.hasNext()) {
+      if (inputEnded) {
+        return;
+      }
+      int added = 0;
+      while (lease.waiting() + added < queued && input.hasNext()) {
         List<Group> groups = new ArrayList<>();
         while (groups.size() < FEED_BLOCK && input.hasNext()) {
           Row r = input.next();
@@ -267,56 +244,44 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
         for (int i = 0; i < groups.size(); i++) {
           Group g = groups.get(i);
           for (String id : oneRequestPerGroup ? g.ids().subList(0, 1) : g.ids()) {
-            requests.add(options.request(id, g.prompt(), promptIds[i]), new Tag(g, oneRequestPerGroup ? null : id));
+            lease.add(options.request(id, g.prompt(), promptIds[i]), new Tag(g, oneRequestPerGroup ? null : id));
             submitted++;
+            added++;
           }
         }
       }
-      if (!input.hasNext() && !requests.ended()) {
-        requests.end();
-      }
-    }
-
-    /** Runs on a generation thread: the generator's share of the stream; returns its nanoseconds generating. */
-    private long generate(Worker w) throws InterruptedException {
-      long oomBefore = w.generator().stats().oomRetries();
-      long start = System.nanoTime();
-      try {
-        long waited = w.generator().generate(requests, options.batchSize(),
-            (tag, completion) -> finished.add(new Finished(tag, completion, w.device())));
-        return System.nanoTime() - start - waited;
-      } finally {
-        metrics.oomRetries.add(w.generator().stats().oomRetries() - oomBefore);
+      if (!input.hasNext()) {
+        inputEnded = true;
+        lease.inputEnded(); // flushes what was added
+      } else if (added > 0) {
+        lease.flush();
       }
     }
 
     /**
      * The requests finished since the last call, waiting for at least one while feeding the stream; empty once
-     * every generator is done and every completion is taken. A generator's failure fails the task.
+     * every request of the task is answered. A generator's failure fails the task.
      */
-    private List<Finished> awaitFinished() {
-      List<Finished> done = new ArrayList<>();
+    private List<SharedGenerators.Done> awaitFinished() {
+      List<SharedGenerators.Done> done = new ArrayList<>();
       try {
         while (true) {
           if (task != null && task.isInterrupted()) {
             throw new IllegalStateException("task killed while generating");
           }
           feed();
-          finished.drainTo(done);
+          lease.drainTo(done, 0);
+          if (!done.isEmpty() || (inputEnded && answered == submitted)) {
+            return done;
+          }
+          lease.rethrowFailure(layout);
+          if (lease.generatorsEnded()) { // never written off as done: the task fails and is retried
+            throw new IllegalStateException("the generators ended with " + (submitted - answered) + " of "
+                + submitted + " requests unanswered (layout " + layout + ")");
+          }
+          lease.drainTo(done, POLL_MILLIS);
           if (!done.isEmpty()) {
             return done;
-          }
-          if (generatorsDone()) {
-            finished.drainTo(done);
-            if (done.isEmpty() && answered != submitted) { // never written off as done: the task fails and is retried
-              throw new IllegalStateException("the generators ended with " + (submitted - answered) + " of "
-                  + submitted + " requests unanswered (layout " + layout + ")");
-            }
-            return done;
-          }
-          Finished first = finished.poll(POLL_MILLIS, TimeUnit.MILLISECONDS);
-          if (first != null) {
-            done.add(first);
           }
         }
       } catch (InterruptedException e) {
@@ -325,50 +290,21 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       }
     }
 
-    /**
-     * Whether every generator is done, adding up their time once they are; a generator's failure fails the task at
-     * once, whatever the others are doing.
-     */
-    private boolean generatorsDone() throws InterruptedException {
-      long total = 0;
-      boolean all = true;
-      for (Future<Long> f : running) {
-        if (!f.isDone()) {
-          all = false;
-          continue;
-        }
-        try {
-          total += f.get();
-        } catch (ExecutionException e) {
-          Throwable cause = e.getCause();
-          if (cause instanceof RuntimeException re) {
-            throw re;
-          }
-          throw new IllegalStateException("generation failed (layout " + layout + "): " + cause, cause);
-        }
-      }
-      if (all && !running.isEmpty()) {
-        running.clear();
-        generateNanos = total;
-        metrics.generateNanos.add(total);
-      }
-      return all;
-    }
-
     /** The finished requests' completion rows, one per id, and the counters they add. */
-    private List<Row> rows(List<Finished> done) {
+    private List<Row> rows(List<SharedGenerators.Done> done) {
       List<Row> out = new ArrayList<>();
       long ok = 0;
       long errors = 0;
       long promptTokens = 0;
       long completionTokens = 0;
-      for (Finished f : done) {
+      for (SharedGenerators.Done f : done) {
         Completion c = f.completion().get();
+        Tag tag = (Tag) f.tag();
         promptTokens += c.promptTokens();
         completionTokens += c.completionTokens();
         // deduplicated: one completion answers every id of the group; otherwise the request's own id
-        for (String id : f.tag().id() == null ? f.tag().group().ids() : List.of(f.tag().id())) {
-          out.add(row(id, f.tag().group().prompt(), c, f.device()));
+        for (String id : tag.id() == null ? tag.group().ids() : List.of(tag.id())) {
+          out.add(row(id, tag.group().prompt(), c, f.device()));
           if (c.isError()) {
             errors++;
           } else {

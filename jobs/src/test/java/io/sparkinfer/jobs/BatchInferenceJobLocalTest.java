@@ -145,8 +145,11 @@ class BatchInferenceJobLocalTest {
     assertThat(result.summary()).contains("first inference task at", "batch sizes " + chosen);
   }
 
-  /** The timeline columns against the wall time, and generation + idle against the tasks' generator time. */
-  static void assertTimelineAddsUp(Row run, int generatorsPerTask) {
+  /**
+   * The timeline columns against the wall time, and generation + idle (the generators' time while they ran, shared by
+   * the tasks running at once) within the inference span times the generators, and within the tasks' own time.
+   */
+  static void assertTimelineAddsUp(Row run, int generators) {
     double wall = run.getAs("wall_s");
     double first = run.getAs("first_inference_s");
     double span = run.getAs("inference_span_s");
@@ -161,8 +164,10 @@ class BatchInferenceJobLocalTest {
     assertThat(generate).isGreaterThan(0);
     assertThat(idle).isGreaterThanOrEqualTo(0);
     assertThat(wait).isGreaterThanOrEqualTo(0).isLessThan(tasks);
-    assertThat(generate + idle).as("generators' time in the tasks once their engines were ready: generating or idle")
-        .isCloseTo((tasks - wait) * generatorsPerTask, org.assertj.core.data.Offset.offset(0.05 + 0.01 * tasks));
+    double slack = 0.05 + 0.01 * tasks;
+    assertThat(generate + idle).as("the generators' time while they ran: generating or idle, one run at a time")
+        .isLessThanOrEqualTo(span * generators + slack)
+        .isLessThanOrEqualTo((tasks - wait) * generators + slack);
   }
 
   @Test

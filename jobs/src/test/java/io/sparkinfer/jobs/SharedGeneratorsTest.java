@@ -1,0 +1,113 @@
+package io.sparkinfer.jobs;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.sparkinfer.engine.EngineOptions;
+import io.sparkinfer.engine.EnginePool;
+import io.sparkinfer.engine.LlmEngine;
+import io.sparkinfer.engine.ReplicaPlan;
+import io.sparkinfer.generate.Completion;
+import io.sparkinfer.generate.GenerationRequest;
+import io.sparkinfer.generate.SamplingParams;
+import io.sparkinfer.model.Precision;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The generators that an executor's concurrent inference tasks share: tasks that join while others run feed the same
+ * generators (one set, one model's batches), each task gets back exactly its own completions with the tokens the
+ * engine gives alone, and the last task to leave stops the generators and gets their run.
+ */
+class SharedGeneratorsTest {
+
+  static LlmEngine engine;
+  static EngineOptions options;
+
+  @BeforeAll
+  static void load() {
+    options = EngineOptions.of(TestSupport.tinyModel(), Precision.FP32, "cpu");
+    engine = LlmEngine.load(options);
+  }
+
+  @AfterAll
+  static void close() {
+    engine.close();
+  }
+
+  static GenerationRequest request(String id, String prompt) {
+    return new GenerationRequest(id, prompt, 6, SamplingParams.GREEDY, List.of(), false,
+        engine.tokenizer().encode(prompt));
+  }
+
+  @Test
+  void tasksRunningAtOnceShareOneSetOfGeneratorsAndGetTheirOwnCompletions() throws InterruptedException {
+    AtomicInteger pools = new AtomicInteger();
+    Object key = List.of("run-1", "cpu");
+    java.util.function.Supplier<EnginePool> pool = () -> {
+      pools.incrementAndGet();
+      return EnginePool.over(ReplicaPlan.of(options), List.of(engine), options.values(), "test-generate");
+    };
+    String[] prompts = {"def add(a, b):", "class Queue:", "import math", "for i in range(10):", "x = [1, 2, 3]"};
+    SharedGenerators.Lease a = SharedGenerators.join(key, pool, 0);
+    SharedGenerators.Lease b = SharedGenerators.join(key, pool, 0);
+    assertThat(pools).as("the second task joins the first one's generators").hasValue(1);
+    assertThat(SharedGenerators.runningCount()).isEqualTo(1);
+    for (int i = 0; i < prompts.length; i++) {
+      (i % 2 == 0 ? a : b).add(request("p" + i, prompts[i]), "tag" + i);
+    }
+    a.inputEnded();
+    b.inputEnded();
+    Map<Object, Completion> fromA = collect(a, 3);
+    Map<Object, Completion> fromB = collect(b, 2);
+    assertThat(fromA).containsOnlyKeys("tag0", "tag2", "tag4");
+    assertThat(fromB).containsOnlyKeys("tag1", "tag3");
+    List<GenerationRequest> alone = new ArrayList<>();
+    for (int i = 0; i < prompts.length; i++) {
+      alone.add(request("p" + i, prompts[i]));
+    }
+    List<Completion> expected = engine.generate(alone, 1);
+    Map<Object, Completion> all = new HashMap<>(fromA);
+    all.putAll(fromB);
+    for (int i = 0; i < prompts.length; i++) {
+      assertThat(all.get("tag" + i).outputTokenIds()).as(prompts[i])
+          .containsExactly(expected.get(i).outputTokenIds());
+    }
+    a.close();
+    assertThat(a.run()).as("not the last to leave").isNull();
+    assertThat(SharedGenerators.runningCount()).as("b still holds them").isEqualTo(1);
+    b.close();
+    SharedGenerators.Run run = b.run();
+    assertThat(run).isNotNull();
+    assertThat(run.generators()).isEqualTo(1);
+    assertThat(run.generateNanos()).isPositive();
+    assertThat(run.batchSizes()).isNotEmpty().allSatisfy(w -> assertThat(w).isBetween(1, prompts.length));
+    assertThat(SharedGenerators.runningCount()).isZero();
+
+    SharedGenerators.Lease c = SharedGenerators.join(key, pool, 0);
+    assertThat(pools).as("a task after the last one left gets new generators").hasValue(2);
+    c.inputEnded();
+    c.close();
+    assertThat(c.run()).as("nothing asked, still reported").isNotNull();
+  }
+
+  private static Map<Object, Completion> collect(SharedGenerators.Lease lease, int n) throws InterruptedException {
+    Map<Object, Completion> out = new HashMap<>();
+    long deadline = System.currentTimeMillis() + 60_000;
+    while (out.size() < n && System.currentTimeMillis() < deadline) {
+      List<SharedGenerators.Done> done = new ArrayList<>();
+      lease.drainTo(done, 50);
+      lease.rethrowFailure("test");
+      for (SharedGenerators.Done d : done) {
+        assertThat(out.put(d.tag(), d.completion().get())).as("answered once: %s", d.tag()).isNull();
+        assertThat(d.device()).isEqualTo("cpu");
+      }
+    }
+    return out;
+  }
+}
