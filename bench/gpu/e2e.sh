@@ -8,6 +8,7 @@
 # prefix_cache_prefill_speedup from bench/shared_prefix.sh on the same checkpoint) and the logs.
 #
 #   E2E_JOB_LAYOUT=threads=2 E2E_PROMPTS=8192 bench/gpu/e2e.sh
+#   E2E_PADDED=0 E2E_SHARED=0 bench/gpu/e2e.sh      # the job and generate.sh only
 #
 # Needs what bench/gpu/study.sh needs (the bundle in /tmp/g, the Spark parts in /tmp/s, the engine jars in /tmp/app,
 # the job's classes in .gpulib/jobs-classes).
@@ -44,14 +45,14 @@ timeout ${E2E_GENERATE_TIMEOUT:-200} java -Xmx24g -XX:MaxDirectMemorySize=64g -D
   --output /tmp/e2e-generate.jsonl --device gpu --precision fp16 --max-new-tokens 128 --ignore-eos \
   --progress-seconds 10 > $OUT/generate.log 2>&1
 tail -3 $OUT/generate.log
-# the same with padded prefill (a row per prompt, masked SDPA): what packing gives
-timeout ${E2E_GENERATE_TIMEOUT:-200} java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true \
+# the same with padded prefill (a row per prompt, masked SDPA): what packing gives (E2E_PADDED=0 skips it)
+[ "${E2E_PADDED:-1}" = 0 ] || timeout ${E2E_GENERATE_TIMEOUT:-200} java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true \
   -cp "/tmp/app/*" io.sparkinfer.cli.GenerateCommand --model $M --input /tmp/e2e-prompts.jsonl \
   --output /tmp/e2e-generate-padded.jsonl --device gpu --precision fp16 --max-new-tokens 128 --ignore-eos \
   --packed-prefill=false --progress-seconds 10 > $OUT/generate-padded.log 2>&1
-tail -3 $OUT/generate-padded.log
-# the shared-prefix workload (256 shared tokens, 64-256 unique), --shared-prefix 0 against 32
-SPARKINFER_GENERATE="java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true -cp /tmp/app/* io.sparkinfer.cli.GenerateCommand" \
+touch $OUT/generate-padded.log && tail -3 $OUT/generate-padded.log
+# the shared-prefix workload (256 shared tokens, 64-256 unique), --shared-prefix 0 against 32 (E2E_SHARED=0 skips it)
+[ "${E2E_SHARED:-1}" = 0 ] || SPARKINFER_GENERATE="java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true -cp /tmp/app/* io.sparkinfer.cli.GenerateCommand" \
   SP_VOCAB=151936 SP_PROMPTS=256 timeout ${E2E_SHARED_TIMEOUT:-120} bench/shared_prefix.sh --model $M --device gpu \
   --precision fp16 | tee $OUT/shared_prefix.log
 python3 - "$OUT" "$GPU" "$N" "${E2E_MASTER:-local[*]}" "${E2E_JOB_LAYOUT:-threads=1}" <<'PY'

@@ -1,7 +1,7 @@
 package io.sparkinfer.tokenizer;
 
-import ai.djl.huggingface.tokenizers.Encoding;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import ai.djl.huggingface.tokenizers.jni.TokenizersLibrary;
 import io.sparkinfer.base.ModelFiles;
 import io.sparkinfer.base.ModelLoadException;
 import java.io.IOException;
@@ -67,12 +67,20 @@ public final class TextTokenizer implements AutoCloseable {
     if (texts.isEmpty()) {
       return new long[0][];
     }
-    Encoding[] encodings = tokenizer.batchEncode(texts);
-    long[][] ids = new long[encodings.length][];
-    for (int i = 0; i < encodings.length; i++) {
-      ids[i] = encodings[i].getIds();
+    // Only the ids: DJL's Encoding objects also fetch each text's tokens, words, masks and character spans, one
+    // native call each, which took most of the job's planning time on long prompts.
+    long[] encodings = TokenizersLibrary.LIB.batchEncode(tokenizer.getHandle(), texts.toArray(String[]::new), true);
+    try {
+      long[][] ids = new long[encodings.length][];
+      for (int i = 0; i < encodings.length; i++) {
+        ids[i] = TokenizersLibrary.LIB.getTokenIds(encodings[i]);
+      }
+      return ids;
+    } finally {
+      for (long e : encodings) {
+        TokenizersLibrary.LIB.deleteEncoding(e);
+      }
     }
-    return ids;
   }
 
   /** The text of ids, special tokens skipped. */

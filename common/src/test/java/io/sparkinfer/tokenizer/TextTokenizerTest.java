@@ -35,4 +35,18 @@ class TextTokenizerTest {
       assertThat(tokenizer.encodeAll(List.of())).isEmpty();
     }
   }
+
+  /** A tokenizer whose post-processor adds a BOS (Llama 3): the batch gets it as one text alone does. */
+  @org.junit.jupiter.api.Test
+  void aBatchGetsTheSpecialTokensATextAloneGets() {
+    try (TextTokenizer tokenizer = TextTokenizer.load(Fixtures.bundled("llama3-tiny"))) {
+      List<String> texts = List.of("def f(x):", "", "hello world");
+      long[][] batch = tokenizer.encodeAll(texts);
+      for (int i = 0; i < texts.size(); i++) {
+        long[] alone = tokenizer.encode(texts.get(i));
+        assertThat(alone).as("a BOS first").isNotEmpty();
+        assertThat(batch[i]).as("text %d", i).containsExactly(alone);
+      }
+    }
+  }
 }
