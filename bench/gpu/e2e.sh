@@ -13,20 +13,9 @@
 # Needs what bench/gpu/study.sh needs (the bundle in /tmp/g, the Spark parts in /tmp/s, the engine jars in /tmp/app,
 # the job's classes in .gpulib/jobs-classes).
 set -uo pipefail
-source .gpu/setup.sh >/dev/null
-R=$PWD
-[ -d /tmp/sparkjars ] || cat /tmp/s/part.* | tar -C /tmp -xf -
-M=/tmp/sparkinfer-bench-model
-[ -f $M/config.json ] || timeout 120 python3 bench/make_checkpoint.py $M >/dev/null 2>&1
+source bench/gpu/lib.sh
 N=${E2E_PROMPTS:-8192}
-python3 - "$N" <<'PY'
-import json, random, sys
-r = random.Random(0)
-with open("/tmp/e2e-prompts.jsonl", "w") as f:
-    for i in range(int(sys.argv[1])):
-        n = r.randint(128, 512)
-        f.write(json.dumps({"id": f"p{i}", "prompt": " ".join(f"t{r.randrange(151000)}" for _ in range(n))}) + "\n")
-PY
+bench_prompts /tmp/e2e-prompts.jsonl "$N" 0 128 512 p
 source submit/lib/spark.sh
 GPU=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)
 echo "$GPU"
@@ -51,9 +40,10 @@ tail -3 $OUT/generate.log
   --output /tmp/e2e-generate-padded.jsonl --device gpu --precision fp16 --max-new-tokens 128 --ignore-eos \
   --packed-prefill=false --progress-seconds 10 > $OUT/generate-padded.log 2>&1
 touch $OUT/generate-padded.log && tail -3 $OUT/generate-padded.log
-# the shared-prefix workload (256 shared tokens, 64-256 unique), --shared-prefix 0 against 32 (E2E_SHARED=0 skips it)
+# the shared-prefix workload (256 shared tokens, 64-256 unique; 2,048 prompts, E2E_SHARED_PROMPTS: with 256 the
+# runs last about a second and their fixed costs hide the ratio), --shared-prefix 0 against 32 (E2E_SHARED=0 skips it)
 [ "${E2E_SHARED:-1}" = 0 ] || SPARKINFER_GENERATE="java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true -cp /tmp/app/* io.sparkinfer.cli.GenerateCommand" \
-  SP_VOCAB=151936 SP_PROMPTS=256 timeout ${E2E_SHARED_TIMEOUT:-120} bench/shared_prefix.sh --model $M --device gpu \
+  SP_VOCAB=151936 SP_PROMPTS=${E2E_SHARED_PROMPTS:-2048} timeout ${E2E_SHARED_TIMEOUT:-120} bench/shared_prefix.sh --model $M --device gpu \
   --precision fp16 | tee $OUT/shared_prefix.log
 python3 - "$OUT" "$GPU" "$N" "${E2E_MASTER:-local[*]}" "${E2E_JOB_LAYOUT:-threads=1}" <<'PY'
 import json, re, sys, datetime

@@ -3,19 +3,8 @@
 # --layout threads=N for N in JOB_THREADS (default "1 2 1 2"), one after another; their job_runs to $OUT.
 # Needs what bench/gpu/study.sh needs.
 set -uo pipefail
-source .gpu/setup.sh >/dev/null
-R=$PWD
-[ -d /tmp/sparkjars ] || cat /tmp/s/part.* | tar -C /tmp -xf -
-M=/tmp/sparkinfer-bench-model
-[ -f $M/config.json ] || timeout 120 python3 bench/make_checkpoint.py $M >/dev/null 2>&1
-python3 - <<'PY'
-import json, random
-r = random.Random(0)
-with open("/tmp/job-prompts.jsonl", "w") as f:
-    for i in range(4096):
-        n = r.randint(128, 512)
-        f.write(json.dumps({"id": f"p{i}", "prompt": " ".join(f"t{r.randrange(151000)}" for _ in range(n))}) + "\n")
-PY
+source bench/gpu/lib.sh
+bench_prompts /tmp/job-prompts.jsonl 4096 0 128 512 p
 source submit/lib/spark.sh
 CP="$R/.gpulib/jobs-classes:/tmp/app/*:/tmp/sparkjars/*"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader

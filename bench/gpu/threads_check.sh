@@ -9,19 +9,8 @@
 # Needs what bench/gpu/e2e.sh needs (the bundle in /tmp/g, the Spark parts in /tmp/s, the engine jars in /tmp/app,
 # the job's classes in .gpulib/jobs-classes).
 set -uo pipefail
-source .gpu/setup.sh >/dev/null
-R=$PWD
-[ -d /tmp/sparkjars ] || cat /tmp/s/part.* | tar -C /tmp -xf -
-M=/tmp/sparkinfer-bench-model
-[ -f $M/config.json ] || timeout 120 python3 bench/make_checkpoint.py $M >/dev/null 2>&1
-python3 - <<'PY'
-import json, random
-r = random.Random(1)
-with open("/tmp/threads-prompts.jsonl", "w") as f:
-    for i in range(2048):
-        n = r.randint(64, 384)
-        f.write(json.dumps({"id": f"q{i}", "prompt": " ".join(f"t{r.randrange(151000)}" for _ in range(n))}) + "\n")
-PY
+source bench/gpu/lib.sh
+bench_prompts /tmp/threads-prompts.jsonl 2048 1 64 384 q
 source submit/lib/spark.sh
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee $OUT/gpu.txt
 for t in 1 2; do
