@@ -172,17 +172,23 @@ public final class Generator implements AutoCloseable {
       if (first == null) {
         return waiting.waitedNanos;
       }
-      int need = Math.min(contextLength, first.promptIds.length + first.maxNew);
       int width = Math.min(widthLimit, batchSize > 0 ? batchSize : autoBatchSize(first.promptIds.length, first.maxNew));
       int known = waiting.knownRemaining();
       int expected = known >= 0 ? known : waiting.settledAvailable(width); // -1: the stream cannot tell
+      // the KV cache holds the longest request ready, not only the first: a longer one that came meanwhile would
+      // otherwise end the batch to start one of its own
+      int prompt = Math.max(first.promptIds.length, waiting.stream().longestAvailable() - first.maxNew);
+      int need = Math.min(contextLength, prompt + first.maxNew);
+      if (prompt > first.promptIds.length && batchSize == 0) {
+        width = Math.min(widthLimit, autoBatchSize(prompt, first.maxNew));
+      }
       boolean capped = expected > 0 && expected < width;
       if (capped) { // no wider than the requests the stream has (idle rows still cost every step)
         width = expected;
       }
       if (batchSize == 0) {
         LOG.info("--batch-size auto: {} rows fit for prompts of up to {} tokens plus {} new (a request stream)", width,
-            first.promptIds.length, first.maxNew);
+            prompt, first.maxNew);
       }
       stats.addBatchWidth(width);
       Batch batch = new Batch(waiting, width, need, waiting::finished);
@@ -447,6 +453,10 @@ public final class Generator implements AutoCloseable {
         before = now;
       }
       return ready.size() + before;
+    }
+
+    RequestStream<T> stream() {
+      return stream;
     }
 
     /** Puts {@code unfinished} back first, afresh, the longest first: the next batch's cache is sized for them all. */

@@ -35,4 +35,12 @@ public interface RequestStream<T> {
   default int available() {
     return -1;
   }
+
+  /**
+   * The prompt tokens plus token limit of the longest request ready now, where the stream can tell cheaply; -1
+   * otherwise. A generator starting a batch sizes its KV cache for it.
+   */
+  default int longestAvailable() {
+    return -1;
+  }
 }

@@ -109,6 +109,12 @@ public final class SharedRequestStream<T> implements RequestStream<T> {
   }
 
   @Override
+  public int longestAvailable() {
+    Entry<T> head = queue.peek(); // the longest, by the queue's order
+    return head == null ? -1 : head.length();
+  }
+
+  @Override
   public Item<T> next(boolean wait) throws InterruptedException {
     Entry<T> e = queue.poll();
     while (e == null && wait && !(ended && queue.isEmpty())) {

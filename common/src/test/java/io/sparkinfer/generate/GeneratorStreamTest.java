@@ -162,6 +162,44 @@ class GeneratorStreamTest {
     }
   }
 
+  /**
+   * A stream that gives its shortest request first while longer ones are ready, and says how long the longest is
+   * ({@link RequestStream#longestAvailable}): one batch whose cache holds them all, not a new batch for each longer one.
+   */
+  @Test
+  void aBatchIsSizedForTheLongestRequestReadyNotOnlyTheFirst() throws InterruptedException {
+    int[] limits = uniform(6);
+    java.util.ArrayDeque<RequestStream.Item<String>> items = new java.util.ArrayDeque<>();
+    for (GenerationRequest r : requests(false, limits)) { // shortest first
+      items.add(new RequestStream.Item<>(new GenerationRequest(r.id(), null, r.maxNewTokens(), r.sampling(), List.of(),
+          false, engine.tokenizer().encode(r.prompt())), r.id()));
+    }
+    RequestStream<String> shortestFirst = new RequestStream<>() {
+      @Override
+      public synchronized Item<String> next(boolean wait) {
+        return items.poll();
+      }
+
+      @Override
+      public synchronized int knownRemaining() {
+        return items.size();
+      }
+
+      @Override
+      public synchronized int longestAvailable() {
+        return items.stream().mapToInt(i -> i.request().promptTokenIds().length + i.request().maxNewTokens()).max()
+            .orElse(-1);
+      }
+    };
+    Map<String, Completion> out = new ConcurrentHashMap<>();
+    try (Generator g = engine.newGenerator()) {
+      g.generate(shortestFirst, 0, (tag, c) -> assertThat(out.put(tag, c.get())).isNull());
+      assertReferenceTokens(out, limits);
+      assertThat(g.stats().kvCacheAllocations()).as("one cache for the longest, the first to come the shortest")
+          .isEqualTo(1);
+    }
+  }
+
   /** The Spark job's case: one token limit, prompts longest first. */
   @Test
   void aStreamLongestFirstRunsInOneBatchWithTheReferenceTokens() {
