@@ -4,10 +4,9 @@ import io.sparkinfer.generate.Completion;
 import io.sparkinfer.generate.GenerationRequest;
 import io.sparkinfer.generate.GenerationStats;
 import io.sparkinfer.generate.Generator;
-import io.sparkinfer.generate.RequestQueue;
+import io.sparkinfer.generate.SharedRequestStream;
 import io.sparkinfer.options.OptionValues;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -110,15 +109,12 @@ public final class EnginePool implements AutoCloseable {
       return members.get(0).generator().generate(requests, batchSize);
     }
     List<GenerationRequest> tokenized = tokenized(requests);
-    List<Integer> order = new ArrayList<>();
-    for (int i = 0; i < tokenized.size(); i++) {
-      order.add(i);
-    }
     // longest first: the first request a generator takes sizes its batch's KV cache for every later one
-    order.sort(Comparator.comparingInt((Integer i) -> length(tokenized.get(i))).reversed());
-    RequestQueue<Integer> queue = new RequestQueue<>();
-    for (int i : order) {
-      queue.add(tokenized.get(i), i);
+    SharedRequestStream<Integer> queue = new SharedRequestStream<>();
+    try (SharedRequestStream<Integer>.Feed feed = queue.open()) {
+      for (int i = 0; i < tokenized.size(); i++) {
+        feed.add(tokenized.get(i), i);
+      }
     }
     queue.end();
     Completion[] out = new Completion[requests.size()];
@@ -162,12 +158,6 @@ public final class EnginePool implements AutoCloseable {
 
   private static boolean needsTokens(GenerationRequest r) {
     return r.promptTokenIds() == null && r.prompt() != null && !r.prompt().isEmpty();
-  }
-
-  /** The KV cache slots a request needs: its prompt tokens (0 for a prompt that will be an error) plus its limit. */
-  private static int length(GenerationRequest r) {
-    long[] ids = r.promptTokenIds();
-    return (ids == null ? 0 : ids.length) + r.maxNewTokens();
   }
 
   /** The generators' counters summed. */

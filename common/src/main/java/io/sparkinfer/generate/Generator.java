@@ -177,7 +177,7 @@ public final class Generator implements AutoCloseable {
       int expected = known >= 0 ? known : waiting.settledAvailable(width); // -1: the stream cannot tell
       // the KV cache holds the longest request ready, not only the first: a longer one that came meanwhile would
       // otherwise end the batch to start one of its own
-      int prompt = Math.max(first.promptIds.length, waiting.stream().longestAvailable() - first.maxNew);
+      int prompt = Math.max(first.promptIds.length, waiting.longestAvailable() - first.maxNew);
       int need = Math.min(contextLength, prompt + first.maxNew);
       if (prompt > first.promptIds.length && batchSize == 0) {
         width = Math.min(widthLimit, autoBatchSize(prompt, first.maxNew));
@@ -455,8 +455,9 @@ public final class Generator implements AutoCloseable {
       return ready.size() + before;
     }
 
-    RequestStream<T> stream() {
-      return stream;
+    /** The prompt tokens plus token limit of the longest request the stream has ready; -1 if it cannot tell. */
+    int longestAvailable() {
+      return stream.longestAvailable();
     }
 
     /** Puts {@code unfinished} back first, afresh, the longest first: the next batch's cache is sized for them all. */

@@ -7,7 +7,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
-/** The request stream the Spark job fills while its generators take from it. */
+/** A request stream one producer fills in order while generators take from it. */
 class RequestQueueTest {
 
   static final GenerationRequest A = GenerationRequest.greedy("a", "x", 1);

@@ -69,7 +69,6 @@ final class SharedGenerators {
   private final List<Future<Long>> running = new ArrayList<>(); // each generator's nanoseconds generating
   private final long startMillis = System.currentTimeMillis();
   private int leases; // guarded by RUNNING
-  private volatile Throwable failure;
 
   private SharedGenerators(Object key, EnginePool pool, int batchSize) {
     this.key = key;
@@ -87,7 +86,7 @@ final class SharedGenerators {
   static Lease join(Object key, Supplier<EnginePool> pool, int batchSize) {
     synchronized (RUNNING) {
       SharedGenerators g = RUNNING.get(key);
-      if (g == null || g.failure != null) {
+      if (g == null || g.failure() != null) {
         g = new SharedGenerators(key, pool.get(), batchSize);
         RUNNING.put(key, g);
         g.start();
@@ -108,14 +107,9 @@ final class SharedGenerators {
     for (Worker w : workers) {
       running.add(pool.threads().submit(() -> {
         long begin = System.nanoTime();
-        try {
-          long waited = w.generator().generate(stream, batchSize, (routed, completion) ->
-              routed.lease().finished.add(new Done(routed.tag(), completion, w.device())));
-          return System.nanoTime() - begin - waited;
-        } catch (RuntimeException | Error e) {
-          failure = e;
-          throw e;
-        }
+        long waited = w.generator().generate(stream, batchSize, (routed, completion) ->
+            routed.lease().finished.add(new Done(routed.tag(), completion, w.device())));
+        return System.nanoTime() - begin - waited;
       }));
     }
   }
@@ -170,21 +164,7 @@ final class SharedGenerators {
 
     /** Fails the task if a generator failed (every task attached fails with it; Spark retries them). */
     void rethrowFailure(String layout) {
-      Throwable t = failure;
-      if (t == null) {
-        for (Future<Long> f : running) {
-          if (f.isDone()) {
-            try {
-              f.get();
-            } catch (ExecutionException e) {
-              t = e.getCause();
-            } catch (InterruptedException e) {
-              Thread.currentThread().interrupt();
-              throw new IllegalStateException("interrupted", e);
-            }
-          }
-        }
-      }
+      Throwable t = failure();
       if (t instanceof RuntimeException re) {
         throw re;
       } else if (t != null) {
@@ -221,6 +201,22 @@ final class SharedGenerators {
     Run run() {
       return run;
     }
+  }
+
+  /** What a generator that ended with an exception threw; null while none has. */
+  private Throwable failure() {
+    for (Future<Long> f : running) {
+      if (f.isDone() && !f.isCancelled()) {
+        try {
+          f.get();
+        } catch (ExecutionException e) {
+          return e.getCause();
+        } catch (InterruptedException e) { // done: get() does not wait
+          Thread.currentThread().interrupt();
+        }
+      }
+    }
+    return null;
   }
 
   private Run stop() {
