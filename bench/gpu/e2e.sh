@@ -4,7 +4,8 @@
 # (--ignore-eos), fp16, the random 1.5B checkpoint of bench/make_checkpoint.py, --batch-size auto on both.
 # Writes $OUT/e2e.json (job_e2e_tokens_per_s_8k, generate_e2e_tokens_per_s_8k, generate_auto_batch_size, the job's
 # timeline: first inference task, engine wait, generation and idle seconds, batch sizes; generate.sh's prefill against
-# the dense fp16 peak (989 TFLOP/s), and again with --packed-prefill=false (packed_prefill_speedup); and
+# the dense fp16 peak (989 TFLOP/s), again with --packed-prefill=false (packed_prefill_speedup) and with
+# --fused-prefill=false (fused_prefill_speedup); and
 # prefix_cache_prefill_speedup from bench/shared_prefix.sh on the same checkpoint) and the logs.
 #
 #   E2E_JOB_LAYOUT=threads=2 E2E_PROMPTS=8192 bench/gpu/e2e.sh
@@ -40,6 +41,13 @@ tail -3 $OUT/generate.log
   --output /tmp/e2e-generate-padded.jsonl --device gpu --precision fp16 --max-new-tokens 128 --ignore-eos \
   --packed-prefill=false --progress-seconds 10 > $OUT/generate-padded.log 2>&1
 touch $OUT/generate-padded.log && tail -3 $OUT/generate-padded.log
+# the same with the TorchScript prefill step (--fused-prefill=false): what the fused prefill kernels give
+# (E2E_UNFUSED=0 skips it)
+[ "${E2E_UNFUSED:-1}" = 0 ] || timeout ${E2E_GENERATE_TIMEOUT:-200} java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true \
+  -cp "/tmp/app/*" io.sparkinfer.cli.GenerateCommand --model $M --input /tmp/e2e-prompts.jsonl \
+  --output /tmp/e2e-generate-unfused.jsonl --device gpu --precision fp16 --max-new-tokens 128 --ignore-eos \
+  --fused-prefill=false --progress-seconds 10 > $OUT/generate-unfused.log 2>&1
+touch $OUT/generate-unfused.log && tail -3 $OUT/generate-unfused.log
 # the shared-prefix workload (256 shared tokens, 64-256 unique; 2,048 prompts, E2E_SHARED_PROMPTS: with 256 the
 # runs last about a second and their fixed costs hide the ratio), --shared-prefix 0 against 32 (E2E_SHARED=0 skips it)
 [ "${E2E_SHARED:-1}" = 0 ] || SPARKINFER_GENERATE="java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true -cp /tmp/app/* io.sparkinfer.cli.GenerateCommand" \
@@ -51,6 +59,7 @@ out, gpu, n, master, layout = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.ar
 job = open(f"{out}/job.log").read()
 gen = "\n".join(l for l in open(f"{out}/generate.log") if "generate: done:" in l)
 padded = "\n".join(l for l in open(f"{out}/generate-padded.log") if "generate: done:" in l)
+unfused = "\n".join(l for l in open(f"{out}/generate-unfused.log") if "generate: done:" in l)
 def num(pattern, text, cast=float):
     m = re.search(pattern, text)
     return cast(m.group(1).replace(",", "")) if m else None
@@ -69,9 +78,13 @@ result = {
     "generate_batch_sizes": sizes,
     "generate_padded_e2e_tokens_per_s_8k": num(r"generated tokens in \S+ \(([\d.]+) tokens/s", padded),
     "generate_padded_prefill_s": num(r"prefill ([\d.]+)s", padded),
+    "generate_unfused_e2e_tokens_per_s_8k": num(r"generated tokens in \S+ \(([\d.]+) tokens/s", unfused),
+    "generate_unfused_prefill_s": num(r"prefill ([\d.]+)s", unfused),
 }
 if result["generate_prefill_s"] and result["generate_padded_prefill_s"]:
     result["packed_prefill_speedup"] = result["generate_padded_prefill_s"] / result["generate_prefill_s"]
+if result["generate_prefill_s"] and result["generate_unfused_prefill_s"]:
+    result["fused_prefill_speedup"] = result["generate_unfused_prefill_s"] / result["generate_prefill_s"]
 prompt_tokens = num(r"(\d+) prompt tokens", gen, int)
 result["generate_prompt_tokens"] = prompt_tokens
 if prompt_tokens and result["generate_prefill_s"]:

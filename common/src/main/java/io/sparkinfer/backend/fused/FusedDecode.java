@@ -42,7 +42,8 @@ import java.util.Optional;
  *
  * <p>A fused step is what the scripted step computes, in about a third of the kernels: RMSNorm, rotary
  * embedding with the cache write, and the SiLU gate are one kernel each instead of 3-8 PyTorch kernels.
- * It runs only inside captured CUDA graphs, where its many small calls cost nothing per replay.
+ * Decode steps run only inside captured CUDA graphs, where their many small calls cost nothing per replay; packed
+ * prefill steps ({@link FusedPrefillStep}) use the same kernels and ops as plain calls.
  */
 public final class FusedDecode implements AutoCloseable {
 
@@ -65,6 +66,7 @@ public final class FusedDecode implements AutoCloseable {
   private CudaKernels.Module module;
   final CudaKernels.Kernel rmsNorm;
   final CudaKernels.Kernel rotaryCacheWrite;
+  final CudaKernels.Kernel rotaryCacheWritePacked;
   final CudaKernels.Kernel siluMul;
   /**
    * Whether the attention kernel is {@code decode_attention} (each warp alone through its own slots; groups of
@@ -142,6 +144,7 @@ public final class FusedDecode implements AutoCloseable {
           compileOptions(config, weights.precision()), device);
       this.rmsNorm = module.kernel("rms_norm");
       this.rotaryCacheWrite = module.kernel("rotary_cache_write");
+      this.rotaryCacheWritePacked = module.kernel("rotary_cache_write_packed");
       this.siluMul = module.kernel("silu_mul");
       this.attention = module.kernel(attentionPerWarp ? "decode_attention" : "decode_attention_wide");
       this.attentionCombine = module.kernel("decode_attention_combine");

@@ -4,7 +4,10 @@ import io.sparkinfer.options.Option;
 import java.util.List;
 import java.util.Locale;
 
-/** The engine options of fused decode steps (read by {@link FusedDecode}; listed in the engine's table). */
+/**
+ * The engine options of fused decode and prefill steps (read by {@link FusedDecode} and the scripted backend; listed
+ * in the engine's table).
+ */
 public final class FusedOptions {
 
   /** Attention in a fused decode step. */
@@ -42,8 +45,13 @@ public final class FusedOptions {
       "blocks decode_attention aims for over a batch: rows split their keys until there are about this many")
       .atLeast(1);
 
+  public static final Option<Boolean> FUSED_PREFILL = Option.flag("fused-prefill", true,
+      "packed prefill steps run the fused kernels (RMSNorm, rotary embedding with the cache write, SiLU gate) between "
+          + "their PyTorch matmuls and flash attention, where decode steps are fused (=false: the TorchScript step)");
+
   /** Every option of this class, as the engine's table lists them. */
-  public static final List<Option<?>> ALL = List.of(FUSED_KERNELS, FUSED_ATTENTION, FUSED_ATTENTION_BLOCKS);
+  public static final List<Option<?>> ALL = List.of(FUSED_KERNELS, FUSED_ATTENTION, FUSED_ATTENTION_BLOCKS,
+      FUSED_PREFILL);
 
   private FusedOptions() {}
 }

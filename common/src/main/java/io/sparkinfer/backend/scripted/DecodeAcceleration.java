@@ -3,6 +3,8 @@ package io.sparkinfer.backend.scripted;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import io.sparkinfer.backend.fused.FusedDecode;
+import io.sparkinfer.backend.fused.FusedOptions;
+import io.sparkinfer.backend.fused.FusedPrefillStep;
 import io.sparkinfer.cuda.CudaGraphs;
 import io.sparkinfer.model.ModelConfig;
 import io.sparkinfer.model.ModelWeights;
@@ -14,11 +16,13 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * How one scripted backend's decode steps run on the GPU, and why not faster: whether they replay CUDA
- * graphs ({@link DecodeGraphs}) and whether the captured step is our fused kernels ({@link FusedDecode})
- * rather than the TorchScript step, each with the reason when it is off, and counters of captures and
- * replays. A graph or fused step that fails turns the feature off for this backend (logged once); steps then
- * continue the slower way.
+ * How one scripted backend's steps run on the GPU, and why not faster: whether decode steps replay CUDA
+ * graphs ({@link DecodeGraphs}), whether the captured step is our fused kernels ({@link FusedDecode})
+ * rather than the TorchScript step, and whether packed prefill steps run the same kernels
+ * ({@link FusedPrefillStep}), each with the reason when it is off, and counters of captures, replays and fused
+ * prefills. A graph or fused step that fails turns the feature off for this backend (logged once); steps then
+ * continue the slower way. Running out of device memory turns nothing off: it goes to the caller, whose batch
+ * sizing backs off.
  */
 public final class DecodeAcceleration implements AutoCloseable {
 
@@ -33,6 +37,9 @@ public final class DecodeAcceleration implements AutoCloseable {
   /** Why captured decode steps are the TorchScript step rather than fused kernels, or null. */
   private volatile String fusedOff;
   private FusedDecode fused; // made with the backend when captured decode steps can be fused
+  /** Why packed prefill steps run the TorchScript step rather than fused kernels, or null while they are fused. */
+  private volatile String fusedPrefillOff;
+  private final AtomicLong fusedPrefills = new AtomicLong();
   private final AtomicLong graphCaptures = new AtomicLong();
   private final AtomicLong graphReplays = new AtomicLong();
   private final AtomicLong fusedCaptures = new AtomicLong();
@@ -44,8 +51,10 @@ public final class DecodeAcceleration implements AutoCloseable {
    * @param invFreq (D/2) float32 rotary inverse frequencies on the device, kept by the caller
    * @param stepReadsWrittenSlotsOnly whether the TorchScript step's decode attention is flash attention over
    *     each row's written slots (fused steps read the cache the same way)
+   * @param packedPrefill whether prefill steps are packed lines (fused prefill steps take only those)
    */
-  DecodeAcceleration(ModelWeights weights, NDArray invFreq, OptionValues options, boolean stepReadsWrittenSlotsOnly) {
+  DecodeAcceleration(ModelWeights weights, NDArray invFreq, OptionValues options, boolean stepReadsWrittenSlotsOnly,
+      boolean packedPrefill) {
     this.weights = weights;
     this.invFreq = invFreq;
     this.options = options;
@@ -59,6 +68,9 @@ public final class DecodeAcceleration implements AutoCloseable {
     if (fusedOff == null) {
       fused();
     }
+    this.fusedPrefillOff = !options.get(FusedOptions.FUSED_PREFILL) ? "turned off (--fused-prefill=false)"
+        : !packedPrefill ? "prefill is not packed (--packed-prefill=false)"
+        : fused == null ? "no fused kernels: " + fusedOff : null;
   }
 
   /** Whether decode steps replay CUDA graphs; else {@link #graphsOffReason()} says why not. */
@@ -73,6 +85,45 @@ public final class DecodeAcceleration implements AutoCloseable {
   /** Why captured decode steps are not fused kernels, or null while they are. */
   public String fusedOffReason() {
     return fusedOff;
+  }
+
+  /** Why packed prefill steps are not fused kernels, or null while they are. */
+  public String fusedPrefillOffReason() {
+    return fusedPrefillOff;
+  }
+
+  /** Packed prefill steps run as fused kernels so far. */
+  public long fusedPrefills() {
+    return fusedPrefills.get();
+  }
+
+  /**
+   * The fused kernels for packed prefill steps, or null when those run the TorchScript step
+   * ({@link #fusedPrefillOffReason()} says why).
+   */
+  synchronized FusedDecode prefillKernels() {
+    return fusedPrefillOff == null ? fused : null;
+  }
+
+  /**
+   * Counts a fused prefill step that ran, or turns fused prefill off for this backend (logged once) after one that
+   * failed other than for memory; out of memory is rethrown.
+   *
+   * @return whether the step ran (else the caller runs the TorchScript step)
+   */
+  boolean fusedPrefillDone(RuntimeException failure) {
+    if (failure == null) {
+      fusedPrefills.incrementAndGet();
+      return true;
+    }
+    for (Throwable t = failure; t != null; t = t.getCause()) {
+      if (t.getMessage() != null && t.getMessage().toLowerCase(java.util.Locale.ROOT).contains("out of memory")) {
+        throw failure;
+      }
+    }
+    fusedPrefillOff = "fused prefill failed: " + firstLine(failure.getMessage());
+    LOG.warn("fused prefill kernels turned off for this model, prefill runs the TorchScript step", failure);
+    return false;
   }
 
   /** CUDA graphs captured so far (one per KV cache and key-length bucket). */
@@ -137,13 +188,16 @@ public final class DecodeAcceleration implements AutoCloseable {
     graphReplays.addAndGet(n);
   }
 
-  /** How decode steps run, for logs: {@code CUDA graphs of fused decode kernels}, or why not. */
+  /**
+   * How steps run, for logs: {@code CUDA graphs of fused decode kernels, fused prefill kernels}, or why not.
+   */
   String describe() {
+    String prefill = fusedPrefillOffReason() == null ? ", fused prefill kernels" : "";
     if (!graphsOn()) {
-      return "no CUDA graphs: " + graphsOff;
+      return "no CUDA graphs: " + graphsOff + prefill;
     }
-    return fusedOff == null ? "CUDA graphs of fused decode kernels"
-        : "CUDA graphs of the TorchScript step (not fused: " + fusedOff + ")";
+    return (fusedOff == null ? "CUDA graphs of fused decode kernels"
+        : "CUDA graphs of the TorchScript step (not fused: " + fusedOff + ")") + prefill;
   }
 
   private static String firstLine(String message) {

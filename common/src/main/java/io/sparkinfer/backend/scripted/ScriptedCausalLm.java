@@ -12,7 +12,9 @@ import io.sparkinfer.backend.BatchCache;
 import io.sparkinfer.backend.CausalLmBackend;
 import io.sparkinfer.backend.ForwardBatch;
 import io.sparkinfer.backend.KvCache;
+import io.sparkinfer.backend.fused.FusedDecode;
 import io.sparkinfer.backend.fused.FusedDecodeStep;
+import io.sparkinfer.backend.fused.FusedPrefillStep;
 import io.sparkinfer.cuda.CudaGraphs;
 import io.sparkinfer.model.ModelConfig;
 import io.sparkinfer.model.ModelWeights;
@@ -96,7 +98,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
       this.eps = keep(IValue.from(config.rmsNormEps()));
       this.flashDecode = keep(IValue.from(flashDecodeOn));
       this.flashPrefill = keep(IValue.from(true));
-      made = new DecodeAcceleration(weights, invFreqArray, options, decodeReadsWrittenSlotsOnly());
+      made = new DecodeAcceleration(weights, invFreqArray, options, decodeReadsWrittenSlotsOnly(), packedPrefill);
       this.acceleration = made;
     } catch (RuntimeException e) {
       if (made != null) {
@@ -191,12 +193,37 @@ public final class ScriptedCausalLm implements CausalLmBackend {
     return KvCache.allocate(parent, config, batchSize, capacity, precision.dataType());
   }
 
+  /**
+   * One step; a packed prefill line (B = 1, S > 1) as fused kernels ({@link FusedPrefillStep}) where decode steps
+   * are fused and {@link io.sparkinfer.backend.fused.FusedOptions#FUSED_PREFILL} is on. If a fused prefill fails
+   * other than for memory, fused prefill is turned off for this backend (logged once) and the step runs as the
+   * TorchScript call, which writes every slot the failed one may have written.
+   */
   @Override
   public NDArray forward(NDManager scope, ForwardBatch batch, BatchCache cache) {
     if (usesCudaGraphs()) {
       CudaGraphs.useThreadStream(device); // every step of a thread on one stream, the graphs' too
     }
-    return run(scope, batch, KvCache.of(cache));
+    KvCache kv = KvCache.of(cache);
+    FusedDecode kernels = isPackedLine(batch) ? acceleration.prefillKernels() : null;
+    if (kernels != null) {
+      NDArray logits = null;
+      RuntimeException failure = null;
+      try {
+        logits = FusedPrefillStep.run(kernels, scope, batch, kv);
+      } catch (RuntimeException e) {
+        failure = e;
+      }
+      if (acceleration.fusedPrefillDone(failure)) {
+        return logits;
+      }
+    }
+    return run(scope, batch, kv);
+  }
+
+  /** Whether the step is one line of several tokens: a packed prefill (or a single row's, which reads the same). */
+  private static boolean isPackedLine(ForwardBatch batch) {
+    return batch.inputIds().getShape().get(0) == 1 && batch.inputIds().getShape().get(1) > 1;
   }
 
   /**

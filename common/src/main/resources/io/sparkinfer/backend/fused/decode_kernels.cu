@@ -159,11 +159,14 @@ extern "C" __global__ void rms_norm(const storage_t* x, const storage_t* weight,
 }
 
 // Rotary embedding of the step's queries and keys, and the step's keys and values written to the cache: queries
-// rotated in place in qkv, rotated keys and the values written to slot positions[b] of row b; a block per row.
-// qkv: (B, (N + 2K) * D) rows [q heads | k heads | v heads]; positions: (B) int64; inv_freq: (D/2) float32;
-// k_cache, v_cache: (B, C, K, D). cos and sin of position * inv_freq[i] (cosf, sinf in float32, rounded to the
-// storage type, as llama_step.py) are computed once per (row, frequency) into shared memory and used for every
-// head; out[i] = x[i] c - x[i + D/2] s and out[i + D/2] = x[i + D/2] c + x[i] s.
+// rotated in place in qkv, rotated keys and the values written to slot positions[b] of cache row b; a block per
+// row (rotary_cache_write). A packed prefill line (rotary_cache_write_packed) has a block per token t, written to
+// slot positions[t] of cache row cache_rows[t].
+// qkv: (B, (N + 2K) * D) rows [q heads | k heads | v heads] (packed: (T, ..)); positions: (B) int64 (packed: (T));
+// cache_rows: (T) int64; inv_freq: (D/2) float32; k_cache, v_cache: (B, C, K, D) (packed: (R, C, K, D)).
+// cos and sin of position * inv_freq[i] (cosf, sinf in float32, rounded to the storage type, as llama_step.py)
+// are computed once per (row, frequency) into shared memory and used for every head;
+// out[i] = x[i] c - x[i + D/2] s and out[i + D/2] = x[i + D/2] c + x[i] s.
 // Work items of a row: when D % 16 == 0 and qkv, k_cache, v_cache are 16-byte aligned, item (head, j) of the
 // (N + 2K) * D/16 items takes the 16-byte chunks of dims 8j .. 8j + 7 and D/2 + 8j .. (8 pairs, one load and
 // one store of 16 bytes each per half); otherwise item (head, i) of the (N + 2K) * D/2 items takes dims i, D/2 + i.
@@ -171,15 +174,15 @@ extern "C" __global__ void rms_norm(const storage_t* x, const storage_t* weight,
 // Grid (B, Y) (Y = 1, or 2..4 for more blocks at small B), block a multiple of 32 (128: all 128 items of the
 // Qwen2-1.5B row with Y = 1), static shared memory 2 KB; D <= 512.
 #define ROTARY_MAX_HALF 256
-extern "C" __global__ void rotary_cache_write(storage_t* qkv, const long long* positions, const float* inv_freq,
-                                              storage_t* k_cache, storage_t* v_cache, long long num_heads,
-                                              long long num_kv_heads, long long head_dim, long long capacity) {
+// Line b of qkv (this block's): its token at `position`, written to cache row `cache_row`.
+__device__ __forceinline__ void rotary_line(storage_t* qkv, long long b, long long position, long long cache_row,
+                                            const float* inv_freq, storage_t* k_cache, storage_t* v_cache,
+                                            long long num_heads, long long num_kv_heads, long long head_dim,
+                                            long long capacity) {
   __shared__ float cos_s[ROTARY_MAX_HALF];
   __shared__ float sin_s[ROTARY_MAX_HALF];
-  const long long b = blockIdx.x;
   const int half = (int) (head_dim / 2);
   const int heads = (int) (num_heads + 2 * num_kv_heads);
-  const long long position = positions[b];
   for (int i = threadIdx.x; i < half; i += blockDim.x) {
     float angle = (float) position * inv_freq[i];
     cos_s[i] = rounded(cosf(angle));
@@ -187,7 +190,7 @@ extern "C" __global__ void rotary_cache_write(storage_t* qkv, const long long* p
   }
   __syncthreads();
   storage_t* row = qkv + b * heads * head_dim;
-  const long long slot = (b * capacity + position) * num_kv_heads;  // cache row of kv head 0 at the slot
+  const long long slot = (cache_row * capacity + position) * num_kv_heads;  // cache line of kv head 0 at the slot
   const int stride = gridDim.y * blockDim.x;
   const unsigned long long addresses = (unsigned long long) qkv | (unsigned long long) k_cache |
                                        (unsigned long long) v_cache;
@@ -248,6 +251,22 @@ extern "C" __global__ void rotary_cache_write(storage_t* qkv, const long long* p
       dst[i + half] = src[i + half];
     }
   }
+}
+
+extern "C" __global__ void rotary_cache_write(storage_t* qkv, const long long* positions, const float* inv_freq,
+                                              storage_t* k_cache, storage_t* v_cache, long long num_heads,
+                                              long long num_kv_heads, long long head_dim, long long capacity) {
+  const long long b = blockIdx.x;
+  rotary_line(qkv, b, positions[b], b, inv_freq, k_cache, v_cache, num_heads, num_kv_heads, head_dim, capacity);
+}
+
+extern "C" __global__ void rotary_cache_write_packed(storage_t* qkv, const long long* positions,
+                                                     const long long* cache_rows, const float* inv_freq,
+                                                     storage_t* k_cache, storage_t* v_cache, long long num_heads,
+                                                     long long num_kv_heads, long long head_dim, long long capacity) {
+  const long long t = blockIdx.x;
+  rotary_line(qkv, t, positions[t], cache_rows[t], inv_freq, k_cache, v_cache, num_heads, num_kv_heads, head_dim,
+              capacity);
 }
 
 

@@ -1,9 +1,12 @@
 # The PyTorch parts of a fused decode step (io.sparkinfer.backend.fused.FusedDecodeStep): the embedding, the
 # matrix multiplications and attention, one method each, called between the fused kernels of
 # decode_kernels.cu while a CUDA graph captures the step. They compute what llama_step.py computes for a
-# decode step (S = 1). TorchScript source in the form torch.jit.save writes it (see llama_step.py).
+# decode step (S = 1). A fused packed prefill step (io.sparkinfer.backend.fused.FusedPrefillStep) calls the same
+# projections and the packed_ methods, as plain calls. TorchScript source in the form torch.jit.save writes it
+# (see llama_step.py).
 #
-# Dimensions: B rows, H hidden, N query heads, K key/value heads, D head dim, C cache slots, V vocab.
+# Dimensions: B rows, H hidden, N query heads, K key/value heads, D head dim, C cache slots, V vocab; a packed
+# prefill line has T tokens of R rows.
 # Projections are written into tensors the step keeps (out=), so the kernels after them read fixed addresses.
 class FusedDecodeOps(Module):
   __parameters__ = []
@@ -77,3 +80,61 @@ class FusedDecodeOps(Module):
     # logits of the normed hidden states in the compute dtype: (B, H) -> (B, V); the greedy argmax reads them
     # as they are, and DecodeGraphs casts them to float32 only for steps that sample
     return torch.mm(h, torch.t(lm_head))
+  def empty(self: __torch__.FusedDecodeOps,
+    like: Tensor,
+    rows: int,
+    cols: int) -> Tensor:
+    # an uninitialised (rows, cols) tensor of like's dtype on its device (a packed step's buffers; DJL cannot make
+    # bfloat16 ones)
+    return torch.empty([rows, cols], dtype=like.dtype, layout=None, device=like.device)
+  def packed_attention_inputs(self: __torch__.FusedDecodeOps,
+    positions: Tensor,
+    last_index: Tensor,
+    capacity: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    # a packed line's rows as flash attention's packed sequences, as llama_step.py: row r's queries are line
+    # tokens cu_q[r] .. cu_q[r + 1], its keys cache slots r*C .. r*C + seqused[r]; and each token's cache row (T)
+    t = positions.size(1)
+    dev = positions.device
+    ends = torch.add(last_index, 1)  # (R)
+    starts = torch.cat([torch.zeros([1], dtype=4, device=dev), torch.slice(ends, 0, 0, -1)])  # int64
+    cache_rows = torch.repeat_interleave(torch.sub(ends, starts), output_size=t)  # (T)
+    cu_q = torch.cat([torch.zeros([1], dtype=4, device=dev), ends]).to(3)  # int32  # (R + 1)
+    cu_k = torch.mul(torch.arange(last_index.size(0) + 1, dtype=3, device=dev), capacity)
+    seqused = torch.add(torch.index(torch.select(positions, 0, 0), [last_index]), 1).to(3)  # (R): slots written
+    return (seqused, cu_q, cu_k, cache_rows)
+  def packed_attend(self: __torch__.FusedDecodeOps,
+    qkv: Tensor,
+    k_cache: Tensor,
+    v_cache: Tensor,
+    seqused: Tensor,
+    cu_q: Tensor,
+    cu_k: Tensor,
+    max_q: int,
+    num_heads: int,
+    num_kv_heads: int,
+    head_dim: int,
+    window: int,
+    scale: float) -> Tensor:
+    # each row's tokens over its written slots, causal from the bottom right, as llama_step.py's packed step:
+    # (T, (N + 2K) * D) with rotated queries -> (T, N*D)
+    t = qkv.size(0)
+    rows = k_cache.size(0)
+    capacity = k_cache.size(1)
+    q = torch.view(torch.slice(qkv, 1, 0, num_heads * head_dim), [t, num_heads, head_dim])  # (T, N*D) -> (T, N, D)
+    packed_k = torch.view(k_cache, [rows * capacity, num_kv_heads, head_dim])  # (R, C, K, D) -> (R*C, K, D)
+    packed_v = torch.view(v_cache, [rows * capacity, num_kv_heads, head_dim])
+    if window > 0:
+      o, _0, _1, _2, _3 = torch._flash_attention_forward(q, packed_k, packed_v, cu_q, cu_k, max_q, capacity, 0., True, False, scale=scale, window_size_left=window - 1, window_size_right=0, seqused_k=seqused)
+    else:
+      o, _0, _1, _2, _3 = torch._flash_attention_forward(q, packed_k, packed_v, cu_q, cu_k, max_q, capacity, 0., True, False, scale=scale, seqused_k=seqused)
+    return torch.reshape(o, [t, num_heads * head_dim])  # (T, N, D) -> (T, N*D)
+  def packed_last(self: __torch__.FusedDecodeOps,
+    x: Tensor,
+    last_index: Tensor) -> Tensor:
+    # each row's last token of the line: (T, H) -> (R, H)
+    return torch.index_select(x, 0, last_index)
+  def logits(self: __torch__.FusedDecodeOps,
+    h: Tensor,
+    lm_head: Tensor) -> Tensor:
+    # float32 logits of the normed hidden states, as llama_step.py returns them: (R, H) -> (R, V)
+    return torch.mm(h, torch.t(lm_head)).float()

@@ -14,6 +14,7 @@ import ai.djl.pytorch.engine.PtSymbolBlock;
 import ai.djl.pytorch.jni.IValue;
 import ai.djl.pytorch.jni.IValueUtils;
 import io.sparkinfer.backend.scripted.ScriptedCausalLm;
+import io.sparkinfer.backend.scripted.ScriptedOptions;
 import io.sparkinfer.cuda.CudaGraphs;
 import io.sparkinfer.cuda.CudaKernels;
 import io.sparkinfer.engine.BackendKind;
@@ -122,6 +123,44 @@ class FusedDecodeTest {
   }
 
   @Test
+  void packedAttentionInputsGiveEachRowsQueriesSlotsAndEachTokensCacheRow() {
+    // three rows of 2, 1 and 3 tokens; the first and last start after 4 and 7 written slots
+    try (NDManager m = manager.newSubManager();
+        IValue positions = IValue.from((PtNDArray) m.create(new long[] {4, 5, 0, 7, 8, 9}, new Shape(1, 6)));
+        IValue last = IValue.from((PtNDArray) m.create(new long[] {1, 2, 5}));
+        IValue capacity = IValue.from(16L);
+        IValue out = IValueUtils.runMethod(ops, "packed_attention_inputs", positions, last, capacity)) {
+      IValue[] parts = out.toIValueTuple();
+      assertThat(parts[0].toTensor((PtNDManager) m).toIntArray()).as("seqused").containsExactly(6, 1, 10);
+      assertThat(parts[1].toTensor((PtNDManager) m).toIntArray()).as("cu_q").containsExactly(0, 2, 3, 6);
+      assertThat(parts[2].toTensor((PtNDManager) m).toIntArray()).as("cu_k").containsExactly(0, 16, 32, 48);
+      assertThat(parts[3].toTensor((PtNDManager) m).toLongArray()).as("cache rows").containsExactly(0, 0, 1, 2, 2, 2);
+      for (IValue p : parts) {
+        p.close();
+      }
+    }
+  }
+
+  @Test
+  void packedLastTakesEachRowsLastTokenAndLogitsAreFloat() {
+    try (NDManager m = manager.newSubManager()) {
+      NDArray x = m.randomNormal(new Shape(6, 4)).toType(DataType.FLOAT16, false);
+      NDArray last = call(m, "packed_last", x, m.create(new long[] {1, 2, 5}));
+      assertThat(last.getShape()).isEqualTo(new Shape(3, 4));
+      assertThat(last.get(2).toType(DataType.FLOAT32, false).toFloatArray())
+          .containsExactly(x.get(5).toType(DataType.FLOAT32, false).toFloatArray());
+      NDArray table = m.randomNormal(new Shape(10, 4));
+      NDArray h = m.randomNormal(new Shape(3, 4));
+      NDArray logits = call(m, "logits", h, table);
+      assertThat(logits.getDataType()).isEqualTo(DataType.FLOAT32);
+      assertThat(maxDiff(logits, h.matMul(table.transpose()))).as("h @ table^T").isLessThan(1e-5f);
+      NDArray empty = call(m, "empty", x, 7L, 3L);
+      assertThat(empty.getShape()).isEqualTo(new Shape(7, 3));
+      assertThat(empty.getDataType()).as("like's dtype").isEqualTo(DataType.FLOAT16);
+    }
+  }
+
+  @Test
   void dataPointersIncludeTheViewsOffset() {
     assumeThat(CudaGraphs.libraryLoaded()).as("the JNI library is built only with g++ on x86-64").isTrue();
     try (NDManager m = manager.newSubManager()) {
@@ -199,7 +238,19 @@ class FusedDecodeTest {
       ScriptedCausalLm backend = (ScriptedCausalLm) engine.newGenerator().backend();
       assertThat(backend.acceleration().fusedOffReason()).contains("only in CUDA graphs on a GPU");
       assertThat(backend.acceleration().fusedCaptures()).isZero();
+      assertThat(backend.acceleration().fusedPrefillOffReason()).as("prefill follows the decode kernels")
+          .isEqualTo("no fused kernels: " + backend.acceleration().fusedOffReason());
       assertThat(backend.describe()).as("no GPU features to name on a CPU").isEqualTo("scripted backend");
+      engine.generate(java.util.List.of(io.sparkinfer.generate.GenerationRequest.greedy("a", "def add(a, b):", 2)), 1);
+      assertThat(backend.acceleration().fusedPrefills()).isZero();
+    }
+    try (LlmEngine engine = LlmEngine.load(options.with(FusedOptions.FUSED_PREFILL, false))) {
+      ScriptedCausalLm backend = (ScriptedCausalLm) engine.newGenerator().backend();
+      assertThat(backend.acceleration().fusedPrefillOffReason()).isEqualTo("turned off (--fused-prefill=false)");
+    }
+    try (LlmEngine engine = LlmEngine.load(options.with(ScriptedOptions.PACKED_PREFILL, false))) {
+      ScriptedCausalLm backend = (ScriptedCausalLm) engine.newGenerator().backend();
+      assertThat(backend.acceleration().fusedPrefillOffReason()).contains("--packed-prefill=false");
     }
     ModelConfig config = ModelConfig.load(Fixtures.model("qwen2-tiny"));
     OptionValues defaults = options.values();

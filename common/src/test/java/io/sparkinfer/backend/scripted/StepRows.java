@@ -6,6 +6,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.sparkinfer.backend.ForwardBatch;
 import io.sparkinfer.backend.KvCache;
+import io.sparkinfer.torchscript.ScriptedTensors;
 
 /**
  * Rows of new tokens for one step, row {@code r} starting at position {@code starts[r]}, as the two layouts a
@@ -81,9 +82,9 @@ record StepRows(long[][] tokens, int[] starts) {
         for (int r = 0; r < rows(); r++) {
           int written = starts[r] + tokens[r].length;
           // (B, C, K, D) -> (written, K, D) of row r
-          NDArray x = pairs[kind][l].get(r).get("0:" + written);
-          NDArray y = pairs[kind + 1][l].get(r).get("0:" + written);
-          max = Math.max(max, x.sub(y).abs().max().toType(DataType.FLOAT32, false).getFloat());
+          NDArray x = ScriptedTensors.cast(pairs[kind][l].get(r).get("0:" + written), DataType.FLOAT32);
+          NDArray y = ScriptedTensors.cast(pairs[kind + 1][l].get(r).get("0:" + written), DataType.FLOAT32);
+          max = Math.max(max, x.sub(y).abs().max().getFloat()); // float32 copies: DJL cannot cast bf16 itself
         }
       }
     }
