@@ -5,7 +5,8 @@
 # Writes $OUT/e2e.json (job_e2e_tokens_per_s_8k, generate_e2e_tokens_per_s_8k, generate_auto_batch_size, the job's
 # timeline: first inference task, engine wait, generation and idle seconds, batch sizes; generate.sh's prefill against
 # the dense fp16 peak (989 TFLOP/s), again with --packed-prefill=false (packed_prefill_speedup) and with
-# --fused-prefill=false (fused_prefill_speedup); and
+# --fused-prefill=false (fused_prefill_speedup); generate.sh in fp8 and bf16 (fp8_e2e_speedup over fp16, and how
+# far their ids agree with fp16's); and
 # prefix_cache_prefill_speedup from bench/shared_prefix.sh on the same checkpoint) and the logs.
 #
 #   E2E_JOB_LAYOUT=threads=2 E2E_PROMPTS=8192 bench/gpu/e2e.sh
@@ -48,6 +49,15 @@ touch $OUT/generate-padded.log && tail -3 $OUT/generate-padded.log
   --output /tmp/e2e-generate-unfused.jsonl --device gpu --precision fp16 --max-new-tokens 128 --ignore-eos \
   --fused-prefill=false --progress-seconds 10 > $OUT/generate-unfused.log 2>&1
 touch $OUT/generate-unfused.log && tail -3 $OUT/generate-unfused.log
+# fp8 (bf16 with float8 projections) and bf16 through generate.sh: fp8_e2e_speedup over fp16 above, and the ids'
+# agreement with fp16's (first token, leading ids in common; E2E_FP8=0 skips it)
+for precision in fp8 bf16; do
+  [ "${E2E_FP8:-1}" = 0 ] || timeout ${E2E_GENERATE_TIMEOUT:-200} java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true \
+    -cp "/tmp/app/*" io.sparkinfer.cli.GenerateCommand --model $M --input /tmp/e2e-prompts.jsonl \
+    --output /tmp/e2e-generate-$precision.jsonl --device gpu --precision $precision --max-new-tokens 128 --ignore-eos \
+    --progress-seconds 10 > $OUT/generate-$precision.log 2>&1
+  touch $OUT/generate-$precision.log && tail -3 $OUT/generate-$precision.log
+done
 # the shared-prefix workload (256 shared tokens, 64-256 unique; 2,048 prompts, E2E_SHARED_PROMPTS: with 256 the
 # runs last about a second and their fixed costs hide the ratio), --shared-prefix 0 against 32 (E2E_SHARED=0 skips it)
 [ "${E2E_SHARED:-1}" = 0 ] || SPARKINFER_GENERATE="java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true -cp /tmp/app/* io.sparkinfer.cli.GenerateCommand" \
@@ -60,6 +70,8 @@ job = open(f"{out}/job.log").read()
 gen = "\n".join(l for l in open(f"{out}/generate.log") if "generate: done:" in l)
 padded = "\n".join(l for l in open(f"{out}/generate-padded.log") if "generate: done:" in l)
 unfused = "\n".join(l for l in open(f"{out}/generate-unfused.log") if "generate: done:" in l)
+fp8 = "\n".join(l for l in open(f"{out}/generate-fp8.log") if "generate: done:" in l)
+bf16 = "\n".join(l for l in open(f"{out}/generate-bf16.log") if "generate: done:" in l)
 def num(pattern, text, cast=float):
     m = re.search(pattern, text)
     return cast(m.group(1).replace(",", "")) if m else None
@@ -83,6 +95,26 @@ result = {
 }
 if result["generate_prefill_s"] and result["generate_padded_prefill_s"]:
     result["packed_prefill_speedup"] = result["generate_padded_prefill_s"] / result["generate_prefill_s"]
+for name, text in (("fp8", fp8), ("bf16", bf16)):
+    result[f"generate_{name}_e2e_tokens_per_s_8k"] = num(r"generated tokens in \S+ \(([\d.]+) tokens/s", text)
+    result[f"generate_{name}_prefill_s"] = num(r"prefill ([\d.]+)s", text)
+    result[f"generate_{name}_decode_s"] = num(r"decode ([\d.]+)s", text)
+def ids(path):
+    try:
+        return {r["id"]: r["output_token_ids"] for r in map(json.loads, open(path))}
+    except OSError:
+        return None
+fp16_ids = ids("/tmp/e2e-generate.jsonl")
+for name in ("fp8", "bf16"):
+    other = ids(f"/tmp/e2e-generate-{name}.jsonl") if result[f"generate_{name}_e2e_tokens_per_s_8k"] else None
+    if fp16_ids and other:
+        common = [next((i for i, (a, b) in enumerate(zip(fp16_ids[k], v)) if a != b), len(v)) for k, v in other.items()]
+        result[f"{name}_first_token_agreement_with_fp16"] = sum(c > 0 for c in common) / len(common)
+        result[f"{name}_mean_common_prefix_with_fp16"] = sum(common) / len(common)
+if result["generate_fp8_e2e_tokens_per_s_8k"] and result["generate_e2e_tokens_per_s_8k"]:
+    result["fp8_e2e_speedup"] = result["generate_fp8_e2e_tokens_per_s_8k"] / result["generate_e2e_tokens_per_s_8k"]
+else:
+    result["fp8_e2e_speedup"] = None
 if result["generate_prefill_s"] and result["generate_unfused_prefill_s"]:
     result["fused_prefill_speedup"] = result["generate_unfused_prefill_s"] / result["generate_prefill_s"]
 prompt_tokens = num(r"(\d+) prompt tokens", gen, int)

@@ -92,8 +92,8 @@ public final class EngineBench {
     boolean agreementKept = false;
     for (String backend : a.get(BACKENDS).split(",")) {
       BackendKind kind = EngineOptions.BACKEND.parse(backend);
-      if (kind == BackendKind.EAGER && precision == Precision.BF16) {
-        System.err.println("bench: eager backend skipped: bf16 runs on the scripted backend only");
+      if (kind == BackendKind.EAGER && precision.isBf16()) {
+        System.err.println("bench: eager backend skipped: " + precision.label() + " runs on the scripted backend only");
         continue;
       }
       List<Boolean> graphSettings = kind == BackendKind.SCRIPTED ? booleans(a.get(GRAPH_RUNS)) : List.of(false);

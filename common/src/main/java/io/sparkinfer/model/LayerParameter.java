@@ -55,6 +55,14 @@ public enum LayerParameter {
     return layerPrefix(layer) + key;
   }
 
+  /**
+   * The key of this weight's float8 scales in fp8 step parameters, {@code key(layer) + "_scale"} (e.g.
+   * {@code model.layers.0.self_attn.qkv_proj.weight_scale}); see {@code io.sparkinfer.backend.scripted.Fp8Projections}.
+   */
+  public String scaleKey(int layer) {
+    return key(layer) + "_scale";
+  }
+
   /** The shape, in the dimension letters of the class comment. */
   public String shape() {
     return shape;

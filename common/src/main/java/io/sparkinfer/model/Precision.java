@@ -7,11 +7,26 @@ import java.util.Locale;
  * The dtype weights, activations and the KV cache are held in. Norms and softmax always run in fp32. bf16
  * tensors are made through {@link io.sparkinfer.torchscript.ScriptedTensors} (DJL cannot create them), and
  * only the scripted backend computes in bf16.
+ *
+ * <p>{@link #FP8} is bf16 with the decoder layers' four projections (q/k/v, o, gate/up, down) as float8 e4m3
+ * matrix multiplications: weights quantized once at load with a scale per output channel, each matmul's input
+ * quantized per token (row) with its own scale, products accumulated in float32 and written in bf16
+ * ({@link io.sparkinfer.backend.scripted.Fp8Projections}). Embeddings, norms, attention, the KV cache and the LM
+ * head stay bf16. Only the scripted backend runs it: on GPUs with float8 tensor cores (compute capability 8.9 and
+ * up) through {@code torch._scaled_mm}; elsewhere the same quantization runs emulated in float32.
+ *
+ * <p>Experimental: on an H200 it ran the 8k workload of {@code bench/gpu/e2e.sh} at 0.50x fp16's throughput
+ * (2026-12-02, {@code bench/results/2026-12-02-e2e-NVIDIA-H200-run5}). Each projection's input is quantized by
+ * four or five separate libtorch passes over it in float32 (at 32k prefill tokens the MLP's down projection input
+ * alone is 9 GB of traffic a layer). Decode, where that traffic is small, took twice as long too: each step
+ * runs about 670 more small kernels, and libtorch 2.5.1's row-wise float8 matmul (CUTLASS) was not measured
+ * alone. Fast fp8 needs the quantization inside our RMSNorm and SiLU kernels and a matmul measured faster.
  */
 public enum Precision {
   FP32(DataType.FLOAT32),
   FP16(DataType.FLOAT16),
-  BF16(DataType.BFLOAT16);
+  BF16(DataType.BFLOAT16),
+  FP8(DataType.BFLOAT16);
 
   private final DataType dataType;
 
@@ -19,8 +34,19 @@ public enum Precision {
     this.dataType = dataType;
   }
 
+  /** The dtype tensors are held and computed in (bf16 for {@link #FP8}, whose projections alone are float8). */
   public DataType dataType() {
     return dataType;
+  }
+
+  /** Whether tensors are bf16, which only the scripted backend makes and computes in (bf16, fp8). */
+  public boolean isBf16() {
+    return dataType == DataType.BFLOAT16;
+  }
+
+  /** Whether the projections run as float8 matrix multiplications ({@link #FP8}). */
+  public boolean fp8Projections() {
+    return this == FP8;
   }
 
   /** The lower-case name used on command lines and in tables: {@code fp32}, {@code fp16}. */
@@ -28,13 +54,13 @@ public enum Precision {
     return name().toLowerCase(Locale.ROOT);
   }
 
-  /** Parses {@code fp32}, {@code fp16} or {@code bf16} (any case). */
+  /** Parses {@code fp32}, {@code fp16}, {@code bf16} or {@code fp8} (any case). */
   public static Precision parse(String s) {
     for (Precision p : values()) {
       if (p.name().equalsIgnoreCase(s)) {
         return p;
       }
     }
-    throw new IllegalArgumentException("precision '" + s + "' is not supported (supported: fp32, fp16, bf16)");
+    throw new IllegalArgumentException("precision '" + s + "' is not supported (supported: fp32, fp16, bf16, fp8)");
   }
 }

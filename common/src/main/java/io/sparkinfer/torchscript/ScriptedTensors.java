@@ -23,6 +23,8 @@ public final class ScriptedTensors {
   private static final long OP_CAST = 0;
   private static final long OP_ZEROS = 1;
   private static final long OP_COPY_ROWS = 2;
+  private static final long OP_FP8_ROW_SCALES = 3;
+  private static final long OP_FP8_QUANTIZE = 4;
 
   private static volatile Module module;
 
@@ -57,6 +59,17 @@ public final class ScriptedTensors {
       return array.toType(dataType, true);
     }
     return module().call(OP_CAST, array, array, array, dataType, 0, new long[0], array.getManager());
+  }
+
+  /**
+   * A (out, in) weight as float8 e4m3 with a float32 scale per row (output channel): {q, scale}, q (out, in) with
+   * {@code weight[r] ~ q[r] * scale[r]}, scale (1, out) = max|weight[r]| / 448 (e4m3's largest finite value), both
+   * attached to {@code into}. DJL reports q's dtype as {@code UNKNOWN}; only TorchScript reads it.
+   */
+  public static NDArray[] quantizeFp8Rows(NDArray weight, NDManager into) {
+    NDArray scale = module().call(OP_FP8_ROW_SCALES, weight, weight, weight, DataType.FLOAT32, 0, new long[0], into);
+    NDArray q = module().call(OP_FP8_QUANTIZE, weight, scale, weight, DataType.FLOAT32, 0, new long[0], into);
+    return new NDArray[] {q, scale};
   }
 
   /** libtorch's ScalarType number for the dtypes the engine computes in. */

@@ -5,7 +5,9 @@
 # updated in place only in inference mode, so in-place copies into them run here too.
 #
 # op 0: a cast to dtype; op 1: zeros of shape and dtype on a's device; op 2: a[rows, :length] = b[:, :length]
-# in place, returning a. dtype is a libtorch ScalarType number: 5 float16, 6 float32, 15 bfloat16.
+# in place, returning a; op 3: the float8 e4m3 scales of a (out, in) weight's rows, max|row| / 448 as (1, out)
+# float32; op 4: a / b^T in float8 e4m3 (a weight quantized by op 3's scales). dtype is a libtorch ScalarType number:
+# 5 float16, 6 float32, 15 bfloat16, 24 float8_e4m3fn.
 class TensorOps(Module):
   __parameters__ = []
   __buffers__ = []
@@ -22,6 +24,10 @@ class TensorOps(Module):
       return a.to(dtype)
     if op == 1:
       return torch.zeros(shape, dtype=dtype, layout=None, device=a.device)
+    if op == 3:
+      return torch.unsqueeze(torch.clamp(torch.div(torch.amax(torch.abs(a.float()), [1]), 448.), 1e-12), 0)
+    if op == 4:
+      return torch.div(a.float(), torch.t(b)).to(24)
     # (R) rows of a (B, C, ...) tensor, first length slots, from b's (R, C', ...)
     torch.index_put_(a, [torch.unsqueeze(rows, 1), torch.unsqueeze(torch.arange(length, device=a.device), 0)], torch.slice(b, 1, 0, length))
     return a

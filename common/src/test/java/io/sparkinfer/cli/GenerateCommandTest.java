@@ -147,8 +147,8 @@ class GenerateCommandTest {
         .contains("--max-new-tokens must be an integer, got 'abc'");
     assertThat(run("--model", "m", "--input", "i", "--batch-size", "-1").stderr())
         .contains("--batch-size must be >= 1 or auto, got '-1'");
-    assertThat(run("--model", "m", "--input", "i", "--precision", "fp8").stderr())
-        .contains("--precision must be one of auto, fp32, fp16, bf16, got 'fp8'");
+    assertThat(run("--model", "m", "--input", "i", "--precision", "int4").stderr())
+        .contains("--precision must be one of auto, fp32, fp16, bf16, fp8, got 'int4'");
     assertThat(run("--model", "m", "--input", "i", "--top-p", "2").stderr()).contains("top-p must be in (0, 1]");
     assertThat(run("--model").stderr()).contains("--model needs a value");
     assertThat(run("--model", "m", "--input", "i", "--ignore-eos=maybe").stderr()).contains("--ignore-eos is a flag");

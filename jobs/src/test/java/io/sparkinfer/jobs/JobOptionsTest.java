@@ -131,8 +131,8 @@ class JobOptionsTest {
     assertThatThrownBy(() -> parse(Map.of(), "--top-p", "1.5")).hasMessageContaining("top-p must be in (0, 1]");
     assertThatThrownBy(() -> parse(Map.of(), "--temperature", "-1")).hasMessageContaining("temperature must be >= 0");
     assertThatThrownBy(() -> parse(Map.of(), "--format", "csv")).hasMessageContaining("--format must be one of parquet, jsonl");
-    assertThatThrownBy(() -> parse(Map.of(), "--precision", "fp8")).hasMessageContaining("--precision must be one of")
-        .hasMessageContaining("got 'fp8'");
+    assertThatThrownBy(() -> parse(Map.of(), "--precision", "int4")).hasMessageContaining("--precision must be one of")
+        .hasMessageContaining("got 'int4'");
     assertThat(parse(Map.of(), "--precision", "bf16").precision()).isEqualTo(Precision.BF16);
     assertThatThrownBy(() -> parse(Map.of(), "--device", "tpu"))
         .hasMessageContaining("--device must be one of auto, cpu, gpu, gpu:N, gpu:N,M,..., got 'tpu'");

@@ -40,9 +40,9 @@ public final class CausalLm implements CausalLmBackend {
   }
 
   public CausalLm(ModelWeights weights, RotaryEmbedding rotaryEmb) {
-    if (weights.precision() == Precision.BF16) {
-      throw new IllegalArgumentException("bf16 runs on the scripted backend only: the eager model's DJL ops cannot "
-          + "make bf16 tensors (use --backend scripted, or --precision fp16 or fp32)");
+    if (weights.precision().isBf16()) {
+      throw new IllegalArgumentException(weights.precision().label() + " runs on the scripted backend only: the eager "
+          + "model's DJL ops cannot make bf16 tensors (use --backend scripted, or --precision fp16 or fp32)");
     }
     this.weights = weights;
     this.config = weights.config();

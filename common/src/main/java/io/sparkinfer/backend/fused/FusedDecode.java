@@ -24,7 +24,7 @@ import ai.djl.pytorch.jni.IValueUtils;
 import io.sparkinfer.backend.KvCache;
 import io.sparkinfer.backend.fused.FusedOptions.Attention;
 import io.sparkinfer.cuda.CudaKernels;
-import io.sparkinfer.model.LayerWeights;
+import io.sparkinfer.model.LayerParameter;
 import io.sparkinfer.model.ModelConfig;
 import io.sparkinfer.model.ModelWeights;
 import io.sparkinfer.model.Precision;
@@ -32,7 +32,9 @@ import io.sparkinfer.options.OptionValues;
 import io.sparkinfer.torchscript.TorchScriptArchive;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
+import java.util.function.Function;
 
 /**
  * The model-wide parts of the fused decode step ({@link FusedDecodeStep}): our kernels
@@ -85,10 +87,12 @@ public final class FusedDecode implements AutoCloseable {
 
   /**
    * One layer's {@link io.sparkinfer.model.LayerParameter}s as the step takes them: norm weights as addresses
-   * for our kernels, projections as IValues for the ops (absent biases: empty tensors).
+   * for our kernels, projections as IValues for the ops (absent biases, and the scales of weights that are not
+   * float8: empty tensors).
    */
-  record Layer(long inputLayernorm, IValue qkvWeight, IValue qkvBias, IValue oWeight, IValue oBias,
-      long postAttentionLayernorm, IValue gateUpWeight, IValue gateUpBias, IValue downWeight, IValue downBias) {}
+  record Layer(long inputLayernorm, IValue qkvWeight, IValue qkvScale, IValue qkvBias, IValue oWeight, IValue oScale,
+      IValue oBias, long postAttentionLayernorm, IValue gateUpWeight, IValue gateUpScale, IValue gateUpBias,
+      IValue downWeight, IValue downScale, IValue downBias) {}
 
   /**
    * Why a model cannot take fused decode steps, from what is known before the kernels load (no JNI call), or
@@ -102,7 +106,7 @@ public final class FusedDecode implements AutoCloseable {
     if (!cudaGraphs || !device.isGpu()) {
       return Optional.of("they run only in CUDA graphs on a GPU");
     }
-    if (precision != Precision.FP16 && precision != Precision.BF16) {
+    if (precision != Precision.FP16 && !precision.isBf16()) {
       return Optional.of("the kernels store float16 or bfloat16, not " + precision.label());
     }
     int d = config.headDim();
@@ -127,10 +131,12 @@ public final class FusedDecode implements AutoCloseable {
   /**
    * Compiles the kernels for the model and holds the weights as the fused steps take them.
    *
+   * @param params the step's parameters by key ({@link ModelWeights#stepParameters()}; for fp8 with the projections
+   *     quantized, {@code io.sparkinfer.backend.scripted.Fp8Projections})
    * @param invFreq (D/2) float32 rotary inverse frequencies on the device, kept by the caller
    * @param options the engine's options ({@link FusedOptions})
    */
-  public FusedDecode(ModelWeights weights, NDArray invFreq, OptionValues options) {
+  public FusedDecode(ModelWeights weights, Map<String, NDArray> params, NDArray invFreq, OptionValues options) {
     this.config = weights.config();
     this.device = weights.device();
     this.windows = config.slidingWindows();
@@ -153,12 +159,18 @@ public final class FusedDecode implements AutoCloseable {
       this.lmHead = keep(weights.lmHead());
       this.normWeight = CudaKernels.dataPtr(weights.norm());
       this.invFreq = CudaKernels.dataPtr(invFreq);
-      for (LayerWeights w : weights.layers()) {
+      for (int i = 0; i < config.numHiddenLayers(); i++) {
+        final int l = i;
+        Function<LayerParameter, NDArray> of = p -> params.get(p.key(l));
+        Function<LayerParameter, NDArray> scale = p -> params.get(p.scaleKey(l));
         layers.add(new Layer(
-            CudaKernels.dataPtr(INPUT_LAYERNORM.of(w)), keep(QKV_PROJ_WEIGHT.of(w)), keepBias(QKV_PROJ_BIAS.of(w)),
-            keep(O_PROJ_WEIGHT.of(w)), keepBias(O_PROJ_BIAS.of(w)),
-            CudaKernels.dataPtr(POST_ATTENTION_LAYERNORM.of(w)), keep(GATE_UP_PROJ_WEIGHT.of(w)),
-            keepBias(GATE_UP_PROJ_BIAS.of(w)), keep(DOWN_PROJ_WEIGHT.of(w)), keepBias(DOWN_PROJ_BIAS.of(w))));
+            CudaKernels.dataPtr(of.apply(INPUT_LAYERNORM)), keep(of.apply(QKV_PROJ_WEIGHT)),
+            keepOptional(scale.apply(QKV_PROJ_WEIGHT)), keepOptional(of.apply(QKV_PROJ_BIAS)),
+            keep(of.apply(O_PROJ_WEIGHT)), keepOptional(scale.apply(O_PROJ_WEIGHT)), keepOptional(of.apply(O_PROJ_BIAS)),
+            CudaKernels.dataPtr(of.apply(POST_ATTENTION_LAYERNORM)), keep(of.apply(GATE_UP_PROJ_WEIGHT)),
+            keepOptional(scale.apply(GATE_UP_PROJ_WEIGHT)), keepOptional(of.apply(GATE_UP_PROJ_BIAS)),
+            keep(of.apply(DOWN_PROJ_WEIGHT)), keepOptional(scale.apply(DOWN_PROJ_WEIGHT)),
+            keepOptional(of.apply(DOWN_PROJ_BIAS))));
       }
     } catch (RuntimeException e) {
       close();
@@ -169,7 +181,7 @@ public final class FusedDecode implements AutoCloseable {
   /** NVRTC options of the kernels for a model: its group size and head dim as constants, and the dtype. */
   public static List<String> compileOptions(ModelConfig config, Precision precision) {
     List<String> options = new ArrayList<>(List.of("-DGROUP=" + config.groupSize(), "-DHEAD_DIM=" + config.headDim()));
-    if (precision == Precision.BF16) {
+    if (precision.isBf16()) {
       options.add("-DSPARKINFER_BF16");
     }
     return options;
@@ -190,9 +202,9 @@ public final class FusedDecode implements AutoCloseable {
     return v;
   }
 
-  /** An optional parameter, or an empty tensor for an absent one (the ops skip biases with no elements). */
-  private IValue keepBias(NDArray bias) {
-    return keep(bias != null ? bias : manager.zeros(new Shape(0), DataType.FLOAT32));
+  /** An optional parameter, or an empty tensor for an absent one (the ops skip biases and scales with no elements). */
+  private IValue keepOptional(NDArray parameter) {
+    return keep(parameter != null ? parameter : manager.zeros(new Shape(0), DataType.FLOAT32));
   }
 
   /** A fused decode step over {@code cache}, for capture in that cache's CUDA graph; close it with the graph. */

@@ -164,7 +164,7 @@ public final class FusedDecodeStep implements AutoCloseable {
       for (int l = 0; l < model.layers.size(); l++) {
         FusedDecode.Layer w = model.layers.get(l);
         norm(w.inputLayernorm());
-        step(perStep, model.call("project", hValue, w.qkvWeight(), w.qkvBias(), qkvValue));
+        step(perStep, model.call("project", hValue, w.qkvWeight(), w.qkvScale(), w.qkvBias(), qkvValue));
         launch(model.rotaryCacheWrite, plan.rotaryCacheWrite(), ptr(qkv), positions,
             model.invFreq, keyPtrs[l], valuePtrs[l], config.numAttentionHeads(), config.numKeyValueHeads(),
             config.headDim(), capacity);
@@ -176,11 +176,11 @@ public final class FusedDecodeStep implements AutoCloseable {
           attended = step(perStep, model.call("attend", qkvValue, keyValues[l], valueValues[l], attentionInputs[0],
               attentionInputs[1], attentionInputs[2], numHeads, numKvHeads, headDim, windowValues[l], scale));
         }
-        step(perStep, model.call("add_projection", attended, xValue, w.oWeight(), w.oBias()));
+        step(perStep, model.call("add_projection", attended, xValue, w.oWeight(), w.oScale(), w.oBias()));
         norm(w.postAttentionLayernorm());
-        step(perStep, model.call("project", hValue, w.gateUpWeight(), w.gateUpBias(), gateUpValue));
+        step(perStep, model.call("project", hValue, w.gateUpWeight(), w.gateUpScale(), w.gateUpBias(), gateUpValue));
         launch(model.siluMul, plan.siluMul(), ptr(gateUp), ptr(act), config.intermediateSize(), batch);
-        step(perStep, model.call("add_projection", actValue, xValue, w.downWeight(), w.downBias()));
+        step(perStep, model.call("add_projection", actValue, xValue, w.downWeight(), w.downScale(), w.downBias()));
       }
       norm(model.normWeight);
       IValue logits = step(perStep, model.call("head", hValue, model.lmHead));

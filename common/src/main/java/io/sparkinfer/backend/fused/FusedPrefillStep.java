@@ -82,7 +82,7 @@ public final class FusedPrefillStep {
       for (int l = 0; l < model.layers.size(); l++) {
         FusedDecode.Layer w = model.layers.get(l);
         norm(model, line, b.x, w.inputLayernorm(), b.h, c);
-        keep(perStep, model.call("project", b.hValue, w.qkvWeight(), w.qkvBias(), b.qkvValue));
+        keep(perStep, model.call("project", b.hValue, w.qkvWeight(), w.qkvScale(), w.qkvBias(), b.qkvValue));
         launch(model.rotaryCacheWritePacked, line.rotaryCacheWrite(), ptr(b.qkv), positionsPtr, cacheRows,
             model.invFreq, ptr(keys[l]), ptr(values[l]), c.numAttentionHeads(), c.numKeyValueHeads(), c.headDim(),
             capacity);
@@ -91,12 +91,13 @@ public final class FusedPrefillStep {
             IValue window = IValue.from((long) model.windows[l]);
             IValue attended = model.call("packed_attend", b.qkvValue, k, v, inputs[0], inputs[1], inputs[2], maxQ,
                 numHeads, numKvHeads, headDim, window, scale)) { // (T, N*D), freed once projected
-          model.call("add_projection", attended, b.xValue, w.oWeight(), w.oBias()).close(); // x in place
+          model.call("add_projection", attended, b.xValue, w.oWeight(), w.oScale(), w.oBias()).close(); // x in place
         }
         norm(model, line, b.x, w.postAttentionLayernorm(), b.h, c);
-        keep(perStep, model.call("project", b.hValue, w.gateUpWeight(), w.gateUpBias(), b.gateUpValue));
+        keep(perStep, model.call("project", b.hValue, w.gateUpWeight(), w.gateUpScale(), w.gateUpBias(),
+            b.gateUpValue));
         launch(model.siluMul, line.siluMul(), ptr(b.gateUp), ptr(b.act), c.intermediateSize(), tokens);
-        keep(perStep, model.call("add_projection", b.actValue, b.xValue, w.downWeight(), w.downBias()));
+        keep(perStep, model.call("add_projection", b.actValue, b.xValue, w.downWeight(), w.downScale(), w.downBias()));
       }
       NDArray lastX = keep(perStep, model.call("packed_last", b.xValue, lastIndex)).toTensor((PtNDManager) step); // (R, H)
       NDArray lastH = keep(perStep, model.call("empty", b.xValue, keep(perStep, IValue.from((long) rows)),

@@ -10,6 +10,7 @@ import io.sparkinfer.model.ModelConfig;
 import io.sparkinfer.model.ModelWeights;
 import io.sparkinfer.model.Precision;
 import io.sparkinfer.options.OptionValues;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
@@ -29,6 +30,7 @@ public final class DecodeAcceleration implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(DecodeAcceleration.class);
 
   private final ModelWeights weights;
+  private final Map<String, NDArray> stepParams;
   private final NDArray invFreq;
   private final OptionValues options;
   private final boolean stepReadsWrittenSlotsOnly;
@@ -48,14 +50,16 @@ public final class DecodeAcceleration implements AutoCloseable {
    * Decides from the options and the device, and compiles the fused kernels now (as part of the load rather
    * than in the first decode step) when captured steps can be fused.
    *
+   * @param stepParams the step's parameters by key, as the TorchScript step takes them (fp8: projections quantized)
    * @param invFreq (D/2) float32 rotary inverse frequencies on the device, kept by the caller
    * @param stepReadsWrittenSlotsOnly whether the TorchScript step's decode attention is flash attention over
    *     each row's written slots (fused steps read the cache the same way)
    * @param packedPrefill whether prefill steps are packed lines (fused prefill steps take only those)
    */
-  DecodeAcceleration(ModelWeights weights, NDArray invFreq, OptionValues options, boolean stepReadsWrittenSlotsOnly,
-      boolean packedPrefill) {
+  DecodeAcceleration(ModelWeights weights, Map<String, NDArray> stepParams, NDArray invFreq, OptionValues options,
+      boolean stepReadsWrittenSlotsOnly, boolean packedPrefill) {
     this.weights = weights;
+    this.stepParams = stepParams;
     this.invFreq = invFreq;
     this.options = options;
     this.stepReadsWrittenSlotsOnly = stepReadsWrittenSlotsOnly;
@@ -156,7 +160,7 @@ public final class DecodeAcceleration implements AutoCloseable {
         fusedOff = unsupported.get();
       } else {
         try {
-          fused = new FusedDecode(weights, invFreq, options);
+          fused = new FusedDecode(weights, stepParams, invFreq, options);
         } catch (RuntimeException e) {
           fusedFailed(e);
         }

@@ -83,7 +83,9 @@ public final class ScriptedCausalLm implements CausalLmBackend {
     try {
       this.step = load(manager);
       Map<String, PtNDArray> byName = new LinkedHashMap<>();
-      weights.stepParameters().forEach((name, tensor) -> byName.put(name, (PtNDArray) tensor));
+      Map<String, NDArray> stepParams = precision.fp8Projections()
+          ? Fp8Projections.of(weights.stepParameters(), config.numHiddenLayers(), manager) : weights.stepParameters();
+      stepParams.forEach((name, tensor) -> byName.put(name, (PtNDArray) tensor));
       this.params = keep(IValue.stringMapFrom(byName));
       this.invFreqArray = manager.create(rope.inverseFrequencies());
       this.invFreq = keep(IValue.from((PtNDArray) invFreqArray));
@@ -98,7 +100,8 @@ public final class ScriptedCausalLm implements CausalLmBackend {
       this.eps = keep(IValue.from(config.rmsNormEps()));
       this.flashDecode = keep(IValue.from(flashDecodeOn));
       this.flashPrefill = keep(IValue.from(true));
-      made = new DecodeAcceleration(weights, invFreqArray, options, decodeReadsWrittenSlotsOnly(), packedPrefill);
+      made = new DecodeAcceleration(weights, stepParams, invFreqArray, options, decodeReadsWrittenSlotsOnly(),
+          packedPrefill);
       this.acceleration = made;
     } catch (RuntimeException e) {
       if (made != null) {
@@ -175,7 +178,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
    */
   boolean decodeReadsWrittenSlotsOnly() {
     Precision p = precision;
-    return flashDecodeOn && device.isGpu() && (p == Precision.FP16 || p == Precision.BF16) && config.headDim() % 8 == 0;
+    return flashDecodeOn && device.isGpu() && (p == Precision.FP16 || p.isBf16()) && config.headDim() % 8 == 0;
   }
 
   /** Whether new decode graphs are timed when captured ({@link ScriptedOptions#GRAPH_TIMING}). */

@@ -75,9 +75,9 @@ public final class ShardedCausalLm implements CausalLmBackend {
    * takes {@code devices[(s * tp + t) % devices.size()]}, so one device may hold every shard.
    */
   public ShardedCausalLm(ModelWeights weights, RotaryEmbedding rope, Layout layout, List<Device> devices) {
-    if (weights.precision() == Precision.BF16) {
+    if (weights.precision().isBf16()) {
       throw new IllegalArgumentException("tp and pp layouts run the eager step on each shard, which cannot compute in "
-          + "bf16 (DJL makes no bf16 tensors): use --precision fp16 or fp32 with them");
+          + weights.precision().label() + " (DJL makes no bf16 tensors): use --precision fp16 or fp32 with them");
     }
     this.config = weights.config();
     this.precision = weights.precision();

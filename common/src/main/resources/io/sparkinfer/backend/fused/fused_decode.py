@@ -35,9 +35,16 @@ class FusedDecodeOps(Module):
   def project(self: __torch__.FusedDecodeOps,
     h: Tensor,
     weight: Tensor,
+    scale: Tensor,
     bias: Tensor,
     out: Tensor) -> Tensor:
-    # out = h @ weight^T + bias: (B, in) -> (B, out); an absent bias is an empty tensor
+    # out = h @ weight^T + bias: (B, in) -> (B, out); an absent bias is an empty tensor, and so is the scale of a
+    # weight that is not float8
+    if torch.numel(scale) > 0:
+      y = self.fp8_mm(h, weight, scale)
+      if torch.numel(bias) > 0:
+        y = torch.add(y, bias)
+      return torch.copy_(out, y)
     if torch.numel(bias) > 0:
       return torch.addmm(bias, h, torch.t(weight), out=out)
     return torch.mm(h, torch.t(weight), out=out)
@@ -45,12 +52,28 @@ class FusedDecodeOps(Module):
     a: Tensor,
     x: Tensor,
     weight: Tensor,
+    scale: Tensor,
     bias: Tensor) -> Tensor:
     # the residual stream in place: x += a @ weight^T + bias, (B, in) -> (B, H)
-    torch.addmm_(x, a, torch.t(weight))
+    if torch.numel(scale) > 0:
+      torch.add_(x, self.fp8_mm(a, weight, scale))
+    else:
+      torch.addmm_(x, a, torch.t(weight))
     if torch.numel(bias) > 0:
       torch.add_(x, bias)
     return x
+  def fp8_mm(self: __torch__.FusedDecodeOps,
+    a: Tensor,
+    weight: Tensor,
+    weight_scale: Tensor) -> Tensor:
+    # a @ weight^T with weight float8 e4m3 and its (1, out) float32 scales, a quantized per row, in bf16: (M, in) ->
+    # (M, out); exactly llama_step.py's fp8_mm
+    af = a.float()
+    scale = torch.clamp(torch.div(torch.amax(torch.abs(af), [-1], True), 448.), 1e-12)  # (M, 1) float32
+    q = torch.div(af, scale).to(24)  # float8_e4m3fn
+    if a.is_cuda:
+      return torch._scaled_mm(q, torch.t(weight), scale, weight_scale, None, None, 15)  # bfloat16
+    return torch.mm(torch.mul(q.float(), scale), torch.t(torch.mul(weight.float(), torch.t(weight_scale)))).to(15)
   def attend(self: __torch__.FusedDecodeOps,
     qkv: Tensor,
     k_cache: Tensor,

@@ -15,6 +15,10 @@
 # self_attn.o_proj.weight, post_attention_layernorm.weight, mlp.gate_up_proj.weight (gate, up stacked),
 # mlp.down_proj.weight, and the biases (.bias) a model has (absent keys: no bias).
 # k_cache / v_cache hold one (B, C, K, D) tensor per layer, written in place.
+# In fp8 (io.sparkinfer.model.Precision.FP8) the four projection weights are float8 e4m3 and each has a float32
+# scale per output channel under its key + "_scale" ((1, out)); fp8_mm then quantizes the projection's input per
+# row and multiplies with torch._scaled_mm on CUDA (products in float32, written in bf16), or emulates it in float32
+# elsewhere (the same quantized values).
 #
 # A packed step is one line of tokens (B = 1, S = T > 1) that holds R rows' tokens back to back: last_index (R)
 # gives the index in the line of each row's last token, row r's tokens follow row r-1's, and each row is written to
@@ -120,7 +124,11 @@ class LlamaStep(Module):
       # attention
       xf = x.float()
       h = torch.mul(params[p + "input_layernorm.weight"], torch.mul(xf, torch.rsqrt(torch.add(torch.mean(torch.pow(xf, 2), [-1], True), eps))).to(dtype))
-      if p + "self_attn.qkv_proj.bias" in params:
+      if p + "self_attn.qkv_proj.weight_scale" in params:
+        qkv = torch.view(self.fp8_mm(torch.view(h, [b * s, hidden]), params, p + "self_attn.qkv_proj"), [b, s, -1])  # (B*S, H) -> (B, S, N*D + 2*K*D)
+        if p + "self_attn.qkv_proj.bias" in params:
+          qkv = torch.add(qkv, params[p + "self_attn.qkv_proj.bias"])
+      elif p + "self_attn.qkv_proj.bias" in params:
         qkv = torch.linear(h, params[p + "self_attn.qkv_proj.weight"], params[p + "self_attn.qkv_proj.bias"])  # (B, S, N*D + 2*K*D)
       else:
         qkv = torch.linear(h, params[p + "self_attn.qkv_proj.weight"])
@@ -166,22 +174,49 @@ class LlamaStep(Module):
           o = torch.index(o, [row_of, col_of])  # (R, AQ, N, D) -> (T, N, D): the line's tokens back
         o = torch.reshape(o, [b * s, q_size])  # -> (B*S, N*D)
       # residual added by the matmul itself: x += o @ Wo^T
-      torch.addmm_(rows_x, o, torch.t(params[p + "self_attn.o_proj.weight"]))
+      if p + "self_attn.o_proj.weight_scale" in params:
+        torch.add_(rows_x, self.fp8_mm(o, params, p + "self_attn.o_proj"))
+      else:
+        torch.addmm_(rows_x, o, torch.t(params[p + "self_attn.o_proj.weight"]))
       if p + "self_attn.o_proj.bias" in params:
         torch.add_(x, params[p + "self_attn.o_proj.bias"])
       # MLP
       xf = x.float()
       h = torch.mul(params[p + "post_attention_layernorm.weight"], torch.mul(xf, torch.rsqrt(torch.add(torch.mean(torch.pow(xf, 2), [-1], True), eps))).to(dtype))
-      if p + "mlp.gate_up_proj.bias" in params:
+      if p + "mlp.gate_up_proj.weight_scale" in params:
+        gate_up = torch.view(self.fp8_mm(torch.view(h, [b * s, hidden]), params, p + "mlp.gate_up_proj"), [b, s, -1])  # (B*S, H) -> (B, S, 2*I)
+        if p + "mlp.gate_up_proj.bias" in params:
+          gate_up = torch.add(gate_up, params[p + "mlp.gate_up_proj.bias"])
+      elif p + "mlp.gate_up_proj.bias" in params:
         gate_up = torch.linear(h, params[p + "mlp.gate_up_proj.weight"], params[p + "mlp.gate_up_proj.bias"])  # (B, S, 2*I)
       else:
         gate_up = torch.linear(h, params[p + "mlp.gate_up_proj.weight"])
       inter = torch.size(gate_up, -1) // 2
       act = torch.mul(torch.silu(torch.slice(gate_up, -1, 0, inter)), torch.slice(gate_up, -1, inter))
-      torch.addmm_(rows_x, torch.view(act, [b * s, inter]), torch.t(params[p + "mlp.down_proj.weight"]))  # x += act @ Wdown^T
+      if p + "mlp.down_proj.weight_scale" in params:
+        torch.add_(rows_x, self.fp8_mm(torch.view(act, [b * s, inter]), params, p + "mlp.down_proj"))  # x += act @ Wdown^T
+      else:
+        torch.addmm_(rows_x, torch.view(act, [b * s, inter]), torch.t(params[p + "mlp.down_proj.weight"]))  # x += act @ Wdown^T
       if p + "mlp.down_proj.bias" in params:
         torch.add_(x, params[p + "mlp.down_proj.bias"])
     last = torch.index(x, [torch.arange(b, device=dev), last_index])  # (B, S, H) -> (B, H); packed: (1, T, H) -> (R, H)
     lf = last.float()
     normed = torch.mul(params["model.norm.weight"], torch.mul(lf, torch.rsqrt(torch.add(torch.mean(torch.pow(lf, 2), [-1], True), eps))).to(dtype))
     return torch.linear(normed, params["lm_head.weight"]).float()  # (B, V)
+  def fp8_mm(self: __torch__.LlamaStep,
+    a: Tensor,
+    params: Dict[str, Tensor],
+    name: str) -> Tensor:
+    # a @ W^T with W float8 (name's weight and weight_scale): (M, in) -> (M, out) in bf16, biases added by the
+    # caller. a is quantized per row: scale = max|a_row| / 448 (e4m3's largest finite value), q = a / scale in
+    # float8 e4m3; the product is rescaled by the row's and the output channel's scales.
+    w = params[name + ".weight"]  # (out, in) float8
+    w_scale = params[name + ".weight_scale"]  # (1, out) float32
+    af = a.float()
+    scale = torch.clamp(torch.div(torch.amax(torch.abs(af), [-1], True), 448.), 1e-12)  # (M, 1) float32
+    q = torch.div(af, scale).to(24)  # float8_e4m3fn
+    if a.is_cuda:
+      out = torch._scaled_mm(q, torch.t(w), scale, w_scale, None, None, 15)  # bfloat16
+    else:
+      out = torch.mm(torch.mul(q.float(), scale), torch.t(torch.mul(w.float(), torch.t(w_scale)))).to(15)
+    return out

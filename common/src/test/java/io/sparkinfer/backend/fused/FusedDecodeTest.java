@@ -71,10 +71,31 @@ class FusedDecodeTest {
       NDArray w = m.randomNormal(new Shape(4, 5));
       NDArray b = m.randomNormal(new Shape(4));
       NDArray out = m.zeros(new Shape(3, 4));
-      call(m, "project", h, w, b, out);
+      NDArray noScale = m.zeros(new Shape(0));
+      call(m, "project", h, w, noScale, b, out);
       assertThat(maxDiff(out, h.matMul(w.transpose()).add(b))).isLessThan(1e-5f);
-      call(m, "project", h, w, m.zeros(new Shape(0)), out);
+      call(m, "project", h, w, noScale, m.zeros(new Shape(0)), out);
       assertThat(maxDiff(out, h.matMul(w.transpose()))).as("an empty bias is no bias").isLessThan(1e-5f);
+    }
+  }
+
+  @Test
+  void projectionsOfFloat8WeightsQuantizeTheirInputPerRow() {
+    try (NDManager m = manager.newSubManager()) {
+      NDArray h = m.randomNormal(new Shape(3, 32));
+      NDArray w = m.randomNormal(new Shape(8, 32));
+      NDArray[] q = io.sparkinfer.torchscript.ScriptedTensors.quantizeFp8Rows(w, m); // float8 (8, 32), (1, 8)
+      NDArray exact = h.matMul(w.transpose());
+      // each product term off by at most about 1/16 of itself from each side's e4m3 rounding (and bf16's output)
+      NDArray bound = h.abs().matMul(w.abs().transpose()).mul(0.15f).add(1e-3f);
+      NDArray out = m.zeros(new Shape(3, 8));
+      call(m, "project", h, q[0], q[1], m.zeros(new Shape(0)), out);
+      assertThat(out.sub(exact).abs().sub(bound).max().getFloat()).as("project").isLessThanOrEqualTo(0f);
+      NDArray x = m.randomNormal(new Shape(3, 8));
+      NDArray before = x.duplicate();
+      call(m, "add_projection", h, x, q[0], q[1], m.zeros(new Shape(0)));
+      assertThat(x.sub(before).sub(exact).abs().sub(bound).max().getFloat()).as("add_projection")
+          .isLessThanOrEqualTo(0f);
     }
   }
 
@@ -86,7 +107,7 @@ class FusedDecodeTest {
       NDArray before = x.duplicate();
       NDArray w = m.randomNormal(new Shape(4, 6));
       NDArray b = m.randomNormal(new Shape(4));
-      call(m, "add_projection", a, x, w, b);
+      call(m, "add_projection", a, x, w, m.zeros(new Shape(0)), b);
       assertThat(maxDiff(x, before.add(a.matMul(w.transpose())).add(b))).isLessThan(1e-5f);
     }
   }

@@ -164,7 +164,7 @@ class SweepJobTest {
     Path out = Path.of("/tmp/never-written");
     assertThatThrownBy(() -> options(out, "--axis", "warp-speed=1,2"))
         .hasMessageContaining("axis 'warp-speed' is not an engine option");
-    assertThatThrownBy(() -> options(out, "--axis", "precision=fp8"))
+    assertThatThrownBy(() -> options(out, "--axis", "precision=int4"))
         .hasMessageContaining("axis precision: --precision must be one of");
     assertThatThrownBy(() -> options(out, "--threads", "0,2")).hasMessageContaining("axis threads takes positive integers");
     assertThatThrownBy(() -> options(out, "--sampler", "sobol")).hasMessageContaining("--sampler sobol needs --trials N");
