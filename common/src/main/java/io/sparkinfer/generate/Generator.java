@@ -48,9 +48,12 @@ public final class Generator implements AutoCloseable {
   private final int maxPromptTokens;
   /**
    * How long a generator starting a batch waits, at most, for requests still arriving from a stream that may bring
-   * more ({@link RequestStream#available}), before it sizes the batch for those ready; and the pause between looks.
+   * more ({@link RequestStream#available}) or for feeders yet to bring their first ({@link RequestStream#awaitsFeeders}),
+   * before it sizes the batch for those ready; and the pause between looks. On an H200 the job's first generator had
+   * sized a batch for the 502 requests of the first of 16 tasks to tokenize its prompts, then a second for the rest
+   * (bench/results/2026-12-02-e2e-NVIDIA-H200-run5).
    */
-  static final long SETTLE_MILLIS = 500;
+  static final long SETTLE_MILLIS = 2000;
   static final long SETTLE_STEP_MILLIS = 50;
 
   private final int maxPrefillTokens;
@@ -435,8 +438,9 @@ public final class Generator implements AutoCloseable {
     }
 
     /**
-     * The requests ready here and in the stream once no more arrive for {@link Generator#SETTLE_STEP_MILLIS} (at most
-     * {@link Generator#SETTLE_MILLIS}, and no longer once {@code enough} are ready); -1 when the stream cannot tell.
+     * The requests ready here and in the stream once no more arrive for {@link Generator#SETTLE_STEP_MILLIS} and no
+     * feeder that opened is still to bring its first ({@link RequestStream#awaitsFeeders}): at most
+     * {@link Generator#SETTLE_MILLIS}, and no longer once {@code enough} are ready; -1 when the stream cannot tell.
      */
     int settledAvailable(int enough) throws InterruptedException {
       int before = stream.available();
@@ -446,11 +450,11 @@ public final class Generator implements AutoCloseable {
       for (long waited = 0; waited < SETTLE_MILLIS && ready.size() + before < enough; waited += SETTLE_STEP_MILLIS) {
         Thread.sleep(SETTLE_STEP_MILLIS);
         int now = stream.available();
-        if (now <= before || stream.knownRemaining() >= 0) {
-          before = now;
+        boolean grew = now > before;
+        before = now;
+        if (stream.knownRemaining() >= 0 || (!grew && !stream.awaitsFeeders())) {
           break;
         }
-        before = now;
       }
       return ready.size() + before;
     }

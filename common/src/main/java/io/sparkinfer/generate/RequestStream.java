@@ -43,4 +43,13 @@ public interface RequestStream<T> {
   default int longestAvailable() {
     return -1;
   }
+
+  /**
+   * Whether a feeder has opened that has brought no request yet, so more are sure to come; false where the stream
+   * cannot tell. A generator starting a batch waits for them (up to {@link Generator#SETTLE_MILLIS}) before it
+   * narrows the batch to the requests ready.
+   */
+  default boolean awaitsFeeders() {
+    return false;
+  }
 }

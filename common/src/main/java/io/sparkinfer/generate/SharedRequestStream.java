@@ -31,6 +31,7 @@ public final class SharedRequestStream<T> implements RequestStream<T> {
       (a, b) -> a.length != b.length ? Integer.compare(b.length, a.length) : Long.compare(a.order, b.order));
   private final AtomicLong arrivals = new AtomicLong();
   private int openFeeds; // guarded by this
+  private int silentFeeds; // open feeds that have brought nothing yet; guarded by this
   private volatile boolean ended;
 
   /**
@@ -40,6 +41,7 @@ public final class SharedRequestStream<T> implements RequestStream<T> {
   public final class Feed implements AutoCloseable {
     private final List<Entry<T>> pending = new ArrayList<>();
     private boolean closed;
+    private boolean heardFrom; // flushed something, or closed; guarded by the stream
 
     private Feed() {}
 
@@ -57,8 +59,18 @@ public final class SharedRequestStream<T> implements RequestStream<T> {
     public void flush() {
       synchronized (SharedRequestStream.this) {
         queue.addAll(pending);
+        if (!pending.isEmpty()) {
+          heard();
+        }
       }
       pending.clear();
+    }
+
+    private void heard() {
+      if (!heardFrom) {
+        heardFrom = true;
+        silentFeeds--;
+      }
     }
 
     /** Flushes, and no more requests come from this feeder (safe to call twice). */
@@ -69,6 +81,7 @@ public final class SharedRequestStream<T> implements RequestStream<T> {
           closed = true;
           queue.addAll(pending);
           openFeeds--;
+          heard();
         }
       }
       pending.clear();
@@ -81,6 +94,7 @@ public final class SharedRequestStream<T> implements RequestStream<T> {
       throw new IllegalStateException("the request stream has ended");
     }
     openFeeds++;
+    silentFeeds++;
     return new Feed();
   }
 
@@ -106,6 +120,12 @@ public final class SharedRequestStream<T> implements RequestStream<T> {
   @Override
   public int available() {
     return queue.size();
+  }
+
+  /** Whether a feed is open that has flushed no request yet. */
+  @Override
+  public synchronized boolean awaitsFeeders() {
+    return silentFeeds > 0;
   }
 
   @Override

@@ -137,6 +137,40 @@ class GeneratorStreamTest {
   }
 
   /**
+   * A feeder that has opened but brought nothing yet is waited for (the job's tasks open their feeds as they start,
+   * then tokenize): its requests, coming 300 ms after the first feeder's two, join the first batch, one batch of all
+   * eight, not a batch of two and then one of six.
+   */
+  @Test
+  void aBatchWaitsForFeedersThatOpenedButHaveBroughtNothingYet() throws Exception {
+    List<GenerationRequest> all = new ArrayList<>();
+    for (GenerationRequest r : requests(true)) {
+      all.add(new GenerationRequest(r.id(), null, r.maxNewTokens(), r.sampling(), List.of(), false,
+          engine.tokenizer().encode(r.prompt())));
+    }
+    SharedRequestStream<String> shared = new SharedRequestStream<>();
+    SharedRequestStream<String>.Feed late = shared.open();
+    try (SharedRequestStream<String>.Feed first = shared.open()) {
+      all.subList(0, 2).forEach(r -> first.add(r, r.id()));
+    }
+    Map<String, Completion> out = new ConcurrentHashMap<>();
+    ExecutorService thread = Executors.newSingleThreadExecutor();
+    try (Generator g = engine.newGenerator()) {
+      Future<Long> running = thread.submit(() -> g.generate(shared, 8,
+          (tag, c) -> assertThat(out.put(tag, c.get())).as("answered once: %s", tag).isNull()));
+      Thread.sleep(300);
+      all.subList(2, all.size()).forEach(r -> late.add(r, r.id()));
+      late.close();
+      shared.end();
+      running.get(120, java.util.concurrent.TimeUnit.SECONDS);
+      assertReferenceTokens(out);
+      assertThat(g.stats().batchWidths()).as("one batch for the eight").containsExactly(8);
+    } finally {
+      thread.shutdownNow();
+    }
+  }
+
+  /**
    * A request whose first token is its last is handed over at once, while the stream stays open (a shared stream
    * ends only when its last feeder leaves, and that feeder waits for this completion).
    */

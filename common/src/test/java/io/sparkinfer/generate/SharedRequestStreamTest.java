@@ -57,6 +57,29 @@ class SharedRequestStreamTest {
   }
 
   @Test
+  void aFeedIsAwaitedUntilItFlushesARequestOrCloses() {
+    SharedRequestStream<String> s = new SharedRequestStream<>();
+    assertThat(s.awaitsFeeders()).as("no feed open").isFalse();
+    SharedRequestStream<String>.Feed a = s.open();
+    SharedRequestStream<String>.Feed b = s.open();
+    assertThat(s.awaitsFeeders()).isTrue();
+    a.flush();
+    assertThat(s.awaitsFeeders()).as("an empty flush brings nothing").isTrue();
+    a.add(tokens("x", 3, 1), "x");
+    a.flush();
+    assertThat(s.awaitsFeeders()).as("b has brought nothing yet").isTrue();
+    b.close();
+    assertThat(s.awaitsFeeders()).as("a brought a request, b closed").isFalse();
+    a.add(tokens("y", 3, 1), "y");
+    a.close();
+    assertThat(s.awaitsFeeders()).as("closing a feed heard from counts once").isFalse();
+    SharedRequestStream<String>.Feed c = s.open();
+    assertThat(s.awaitsFeeders()).isTrue();
+    c.close();
+    assertThat(s.awaitsFeeders()).isFalse();
+  }
+
+  @Test
   void aWaitingTakerGetsALaterRequestAndNullOnceTheStreamEnds() throws Exception {
     SharedRequestStream<String> s = new SharedRequestStream<>();
     CompletableFuture<RequestStream.Item<String>> first = CompletableFuture.supplyAsync(() -> take(s));
