@@ -50,14 +50,15 @@ touch $OUT/generate-padded.log && tail -3 $OUT/generate-padded.log
   --fused-prefill=false --progress-seconds 10 > $OUT/generate-unfused.log 2>&1
 touch $OUT/generate-unfused.log && tail -3 $OUT/generate-unfused.log
 # fp8 (bf16 with float8 projections) and bf16 through generate.sh: fp8_e2e_speedup over fp16 above, and the ids'
-# agreement with fp16's (first token, leading ids in common; E2E_FP8=0 skips it)
-for precision in fp8 bf16; do
+# agreement with fp16's (first token, leading ids in common; E2E_FP8=0 skips both, E2E_PRECISIONS=fp8 runs fp8 only)
+for precision in ${E2E_PRECISIONS:-fp8 bf16}; do
   [ "${E2E_FP8:-1}" = 0 ] || timeout ${E2E_GENERATE_TIMEOUT:-200} java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true \
     -cp "/tmp/app/*" io.sparkinfer.cli.GenerateCommand --model $M --input /tmp/e2e-prompts.jsonl \
     --output /tmp/e2e-generate-$precision.jsonl --device gpu --precision $precision --max-new-tokens 128 --ignore-eos \
     --progress-seconds 10 > $OUT/generate-$precision.log 2>&1
   touch $OUT/generate-$precision.log && tail -3 $OUT/generate-$precision.log
 done
+touch $OUT/generate-fp8.log $OUT/generate-bf16.log
 # the shared-prefix workload (256 shared tokens, 64-256 unique; 2,048 prompts, E2E_SHARED_PROMPTS: with 256 the
 # runs last about a second and their fixed costs hide the ratio), --shared-prefix 0 against 32 (E2E_SHARED=0 skips it)
 [ "${E2E_SHARED:-1}" = 0 ] || SPARKINFER_GENERATE="java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true -cp /tmp/app/* io.sparkinfer.cli.GenerateCommand" \

@@ -70,6 +70,10 @@ public final class FusedDecode implements AutoCloseable {
   final CudaKernels.Kernel rotaryCacheWrite;
   final CudaKernels.Kernel rotaryCacheWritePacked;
   final CudaKernels.Kernel siluMul;
+  /** Whether the projections are float8 ({@link Precision#FP8}): the norms and the gate then quantize their rows. */
+  final boolean fp8;
+  final CudaKernels.Kernel rmsNormFp8;
+  final CudaKernels.Kernel siluMulFp8;
   /**
    * Whether the attention kernel is {@code decode_attention} (each warp alone through its own slots; groups of
    * up to 16 heads of dims up to 128, a multiple of 16) rather than {@code decode_attention_wide} (any shape).
@@ -152,6 +156,9 @@ public final class FusedDecode implements AutoCloseable {
       this.rotaryCacheWrite = module.kernel("rotary_cache_write");
       this.rotaryCacheWritePacked = module.kernel("rotary_cache_write_packed");
       this.siluMul = module.kernel("silu_mul");
+      this.fp8 = weights.precision().fp8Projections();
+      this.rmsNormFp8 = module.kernel("rms_norm_fp8");
+      this.siluMulFp8 = module.kernel("silu_mul_fp8");
       this.attention = module.kernel(attentionPerWarp ? "decode_attention" : "decode_attention_wide");
       this.attentionCombine = module.kernel("decode_attention_combine");
       this.ops = loadOps((PtNDManager) manager);

@@ -57,6 +57,15 @@ public final class FusedDecodeStep implements AutoCloseable {
   private final IValue gateUpValue;
   private final IValue actValue;
   private final IValue attentionOutValue;
+  // fp8: the norms' and the gate's rows quantized, (B, H) and (B, I) float8 with (B) float32 scales; else null
+  private final NDArray hQ;
+  private final NDArray hScale;
+  private final NDArray actQ;
+  private final NDArray actScale;
+  private final IValue hQValue;
+  private final IValue hScaleValue;
+  private final IValue actQValue;
+  private final IValue actScaleValue;
   private final IValue[] keyValues;
   private final IValue[] valueValues;
   private final long[] keyPtrs;
@@ -96,6 +105,26 @@ public final class FusedDecodeStep implements AutoCloseable {
     this.gateUpValue = keep(gateUp);
     this.actValue = keep(act);
     this.attentionOutValue = keep(attentionOut);
+    if (model.fp8) {
+      this.hQValue = keep(model.call("empty_fp8", xValue, keep(IValue.from((long) batch)), keep(IValue.from((long) hidden))));
+      this.actQValue = keep(model.call("empty_fp8", xValue, keep(IValue.from((long) batch)),
+          keep(IValue.from((long) config.intermediateSize()))));
+      this.hQ = hQValue.toTensor((PtNDManager) manager);
+      this.actQ = actQValue.toTensor((PtNDManager) manager);
+      this.hScale = manager.zeros(new Shape(batch), DataType.FLOAT32);
+      this.actScale = manager.zeros(new Shape(batch), DataType.FLOAT32);
+      this.hScaleValue = keep(hScale);
+      this.actScaleValue = keep(actScale);
+    } else {
+      this.hQ = null;
+      this.hScale = null;
+      this.actQ = null;
+      this.actScale = null;
+      this.hQValue = null;
+      this.hScaleValue = null;
+      this.actQValue = null;
+      this.actScaleValue = null;
+    }
     NDArray[] keys = cache.keyArrays();
     NDArray[] vals = cache.valueArrays();
     this.keyValues = new IValue[keys.length];
@@ -137,7 +166,8 @@ public final class FusedDecodeStep implements AutoCloseable {
     long n = c.numAttentionHeads();
     long d = c.headDim();
     long width = 2L * c.hiddenSize() + (n + 2L * c.numKeyValueHeads()) * d + 3L * c.intermediateSize() + n * d;
-    return width * dtypeBytes + 4L * (n * d + 2 * n);
+    long fp8 = c.hiddenSize() + c.intermediateSize() + 8L; // fp8's quantized rows and scales (counted for all)
+    return width * dtypeBytes + 4L * (n * d + 2 * n) + fp8;
   }
 
   /**
@@ -163,8 +193,14 @@ public final class FusedDecodeStep implements AutoCloseable {
       }
       for (int l = 0; l < model.layers.size(); l++) {
         FusedDecode.Layer w = model.layers.get(l);
-        norm(w.inputLayernorm());
-        step(perStep, model.call("project", hValue, w.qkvWeight(), w.qkvScale(), w.qkvBias(), qkvValue));
+        if (model.fp8) {
+          quantizedNorm(w.inputLayernorm());
+          step(perStep, model.call("project_quantized", hQValue, hScaleValue, w.qkvWeight(), w.qkvScale(), w.qkvBias(),
+              qkvValue));
+        } else {
+          norm(w.inputLayernorm());
+          step(perStep, model.call("project", hValue, w.qkvWeight(), w.qkvScale(), w.qkvBias(), qkvValue));
+        }
         launch(model.rotaryCacheWrite, plan.rotaryCacheWrite(), ptr(qkv), positions,
             model.invFreq, keyPtrs[l], valuePtrs[l], config.numAttentionHeads(), config.numKeyValueHeads(),
             config.headDim(), capacity);
@@ -177,10 +213,20 @@ public final class FusedDecodeStep implements AutoCloseable {
               attentionInputs[1], attentionInputs[2], numHeads, numKvHeads, headDim, windowValues[l], scale));
         }
         step(perStep, model.call("add_projection", attended, xValue, w.oWeight(), w.oScale(), w.oBias()));
-        norm(w.postAttentionLayernorm());
-        step(perStep, model.call("project", hValue, w.gateUpWeight(), w.gateUpScale(), w.gateUpBias(), gateUpValue));
-        launch(model.siluMul, plan.siluMul(), ptr(gateUp), ptr(act), config.intermediateSize(), batch);
-        step(perStep, model.call("add_projection", actValue, xValue, w.downWeight(), w.downScale(), w.downBias()));
+        if (model.fp8) {
+          quantizedNorm(w.postAttentionLayernorm());
+          step(perStep, model.call("project_quantized", hQValue, hScaleValue, w.gateUpWeight(), w.gateUpScale(),
+              w.gateUpBias(), gateUpValue));
+          // a block per row, as rms_norm
+          launch(model.siluMulFp8, plan.rmsNorm(), ptr(gateUp), ptr(actQ), ptr(actScale), config.intermediateSize());
+          step(perStep, model.call("add_projection_quantized", actQValue, actScaleValue, xValue, w.downWeight(),
+              w.downScale(), w.downBias()));
+        } else {
+          norm(w.postAttentionLayernorm());
+          step(perStep, model.call("project", hValue, w.gateUpWeight(), w.gateUpScale(), w.gateUpBias(), gateUpValue));
+          launch(model.siluMul, plan.siluMul(), ptr(gateUp), ptr(act), config.intermediateSize(), batch);
+          step(perStep, model.call("add_projection", actValue, xValue, w.downWeight(), w.downScale(), w.downBias()));
+        }
       }
       norm(model.normWeight);
       IValue logits = step(perStep, model.call("head", hValue, model.lmHead));
@@ -214,6 +260,12 @@ public final class FusedDecodeStep implements AutoCloseable {
   /** The attention scores' scale, 1 / sqrt(D), as llama_step.py and transformers use it. */
   private double attentionScale() {
     return 1.0 / Math.sqrt(config.headDim());
+  }
+
+  /** hQ, hScale = the rows of RMSNorm(x) with {@code weight}, quantized to float8 (fp8). */
+  private void quantizedNorm(long weight) {
+    launch(model.rmsNormFp8, plan.rmsNorm(), ptr(x), weight, ptr(hQ), ptr(hScale), config.hiddenSize(),
+        config.hiddenSize(), CudaKernels.bits(config.rmsNormEps()));
   }
 
   /** h = RMSNorm(x) with {@code weight}. */

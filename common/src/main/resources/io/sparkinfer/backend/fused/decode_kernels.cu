@@ -310,6 +310,142 @@ extern "C" __global__ void silu_mul(const storage_t* gate_up, storage_t* out, lo
 }
 
 
+// Float8 e4m3 quantization of rows for fp8 projections (io.sparkinfer.model.Precision.FP8), fused into the kernel
+// that makes the row: each row r of the (B, N) result h (rounded to the storage type, as the unquantized kernel would
+// write it) is written as q[r] = e4m3(h[r] / scale[r]) with scale[r] = max(max|h[r]| / 448, 1e-12) in float32, the
+// values and rounding of llama_step.py's fp8_mm (448 is e4m3's largest finite value; round to nearest even).
+// q: (B, N) bytes, scale: (B) float32. The conversion is sm_89's cvt.rn.satfinite.e4m3x2.f32 (a row's values are at
+// most 448 by construction, where saturating and PyTorch's conversion agree). A row's values stay in registers
+// between its maximum and its quantization when they fit (FP8_CHUNKS 8-value chunks a thread), else are made twice.
+
+#define FP8_CHUNKS 8
+
+// Two floats as two e4m3 bytes, lo in the low byte (the lower address).
+__device__ __forceinline__ unsigned short e4m3x2(float lo, float hi) {
+  unsigned short r;
+#if __CUDA_ARCH__ >= 890
+  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
+#else
+  r = 0;
+  __trap();  // fp8 needs compute capability 8.9
+#endif
+  return r;
+}
+
+// 8 values quantized by 1/scale as 8 e4m3 bytes (one 8-byte store).
+__device__ __forceinline__ void store_e4m3x8(unsigned char* q, const float* v, float scale) {
+  uint2 packed;
+  packed.x = (unsigned) e4m3x2(v[0] / scale, v[1] / scale) | ((unsigned) e4m3x2(v[2] / scale, v[3] / scale) << 16);
+  packed.y = (unsigned) e4m3x2(v[4] / scale, v[5] / scale) | ((unsigned) e4m3x2(v[6] / scale, v[7] / scale) << 16);
+  *reinterpret_cast<uint2*>(q) = packed;
+}
+
+// Row r's 8 values of chunk c: rms_norm's output (Row::Norm) or silu_mul's (Row::Gate), rounded to the storage type.
+struct NormRow {
+  const storage_t* x;
+  const storage_t* weight;
+  float inv_rms;
+  __device__ void values(long long c, float* v) const {
+    Pack xs, ws;
+    xs.chunk = reinterpret_cast<const Chunk*>(x)[c];
+    ws.chunk = reinterpret_cast<const Chunk*>(weight)[c];
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+      v[k] = rounded(load(ws.h[k]) * rounded(load(xs.h[k]) * inv_rms));
+    }
+  }
+};
+
+struct GateRow {
+  const storage_t* gate;  // the row's gate half; its up half follows `inter` values on
+  long long inter;
+  __device__ void values(long long c, float* v) const {
+    Pack g, u;
+    g.chunk = reinterpret_cast<const Chunk*>(gate)[c];
+    u.chunk = reinterpret_cast<const Chunk*>(gate + inter)[c];
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+      float gv = load(g.h[k]);
+      v[k] = rounded(rounded(gv / (1.f + expf(-gv))) * load(u.h[k]));
+    }
+  }
+};
+
+// Quantizes one row of `chunks` 8-value chunks made by `row` into q_row and scale (a block per row).
+template <typename Row>
+__device__ void quantize_row(const Row& row, long long chunks, unsigned char* q_row, float* scale) {
+  float v[FP8_CHUNKS][8];
+  float amax = 0.f;
+  const bool kept = chunks <= (long long) FP8_CHUNKS * blockDim.x;  // the same for the whole block
+#pragma unroll
+  for (int j = 0; j < FP8_CHUNKS; j++) {
+    long long c = threadIdx.x + (long long) j * blockDim.x;
+    if (kept && c < chunks) {
+      row.values(c, v[j]);
+#pragma unroll
+      for (int k = 0; k < 8; k++) {
+        amax = fmaxf(amax, fabsf(v[j][k]));
+      }
+    }
+  }
+  if (!kept) {
+    for (long long c = threadIdx.x; c < chunks; c += blockDim.x) {
+      float w[8];
+      row.values(c, w);
+      for (int k = 0; k < 8; k++) {
+        amax = fmaxf(amax, fabsf(w[k]));
+      }
+    }
+  }
+  const float s = fmaxf(block_reduce<Max>(amax) / 448.f, 1e-12f);
+  if (threadIdx.x == 0) {
+    *scale = s;
+  }
+  if (kept) {
+#pragma unroll
+    for (int j = 0; j < FP8_CHUNKS; j++) {
+      long long c = threadIdx.x + (long long) j * blockDim.x;
+      if (c < chunks) {
+        store_e4m3x8(q_row + 8 * c, v[j], s);
+      }
+    }
+    return;
+  }
+  for (long long c = threadIdx.x; c < chunks; c += blockDim.x) {
+    float w[8];
+    row.values(c, w);
+    store_e4m3x8(q_row + 8 * c, w, s);
+  }
+}
+
+// rms_norm's output quantized: x (B, H) rows `stride` apart, weight (H), q (B, H), scale (B). H a multiple of 8,
+// x, weight 16-byte aligned, q 8-byte aligned. Grid (B), block a multiple of 32 (256).
+extern "C" __global__ void rms_norm_fp8(const storage_t* x, const storage_t* weight, unsigned char* q, float* scale,
+                                        long long hidden, long long stride, double eps) {
+  const storage_t* row = x + blockIdx.x * stride;
+  const long long chunks = hidden / 8;
+  float squares = 0.f;
+  for (long long c = threadIdx.x; c < chunks; c += blockDim.x) {
+    Pack xs;
+    xs.chunk = reinterpret_cast<const Chunk*>(row)[c];
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+      float v = load(xs.h[k]);
+      squares += v * v;
+    }
+  }
+  NormRow norm{row, weight, rsqrtf(block_reduce<Sum>(squares) / (float) hidden + (float) eps)};
+  quantize_row(norm, chunks, q + blockIdx.x * hidden, scale + blockIdx.x);
+}
+
+// silu_mul's output quantized: gate_up (B, 2I) rows [gate | up], q (B, I), scale (B). I a multiple of 8, gate_up
+// 16-byte aligned, q 8-byte aligned. Grid (B), block a multiple of 32 (256).
+extern "C" __global__ void silu_mul_fp8(const storage_t* gate_up, unsigned char* q, float* scale, long long inter) {
+  GateRow gate{gate_up + blockIdx.x * 2 * inter, inter};
+  quantize_row(gate, inter / 8, q + blockIdx.x * inter, scale + blockIdx.x);
+}
+
+
 // Decode attention over the KV cache, split over the keys ("flash decoding"): decode_attention (below
 // decode_attention_wide, for groups of up to 16 heads of dims up to 128, a multiple of 16) or
 // decode_attention_wide (any shape), then, when a row has more than one split, decode_attention_combine.

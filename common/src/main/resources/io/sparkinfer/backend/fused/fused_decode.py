@@ -68,12 +68,50 @@ class FusedDecodeOps(Module):
     weight_scale: Tensor) -> Tensor:
     # a @ weight^T with weight float8 e4m3 and its (1, out) float32 scales, a quantized per row, in bf16: (M, in) ->
     # (M, out); exactly llama_step.py's fp8_mm
-    af = a.float()
-    scale = torch.clamp(torch.div(torch.amax(torch.abs(af), [-1], True), 448.), 1e-12)  # (M, 1) float32
-    q = torch.div(af, scale).to(24)  # float8_e4m3fn
-    if a.is_cuda:
-      return torch._scaled_mm(q, torch.t(weight), scale, weight_scale, None, None, 15)  # bfloat16
-    return torch.mm(torch.mul(q.float(), scale), torch.t(torch.mul(weight.float(), torch.t(weight_scale)))).to(15)
+    scale = torch.clamp(torch.div(torch.linalg_vector_norm(a, float("inf"), [-1], True).float(), 448.), 1e-12)  # (M, 1) float32: max|row| / 448
+    q = torch.div(a, scale).to(24)  # float32 -> float8_e4m3fn
+    return self.scaled_mm(q, scale, weight, weight_scale)
+  def scaled_mm(self: __torch__.FusedDecodeOps,
+    q: Tensor,
+    q_scale: Tensor,
+    weight: Tensor,
+    weight_scale: Tensor) -> Tensor:
+    # (q * q_scale) @ (weight * weight_scale)^T in bf16, q (M, in) and weight (out, in) float8, scales (M, 1) and
+    # (1, out) float32: torch._scaled_mm on CUDA (float32 accumulation), emulated in float32 elsewhere
+    if q.is_cuda:
+      return torch._scaled_mm(q, torch.t(weight), q_scale, weight_scale, None, None, 15, True)  # bfloat16, fast accumulation
+    return torch.mm(torch.mul(q.float(), q_scale), torch.t(torch.mul(weight.float(), torch.t(weight_scale)))).to(15)
+  def project_quantized(self: __torch__.FusedDecodeOps,
+    q: Tensor,
+    q_scale: Tensor,
+    weight: Tensor,
+    weight_scale: Tensor,
+    bias: Tensor,
+    out: Tensor) -> Tensor:
+    # out = (q * q_scale) @ weight^T + bias for an input our kernels quantized (rms_norm_fp8): (B, in) -> (B, out)
+    y = self.scaled_mm(q, torch.view(q_scale, [-1, 1]), weight, weight_scale)
+    if torch.numel(bias) > 0:
+      y = torch.add(y, bias)
+    return torch.copy_(out, y)
+  def add_projection_quantized(self: __torch__.FusedDecodeOps,
+    q: Tensor,
+    q_scale: Tensor,
+    x: Tensor,
+    weight: Tensor,
+    weight_scale: Tensor,
+    bias: Tensor) -> Tensor:
+    # the residual stream in place: x += (q * q_scale) @ weight^T + bias, for an input our kernels quantized
+    # (silu_mul_fp8): (B, in) -> (B, H)
+    torch.add_(x, self.scaled_mm(q, torch.view(q_scale, [-1, 1]), weight, weight_scale))
+    if torch.numel(bias) > 0:
+      torch.add_(x, bias)
+    return x
+  def empty_fp8(self: __torch__.FusedDecodeOps,
+    like: Tensor,
+    rows: int,
+    cols: int) -> Tensor:
+    # an uninitialised (rows, cols) float8 e4m3 tensor on like's device (DJL cannot make one)
+    return torch.empty([rows, cols], dtype=24, layout=None, device=like.device)
   def attend(self: __torch__.FusedDecodeOps,
     qkv: Tensor,
     k_cache: Tensor,

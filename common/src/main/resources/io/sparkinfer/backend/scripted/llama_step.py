@@ -17,7 +17,7 @@
 # k_cache / v_cache hold one (B, C, K, D) tensor per layer, written in place.
 # In fp8 (io.sparkinfer.model.Precision.FP8) the four projection weights are float8 e4m3 and each has a float32
 # scale per output channel under its key + "_scale" ((1, out)); fp8_mm then quantizes the projection's input per
-# row and multiplies with torch._scaled_mm on CUDA (products in float32, written in bf16), or emulates it in float32
+# row and multiplies with torch._scaled_mm on CUDA (fast accumulation, written in bf16), or emulates it in float32
 # elsewhere (the same quantized values).
 #
 # A packed step is one line of tokens (B = 1, S = T > 1) that holds R rows' tokens back to back: last_index (R)
@@ -212,11 +212,10 @@ class LlamaStep(Module):
     # float8 e4m3; the product is rescaled by the row's and the output channel's scales.
     w = params[name + ".weight"]  # (out, in) float8
     w_scale = params[name + ".weight_scale"]  # (1, out) float32
-    af = a.float()
-    scale = torch.clamp(torch.div(torch.amax(torch.abs(af), [-1], True), 448.), 1e-12)  # (M, 1) float32
-    q = torch.div(af, scale).to(24)  # float8_e4m3fn
+    scale = torch.clamp(torch.div(torch.linalg_vector_norm(a, float("inf"), [-1], True).float(), 448.), 1e-12)  # (M, 1) float32: max|row| / 448
+    q = torch.div(a, scale).to(24)  # float32 -> float8_e4m3fn
     if a.is_cuda:
-      out = torch._scaled_mm(q, torch.t(w), scale, w_scale, None, None, 15)  # bfloat16
+      out = torch._scaled_mm(q, torch.t(w), scale, w_scale, None, None, 15, True)  # bfloat16, fast accumulation
     else:
       out = torch.mm(torch.mul(q.float(), scale), torch.t(torch.mul(w.float(), torch.t(w_scale)))).to(15)
     return out

@@ -96,6 +96,20 @@ class FusedDecodeTest {
       call(m, "add_projection", h, x, q[0], q[1], m.zeros(new Shape(0)));
       assertThat(x.sub(before).sub(exact).abs().sub(bound).max().getFloat()).as("add_projection")
           .isLessThanOrEqualTo(0f);
+      // inputs our kernels quantized (rms_norm_fp8, silu_mul_fp8): h's rows with their scales, (3, 32) and (3)
+      NDArray[] hq = io.sparkinfer.torchscript.ScriptedTensors.quantizeFp8Rows(h, m);
+      NDArray rowScales = hq[1].reshape(3);
+      NDArray b = m.randomNormal(new Shape(8));
+      call(m, "project_quantized", hq[0], rowScales, q[0], q[1], b, out);
+      assertThat(out.sub(exact.add(b)).abs().sub(bound).max().getFloat()).as("project_quantized")
+          .isLessThanOrEqualTo(0f);
+      NDArray y = m.randomNormal(new Shape(3, 8));
+      NDArray yBefore = y.duplicate();
+      call(m, "add_projection_quantized", hq[0], rowScales, y, q[0], q[1], m.zeros(new Shape(0)));
+      assertThat(y.sub(yBefore).sub(exact).abs().sub(bound).max().getFloat()).as("add_projection_quantized")
+          .isLessThanOrEqualTo(0f);
+      NDArray buffer = call(m, "empty_fp8", h, 5L, 16L);
+      assertThat(buffer.getShape()).isEqualTo(new Shape(5, 16));
     }
   }
 
