@@ -1,7 +1,6 @@
 package io.sparkinfer.jobs;
 
 import static org.apache.spark.sql.functions.col;
-import static org.apache.spark.sql.functions.count;
 import static org.apache.spark.sql.functions.explode;
 import static org.apache.spark.sql.functions.lit;
 import static org.apache.spark.sql.functions.not;
@@ -28,6 +27,24 @@ import org.slf4j.LoggerFactory;
  * {@code --commit-every} rows) and the inference partitions of each, range-partitioned by prompt length so
  * a partition's batches pad little. With {@code --cache}, the requests found in the result cache
  * ({@link ResultCache}) are answered from it and only the others are computed. Close it to release what it cached.
+ *
+ * <h2>Spark jobs before the first inference task</h2>
+ * Planning counts in one query ({@link PlanSummary}: rows, errors, unreadable rows, repeated ids); the
+ * repeated-id message's own queries run only when an id is repeated. For a run without a cache: the input's line
+ * count, the planning job (tokenize and cache), three jobs of the summary, then the wave: the dedup shuffle, the
+ * range partitioner's sampling job, the range shuffle, the inference stage: 9 Spark jobs and two queries to the
+ * first inference task, where the counts (two jobs) and the id check (two jobs) made 10 and three.
+ *
+ * <p>Measured on the 2-core development machine (2026-12-02; 8,192 prompts of 128-512 words made as
+ * {@code bench/gpu/lib.sh}'s {@code bench_prompts} makes them, the demo checkpoint with its context raised to 4,096
+ * so every prompt runs, {@code submit/infer.sh --max-new-tokens 1}, times from Spark's event log, three runs
+ * before): from JVM start, SparkContext at 4.3-8.6 s, the input's line count at 8.7-16 s, then 2.6-4.5 s of driver
+ * time before the planning job, which took 8.6-16 s (one task: the file is one split, tokenized 256 prompts a
+ * call on the tokenizer's threads); then 2.2-2.6 s to the plan's log line (counts and id check: four jobs), 0.7-1 s
+ * to the wave's first job, 2.8-3.7 s from it to the first inference task (dedup shuffle 0.9 s, sampling 0.7-1 s,
+ * range shuffle 0.5-0.7 s), and 2.8-3.4 s more to the first generator's first batch. A first form of the one-query
+ * summary (the ids then grouped by length, not added up at once) gave 2.3-2.5 s to the plan's log line in two
+ * comparable runs: no gain this machine could show, its runs varying twofold.
  */
 final class RunPlan implements AutoCloseable {
 
@@ -89,15 +106,16 @@ final class RunPlan implements AutoCloseable {
     spark.sparkContext().setJobDescription("sparkinfer " + runId + ": plan (token counts)");
     Dataset<Row> planned = Completions.plan(input, model, o, stage).persist(StorageLevel.MEMORY_AND_DISK());
     try {
-      Row c = planned.agg(count(lit(1)), sum(when(col(Tables.ERROR_CODE).isNotNull(), 1).otherwise(0)),
-          sum(when(col(Tables.ERROR_CODE).isin(InputRows.ERROR_CODES.toArray()), 1).otherwise(0))).first();
-      counts.rows = c.getLong(0);
-      counts.plannedErrors = c.isNullAt(1) ? 0 : c.getLong(1);
-      counts.inputErrors = c.isNullAt(2) ? 0 : c.getLong(2);
+      PlanSummary summary = PlanSummary.of(planned);
+      counts.rows = summary.rows();
+      counts.plannedErrors = summary.plannedErrors();
+      counts.inputErrors = summary.inputErrors();
       if (!resuming) {
         counts.inputRows = counts.rows;
       }
-      checkIds(planned, input);
+      if (summary.repeatedIds() > 0) {
+        checkIds(planned, input);
+      }
       long validRows = counts.rows - counts.plannedErrors;
       Dataset<Row> groups = null;
       Dataset<Row> looked = null;

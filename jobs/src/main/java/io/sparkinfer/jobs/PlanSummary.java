@@ -1,0 +1,40 @@
+package io.sparkinfer.jobs;
+
+import static org.apache.spark.sql.functions.col;
+import static org.apache.spark.sql.functions.count;
+import static org.apache.spark.sql.functions.lit;
+import static org.apache.spark.sql.functions.sum;
+import static org.apache.spark.sql.functions.when;
+
+import org.apache.spark.sql.Column;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+
+/**
+ * What planning counted over the planned rows ({@link Tables#PLANNED}), in one Spark query that groups the rows by
+ * id and adds the groups up: the rows, those that cannot run and those the input could not give, and the ids given
+ * to more than one row. The run used to count in one query (an aggregate) and check the ids in another (a group-by
+ * on id); {@link RunPlan}'s notes say what that saved on the development machine.
+ *
+ * @param rows the planned rows
+ * @param plannedErrors the rows that cannot run (the input's errors among them)
+ * @param inputErrors the rows the input could not give ({@link InputRows#ERROR_CODES})
+ * @param repeatedIds the ids of more than one row
+ */
+record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeatedIds) {
+
+  static PlanSummary of(Dataset<Row> planned) {
+    Column valid = col(Tables.ERROR_CODE).isNull();
+    Column inputError = col(Tables.ERROR_CODE).isin(InputRows.ERROR_CODES.toArray());
+    Dataset<Row> ids = planned.groupBy(col(Tables.ID)).agg(count(lit(1)).as("n"),
+        sum(when(valid, 0).otherwise(1)).as("errors"), sum(when(inputError, 1).otherwise(0)).as("input_errors"));
+    Row r = ids.agg(sum(col("n")), sum(col("errors")), sum(col("input_errors")),
+        sum(when(col("n").gt(1), 1).otherwise(0))).first();
+    return new PlanSummary(longOrZero(r, 0), longOrZero(r, 1), longOrZero(r, 2), longOrZero(r, 3));
+  }
+
+  /** A sum over no rows is null: none. */
+  private static long longOrZero(Row r, int i) {
+    return r.isNullAt(i) ? 0 : r.getLong(i);
+  }
+}

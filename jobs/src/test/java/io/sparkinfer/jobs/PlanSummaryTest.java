@@ -1,0 +1,61 @@
+package io.sparkinfer.jobs;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.sparkinfer.generate.ErrorCode;
+import java.util.List;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.SparkSession;
+import org.junit.jupiter.api.Test;
+
+/** What planning counts over the planned rows in its one query ({@link PlanSummary}). */
+class PlanSummaryTest {
+
+  private static Row planned(String id, int tokens, String errorCode) {
+    return RowFactory.create(id, "prompt of " + id, tokens, errorCode, errorCode == null ? null : "why", "driver");
+  }
+
+  @Test
+  void countsRowsErrorsAndRepeatedIds() {
+    SparkSession spark = TestSupport.spark();
+    Dataset<Row> rows = spark.createDataFrame(List.of(
+        planned("a", 3, null),
+        planned("b", 3, null),
+        planned("c", 7, null),
+        planned("d", 0, ErrorCode.EMPTY_PROMPT),
+        planned("e", 2000, ErrorCode.PROMPT_TOO_LONG),
+        planned("row-9", 0, InputRows.ERROR_CODES.get(0)),
+        planned("f", 7, null),
+        planned("f", 9, null),
+        planned("g", 4, null),
+        planned("g", 0, ErrorCode.EMPTY_PROMPT),
+        planned("g", 4, null)), Tables.PLANNED).repartition(3);
+
+    PlanSummary s = PlanSummary.of(rows);
+
+    assertThat(s.rows()).isEqualTo(11);
+    assertThat(s.plannedErrors()).as("d, e, row-9 and g's empty prompt").isEqualTo(4);
+    assertThat(s.inputErrors()).isEqualTo(1);
+    assertThat(s.repeatedIds()).as("f and g").isEqualTo(2);
+  }
+
+  @Test
+  void uniqueIdsAndNoErrors() {
+    SparkSession spark = TestSupport.spark();
+    PlanSummary s = PlanSummary.of(spark.createDataFrame(List.of(planned("a", 5, null), planned("b", 6, null)),
+        Tables.PLANNED));
+    assertThat(s.rows()).isEqualTo(2);
+    assertThat(s.plannedErrors()).isZero();
+    assertThat(s.inputErrors()).isZero();
+    assertThat(s.repeatedIds()).isZero();
+  }
+
+  @Test
+  void noRows() {
+    SparkSession spark = TestSupport.spark();
+    assertThat(PlanSummary.of(spark.createDataFrame(List.<Row>of(), Tables.PLANNED)))
+        .isEqualTo(new PlanSummary(0, 0, 0, 0));
+  }
+}
