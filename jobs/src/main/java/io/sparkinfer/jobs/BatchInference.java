@@ -58,6 +58,17 @@ public final class BatchInference {
     return run(spark, o, CommitHook.NONE);
   }
 
+  /**
+   * Whether the driver starts loading the engines itself, at the run's start: in local mode, where this JVM is the
+   * executor, when engines preload at all ({@link Completions#preloads}) and the model is a local directory (a remote
+   * one is fetched by the first planning task, not on the driver's thread). They then load while Spark reads and
+   * plans the prompts rather than from the first planning task's start: on an H200 the model had finished loading 5 s
+   * after the plan, the last thing the first generator waited for (bench/results/2026-12-02-e2e-NVIDIA-H200-run6).
+   */
+  static boolean preloadsHere(boolean localMode, JobOptions o, InferenceStageProfile stage) {
+    return localMode && Completions.preloads(o, stage) && ModelLocation.isLocal(o.model());
+  }
+
   /** {@link #run(SparkSession, JobOptions)} with a hook on each commit's rows (fault injection in tests). */
   static JobResult run(SparkSession spark, JobOptions o, CommitHook hook) {
     Instant started = Instant.now();
@@ -73,6 +84,9 @@ public final class BatchInference {
     InjectedFault fault = InjectedFault.from(sc.getConf()); // a test hook: null unless a test set its keys
     InferenceStageProfile stage = InferenceStageProfile.forRun(spark, o.inferenceGpus(), o.get(EngineOptions.LAYOUT));
     ResultCache cache = ResultCache.open(spark, o, model, ResultCache.tasksUseGpus(o, stage, sc.getConf()));
+    if (preloadsHere(sc.isLocal(), o, stage)) {
+      PartitionInference.preloadEngines(o, model, null);
+    }
     RunPlan.Counts counts = new RunPlan.Counts();
     int partitions = 0;
     int commits = 0;

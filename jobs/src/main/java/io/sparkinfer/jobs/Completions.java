@@ -34,9 +34,17 @@ final class Completions {
 
   /** Planned rows ({@link Tables#PLANNED}) of input rows ({@link Tables#INPUT}). */
   static Dataset<Row> plan(Dataset<Row> input, ModelLocation model, JobOptions o, InferenceStageProfile stage) {
-    // no preload with a result cache: a run it answers whole loads no model
-    JobOptions preload = o.get(JobOptions.PRELOAD_ENGINES) && !stage.isSet() && o.cache() == null ? o : null;
+    JobOptions preload = preloads(o, stage) ? o : null;
     return input.mapPartitions(new PromptPlanner(model, o.maxPromptTokens(), preload), Encoders.row(Tables.PLANNED));
+  }
+
+  /**
+   * Whether engines load while the prompts are planned ({@code --preload-engines}): not when the inference stage asks
+   * for devices of its own (the planning tasks run elsewhere), nor with a result cache (a run it answers whole loads
+   * no model).
+   */
+  static boolean preloads(JobOptions o, InferenceStageProfile stage) {
+    return o.get(JobOptions.PRELOAD_ENGINES) && !stage.isSet() && o.cache() == null;
   }
 
   /**

@@ -63,6 +63,24 @@ class ExecutorEnginesTest {
   }
 
   @Test
+  void inLocalModeTheDriverStartsTheLoadItselfWhereEnginesPreloadAndTheModelIsLocal() {
+    String[] base = {"--model", TestSupport.tinyModel().toString(), "--input", "in.jsonl", "--output", "out"};
+    JobOptions local = TestSupport.options(base);
+    InferenceStageProfile none = InferenceStageProfile.NONE;
+    assertThat(BatchInference.preloadsHere(true, local, none)).isTrue();
+    assertThat(BatchInference.preloadsHere(false, local, none)).as("on a cluster the executors load").isFalse();
+    assertThat(BatchInference.preloadsHere(true, TestSupport.options(
+        "--model", "hdfs://nn/models/m", "--input", "in.jsonl", "--output", "out"), none))
+        .as("a remote model is fetched by the planning task").isFalse();
+    assertThat(BatchInference.preloadsHere(true, TestSupport.options(
+        "--model", TestSupport.tinyModel().toString(), "--input", "in.jsonl", "--output", "out",
+        "--preload-engines=false"), none)).isFalse();
+    assertThat(BatchInference.preloadsHere(true, TestSupport.options(
+        "--model", TestSupport.tinyModel().toString(), "--input", "in.jsonl", "--output", "out",
+        "--cache", tmp.resolve("cache").toString()), none)).as("a cached run may load no model").isFalse();
+  }
+
+  @Test
   void theJobPreloadsWhilePlanningAndReportsOneLoadWhetherOrNot() {
     SparkSession spark = TestSupport.spark();
     Path input = TestSupport.writeJsonl(tmp.resolve("prompts.jsonl"), TestSupport.referenceInput());

@@ -90,4 +90,19 @@ record StepRows(long[][] tokens, int[] starts) {
     }
     return max;
   }
+
+  /** The largest magnitude of a cache's keys and values over the slots these rows and what came before them wrote. */
+  float maxWrittenSlotAbs(KvCache a) {
+    float max = 0;
+    for (NDArray[] layers : new NDArray[][] {a.keyArrays(), a.valueArrays()}) {
+      for (NDArray layer : layers) {
+        for (int r = 0; r < rows(); r++) {
+          int written = starts[r] + tokens[r].length;
+          NDArray x = ScriptedTensors.cast(layer.get(r).get("0:" + written), DataType.FLOAT32); // (written, K, D)
+          max = Math.max(max, x.abs().max().getFloat());
+        }
+      }
+    }
+    return max;
+  }
 }
