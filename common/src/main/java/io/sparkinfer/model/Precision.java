@@ -15,12 +15,12 @@ import java.util.Locale;
  * head stay bf16. Only the scripted backend runs it: on GPUs with float8 tensor cores (compute capability 8.9 and
  * up) through {@code torch._scaled_mm}; elsewhere the same quantization runs emulated in float32.
  *
- * <p>Experimental: on an H200 it ran the 8k workload of {@code bench/gpu/e2e.sh} at 0.50x fp16's throughput
- * (2026-12-02, {@code bench/results/2026-12-02-e2e-NVIDIA-H200-run5}). Each projection's input is quantized by
- * four or five separate libtorch passes over it in float32 (at 32k prefill tokens the MLP's down projection input
- * alone is 9 GB of traffic a layer). Decode, where that traffic is small, took twice as long too: each step
- * runs about 670 more small kernels, and libtorch 2.5.1's row-wise float8 matmul (CUTLASS) was not measured
- * alone. Fast fp8 needs the quantization inside our RMSNorm and SiLU kernels and a matmul measured faster.
+ * <p>Experimental: on an H200 it ran the 8k workload of {@code bench/gpu/e2e.sh} at 0.98x fp16's throughput
+ * (2026-12-02, {@code bench/results/2026-12-02-e2e-NVIDIA-H200-run6}). In fused steps the norms and the SiLU gate
+ * quantize their rows inside our kernels ({@code rms_norm_fp8}, {@code silu_mul_fp8}); the attention output and the
+ * TorchScript step's inputs are quantized by libtorch ops. The first version, with every input quantized by four
+ * or five libtorch passes, ran at 0.50x ({@code run5}). What is left: libtorch 2.5.1's row-wise float8 matmul
+ * (CUTLASS, fast accumulation) has not been measured alone against its fp16 matmul on these shapes.
  */
 public enum Precision {
   FP32(DataType.FLOAT32),
