@@ -41,10 +41,8 @@ class FusedDecodeOps(Module):
     # out = h @ weight^T + bias: (B, in) -> (B, out); an absent bias is an empty tensor, and so is the scale of a
     # weight that is not float8
     if torch.numel(scale) > 0:
-      y = self.fp8_mm(h, weight, scale)
-      if torch.numel(bias) > 0:
-        y = torch.add(y, bias)
-      return torch.copy_(out, y)
+      q, q_scale = self.quantize_rows(h)
+      return self.project_quantized(q, q_scale, weight, scale, bias, out)
     if torch.numel(bias) > 0:
       return torch.addmm(bias, h, torch.t(weight), out=out)
     return torch.mm(h, torch.t(weight), out=out)
@@ -56,21 +54,18 @@ class FusedDecodeOps(Module):
     bias: Tensor) -> Tensor:
     # the residual stream in place: x += a @ weight^T + bias, (B, in) -> (B, H)
     if torch.numel(scale) > 0:
-      torch.add_(x, self.fp8_mm(a, weight, scale))
-    else:
-      torch.addmm_(x, a, torch.t(weight))
+      q, q_scale = self.quantize_rows(a)
+      return self.add_projection_quantized(q, q_scale, x, weight, scale, bias)
+    torch.addmm_(x, a, torch.t(weight))
     if torch.numel(bias) > 0:
       torch.add_(x, bias)
     return x
-  def fp8_mm(self: __torch__.FusedDecodeOps,
-    a: Tensor,
-    weight: Tensor,
-    weight_scale: Tensor) -> Tensor:
-    # a @ weight^T with weight float8 e4m3 and its (1, out) float32 scales, a quantized per row, in bf16: (M, in) ->
-    # (M, out); exactly llama_step.py's fp8_mm
-    scale = torch.clamp(torch.div(torch.linalg_vector_norm(a, float("inf"), [-1], True).float(), 448.), 1e-12)  # (M, 1) float32: max|row| / 448
-    q = torch.div(a, scale).to(24)  # float32 -> float8_e4m3fn
-    return self.scaled_mm(q, scale, weight, weight_scale)
+  def quantize_rows(self: __torch__.FusedDecodeOps,
+    a: Tensor) -> Tuple[Tensor, Tensor]:
+    # a's rows in float8 e4m3 with their float32 scales, as llama_step.py's fp8_mm quantizes (and rms_norm_fp8 and
+    # silu_mul_fp8 in decode_kernels.cu): (M, in) -> q (M, in), scale (M, 1) = max|row| / 448
+    scale = torch.clamp(torch.div(torch.linalg_vector_norm(a, float("inf"), [-1], True).float(), 448.), 1e-12)
+    return (torch.div(a, scale).to(24), scale)  # float32 -> float8_e4m3fn
   def scaled_mm(self: __torch__.FusedDecodeOps,
     q: Tensor,
     q_scale: Tensor,
