@@ -18,7 +18,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The per-executor cache: one engine per model and {@link EngineOptions} for the executor JVM's lifetime, shared by all its tasks and reused across stages and jobs; one tokenizer per
- * model for planning. Everything is closed when the JVM stops (executor shutdown), or by {@link #closeAll()}.
+ * model for planning. Everything is closed by {@link #closeAll()} (at the end of a local-mode job). Nothing is closed
+ * when the JVM stops: tasks may still be using them then (an executor killed, a job stopped with Ctrl-C), and freeing
+ * their native memory under them crashed the JVM (SIGSEGV in libtokenizers); the process's exit frees it all.
  *
  * <p>Loads are counted ({@link #loadCount()}) and reported to the driver by the loading task, so the
  * driver can check "one load per executor" rather than assume it.
@@ -59,10 +61,6 @@ public final class ExecutorEngines {
   private static final Map<Path, Slot<PlanningTokenizer>> TOKENIZERS = new ConcurrentHashMap<>();
   private static final AtomicInteger LOADS = new AtomicInteger();
   private static final AtomicInteger PRELOADS_STARTED = new AtomicInteger();
-
-  static {
-    Runtime.getRuntime().addShutdownHook(new Thread(ExecutorEngines::closeAll, "sparkinfer-close-engines"));
-  }
 
   private ExecutorEngines() {}
 
