@@ -116,6 +116,7 @@ if result["generate_fp8_e2e_tokens_per_s_8k"] and result["generate_e2e_tokens_pe
     result["fp8_e2e_speedup"] = result["generate_fp8_e2e_tokens_per_s_8k"] / result["generate_e2e_tokens_per_s_8k"]
 else:
     result["fp8_e2e_speedup"] = None
+result["engine_decode_tokens_per_s_b256"] = None  # issue 13's field: submit/bench.sh measures decode at batch 256
 if result["generate_prefill_s"] and result["generate_unfused_prefill_s"]:
     result["fused_prefill_speedup"] = result["generate_unfused_prefill_s"] / result["generate_prefill_s"]
 prompt_tokens = num(r"(\d+) prompt tokens", gen, int)
