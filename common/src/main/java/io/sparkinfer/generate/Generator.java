@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import io.sparkinfer.backend.BatchCache;
+import io.sparkinfer.base.OutOfMemory;
 import io.sparkinfer.backend.CausalLmBackend;
 import io.sparkinfer.backend.ForwardBatch;
 import io.sparkinfer.model.ModelConfig;
@@ -268,13 +269,7 @@ public final class Generator implements AutoCloseable {
 
   /** Whether {@code e} (or a cause) is the device, or the JVM, running out of memory. */
   static boolean isOutOfMemory(Throwable e) {
-    for (Throwable t = e; t != null; t = t.getCause()) {
-      if (t instanceof OutOfMemoryError
-          || (t.getMessage() != null && t.getMessage().toLowerCase(java.util.Locale.ROOT).contains("out of memory"))) {
-        return true;
-      }
-    }
-    return false;
+    return OutOfMemory.causedBy(e);
   }
 
   /**

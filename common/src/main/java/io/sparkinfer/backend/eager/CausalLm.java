@@ -13,7 +13,6 @@ import io.sparkinfer.backend.KvCache;
 import io.sparkinfer.model.Linear;
 import io.sparkinfer.model.ModelConfig;
 import io.sparkinfer.model.ModelWeights;
-import io.sparkinfer.model.Precision;
 import io.sparkinfer.model.RotaryEmbedding;
 import java.util.HashMap;
 import java.util.Map;

@@ -162,9 +162,9 @@ public final class FusedDecode implements AutoCloseable {
       this.attention = module.kernel(attentionPerWarp ? "decode_attention" : "decode_attention_wide");
       this.attentionCombine = module.kernel("decode_attention_combine");
       this.ops = loadOps((PtNDManager) manager);
-      this.embedTokens = keep(weights.embedTokens());
-      this.lmHead = keep(weights.lmHead());
-      this.normWeight = CudaKernels.dataPtr(weights.norm());
+      this.embedTokens = keep(params.get(ModelWeights.EMBED_TOKENS)); // every tensor from params, as the step's
+      this.lmHead = keep(params.get(ModelWeights.LM_HEAD));
+      this.normWeight = CudaKernels.dataPtr(params.get(ModelWeights.NORM));
       this.invFreq = CudaKernels.dataPtr(invFreq);
       for (int i = 0; i < config.numHiddenLayers(); i++) {
         final int l = i;

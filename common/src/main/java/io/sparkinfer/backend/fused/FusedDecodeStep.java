@@ -57,15 +57,7 @@ public final class FusedDecodeStep implements AutoCloseable {
   private final IValue gateUpValue;
   private final IValue actValue;
   private final IValue attentionOutValue;
-  // fp8: the norms' and the gate's rows quantized, (B, H) and (B, I) float8 with (B) float32 scales; else null
-  private final NDArray hQ;
-  private final NDArray hScale;
-  private final NDArray actQ;
-  private final NDArray actScale;
-  private final IValue hQValue;
-  private final IValue hScaleValue;
-  private final IValue actQValue;
-  private final IValue actScaleValue;
+  private final QuantizedRows fp8; // fp8's quantized inputs of B rows; null in other precisions
   private final IValue[] keyValues;
   private final IValue[] valueValues;
   private final long[] keyPtrs;
@@ -105,26 +97,7 @@ public final class FusedDecodeStep implements AutoCloseable {
     this.gateUpValue = keep(gateUp);
     this.actValue = keep(act);
     this.attentionOutValue = keep(attentionOut);
-    if (model.fp8) {
-      this.hQValue = keep(model.call("empty_fp8", xValue, keep(IValue.from((long) batch)), keep(IValue.from((long) hidden))));
-      this.actQValue = keep(model.call("empty_fp8", xValue, keep(IValue.from((long) batch)),
-          keep(IValue.from((long) config.intermediateSize()))));
-      this.hQ = hQValue.toTensor((PtNDManager) manager);
-      this.actQ = actQValue.toTensor((PtNDManager) manager);
-      this.hScale = manager.zeros(new Shape(batch), DataType.FLOAT32);
-      this.actScale = manager.zeros(new Shape(batch), DataType.FLOAT32);
-      this.hScaleValue = keep(hScale);
-      this.actScaleValue = keep(actScale);
-    } else {
-      this.hQ = null;
-      this.hScale = null;
-      this.actQ = null;
-      this.actScale = null;
-      this.hQValue = null;
-      this.hScaleValue = null;
-      this.actQValue = null;
-      this.actScaleValue = null;
-    }
+    this.fp8 = model.fp8 ? new QuantizedRows(model, manager, values, batch) : null;
     NDArray[] keys = cache.keyArrays();
     NDArray[] vals = cache.valueArrays();
     this.keyValues = new IValue[keys.length];
@@ -193,10 +166,9 @@ public final class FusedDecodeStep implements AutoCloseable {
       }
       for (int l = 0; l < model.layers.size(); l++) {
         FusedDecode.Layer w = model.layers.get(l);
-        if (model.fp8) {
-          quantizedNorm(w.inputLayernorm());
-          step(perStep, model.call("project_quantized", hQValue, hScaleValue, w.qkvWeight(), w.qkvScale(), w.qkvBias(),
-              qkvValue));
+        if (fp8 != null) {
+          fp8.normThenProject(plan.rmsNorm(), x, w.inputLayernorm(), w.qkvWeight(), w.qkvScale(), w.qkvBias(), qkvValue,
+              perStep);
         } else {
           norm(w.inputLayernorm());
           step(perStep, model.call("project", hValue, w.qkvWeight(), w.qkvScale(), w.qkvBias(), qkvValue));
@@ -213,14 +185,10 @@ public final class FusedDecodeStep implements AutoCloseable {
               attentionInputs[1], attentionInputs[2], numHeads, numKvHeads, headDim, windowValues[l], scale));
         }
         step(perStep, model.call("add_projection", attended, xValue, w.oWeight(), w.oScale(), w.oBias()));
-        if (model.fp8) {
-          quantizedNorm(w.postAttentionLayernorm());
-          step(perStep, model.call("project_quantized", hQValue, hScaleValue, w.gateUpWeight(), w.gateUpScale(),
-              w.gateUpBias(), gateUpValue));
-          // a block per row, as rms_norm
-          launch(model.siluMulFp8, plan.rmsNorm(), ptr(gateUp), ptr(actQ), ptr(actScale), config.intermediateSize());
-          step(perStep, model.call("add_projection_quantized", actQValue, actScaleValue, xValue, w.downWeight(),
-              w.downScale(), w.downBias()));
+        if (fp8 != null) {
+          fp8.normThenProject(plan.rmsNorm(), x, w.postAttentionLayernorm(), w.gateUpWeight(), w.gateUpScale(),
+              w.gateUpBias(), gateUpValue, perStep);
+          fp8.gateThenAddProjection(plan.rmsNorm(), gateUp, xValue, w.downWeight(), w.downScale(), w.downBias(), perStep);
         } else {
           norm(w.postAttentionLayernorm());
           step(perStep, model.call("project", hValue, w.gateUpWeight(), w.gateUpScale(), w.gateUpBias(), gateUpValue));
@@ -260,12 +228,6 @@ public final class FusedDecodeStep implements AutoCloseable {
   /** The attention scores' scale, 1 / sqrt(D), as llama_step.py and transformers use it. */
   private double attentionScale() {
     return 1.0 / Math.sqrt(config.headDim());
-  }
-
-  /** hQ, hScale = the rows of RMSNorm(x) with {@code weight}, quantized to float8 (fp8). */
-  private void quantizedNorm(long weight) {
-    launch(model.rmsNormFp8, plan.rmsNorm(), ptr(x), weight, ptr(hQ), ptr(hScale), config.hiddenSize(),
-        config.hiddenSize(), CudaKernels.bits(config.rmsNormEps()));
   }
 
   /** h = RMSNorm(x) with {@code weight}. */

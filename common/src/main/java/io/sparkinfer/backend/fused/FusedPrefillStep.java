@@ -2,8 +2,6 @@ package io.sparkinfer.backend.fused;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
-import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.engine.PtNDManager;
 import ai.djl.pytorch.jni.IValue;
@@ -83,10 +81,9 @@ public final class FusedPrefillStep {
       NDArray[] values = cache.valueArrays();
       for (int l = 0; l < model.layers.size(); l++) {
         FusedDecode.Layer w = model.layers.get(l);
-        if (model.fp8) {
-          quantizedNorm(model, line, b, w.inputLayernorm(), c);
-          keep(perStep, model.call("project_quantized", b.hQValue, b.hScaleValue, w.qkvWeight(), w.qkvScale(),
-              w.qkvBias(), b.qkvValue));
+        if (b.fp8 != null) {
+          b.fp8.normThenProject(line.rmsNorm(), b.x, w.inputLayernorm(), w.qkvWeight(), w.qkvScale(), w.qkvBias(),
+              b.qkvValue, perStep);
         } else {
           norm(model, line, b.x, w.inputLayernorm(), b.h, c);
           keep(perStep, model.call("project", b.hValue, w.qkvWeight(), w.qkvScale(), w.qkvBias(), b.qkvValue));
@@ -101,14 +98,11 @@ public final class FusedPrefillStep {
                 numHeads, numKvHeads, headDim, window, scale)) { // (T, N*D), freed once projected
           model.call("add_projection", attended, b.xValue, w.oWeight(), w.oScale(), w.oBias()).close(); // x in place
         }
-        if (model.fp8) {
-          quantizedNorm(model, line, b, w.postAttentionLayernorm(), c);
-          keep(perStep, model.call("project_quantized", b.hQValue, b.hScaleValue, w.gateUpWeight(), w.gateUpScale(),
-              w.gateUpBias(), b.gateUpValue));
-          // a block per token, as rms_norm
-          launch(model.siluMulFp8, line.rmsNorm(), ptr(b.gateUp), ptr(b.actQ), ptr(b.actScale), c.intermediateSize());
-          keep(perStep, model.call("add_projection_quantized", b.actQValue, b.actScaleValue, b.xValue, w.downWeight(),
-              w.downScale(), w.downBias()));
+        if (b.fp8 != null) {
+          b.fp8.normThenProject(line.rmsNorm(), b.x, w.postAttentionLayernorm(), w.gateUpWeight(), w.gateUpScale(),
+              w.gateUpBias(), b.gateUpValue, perStep);
+          b.fp8.gateThenAddProjection(line.rmsNorm(), b.gateUp, b.xValue, w.downWeight(), w.downScale(), w.downBias(),
+              perStep);
         } else {
           norm(model, line, b.x, w.postAttentionLayernorm(), b.h, c);
           keep(perStep, model.call("project", b.hValue, w.gateUpWeight(), w.gateUpScale(), w.gateUpBias(),
@@ -142,59 +136,27 @@ public final class FusedPrefillStep {
     final IValue qkvValue;
     final IValue gateUpValue;
     final IValue actValue;
-    // fp8: the norms' and the gate's rows quantized, (T, H) and (T, I) float8 with (T) float32 scales; else null
-    final NDArray hQ;
-    final NDArray hScale;
-    final NDArray actQ;
-    final NDArray actScale;
-    final IValue hQValue;
-    final IValue hScaleValue;
-    final IValue actQValue;
-    final IValue actScaleValue;
+    final QuantizedRows fp8; // fp8's quantized inputs of the line's T tokens; null in other precisions
 
     Buffers(FusedDecode model, NDManager step, List<IValue> perStep, int tokens) {
       ModelConfig c = model.config;
-      xValue = empty(model, "empty", perStep, tokens, c.hiddenSize());
-      hValue = empty(model, "empty", perStep, tokens, c.hiddenSize());
-      qkvValue = empty(model, "empty", perStep, tokens, (c.numAttentionHeads() + 2 * c.numKeyValueHeads()) * c.headDim());
-      gateUpValue = empty(model, "empty", perStep, tokens, 2 * c.intermediateSize());
-      actValue = model.fp8 ? null : empty(model, "empty", perStep, tokens, c.intermediateSize());
+      xValue = empty(model, perStep, tokens, c.hiddenSize());
+      hValue = model.fp8 ? null : empty(model, perStep, tokens, c.hiddenSize()); // fp8 norms write QuantizedRows
+      qkvValue = empty(model, perStep, tokens, (c.numAttentionHeads() + 2 * c.numKeyValueHeads()) * c.headDim());
+      gateUpValue = empty(model, perStep, tokens, 2 * c.intermediateSize());
+      actValue = model.fp8 ? null : empty(model, perStep, tokens, c.intermediateSize());
       x = xValue.toTensor((PtNDManager) step);
-      h = hValue.toTensor((PtNDManager) step);
+      h = model.fp8 ? null : hValue.toTensor((PtNDManager) step);
       qkv = qkvValue.toTensor((PtNDManager) step);
       gateUp = gateUpValue.toTensor((PtNDManager) step);
       act = model.fp8 ? null : actValue.toTensor((PtNDManager) step);
-      if (model.fp8) {
-        hQValue = empty(model, "empty_fp8", perStep, tokens, c.hiddenSize());
-        actQValue = empty(model, "empty_fp8", perStep, tokens, c.intermediateSize());
-        hQ = hQValue.toTensor((PtNDManager) step);
-        actQ = actQValue.toTensor((PtNDManager) step);
-        hScale = step.zeros(new Shape(tokens), DataType.FLOAT32);
-        actScale = step.zeros(new Shape(tokens), DataType.FLOAT32);
-        hScaleValue = keep(perStep, IValue.from((PtNDArray) hScale));
-        actScaleValue = keep(perStep, IValue.from((PtNDArray) actScale));
-      } else {
-        hQ = null;
-        actQ = null;
-        hScale = null;
-        actScale = null;
-        hQValue = null;
-        actQValue = null;
-        hScaleValue = null;
-        actScaleValue = null;
-      }
+      fp8 = model.fp8 ? new QuantizedRows(model, step, perStep, tokens) : null;
     }
 
-    private static IValue empty(FusedDecode model, String op, List<IValue> perStep, int rows, int cols) {
-      return keep(perStep, model.call(op, model.embedTokens, keep(perStep, IValue.from((long) rows)),
+    private static IValue empty(FusedDecode model, List<IValue> perStep, int rows, int cols) {
+      return keep(perStep, model.call("empty", model.embedTokens, keep(perStep, IValue.from((long) rows)),
           keep(perStep, IValue.from((long) cols))));
     }
-  }
-
-  /** The rows of RMSNorm(x) with {@code weight} quantized to float8 into the step's hQ and hScale (fp8). */
-  private static void quantizedNorm(FusedDecode model, LaunchPlan plan, Buffers b, long weight, ModelConfig c) {
-    launch(model.rmsNormFp8, plan.rmsNorm(), ptr(b.x), weight, ptr(b.hQ), ptr(b.hScale), c.hiddenSize(), c.hiddenSize(),
-        CudaKernels.bits(c.rmsNormEps()));
   }
 
   /** out = RMSNorm(in) with {@code weight}, a block per row of {@code plan}. */

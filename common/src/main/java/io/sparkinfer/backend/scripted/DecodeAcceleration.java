@@ -3,6 +3,7 @@ package io.sparkinfer.backend.scripted;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import io.sparkinfer.backend.fused.FusedDecode;
+import io.sparkinfer.base.OutOfMemory;
 import io.sparkinfer.backend.fused.FusedOptions;
 import io.sparkinfer.backend.fused.FusedPrefillStep;
 import io.sparkinfer.cuda.CudaGraphs;
@@ -109,25 +110,20 @@ public final class DecodeAcceleration implements AutoCloseable {
     return fusedPrefillOff == null ? fused : null;
   }
 
+  void countFusedPrefill() {
+    fusedPrefills.incrementAndGet();
+  }
+
   /**
-   * Counts a fused prefill step that ran, or turns fused prefill off for this backend (logged once) after one that
-   * failed other than for memory; out of memory is rethrown.
-   *
-   * @return whether the step ran (else the caller runs the TorchScript step)
+   * Turns fused prefill off for this backend (logged once) after a step that failed; the caller then runs the
+   * TorchScript step. Running out of memory turns nothing off: it is rethrown, for the caller's batch sizing.
    */
-  boolean fusedPrefillDone(RuntimeException failure) {
-    if (failure == null) {
-      fusedPrefills.incrementAndGet();
-      return true;
-    }
-    for (Throwable t = failure; t != null; t = t.getCause()) {
-      if (t.getMessage() != null && t.getMessage().toLowerCase(java.util.Locale.ROOT).contains("out of memory")) {
-        throw failure;
-      }
+  void fusedPrefillFailed(RuntimeException failure) {
+    if (OutOfMemory.causedBy(failure)) {
+      throw failure;
     }
     fusedPrefillOff = "fused prefill failed: " + firstLine(failure.getMessage());
     LOG.warn("fused prefill kernels turned off for this model, prefill runs the TorchScript step", failure);
-    return false;
   }
 
   /** CUDA graphs captured so far (one per KV cache and key-length bucket). */

@@ -210,15 +210,12 @@ public final class ScriptedCausalLm implements CausalLmBackend {
     KvCache kv = KvCache.of(cache);
     FusedDecode kernels = isPackedLine(batch) ? acceleration.prefillKernels() : null;
     if (kernels != null) {
-      NDArray logits = null;
-      RuntimeException failure = null;
       try {
-        logits = FusedPrefillStep.run(kernels, scope, batch, kv);
-      } catch (RuntimeException e) {
-        failure = e;
-      }
-      if (acceleration.fusedPrefillDone(failure)) {
+        NDArray logits = FusedPrefillStep.run(kernels, scope, batch, kv);
+        acceleration.countFusedPrefill();
         return logits;
+      } catch (RuntimeException e) {
+        acceleration.fusedPrefillFailed(e); // rethrows out of memory
       }
     }
     return run(scope, batch, kv);

@@ -120,16 +120,7 @@ class FusedDecodeOps(Module):
     window: int,
     scale: float) -> Tensor:
     # each row's query heads over its written slots, as llama_step.py's flash decode: (B, N*D)
-    b = qkv.size(0)
-    capacity = k_cache.size(1)
-    q = torch.view(torch.slice(qkv, 1, 0, num_heads * head_dim), [b, num_heads, head_dim])  # (B, N*D) -> (B, N, D)
-    packed_k = torch.view(k_cache, [b * capacity, num_kv_heads, head_dim])  # (B, C, K, D) -> (B*C, K, D)
-    packed_v = torch.view(v_cache, [b * capacity, num_kv_heads, head_dim])
-    if window > 0:
-      o, _0, _1, _2, _3 = torch._flash_attention_forward(q, packed_k, packed_v, cu_q, cu_k, 1, capacity, 0., False, False, scale=scale, window_size_left=window - 1, window_size_right=0, seqused_k=seqused)
-    else:
-      o, _0, _1, _2, _3 = torch._flash_attention_forward(q, packed_k, packed_v, cu_q, cu_k, 1, capacity, 0., False, False, scale=scale, seqused_k=seqused)
-    return torch.reshape(o, [b, num_heads * head_dim])  # (B, N, D) -> (B, N*D)
+    return self.varlen_attend(qkv, k_cache, v_cache, seqused, cu_q, cu_k, 1, False, num_heads, num_kv_heads, head_dim, window, scale)
   def head(self: __torch__.FusedDecodeOps,
     h: Tensor,
     lm_head: Tensor) -> Tensor:
@@ -171,8 +162,24 @@ class FusedDecodeOps(Module):
     head_dim: int,
     window: int,
     scale: float) -> Tensor:
-    # each row's tokens over its written slots, causal from the bottom right, as llama_step.py's packed step:
-    # (T, (N + 2K) * D) with rotated queries -> (T, N*D)
+    # each row's tokens over its written slots, causal from the bottom right, as llama_step.py's packed step
+    return self.varlen_attend(qkv, k_cache, v_cache, seqused, cu_q, cu_k, max_q, True, num_heads, num_kv_heads, head_dim, window, scale)
+  def varlen_attend(self: __torch__.FusedDecodeOps,
+    qkv: Tensor,
+    k_cache: Tensor,
+    v_cache: Tensor,
+    seqused: Tensor,
+    cu_q: Tensor,
+    cu_k: Tensor,
+    max_q: int,
+    causal: bool,
+    num_heads: int,
+    num_kv_heads: int,
+    head_dim: int,
+    window: int,
+    scale: float) -> Tensor:
+    # variable-length flash attention: the rotated queries of qkv's lines (T lines: B rows of one token, or a packed
+    # line), row r's queries cu_q[r] .. cu_q[r + 1] over its cache row's first seqused[r] slots: (T, N*D)
     t = qkv.size(0)
     rows = k_cache.size(0)
     capacity = k_cache.size(1)
@@ -180,9 +187,9 @@ class FusedDecodeOps(Module):
     packed_k = torch.view(k_cache, [rows * capacity, num_kv_heads, head_dim])  # (R, C, K, D) -> (R*C, K, D)
     packed_v = torch.view(v_cache, [rows * capacity, num_kv_heads, head_dim])
     if window > 0:
-      o, _0, _1, _2, _3 = torch._flash_attention_forward(q, packed_k, packed_v, cu_q, cu_k, max_q, capacity, 0., True, False, scale=scale, window_size_left=window - 1, window_size_right=0, seqused_k=seqused)
+      o, _0, _1, _2, _3 = torch._flash_attention_forward(q, packed_k, packed_v, cu_q, cu_k, max_q, capacity, 0., causal, False, scale=scale, window_size_left=window - 1, window_size_right=0, seqused_k=seqused)
     else:
-      o, _0, _1, _2, _3 = torch._flash_attention_forward(q, packed_k, packed_v, cu_q, cu_k, max_q, capacity, 0., True, False, scale=scale, seqused_k=seqused)
+      o, _0, _1, _2, _3 = torch._flash_attention_forward(q, packed_k, packed_v, cu_q, cu_k, max_q, capacity, 0., causal, False, scale=scale, seqused_k=seqused)
     return torch.reshape(o, [t, num_heads * head_dim])  # (T, N, D) -> (T, N*D)
   def packed_last(self: __torch__.FusedDecodeOps,
     x: Tensor,

@@ -66,21 +66,14 @@ class FusedPrefillGpuTest {
       ModelConfig config = ModelConfig.load(dir);
       long[][] prompts = PrefilledBatch.PROMPTS.stream().map(p -> engine.tokenizer().encode(p)).toArray(long[][]::new);
       int capacity = Arrays.stream(prompts).mapToInt(p -> p.length).max().orElseThrow() + 4;
-      long[][] heads = new long[prompts.length][];
-      long[][] tails = new long[prompts.length][];
-      int[] starts = new int[prompts.length];
-      for (int r = 0; r < prompts.length; r++) {
-        starts[r] = r + 2;
-        heads[r] = Arrays.copyOf(prompts[r], starts[r]);
-        tails[r] = Arrays.copyOfRange(prompts[r], starts[r], prompts[r].length);
-      }
       StepRows fresh = new StepRows(prompts, new int[prompts.length]);
-      StepRows after = new StepRows(tails, starts);
+      StepRows[] split = StepRows.headsAndTails(prompts);
+      StepRows head = split[0];
+      StepRows after = split[1];
       try (KvCache fused = KvCache.allocate(m, config, prompts.length, capacity, precision.dataType());
           KvCache scripted = KvCache.allocate(m, config, prompts.length, capacity, precision.dataType())) {
         assertSame(name + ", fresh", fresh, backend.forward(m, fresh.packed(m), fused),
             backend.run(m, fresh.packed(m), scripted), fused, scripted, bound, precision == Precision.FP8);
-        StepRows head = new StepRows(heads, new int[prompts.length]);
         backend.run(m, head.packed(m), fused);
         backend.run(m, head.packed(m), scripted);
         assertSame(name + ", after written slots", after, backend.forward(m, after.packed(m), fused),

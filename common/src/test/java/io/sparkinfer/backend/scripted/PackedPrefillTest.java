@@ -82,20 +82,13 @@ class PackedPrefillTest {
       long[][] prompts = PrefilledBatch.PROMPTS.stream().map(p -> engine.tokenizer().encode(p)).toArray(long[][]::new);
       int capacity = Arrays.stream(prompts).mapToInt(p -> p.length).max().orElseThrow() + 4;
       StepRows fresh = new StepRows(prompts, new int[prompts.length]);
-      long[][] heads = new long[prompts.length][];
-      long[][] tails = new long[prompts.length][];
-      int[] starts = new int[prompts.length];
-      for (int r = 0; r < prompts.length; r++) {
-        starts[r] = r + 2;
-        heads[r] = Arrays.copyOf(prompts[r], starts[r]);
-        tails[r] = Arrays.copyOfRange(prompts[r], starts[r], prompts[r].length);
-      }
-      StepRows after = new StepRows(tails, starts);
+      StepRows[] split = StepRows.headsAndTails(prompts);
+      StepRows head = split[0];
+      StepRows after = split[1];
       try (KvCache padded = KvCache.allocate(m, config, prompts.length, capacity, precision.dataType());
           KvCache packed = KvCache.allocate(m, config, prompts.length, capacity, precision.dataType())) {
         assertSame(name(dir, "fresh"), fresh, backend.forward(m, fresh.padded(m), padded),
             backend.forward(m, fresh.packed(m), packed), padded, packed, bound);
-        StepRows head = new StepRows(heads, new int[prompts.length]);
         backend.forward(m, head.padded(m), padded);
         backend.forward(m, head.padded(m), packed);
         assertSame(name(dir, "after written slots"), after, backend.forward(m, after.padded(m), padded),

@@ -19,6 +19,22 @@ record StepRows(long[][] tokens, int[] starts) {
     return tokens.length;
   }
 
+  /**
+   * The prompts split for a step after written slots: {heads, tails}, row r's first r + 2 tokens from position 0,
+   * then the rest of it from position r + 2.
+   */
+  static StepRows[] headsAndTails(long[][] prompts) {
+    long[][] heads = new long[prompts.length][];
+    long[][] tails = new long[prompts.length][];
+    int[] starts = new int[prompts.length];
+    for (int r = 0; r < prompts.length; r++) {
+      starts[r] = r + 2;
+      heads[r] = java.util.Arrays.copyOf(prompts[r], starts[r]);
+      tails[r] = java.util.Arrays.copyOfRange(prompts[r], starts[r], prompts[r].length);
+    }
+    return new StepRows[] {new StepRows(heads, new int[prompts.length]), new StepRows(tails, starts)};
+  }
+
   /** 1 + the largest position written: the slots attention reads. */
   int keyLength() {
     int k = 0;

@@ -1,6 +1,7 @@
 package io.sparkinfer.jobs.sweep;
 
 import ai.djl.engine.Engine;
+import io.sparkinfer.base.OutOfMemory;
 import io.sparkinfer.engine.EngineOptions;
 import io.sparkinfer.engine.EnginePool;
 import io.sparkinfer.engine.LlmEngine;
@@ -27,7 +28,6 @@ import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.stream.Stream;
@@ -78,7 +78,7 @@ final class TrialRunner implements Function<TrialSpec, TrialResult>, Serializabl
       }
       return measure(spec, plan, engines, options.values(), started, t0, executorId, modelHash(dir));
     } catch (RuntimeException | IOException e) {
-      String status = isOutOfMemory(e) ? SweepTables.OOM : SweepTables.FAILED;
+      String status = OutOfMemory.causedBy(e) ? SweepTables.OOM : SweepTables.FAILED;
       return TrialResult.notRun(spec, status, String.valueOf(e), started, (System.nanoTime() - t0) / 1e9, executorId,
           device);
     }
@@ -113,7 +113,7 @@ final class TrialRunner implements Function<TrialSpec, TrialResult>, Serializabl
         }
       }
       if (failure != null) {
-        status = isOutOfMemory(failure) ? SweepTables.OOM : SweepTables.FAILED;
+        status = OutOfMemory.says(failure) ? SweepTables.OOM : SweepTables.FAILED;
       }
       double[] tokensPerS = timed.stream().mapToDouble(Run::tokensPerSecond).toArray();
       List<Completion> all = timed.stream().flatMap(r -> r.completions().stream()).toList();
@@ -201,19 +201,6 @@ final class TrialRunner implements Function<TrialSpec, TrialResult>, Serializabl
   static double[] percentiles(List<Completion> completions, java.util.function.ToDoubleFunction<Completion> metric) {
     double[] v = completions.stream().mapToDouble(metric).filter(x -> !Double.isNaN(x)).toArray();
     return new double[] {Summary.percentile(v, 50), Summary.percentile(v, 99)};
-  }
-
-  static boolean isOutOfMemory(Throwable e) {
-    for (Throwable t = e; t != null; t = t.getCause()) {
-      if (t instanceof OutOfMemoryError || isOutOfMemory(t.getMessage())) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  static boolean isOutOfMemory(String message) {
-    return message != null && message.toLowerCase(Locale.ROOT).contains("out of memory");
   }
 
   private static String label(ai.djl.Device d) {
