@@ -138,8 +138,8 @@ public final class GenerateCommand {
           BufferedReader reader = Files.newBufferedReader(s.input(), StandardCharsets.UTF_8);
           Writer writer = openOutput()) {
         int batchSize = s.engine().get(GeneratorOptions.BATCH_SIZE); // 0: auto, per chunk of lines
-        stderr.printf(Locale.ROOT, "generate: %s loaded in %.1fs; %d prompts, batch size %s%n",
-            engine.describe(), engine.loadSeconds(), total, batchSize == 0 ? "auto" : String.valueOf(batchSize));
+        stderr.printf(Locale.ROOT, "generate: %s loaded in %.1fs (%s); %d prompts, batch size %s%n",
+            engine.describe(), engine.loadSeconds(), engine.loadPhases(), total, batchSize == 0 ? "auto" : String.valueOf(batchSize));
         Progress progress = new Progress(total, s.progressSeconds(), stderr);
         // every generator of the layout gets a full share of each chunk
         int chunk = (batchSize == 0 ? AUTO_CHUNK : Math.max(batchSize * 8, 64)) * engine.members().size();

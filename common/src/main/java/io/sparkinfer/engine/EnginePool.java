@@ -178,6 +178,11 @@ public final class EnginePool implements AutoCloseable {
     return owned.stream().distinct().mapToDouble(LlmEngine::loadSeconds).sum();
   }
 
+  /** The first engine's {@link LlmEngine#loadPhases}. */
+  public String loadPhases() {
+    return engine().loadPhases();
+  }
+
   @Override
   public void close() {
     threads.shutdownNow();

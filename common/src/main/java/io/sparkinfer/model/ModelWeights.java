@@ -8,7 +8,9 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import io.sparkinfer.base.ModelLoadException;
+import io.sparkinfer.cuda.Bf16Bits;
 import io.sparkinfer.safetensors.Checkpoint;
+import io.sparkinfer.safetensors.SafetensorsDtype;
 import io.sparkinfer.safetensors.SafetensorsException;
 import io.sparkinfer.safetensors.TensorInfo;
 import io.sparkinfer.safetensors.TensorLoader;
@@ -182,7 +184,19 @@ public final class ModelWeights implements AutoCloseable {
         throw new ModelLoadException("tensor '" + name + "' has shape " + Arrays.toString(info.shape())
             + " but config.json implies " + Arrays.toString(expectedShape));
       }
-      return TensorLoader.load(info, manager, dataType == DataType.BFLOAT16 ? DataType.FLOAT32 : dataType);
+      DataType loadable = dataType == DataType.BFLOAT16 ? DataType.FLOAT32 : dataType;
+      if (info.dtype() == SafetensorsDtype.BF16 && Bf16Bits.available(manager.getDevice())) { // widened on the GPU
+        try (NDArray bits = TensorLoader.loadBf16Bits(info, manager)) {
+          NDArray wide = Bf16Bits.toFloat32(bits);
+          if (loadable == DataType.FLOAT32) {
+            return wide;
+          }
+          try (wide) {
+            return wide.toType(loadable, false);
+          }
+        }
+      }
+      return TensorLoader.load(info, manager, loadable);
     }
 
     private NDArray inDtype(NDArray loaded) {

@@ -49,11 +49,11 @@ public final class TensorLoader {
       throw new SafetensorsException("tensor '" + info.name() + "' has dtype " + info.dtype()
           + "; weights must be F32, F16 or BF16");
     }
-    if (target != DataType.FLOAT32 && target != DataType.FLOAT16) {
+    if (target != null && target != DataType.FLOAT32 && target != DataType.FLOAT16) {
       // DJL's JNI aborts the whole JVM on a cast to BFLOAT16: refuse any other target here.
       throw new IllegalArgumentException("target dtype " + target + " is not supported (supported: float32, float16)");
     }
-    long budget = info.dtype() == SafetensorsDtype.BF16 ? chunkBytes / 2 : chunkBytes;
+    long budget = info.dtype() == SafetensorsDtype.BF16 && target != null ? chunkBytes / 2 : chunkBytes;
     long[] shape = info.shape();
     long rowBytes = shape.length == 0 ? info.byteLength() : info.byteLength() / Math.max(shape[0], 1);
     if (info.byteLength() <= budget || shape.length == 0 || rowBytes > budget) {
@@ -68,7 +68,21 @@ public final class TensorLoader {
     }
   }
 
-  /** Loads rows {@code [firstRow, firstRow + rows)} of dimension 0. */
+  /**
+   * Loads a BF16 tensor's bits unchanged, carried in a FLOAT16 array of its shape on the manager's device (DJL cannot
+   * make bf16 arrays): 2 bytes a value copied straight from the memory mapping, nothing converted on the host. Its
+   * values are not float16 ones; reinterpret them on the device ({@code ScriptedTensors.fromBf16Bits}).
+   *
+   * @throws IllegalArgumentException if the tensor is not BF16
+   */
+  public static NDArray loadBf16Bits(TensorInfo info, NDManager manager) {
+    if (info.dtype() != SafetensorsDtype.BF16) {
+      throw new IllegalArgumentException("tensor '" + info.name() + "' is " + info.dtype() + ", not BF16");
+    }
+    return load(info, manager, null, CHUNK_BYTES);
+  }
+
+  /** Loads rows {@code [firstRow, firstRow + rows)} of dimension 0; a null target keeps BF16's bits (see above). */
   private static NDArray loadRange(TensorInfo info, NDManager manager, DataType target, long firstRow, long rows) {
     long[] shape = info.shape();
     long[] partShape = shape.clone();
@@ -87,10 +101,11 @@ public final class TensorLoader {
     switch (info.dtype()) {
       case F32 -> loaded = manager.create(bytes, ndShape, DataType.FLOAT32);
       case F16 -> loaded = manager.create(bytes, ndShape, DataType.FLOAT16);
-      case BF16 -> loaded = manager.create(bf16ToF32(bytes), ndShape, DataType.FLOAT32);
+      case BF16 -> loaded = target == null ? manager.create(bytes, ndShape, DataType.FLOAT16) // the bits, carried
+          : manager.create(bf16ToF32(bytes), ndShape, DataType.FLOAT32);
       default -> throw new IllegalStateException("unreachable: " + info.dtype());
     }
-    if (loaded.getDataType() == target) {
+    if (target == null || loaded.getDataType() == target) {
       return loaded;
     }
     try (NDArray source = loaded) {

@@ -72,6 +72,20 @@ public final class ScriptedTensors {
     return new NDArray[] {q, scale};
   }
 
+  /**
+   * {@code tensor} in float8 e4m3 with one scale for the whole tensor, max|tensor| / 448: returns the float8 tensor
+   * and its (1, 1) float32 scale ({@code torch._scaled_mm}'s tensor-wise scaling).
+   */
+  public static NDArray[] quantizeFp8Tensor(NDArray tensor, NDManager into) {
+    try (NDArray rowScales = module().call(OP_FP8_ROW_SCALES, tensor, tensor, tensor, DataType.FLOAT32, 0,
+        new long[0], into)) { // (1, rows)
+      NDArray scale = rowScales.max().reshape(1, 1);
+      scale.attach(into);
+      NDArray q = module().call(OP_FP8_QUANTIZE, tensor, scale, tensor, DataType.FLOAT32, 0, new long[0], into);
+      return new NDArray[] {q, scale};
+    }
+  }
+
   /** libtorch's ScalarType number for the dtypes the engine computes in. */
   static long scalarType(DataType dataType) {
     switch (dataType) {

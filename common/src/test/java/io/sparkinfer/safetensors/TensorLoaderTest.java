@@ -82,6 +82,24 @@ class TensorLoaderTest {
   }
 
   @Test
+  void bf16BitsAreCarriedUnchangedInASixteenBitArray() {
+    float[] values = {1.5f, -2.25f, 3.0f, -0.0078125f, 0f, -0f, (float) Math.pow(2, 100), Float.POSITIVE_INFINITY};
+    TensorInfo t = single(new SafetensorsWriter().bf16("w", new long[] {2, 4}, values), "w");
+
+    NDArray bits = TensorLoader.loadBf16Bits(t, manager);
+
+    assertThat(bits.getShape()).isEqualTo(new Shape(2, 4));
+    assertThat(bits.getDataType().getNumOfBytes()).isEqualTo(2);
+    ByteBuffer expected = ByteBuffer.wrap(SafetensorsWriter.bf16Bytes(values)).order(ByteOrder.LITTLE_ENDIAN);
+    ByteBuffer carried = ByteBuffer.wrap(bits.toByteArray()).order(ByteOrder.nativeOrder());
+    for (int i = 0; i < values.length; i++) {
+      assertThat(carried.getShort(2 * i)).as("value %d's bits", i).isEqualTo(expected.getShort(2 * i));
+    }
+    assertThatThrownBy(() -> TensorLoader.loadBf16Bits(single(new SafetensorsWriter().f32("x", new long[] {1}, 1f),
+        "x"), manager)).isInstanceOf(IllegalArgumentException.class).hasMessageContaining("not BF16");
+  }
+
+  @Test
   void bf16BitPatternsBecomeTheFloatWithThoseTopSixteenBits() {
     short[] bits = {0x3FC0, (short) 0xC010, 0x4040, 0x0000, (short) 0x8000, 0x7F80, (short) 0xFF80, 0x7FC0, 0x0001};
     ByteBuffer in = ByteBuffer.allocate(bits.length * 2).order(ByteOrder.LITTLE_ENDIAN);

@@ -118,6 +118,7 @@ public final class ExecutorEngines {
   private static double load(Key key, Slot<LlmEngine> slot) {
     long start = System.nanoTime();
     LlmEngine engine = LlmEngine.load(key.options());
+    long warmUpStart = System.nanoTime();
     try {
       warmUp(engine);
     } catch (RuntimeException e) {
@@ -126,8 +127,9 @@ public final class ExecutorEngines {
     }
     double seconds = (System.nanoTime() - start) / 1e9;
     int n = LOADS.incrementAndGet();
-    LOG.info("loaded {} in {} s (load #{} in this JVM; libtorch from {})", engine.describe(),
-        String.format("%.2f", seconds), n, JobMetrics.libtorchDir());
+    LOG.info("loaded {} in {} s ({}, warm-up {} s; load #{} in this JVM; libtorch from {})", engine.describe(),
+        String.format("%.2f", seconds), engine.loadPhases(), String.format("%.1f", (System.nanoTime() - warmUpStart)
+            / 1e9), n, JobMetrics.libtorchDir());
     slot.value = engine;
     return seconds;
   }

@@ -74,6 +74,7 @@ public final class FusedDecode implements AutoCloseable {
   final boolean fp8;
   final CudaKernels.Kernel rmsNormFp8;
   final CudaKernels.Kernel siluMulFp8;
+  final CudaKernels.Kernel quantizeFp8;
   /**
    * Whether the attention kernel is {@code decode_attention} (each warp alone through its own slots; groups of
    * up to 16 heads of dims up to 128, a multiple of 16) rather than {@code decode_attention_wide} (any shape).
@@ -159,6 +160,7 @@ public final class FusedDecode implements AutoCloseable {
       this.fp8 = weights.precision().fp8Projections();
       this.rmsNormFp8 = module.kernel("rms_norm_fp8");
       this.siluMulFp8 = module.kernel("silu_mul_fp8");
+      this.quantizeFp8 = module.kernel("quantize_fp8");
       this.attention = module.kernel(attentionPerWarp ? "decode_attention" : "decode_attention_wide");
       this.attentionCombine = module.kernel("decode_attention_combine");
       this.ops = loadOps((PtNDManager) manager);

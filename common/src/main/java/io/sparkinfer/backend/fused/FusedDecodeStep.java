@@ -139,8 +139,7 @@ public final class FusedDecodeStep implements AutoCloseable {
     long n = c.numAttentionHeads();
     long d = c.headDim();
     long width = 2L * c.hiddenSize() + (n + 2L * c.numKeyValueHeads()) * d + 3L * c.intermediateSize() + n * d;
-    long fp8 = c.hiddenSize() + c.intermediateSize() + 8L; // fp8's quantized rows and scales (counted for all)
-    return width * dtypeBytes + 4L * (n * d + 2 * n) + fp8;
+    return width * dtypeBytes + 4L * (n * d + 2 * n) + QuantizedRows.bytesPerRow(c); // fp8's, counted for all
   }
 
   /**
@@ -184,7 +183,12 @@ public final class FusedDecodeStep implements AutoCloseable {
           attended = step(perStep, model.call("attend", qkvValue, keyValues[l], valueValues[l], attentionInputs[0],
               attentionInputs[1], attentionInputs[2], numHeads, numKvHeads, headDim, windowValues[l], scale));
         }
-        step(perStep, model.call("add_projection", attended, xValue, w.oWeight(), w.oScale(), w.oBias()));
+        if (fp8 != null) {
+          fp8.attentionThenAddProjection(plan.rmsNorm(), model.ownAttention ? attentionOut
+              : attended.toTensor((PtNDManager) scope), xValue, w.oWeight(), w.oScale(), w.oBias(), perStep);
+        } else {
+          step(perStep, model.call("add_projection", attended, xValue, w.oWeight(), w.oScale(), w.oBias()));
+        }
         if (fp8 != null) {
           fp8.normThenProject(plan.rmsNorm(), x, w.postAttentionLayernorm(), w.gateUpWeight(), w.gateUpScale(),
               w.gateUpBias(), gateUpValue, perStep);

@@ -96,7 +96,12 @@ public final class FusedPrefillStep {
             IValue window = IValue.from((long) model.windows[l]);
             IValue attended = model.call("packed_attend", b.qkvValue, k, v, inputs[0], inputs[1], inputs[2], maxQ,
                 numHeads, numKvHeads, headDim, window, scale)) { // (T, N*D), freed once projected
-          model.call("add_projection", attended, b.xValue, w.oWeight(), w.oScale(), w.oBias()).close(); // x in place
+          if (b.fp8 != null) {
+            b.fp8.attentionThenAddProjection(line.rmsNorm(), attended.toTensor((PtNDManager) step), b.xValue,
+                w.oWeight(), w.oScale(), w.oBias(), perStep);
+          } else {
+            model.call("add_projection", attended, b.xValue, w.oWeight(), w.oScale(), w.oBias()).close(); // x in place
+          }
         }
         if (b.fp8 != null) {
           b.fp8.normThenProject(line.rmsNorm(), b.x, w.postAttentionLayernorm(), w.gateUpWeight(), w.gateUpScale(),

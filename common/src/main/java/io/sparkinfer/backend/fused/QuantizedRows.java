@@ -13,8 +13,9 @@ import java.util.List;
 
 /**
  * A fused step's float8 inputs in fp8 ({@link io.sparkinfer.model.Precision#FP8}): the norms' rows, quantized by
- * {@code rms_norm_fp8} for the q/k/v and gate/up projections, and the gate's, quantized by {@code silu_mul_fp8} for
- * the down projection, each with a float32 scale per row; and the two projections that take them. Both the decode
+ * {@code rms_norm_fp8} for the q/k/v and gate/up projections, the attention's output, quantized by
+ * {@code quantize_fp8} for the o projection, and the gate's, quantized by {@code silu_mul_fp8} for the down
+ * projection, each with a float32 scale per row; and the projections that take them. Both the decode
  * step (its rows for the graph's life) and the prefill step (a line's tokens for one step) hold one.
  */
 final class QuantizedRows {
@@ -23,10 +24,14 @@ final class QuantizedRows {
   private final ModelConfig config;
   private final NDArray hidden; // (rows, H) float8
   private final NDArray hiddenScale; // (rows) float32
+  private final NDArray attended; // (rows, N*D) float8
+  private final NDArray attendedScale; // (rows) float32
   private final NDArray act; // (rows, I) float8
   private final NDArray actScale; // (rows) float32
   private final IValue hiddenValue;
   private final IValue hiddenScaleValue;
+  private final IValue attendedValue;
+  private final IValue attendedScaleValue;
   private final IValue actValue;
   private final IValue actScaleValue;
 
@@ -39,12 +44,16 @@ final class QuantizedRows {
     this.model = model;
     this.config = model.config;
     this.hiddenValue = emptyFp8(owner, rows, config.hiddenSize());
+    this.attendedValue = emptyFp8(owner, rows, attendedWidth(config));
     this.actValue = emptyFp8(owner, rows, config.intermediateSize());
     this.hidden = hiddenValue.toTensor((PtNDManager) manager);
+    this.attended = attendedValue.toTensor((PtNDManager) manager);
     this.act = actValue.toTensor((PtNDManager) manager);
     this.hiddenScale = manager.zeros(new Shape(rows), DataType.FLOAT32);
+    this.attendedScale = manager.zeros(new Shape(rows), DataType.FLOAT32);
     this.actScale = manager.zeros(new Shape(rows), DataType.FLOAT32);
     this.hiddenScaleValue = keep(owner, IValue.from((PtNDArray) hiddenScale));
+    this.attendedScaleValue = keep(owner, IValue.from((PtNDArray) attendedScale));
     this.actScaleValue = keep(owner, IValue.from((PtNDArray) actScale));
   }
 
@@ -59,6 +68,29 @@ final class QuantizedRows {
     model.rmsNormFp8.launch(rowBlocks.grid(), rowBlocks.block(), ptr(x), norm, ptr(hidden), ptr(hiddenScale),
         config.hiddenSize(), config.hiddenSize(), CudaKernels.bits(config.rmsNormEps()));
     keep(perStep, model.call("project_quantized", hiddenValue, hiddenScaleValue, weight, scale, bias, out));
+  }
+
+  /**
+   * x += attention output, quantized by rows, @ weight^T + bias: the o projection added to the residual stream.
+   *
+   * @param rowBlocks a block per row (the plan's {@code rmsNorm})
+   * @param output the attention's (rows, N*D) output, contiguous
+   */
+  void attentionThenAddProjection(LaunchPlan.Dims rowBlocks, NDArray output, IValue x, IValue weight, IValue scale,
+      IValue bias, List<IValue> perStep) {
+    long width = attendedWidth(config);
+    model.quantizeFp8.launch(rowBlocks.grid(), rowBlocks.block(), ptr(output), ptr(attended), ptr(attendedScale),
+        width, width);
+    keep(perStep, model.call("add_projection_quantized", attendedValue, attendedScaleValue, x, weight, scale, bias));
+  }
+
+  /** Float8 bytes and float32 scales a row holds: its normed, attended and gated inputs. */
+  static long bytesPerRow(ModelConfig c) {
+    return c.hiddenSize() + attendedWidth(c) + c.intermediateSize() + 3L * Float.BYTES;
+  }
+
+  private static int attendedWidth(ModelConfig c) {
+    return c.numAttentionHeads() * c.headDim();
   }
 
   /**

@@ -371,6 +371,19 @@ struct GateRow {
   }
 };
 
+// A row as it is (the attention's output, for the o projection).
+struct PlainRow {
+  const storage_t* x;
+  __device__ void values(long long c, float* v) const {
+    Pack xs;
+    xs.chunk = reinterpret_cast<const Chunk*>(x)[c];
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+      v[k] = load(xs.h[k]);
+    }
+  }
+};
+
 // Quantizes one row of `chunks` 8-value chunks made by `row` into q_row and scale (a block per row).
 template <typename Row>
 __device__ void quantize_row(const Row& row, long long chunks, unsigned char* q_row, float* scale) {
@@ -445,6 +458,13 @@ extern "C" __global__ void silu_mul_fp8(const storage_t* gate_up, unsigned char*
   quantize_row(gate, inter / 8, q + blockIdx.x * inter, scale + blockIdx.x);
 }
 
+// x's rows quantized as they are (the attention's output, before the o projection): x (B, C) rows `stride` apart,
+// q (B, C), scale (B). C a multiple of 8, x 16-byte aligned, q 8-byte aligned. Grid (B), block a multiple of 32 (256).
+extern "C" __global__ void quantize_fp8(const storage_t* x, unsigned char* q, float* scale, long long cols,
+                                        long long stride) {
+  PlainRow row{x + blockIdx.x * stride};
+  quantize_row(row, cols / 8, q + blockIdx.x * cols, scale + blockIdx.x);
+}
 
 // Decode attention over the KV cache, split over the keys ("flash decoding"): decode_attention (below
 // decode_attention_wide, for groups of up to 16 heads of dims up to 128, a multiple of 16) or

@@ -83,11 +83,15 @@ class FusedDecodeOps(Module):
     weight_scale: Tensor,
     bias: Tensor,
     out: Tensor) -> Tensor:
-    # out = (q * q_scale) @ weight^T + bias for an input our kernels quantized (rms_norm_fp8): (B, in) -> (B, out)
-    y = self.scaled_mm(q, torch.view(q_scale, [-1, 1]), weight, weight_scale)
+    # out = (q * q_scale) @ weight^T + bias for an input our kernels quantized (rms_norm_fp8): (B, in) -> (B, out);
+    # on CUDA the product is written into out itself (no (B, out) temporary and copy)
+    if q.is_cuda:
+      torch._scaled_mm(q, torch.t(weight), torch.view(q_scale, [-1, 1]), weight_scale, None, None, 15, True, out=out)
+    else:
+      torch.copy_(out, self.scaled_mm(q, torch.view(q_scale, [-1, 1]), weight, weight_scale))
     if torch.numel(bias) > 0:
-      y = torch.add(y, bias)
-    return torch.copy_(out, y)
+      torch.add_(out, bias)
+    return out
   def add_projection_quantized(self: __torch__.FusedDecodeOps,
     q: Tensor,
     q_scale: Tensor,

@@ -70,6 +70,21 @@ class Fp8Test {
   }
 
   @Test
+  void aTensorIsQuantizedWithOneScaleFromItsLargestMagnitude() {
+    try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
+      NDArray w = m.randomNormal(new Shape(16, 24)).mul(3f);
+      NDArray[] q = ScriptedTensors.quantizeFp8Tensor(w, m);
+      assertThat(q[0].getShape()).isEqualTo(new Shape(16, 24));
+      assertThat(q[1].getShape()).as("(1, 1)").isEqualTo(new Shape(1, 1));
+      float scale = q[1].getFloat(0, 0);
+      assertThat(scale).isCloseTo(w.abs().max().getFloat() / 448f, org.assertj.core.data.Percentage.withPercentage(1e-4));
+      NDArray dequantized = ScriptedTensors.cast(q[0], DataType.FLOAT32).mul(scale);
+      NDArray bound = w.abs().div(16f).add(scale * (float) Math.pow(2, -9));
+      assertThat(dequantized.sub(w).abs().sub(bound).max().getFloat()).as("within e4m3's rounding").isLessThanOrEqualTo(0f);
+    }
+  }
+
+  @Test
   void theFourProjectionsOfEveryLayerAreQuantizedAndNothingElse() {
     EngineOptions options = EngineOptions.of(Fixtures.demoModel(), Precision.FP8, "cpu");
     try (LlmEngine engine = LlmEngine.load(options); NDManager m = NDManager.newBaseManager(Device.cpu())) {
