@@ -28,6 +28,10 @@ class TensorOps(Module):
       return torch.unsqueeze(torch.clamp(torch.div(torch.amax(torch.abs(a.float()), [1]), 448.), 1e-12), 0)
     if op == 4:
       return torch.div(a.float(), torch.t(b)).to(24)
-    # (R) rows of a (B, C, ...) tensor, first length slots, from b's (R, C', ...)
-    torch.index_put_(a, [torch.unsqueeze(rows, 1), torch.unsqueeze(torch.arange(length, device=a.device), 0)], torch.slice(b, 1, 0, length))
+    # (R) rows of a (B, C, ...) tensor, first length slots, from b's (R, C', ...) or one row of b for all R: whole
+    # rows copied by index_copy_ (an index per row, not per element as index_put_ would take)
+    src = torch.slice(b, 1, 0, length)
+    if src.size(0) != rows.size(0):
+      src = torch.expand(src, [rows.size(0)] + torch.size(src)[1:])  # (1, length, ...) -> (R, length, ...)
+    torch.index_copy_(torch.slice(a, 1, 0, length), 0, rows, src)
     return a
