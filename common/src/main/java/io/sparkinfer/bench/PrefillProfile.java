@@ -21,15 +21,19 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * Where a prefill's GPU time goes, by libtorch op: prompts of a JSONL file (rows with a {@code "prompt"}) prefilled
- * with one new token each (so nearly all the work is prefill), timed plain, then again under libtorch's profiler
- * with CUDA timing ({@code JniUtils.startProfile}), whose trace is written to OUT and summed by op name: the GPU
- * milliseconds each op took (a nested op is counted in its parent too). Our own kernels (launched through the driver
- * API, not ops) are not in the trace: they are what the plain wall time leaves beside the top-level ops. Prints one
- * JSON line per op and a summary line.
+ * Where a prefill's time goes, by libtorch op: prompts of a JSONL file (rows with a {@code "prompt"}) prefilled with
+ * one new token each (so nearly all the work is prefill), timed plain, then again under libtorch's profiler
+ * ({@code JniUtils.startProfile}), whose trace (Chrome trace events) is written to OUT and summed by op name: the
+ * milliseconds each op took on the host and its calls (a nested op is counted in its parent too), the trace's span,
+ * and how much of the span ops cover. DJL's profiler records host times only (no CUDA events): run the tool with
+ * {@code CUDA_LAUNCH_BLOCKING=1} so that each op returns when its kernels are done and its host time is its GPU time;
+ * then what the span leaves outside ops is our own kernels (launched through the driver API, not ops) and the host's
+ * work between ops. Without it, ops return at launch and the GPU's time piles up in the ops that wait for it
+ * ({@code aten::to}, {@code aten::copy_}). Prints one JSON line per op (largest first) and a summary line.
  *
  * <pre>
- *   java -cp ENGINE_CP io.sparkinfer.bench.PrefillProfile MODEL_DIR PROMPTS.jsonl PRECISION COUNT OUT.json  (on a GPU)
+ *   CUDA_LAUNCH_BLOCKING=1 java -cp ENGINE_CP io.sparkinfer.bench.PrefillProfile MODEL_DIR PROMPTS.jsonl PRECISION \
+ *       COUNT OUT.json   (on a GPU)
  * </pre>
  */
 public final class PrefillProfile {
@@ -56,18 +60,17 @@ public final class PrefillProfile {
       engine.generate(requests);
       double profiledMs = (System.nanoTime() - start) / 1e6;
       JniUtils.stopProfile(args[4]);
-      Map<String, double[]> byName = cudaMillisByName(Path.of(args[4])); // name -> {ms, calls}
-      double total = 0;
-      List<Map.Entry<String, double[]>> ops = new ArrayList<>(byName.entrySet());
+      Trace trace = Trace.read(Path.of(args[4]));
+      List<Map.Entry<String, double[]>> ops = new ArrayList<>(trace.byName().entrySet());
       ops.sort(Comparator.comparingDouble((Map.Entry<String, double[]> e) -> e.getValue()[0]).reversed());
-      for (Map.Entry<String, double[]> e : ops) {
-        System.out.printf(Locale.ROOT, "{\"op\": \"%s\", \"cuda_ms\": %.2f, \"calls\": %d, \"fraction_of_plain\": %.3f}%n",
-            e.getKey(), e.getValue()[0], (long) e.getValue()[1], e.getValue()[0] / plainMs);
-        total += e.getValue()[0];
+      for (Map.Entry<String, double[]> e : ops.subList(0, Math.min(40, ops.size()))) {
+        System.out.printf(Locale.ROOT, "{\"op\": \"%s\", \"ms\": %.2f, \"calls\": %d}%n", e.getKey(), e.getValue()[0],
+            (long) e.getValue()[1]);
       }
       System.out.printf(Locale.ROOT, "{\"prompts\": %d, \"precision\": \"%s\", \"plain_ms\": %.1f, \"profiled_ms\": %.1f, "
-          + "\"ops_cuda_ms_summed\": %.1f, \"load\": \"%s\"}%n", requests.size(), args[2], plainMs, profiledMs, total,
-          engine.loadPhases());
+          + "\"trace_span_ms\": %.1f, \"covered_by_ops_ms\": %.1f, \"launch_blocking\": %s, \"load\": \"%s\"}%n",
+          requests.size(), args[2], plainMs, profiledMs, trace.spanMs(), trace.coveredMs(),
+          "1".equals(System.getenv("CUDA_LAUNCH_BLOCKING")), engine.loadPhases());
     }
   }
 
@@ -87,24 +90,51 @@ public final class PrefillProfile {
   }
 
   /**
-   * Sums the durations of the trace's CUDA events by name: {ms, calls}. The trace is libtorch's legacy profiler's
-   * (a JSON array of Chrome trace events; CUDA ones carry {@code "pid": "CUDA functions"}).
+   * A profiler trace's complete events ({@code "ph": "X"}) summed: by name {ms, calls}; the span from the first start
+   * to the last end; and the time covered by at least one event (the union of their intervals), in milliseconds.
    */
-  static Map<String, double[]> cudaMillisByName(Path trace) throws IOException {
-    Map<String, double[]> sums = new LinkedHashMap<>();
-    try (Reader r = Files.newBufferedReader(trace, StandardCharsets.UTF_8)) {
-      JsonElement root = JsonParser.parseReader(r);
-      Iterable<JsonElement> events = root.isJsonArray() ? root.getAsJsonArray()
-          : root.getAsJsonObject().getAsJsonArray("traceEvents");
-      for (JsonElement e : events) {
-        JsonObject o = e.getAsJsonObject();
-        if (o.has("dur") && o.has("pid") && o.get("pid").getAsString().toLowerCase(Locale.ROOT).contains("cuda")) {
+  record Trace(Map<String, double[]> byName, double spanMs, double coveredMs) {
+
+    static Trace read(Path file) throws IOException {
+      Map<String, double[]> sums = new LinkedHashMap<>();
+      List<double[]> intervals = new ArrayList<>(); // {start, end} in microseconds
+      try (Reader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+        JsonElement root = JsonParser.parseReader(r);
+        Iterable<JsonElement> events = root.isJsonArray() ? root.getAsJsonArray()
+            : root.getAsJsonObject().getAsJsonArray("traceEvents");
+        for (JsonElement e : events) {
+          JsonObject o = e.getAsJsonObject();
+          if (!o.has("dur") || !o.has("ph") || !"X".equals(o.get("ph").getAsString())) {
+            continue;
+          }
+          double ts = o.get("ts").getAsDouble();
+          double dur = o.get("dur").getAsDouble();
           double[] s = sums.computeIfAbsent(o.get("name").getAsString(), k -> new double[2]);
-          s[0] += o.get("dur").getAsDouble() / 1000.0;
+          s[0] += dur / 1000.0;
           s[1] += 1;
+          intervals.add(new double[] {ts, ts + dur});
         }
       }
+      if (intervals.isEmpty()) {
+        return new Trace(sums, 0, 0);
+      }
+      intervals.sort(Comparator.comparingDouble(i -> i[0]));
+      double covered = 0;
+      double from = intervals.get(0)[0];
+      double to = intervals.get(0)[1];
+      double last = to;
+      for (double[] i : intervals) {
+        if (i[0] > to) {
+          covered += to - from;
+          from = i[0];
+          to = i[1];
+        } else {
+          to = Math.max(to, i[1]);
+        }
+        last = Math.max(last, i[1]);
+      }
+      covered += to - from;
+      return new Trace(sums, (last - intervals.get(0)[0]) / 1000.0, covered / 1000.0);
     }
-    return sums;
   }
 }

@@ -5,29 +5,32 @@ import static org.assertj.core.api.Assertions.assertThat;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Map;
+import org.assertj.core.data.Offset;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** PrefillProfile reads its prompts and sums a trace's CUDA events by name, leaving CPU events out. */
+/** PrefillProfile reads its prompts and sums a profiler trace: by op name, its span and the time ops cover. */
 class PrefillProfileTest {
 
   @TempDir
   Path dir;
 
   @Test
-  void cudaEventsAreSummedByNameAndCpuEventsLeftOut() throws Exception {
-    Path trace = Files.writeString(dir.resolve("trace.json"), """
-        [{"name": "aten::mm", "ph": "X", "ts": 1, "dur": 500, "tid": 1, "pid": "CPU functions"},
-         {"name": "aten::mm", "ph": "X", "ts": 1, "dur": 1500, "tid": "stream 7", "pid": "CUDA functions"},
-         {"name": "aten::mm", "ph": "X", "ts": 9, "dur": 500, "tid": "stream 7", "pid": "CUDA functions"},
-         {"name": "aten::add_", "ph": "X", "ts": 9, "dur": 250, "tid": "stream 7", "pid": "CUDA functions"},
-         {"name": "flow", "ph": "s", "ts": 9, "tid": 1, "pid": "CPU functions"}]
+  void completeEventsAreSummedByNameWithTheSpanAndTheTimeTheyCover() throws Exception {
+    // ops at 0-1000 us (mm, with a nested copy_ 200-400), 1500-2000 (mm), 1800-2500 (add_); a flow event is no op
+    Path file = Files.writeString(dir.resolve("trace.json"), """
+        [{"name": "aten::mm", "ph": "X", "ts": 0, "dur": 1000, "tid": 1, "pid": "CPU Functions"},
+         {"name": "aten::copy_", "ph": "X", "ts": 200, "dur": 200, "tid": 1, "pid": "CPU Functions"},
+         {"name": "aten::mm", "ph": "X", "ts": 1500, "dur": 500, "tid": 1, "pid": "CPU Functions"},
+         {"name": "aten::add_", "ph": "X", "ts": 1800, "dur": 700, "tid": 1, "pid": "CPU Functions"},
+         {"name": "flow", "ph": "s", "ts": 9000, "tid": 1, "pid": "CPU Functions"}]
         """);
-    Map<String, double[]> sums = PrefillProfile.cudaMillisByName(trace);
-    assertThat(sums).containsOnlyKeys("aten::mm", "aten::add_");
-    assertThat(sums.get("aten::mm")).containsExactly(2.0, 2.0);
-    assertThat(sums.get("aten::add_")).containsExactly(0.25, 1.0);
+    PrefillProfile.Trace trace = PrefillProfile.Trace.read(file);
+    assertThat(trace.byName()).containsOnlyKeys("aten::mm", "aten::copy_", "aten::add_");
+    assertThat(trace.byName().get("aten::mm")).containsExactly(1.5, 2.0);
+    assertThat(trace.byName().get("aten::add_")).containsExactly(0.7, 1.0);
+    assertThat(trace.spanMs()).isCloseTo(2.5, Offset.offset(1e-9));
+    assertThat(trace.coveredMs()).as("0-1000 and 1500-2500").isCloseTo(2.0, Offset.offset(1e-9));
   }
 
   @Test
