@@ -6,11 +6,11 @@
 # timeline: first inference task, engine wait, generation and idle seconds, batch sizes; generate.sh's prefill against
 # the dense fp16 peak (989 TFLOP/s), again with --packed-prefill=false (packed_prefill_speedup) and with
 # --fused-prefill=false (fused_prefill_speedup); generate.sh in fp8 and bf16 (fp8_e2e_speedup over fp16, and how
-# far their ids agree with fp16's); and
-# prefix_cache_prefill_speedup from bench/shared_prefix.sh on the same checkpoint) and the logs.
+# far their ids agree with fp16's); prefix_cache_prefill_speedup from bench/shared_prefix.sh on the same checkpoint;
+# and engine_decode_tokens_per_s_b256 from submit/bench.sh's engine side) and the logs.
 #
 #   E2E_JOB_LAYOUT=threads=2 E2E_PROMPTS=8192 bench/gpu/e2e.sh
-#   E2E_PADDED=0 E2E_SHARED=0 bench/gpu/e2e.sh      # the job and generate.sh only
+#   E2E_PADDED=0 E2E_SHARED=0 E2E_DECODE=0 bench/gpu/e2e.sh      # the job and generate.sh only
 #
 # Needs what bench/gpu/study.sh needs (the bundle in /tmp/g, the Spark parts in /tmp/s, the engine jars in /tmp/app,
 # the job's classes in .gpulib/jobs-classes).
@@ -64,6 +64,12 @@ touch $OUT/generate-fp8.log $OUT/generate-bf16.log
 [ "${E2E_SHARED:-1}" = 0 ] || SPARKINFER_GENERATE="java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true -cp /tmp/app/* io.sparkinfer.cli.GenerateCommand" \
   SP_VOCAB=151936 SP_PROMPTS=${E2E_SHARED_PROMPTS:-2048} timeout ${E2E_SHARED_TIMEOUT:-120} bench/shared_prefix.sh --model $M --device gpu \
   --precision fp16 | tee $OUT/shared_prefix.log
+# decode at batch 256 (issue 13's engine_decode_tokens_per_s_b256): submit/bench.sh's engine side on its own 512
+# prompts, fp16, one thread, CUDA graphs (E2E_DECODE=0 skips it)
+rm -f $OUT/engine256.json
+[ "${E2E_DECODE:-1}" = 0 ] || { BENCH_BATCH_SIZES=256 BENCH_THREADS=1 BENCH_BACKENDS=scripted BENCH_CUDA_GRAPHS=true \
+  BENCH_TIMEOUT=${E2E_DECODE_TIMEOUT:-200} SPARKINFER_CP="/tmp/app/*" submit/bench.sh /tmp/e2e-bench256 engine \
+  > $OUT/bench256.log 2>&1 && cp /tmp/e2e-bench256/engine.json $OUT/engine256.json; }
 python3 - "$OUT" "$GPU" "$N" "${E2E_MASTER:-local[*]}" "${E2E_JOB_LAYOUT:-threads=1}" <<'PY'
 import json, re, sys, datetime
 out, gpu, n, master, layout = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
@@ -116,7 +122,12 @@ if result["generate_fp8_e2e_tokens_per_s_8k"] and result["generate_e2e_tokens_pe
     result["fp8_e2e_speedup"] = result["generate_fp8_e2e_tokens_per_s_8k"] / result["generate_e2e_tokens_per_s_8k"]
 else:
     result["fp8_e2e_speedup"] = None
-result["engine_decode_tokens_per_s_b256"] = None  # issue 13's field: submit/bench.sh measures decode at batch 256
+result["engine_decode_tokens_per_s_b256"] = None  # issue 13's field, from submit/bench.sh's engine side at batch 256
+try:
+    runs = json.load(open(f"{out}/engine256.json"))["runs"]
+    result["engine_decode_tokens_per_s_b256"] = next(r["decode_tokens_per_s"] for r in runs if r["batch_size"] == 256)
+except (OSError, KeyError, StopIteration, ValueError):
+    pass
 if result["generate_prefill_s"] and result["generate_unfused_prefill_s"]:
     result["fused_prefill_speedup"] = result["generate_unfused_prefill_s"] / result["generate_prefill_s"]
 prompt_tokens = num(r"(\d+) prompt tokens", gen, int)

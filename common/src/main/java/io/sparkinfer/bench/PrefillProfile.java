@@ -25,7 +25,7 @@ import java.util.Map;
  * one new token each (so nearly all the work is prefill), timed plain, then again under libtorch's profiler
  * ({@code JniUtils.startProfile}), whose trace (Chrome trace events) is written to OUT and summed by op name: the
  * milliseconds each op took on the host and its calls (a nested op is counted in its parent too), the trace's span,
- * and how much of the span ops cover. DJL's profiler records host times only (no CUDA events): run the tool with
+ * and how much of the span ops cover; and again by the op that encloses each one (who makes which copy). DJL's profiler records host times only (no CUDA events): run the tool with
  * {@code CUDA_LAUNCH_BLOCKING=1} so that each op returns when its kernels are done and its host time is its GPU time;
  * then what the span leaves outside ops is our own kernels (launched through the driver API, not ops) and the host's
  * work between ops. Without it, ops return at launch and the GPU's time piles up in the ops that wait for it
@@ -67,6 +67,12 @@ public final class PrefillProfile {
         System.out.printf(Locale.ROOT, "{\"op\": \"%s\", \"ms\": %.2f, \"calls\": %d}%n", e.getKey(), e.getValue()[0],
             (long) e.getValue()[1]);
       }
+      List<Map.Entry<String, double[]>> pairs = new ArrayList<>(trace.byParent().entrySet());
+      pairs.sort(Comparator.comparingDouble((Map.Entry<String, double[]> e) -> e.getValue()[0]).reversed());
+      for (Map.Entry<String, double[]> e : pairs.subList(0, Math.min(40, pairs.size()))) {
+        System.out.printf(Locale.ROOT, "{\"parent_and_op\": \"%s\", \"ms\": %.2f, \"calls\": %d}%n", e.getKey(),
+            e.getValue()[0], (long) e.getValue()[1]);
+      }
       System.out.printf(Locale.ROOT, "{\"prompts\": %d, \"precision\": \"%s\", \"plain_ms\": %.1f, \"profiled_ms\": %.1f, "
           + "\"trace_span_ms\": %.1f, \"covered_by_ops_ms\": %.1f, \"launch_blocking\": %s, \"load\": \"%s\"}%n",
           requests.size(), args[2], plainMs, profiledMs, trace.spanMs(), trace.coveredMs(),
@@ -90,51 +96,70 @@ public final class PrefillProfile {
   }
 
   /**
-   * A profiler trace's complete events ({@code "ph": "X"}) summed: by name {ms, calls}; the span from the first start
-   * to the last end; and the time covered by at least one event (the union of their intervals), in milliseconds.
+   * A profiler trace's complete events ({@code "ph": "X"}) summed: by name {ms, calls}; by the name of the op that
+   * encloses each event on its thread and the event's own name ({@code "aten::addmm > aten::copy_"}: who makes a copy;
+   * {@code "-"} for an event nothing encloses); the span from the first start to the last end; and the time covered
+   * by at least one event (the union of their intervals), in milliseconds.
    */
-  record Trace(Map<String, double[]> byName, double spanMs, double coveredMs) {
+  record Trace(Map<String, double[]> byName, Map<String, double[]> byParent, double spanMs, double coveredMs) {
 
     static Trace read(Path file) throws IOException {
-      Map<String, double[]> sums = new LinkedHashMap<>();
-      List<double[]> intervals = new ArrayList<>(); // {start, end} in microseconds
+      List<Event> events = new ArrayList<>();
       try (Reader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
         JsonElement root = JsonParser.parseReader(r);
-        Iterable<JsonElement> events = root.isJsonArray() ? root.getAsJsonArray()
+        Iterable<JsonElement> all = root.isJsonArray() ? root.getAsJsonArray()
             : root.getAsJsonObject().getAsJsonArray("traceEvents");
-        for (JsonElement e : events) {
+        for (JsonElement e : all) {
           JsonObject o = e.getAsJsonObject();
-          if (!o.has("dur") || !o.has("ph") || !"X".equals(o.get("ph").getAsString())) {
-            continue;
+          if (o.has("dur") && o.has("ph") && "X".equals(o.get("ph").getAsString())) {
+            events.add(new Event(o.get("name").getAsString(), o.has("tid") ? o.get("tid").getAsString() : "",
+                o.get("ts").getAsDouble(), o.get("dur").getAsDouble()));
           }
-          double ts = o.get("ts").getAsDouble();
-          double dur = o.get("dur").getAsDouble();
-          double[] s = sums.computeIfAbsent(o.get("name").getAsString(), k -> new double[2]);
-          s[0] += dur / 1000.0;
-          s[1] += 1;
-          intervals.add(new double[] {ts, ts + dur});
         }
       }
-      if (intervals.isEmpty()) {
-        return new Trace(sums, 0, 0);
-      }
-      intervals.sort(Comparator.comparingDouble(i -> i[0]));
+      // outer events first: by start, the longer of two that start together first
+      events.sort(Comparator.comparingDouble(Event::start).thenComparing(Comparator.comparingDouble(Event::dur)
+          .reversed()));
+      Map<String, double[]> byName = new LinkedHashMap<>();
+      Map<String, double[]> byParent = new LinkedHashMap<>();
+      Map<String, java.util.ArrayDeque<Event>> open = new LinkedHashMap<>(); // per thread, the enclosing events
       double covered = 0;
-      double from = intervals.get(0)[0];
-      double to = intervals.get(0)[1];
-      double last = to;
-      for (double[] i : intervals) {
-        if (i[0] > to) {
-          covered += to - from;
-          from = i[0];
-          to = i[1];
-        } else {
-          to = Math.max(to, i[1]);
+      double from = Double.NaN;
+      double to = Double.NaN;
+      double first = events.isEmpty() ? 0 : events.get(0).start();
+      double last = first;
+      for (Event e : events) {
+        add(byName, e.name(), e.dur());
+        java.util.ArrayDeque<Event> stack = open.computeIfAbsent(e.tid(), k -> new java.util.ArrayDeque<>());
+        while (!stack.isEmpty() && stack.peek().end() <= e.start()) {
+          stack.pop();
         }
-        last = Math.max(last, i[1]);
+        add(byParent, (stack.isEmpty() ? "-" : stack.peek().name()) + " > " + e.name(), e.dur());
+        stack.push(e);
+        if (Double.isNaN(from) || e.start() > to) {
+          covered += Double.isNaN(from) ? 0 : to - from;
+          from = e.start();
+          to = e.end();
+        } else {
+          to = Math.max(to, e.end());
+        }
+        last = Math.max(last, e.end());
       }
-      covered += to - from;
-      return new Trace(sums, (last - intervals.get(0)[0]) / 1000.0, covered / 1000.0);
+      covered += Double.isNaN(from) ? 0 : to - from;
+      return new Trace(byName, byParent, (last - first) / 1000.0, covered / 1000.0);
+    }
+
+    private static void add(Map<String, double[]> sums, String key, double micros) {
+      double[] s = sums.computeIfAbsent(key, k -> new double[2]);
+      s[0] += micros / 1000.0;
+      s[1] += 1;
+    }
+  }
+
+  /** One complete event: microseconds. */
+  private record Event(String name, String tid, double start, double dur) {
+    double end() {
+      return start + dur;
     }
   }
 }

@@ -17,20 +17,23 @@ class PrefillProfileTest {
 
   @Test
   void completeEventsAreSummedByNameWithTheSpanAndTheTimeTheyCover() throws Exception {
-    // ops at 0-1000 us (mm, with a nested copy_ 200-400), 1500-2000 (mm), 1800-2500 (add_); a flow event is no op
+    // ops at 0-1000 us (mm, with a nested copy_ 200-400), 1500-2000 (mm), 2100-2500 (add_); a flow event is no op
     Path file = Files.writeString(dir.resolve("trace.json"), """
         [{"name": "aten::mm", "ph": "X", "ts": 0, "dur": 1000, "tid": 1, "pid": "CPU Functions"},
          {"name": "aten::copy_", "ph": "X", "ts": 200, "dur": 200, "tid": 1, "pid": "CPU Functions"},
          {"name": "aten::mm", "ph": "X", "ts": 1500, "dur": 500, "tid": 1, "pid": "CPU Functions"},
-         {"name": "aten::add_", "ph": "X", "ts": 1800, "dur": 700, "tid": 1, "pid": "CPU Functions"},
+         {"name": "aten::add_", "ph": "X", "ts": 2100, "dur": 400, "tid": 1, "pid": "CPU Functions"},
          {"name": "flow", "ph": "s", "ts": 9000, "tid": 1, "pid": "CPU Functions"}]
         """);
     PrefillProfile.Trace trace = PrefillProfile.Trace.read(file);
     assertThat(trace.byName()).containsOnlyKeys("aten::mm", "aten::copy_", "aten::add_");
     assertThat(trace.byName().get("aten::mm")).containsExactly(1.5, 2.0);
-    assertThat(trace.byName().get("aten::add_")).containsExactly(0.7, 1.0);
+    assertThat(trace.byName().get("aten::add_")).containsExactly(0.4, 1.0);
     assertThat(trace.spanMs()).isCloseTo(2.5, Offset.offset(1e-9));
-    assertThat(trace.coveredMs()).as("0-1000 and 1500-2500").isCloseTo(2.0, Offset.offset(1e-9));
+    assertThat(trace.coveredMs()).as("0-1000, 1500-2000 and 2100-2500").isCloseTo(1.9, Offset.offset(1e-9));
+    assertThat(trace.byParent()).containsOnlyKeys("- > aten::mm", "aten::mm > aten::copy_", "- > aten::add_");
+    assertThat(trace.byParent().get("aten::mm > aten::copy_")).containsExactly(0.2, 1.0);
+    assertThat(trace.byParent().get("- > aten::mm")).containsExactly(1.5, 2.0);
   }
 
   @Test

@@ -194,7 +194,8 @@ class FusedDecodeOps(Module):
       o, _0, _1, _2, _3 = torch._flash_attention_forward(q, packed_k, packed_v, cu_q, cu_k, max_q, capacity, 0., causal, False, scale=scale, window_size_left=window - 1, window_size_right=0, seqused_k=seqused)
     else:
       o, _0, _1, _2, _3 = torch._flash_attention_forward(q, packed_k, packed_v, cu_q, cu_k, max_q, capacity, 0., causal, False, scale=scale, seqused_k=seqused)
-    return torch.reshape(o, [t, num_heads * head_dim])  # (T, N, D) -> (T, N*D)
+    # (T, N, D) -> (T, N*D), rows back to back (quantize_fp8 reads them so; a no-op when flash wrote them so)
+    return torch.contiguous(torch.reshape(o, [t, num_heads * head_dim]))
   def packed_last(self: __torch__.FusedDecodeOps,
     x: Tensor,
     last_index: Tensor) -> Tensor:
