@@ -183,17 +183,14 @@ public final class FusedDecodeStep implements AutoCloseable {
           attended = step(perStep, model.call("attend", qkvValue, keyValues[l], valueValues[l], attentionInputs[0],
               attentionInputs[1], attentionInputs[2], numHeads, numKvHeads, headDim, windowValues[l], scale));
         }
-        if (fp8 != null) {
+        if (fp8 != null) { // the o projection, then the MLP, each from rows quantized by our kernels
           fp8.attentionThenAddProjection(plan.rmsNorm(), model.ownAttention ? attentionOut
               : attended.toTensor((PtNDManager) scope), xValue, w.oWeight(), w.oScale(), w.oBias(), perStep);
-        } else {
-          step(perStep, model.call("add_projection", attended, xValue, w.oWeight(), w.oScale(), w.oBias()));
-        }
-        if (fp8 != null) {
           fp8.normThenProject(plan.rmsNorm(), x, w.postAttentionLayernorm(), w.gateUpWeight(), w.gateUpScale(),
               w.gateUpBias(), gateUpValue, perStep);
           fp8.gateThenAddProjection(plan.rmsNorm(), gateUp, xValue, w.downWeight(), w.downScale(), w.downBias(), perStep);
         } else {
+          step(perStep, model.call("add_projection", attended, xValue, w.oWeight(), w.oScale(), w.oBias()));
           norm(w.postAttentionLayernorm());
           step(perStep, model.call("project", hValue, w.gateUpWeight(), w.gateUpScale(), w.gateUpBias(), gateUpValue));
           launch(model.siluMul, plan.siluMul(), ptr(gateUp), ptr(act), config.intermediateSize(), batch);
