@@ -201,6 +201,12 @@ public final class FusedDecode implements AutoCloseable {
   }
 
   /** Runs one of the TorchScript ops; the caller closes what it returns. */
+  /** out = RMSNorm(in) with the norm weight at address {@code weight}: (rows, H), a block per row of {@code rows}. */
+  void norm(LaunchPlan.Dims rows, NDArray in, long weight, NDArray out) {
+    rmsNorm.launch(rows.grid(), rows.block(), CudaKernels.dataPtr(in), weight, CudaKernels.dataPtr(out),
+        config.hiddenSize(), config.hiddenSize(), CudaKernels.bits(config.rmsNormEps()));
+  }
+
   IValue call(String method, IValue... args) {
     return IValueUtils.runMethod(ops, method, args);
   }

@@ -170,7 +170,7 @@ public final class FusedDecodeStep implements AutoCloseable {
               perStep);
         } else {
           norm(w.inputLayernorm());
-          step(perStep, model.call("project", hValue, w.qkvWeight(), w.qkvScale(), w.qkvBias(), qkvValue));
+          step(perStep, model.call("project", hValue, w.qkvWeight(), w.qkvBias(), qkvValue));
         }
         launch(model.rotaryCacheWrite, plan.rotaryCacheWrite(), ptr(qkv), positions,
             model.invFreq, keyPtrs[l], valuePtrs[l], config.numAttentionHeads(), config.numKeyValueHeads(),
@@ -190,11 +190,11 @@ public final class FusedDecodeStep implements AutoCloseable {
               w.gateUpBias(), gateUpValue, perStep);
           fp8.gateThenAddProjection(plan.rmsNorm(), gateUp, xValue, w.downWeight(), w.downScale(), w.downBias(), perStep);
         } else {
-          step(perStep, model.call("add_projection", attended, xValue, w.oWeight(), w.oScale(), w.oBias()));
+          step(perStep, model.call("add_projection", attended, xValue, w.oWeight(), w.oBias()));
           norm(w.postAttentionLayernorm());
-          step(perStep, model.call("project", hValue, w.gateUpWeight(), w.gateUpScale(), w.gateUpBias(), gateUpValue));
+          step(perStep, model.call("project", hValue, w.gateUpWeight(), w.gateUpBias(), gateUpValue));
           launch(model.siluMul, plan.siluMul(), ptr(gateUp), ptr(act), config.intermediateSize(), batch);
-          step(perStep, model.call("add_projection", actValue, xValue, w.downWeight(), w.downScale(), w.downBias()));
+          step(perStep, model.call("add_projection", actValue, xValue, w.downWeight(), w.downBias()));
         }
       }
       norm(model.normWeight);
@@ -233,8 +233,7 @@ public final class FusedDecodeStep implements AutoCloseable {
 
   /** h = RMSNorm(x) with {@code weight}. */
   private void norm(long weight) {
-    launch(model.rmsNorm, plan.rmsNorm(), ptr(x), weight, ptr(h), config.hiddenSize(), config.hiddenSize(),
-        CudaKernels.bits(config.rmsNormEps()));
+    model.norm(plan.rmsNorm(), x, weight, h);
   }
 
   private static void launch(CudaKernels.Kernel kernel, LaunchPlan.Dims dims, long... args) {

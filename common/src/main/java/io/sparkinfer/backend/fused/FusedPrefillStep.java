@@ -85,8 +85,8 @@ public final class FusedPrefillStep {
           b.fp8.normThenProject(line.rmsNorm(), b.x, w.inputLayernorm(), w.qkvWeight(), w.qkvScale(), w.qkvBias(),
               b.qkvValue, perStep);
         } else {
-          norm(model, line, b.x, w.inputLayernorm(), b.h, c);
-          keep(perStep, model.call("project", b.hValue, w.qkvWeight(), w.qkvScale(), w.qkvBias(), b.qkvValue));
+          model.norm(line.rmsNorm(), b.x, w.inputLayernorm(), b.h);
+          keep(perStep, model.call("project", b.hValue, w.qkvWeight(), w.qkvBias(), b.qkvValue));
         }
         launch(model.rotaryCacheWritePacked, line.rotaryCacheWrite(), ptr(b.qkv), positionsPtr, cacheRows,
             model.invFreq, ptr(keys[l]), ptr(values[l]), c.numAttentionHeads(), c.numKeyValueHeads(), c.headDim(),
@@ -100,7 +100,7 @@ public final class FusedPrefillStep {
             b.fp8.attentionThenAddProjection(line.rmsNorm(), attended.toTensor((PtNDManager) step), b.xValue,
                 w.oWeight(), w.oScale(), w.oBias(), perStep);
           } else {
-            model.call("add_projection", attended, b.xValue, w.oWeight(), w.oScale(), w.oBias()).close(); // x in place
+            model.call("add_projection", attended, b.xValue, w.oWeight(), w.oBias()).close(); // x in place
           }
         }
         if (b.fp8 != null) {
@@ -109,17 +109,17 @@ public final class FusedPrefillStep {
           b.fp8.gateThenAddProjection(line.rmsNorm(), b.gateUp, b.xValue, w.downWeight(), w.downScale(), w.downBias(),
               perStep);
         } else {
-          norm(model, line, b.x, w.postAttentionLayernorm(), b.h, c);
-          keep(perStep, model.call("project", b.hValue, w.gateUpWeight(), w.gateUpScale(), w.gateUpBias(),
+          model.norm(line.rmsNorm(), b.x, w.postAttentionLayernorm(), b.h);
+          keep(perStep, model.call("project", b.hValue, w.gateUpWeight(), w.gateUpBias(),
               b.gateUpValue));
           launch(model.siluMul, line.siluMul(), ptr(b.gateUp), ptr(b.act), c.intermediateSize(), tokens);
-          keep(perStep, model.call("add_projection", b.actValue, b.xValue, w.downWeight(), w.downScale(), w.downBias()));
+          keep(perStep, model.call("add_projection", b.actValue, b.xValue, w.downWeight(), w.downBias()));
         }
       }
       NDArray lastX = keep(perStep, model.call("packed_last", b.xValue, lastIndex)).toTensor((PtNDManager) step); // (R, H)
       NDArray lastH = keep(perStep, model.call("empty", b.xValue, keep(perStep, IValue.from((long) rows)),
           keep(perStep, IValue.from((long) c.hiddenSize())))).toTensor((PtNDManager) step);
-      norm(model, last, lastX, model.normWeight, lastH, c);
+      model.norm(last.rmsNorm(), lastX, model.normWeight, lastH);
       try (IValue h = IValue.from((PtNDArray) lastH);
           IValue logits = model.call("logits", h, model.lmHead)) {
         return logits.toTensor((PtNDManager) scope); // (R, V) float32
@@ -162,12 +162,6 @@ public final class FusedPrefillStep {
       return keep(perStep, model.call("empty", model.embedTokens, keep(perStep, IValue.from((long) rows)),
           keep(perStep, IValue.from((long) cols))));
     }
-  }
-
-  /** out = RMSNorm(in) with {@code weight}, a block per row of {@code plan}. */
-  private static void norm(FusedDecode model, LaunchPlan plan, NDArray in, long weight, NDArray out, ModelConfig c) {
-    launch(model.rmsNorm, plan.rmsNorm(), ptr(in), weight, ptr(out), c.hiddenSize(), c.hiddenSize(),
-        CudaKernels.bits(c.rmsNormEps()));
   }
 
   private static void launch(CudaKernels.Kernel kernel, LaunchPlan.Dims dims, long... args) {

@@ -35,14 +35,9 @@ class FusedDecodeOps(Module):
   def project(self: __torch__.FusedDecodeOps,
     h: Tensor,
     weight: Tensor,
-    scale: Tensor,
     bias: Tensor,
     out: Tensor) -> Tensor:
-    # out = h @ weight^T + bias: (B, in) -> (B, out); an absent bias is an empty tensor, and so is the scale of a
-    # weight that is not float8
-    if torch.numel(scale) > 0:
-      q, q_scale = self.quantize_rows(h)
-      return self.project_quantized(q, q_scale, weight, scale, bias, out)
+    # out = h @ weight^T + bias: (B, in) -> (B, out); an absent bias is an empty tensor (float8 weights: project_quantized)
     if torch.numel(bias) > 0:
       return torch.addmm(bias, h, torch.t(weight), out=out)
     return torch.mm(h, torch.t(weight), out=out)
@@ -50,29 +45,19 @@ class FusedDecodeOps(Module):
     a: Tensor,
     x: Tensor,
     weight: Tensor,
-    scale: Tensor,
     bias: Tensor) -> Tensor:
-    # the residual stream in place: x += a @ weight^T + bias, (B, in) -> (B, H)
-    if torch.numel(scale) > 0:
-      q, q_scale = self.quantize_rows(a)
-      return self.add_projection_quantized(q, q_scale, x, weight, scale, bias)
+    # the residual stream in place: x += a @ weight^T + bias, (B, in) -> (B, H) (float8 weights: add_projection_quantized)
     torch.addmm_(x, a, torch.t(weight))
     if torch.numel(bias) > 0:
       torch.add_(x, bias)
     return x
-  def quantize_rows(self: __torch__.FusedDecodeOps,
-    a: Tensor) -> Tuple[Tensor, Tensor]:
-    # a's rows in float8 e4m3 with their float32 scales, as llama_step.py's fp8_mm quantizes (and rms_norm_fp8 and
-    # silu_mul_fp8 in decode_kernels.cu): (M, in) -> q (M, in), scale (M, 1) = max|row| / 448
-    scale = torch.clamp(torch.div(torch.linalg_vector_norm(a, float("inf"), [-1], True).float(), 448.), 1e-12)
-    return (torch.div(a, scale).to(24), scale)  # float32 -> float8_e4m3fn
   def scaled_mm(self: __torch__.FusedDecodeOps,
     q: Tensor,
     q_scale: Tensor,
     weight: Tensor,
     weight_scale: Tensor) -> Tensor:
     # (q * q_scale) @ (weight * weight_scale)^T in bf16, q (M, in) and weight (out, in) float8, scales (M, 1) and
-    # (1, out) float32: torch._scaled_mm on CUDA (float32 accumulation), emulated in float32 elsewhere
+    # (1, out) float32: torch._scaled_mm on CUDA (fast accumulation), emulated in float32 elsewhere
     if q.is_cuda:
       return torch._scaled_mm(q, torch.t(weight), q_scale, weight_scale, None, None, 15, True)  # bfloat16, fast accumulation
     return torch.mm(torch.mul(q.float(), q_scale), torch.t(torch.mul(weight.float(), torch.t(weight_scale)))).to(15)
@@ -100,7 +85,7 @@ class FusedDecodeOps(Module):
     weight_scale: Tensor,
     bias: Tensor) -> Tensor:
     # the residual stream in place: x += (q * q_scale) @ weight^T + bias, for an input our kernels quantized
-    # (silu_mul_fp8): (B, in) -> (B, H)
+    # (quantize_fp8, silu_mul_fp8): (B, in) -> (B, H)
     torch.add_(x, self.scaled_mm(q, torch.view(q_scale, [-1, 1]), weight, weight_scale))
     if torch.numel(bias) > 0:
       torch.add_(x, bias)

@@ -71,16 +71,15 @@ class FusedDecodeTest {
       NDArray w = m.randomNormal(new Shape(4, 5));
       NDArray b = m.randomNormal(new Shape(4));
       NDArray out = m.zeros(new Shape(3, 4));
-      NDArray noScale = m.zeros(new Shape(0));
-      call(m, "project", h, w, noScale, b, out);
+      call(m, "project", h, w, b, out);
       assertThat(maxDiff(out, h.matMul(w.transpose()).add(b))).isLessThan(1e-5f);
-      call(m, "project", h, w, noScale, m.zeros(new Shape(0)), out);
+      call(m, "project", h, w, m.zeros(new Shape(0)), out);
       assertThat(maxDiff(out, h.matMul(w.transpose()))).as("an empty bias is no bias").isLessThan(1e-5f);
     }
   }
 
   @Test
-  void projectionsOfFloat8WeightsQuantizeTheirInputPerRow() {
+  void projectionsOfFloat8WeightsTakeInputsQuantizedPerRow() {
     try (NDManager m = manager.newSubManager()) {
       NDArray h = m.randomNormal(new Shape(3, 32));
       NDArray w = m.randomNormal(new Shape(8, 32));
@@ -88,24 +87,27 @@ class FusedDecodeTest {
       NDArray exact = h.matMul(w.transpose());
       // each product term off by at most about 1/16 of itself from each side's e4m3 rounding (and bf16's output)
       NDArray bound = h.abs().matMul(w.abs().transpose()).mul(0.15f).add(1e-3f);
-      NDArray out = m.zeros(new Shape(3, 8));
-      call(m, "project", h, q[0], q[1], m.zeros(new Shape(0)), out);
-      assertThat(out.sub(exact).abs().sub(bound).max().getFloat()).as("project").isLessThanOrEqualTo(0f);
-      NDArray x = m.randomNormal(new Shape(3, 8));
-      NDArray before = x.duplicate();
-      call(m, "add_projection", h, x, q[0], q[1], m.zeros(new Shape(0)));
-      assertThat(x.sub(before).sub(exact).abs().sub(bound).max().getFloat()).as("add_projection")
-          .isLessThanOrEqualTo(0f);
-      // inputs our kernels quantized (rms_norm_fp8, silu_mul_fp8): h's rows with their scales, (3, 32) and (3)
+      // inputs our kernels quantized (rms_norm_fp8, quantize_fp8, silu_mul_fp8): h's rows with their scales, (3, 32)
+      // and (3)
       NDArray[] hq = io.sparkinfer.torchscript.ScriptedTensors.quantizeFp8Rows(h, m);
       NDArray rowScales = hq[1].reshape(3);
+      NDArray noBias = m.zeros(new Shape(0));
       NDArray b = m.randomNormal(new Shape(8));
+      NDArray out = m.zeros(new Shape(3, 8));
+      call(m, "project_quantized", hq[0], rowScales, q[0], q[1], noBias, out);
+      assertThat(out.sub(exact).abs().sub(bound).max().getFloat()).as("project_quantized, no bias")
+          .isLessThanOrEqualTo(0f);
       call(m, "project_quantized", hq[0], rowScales, q[0], q[1], b, out);
       assertThat(out.sub(exact.add(b)).abs().sub(bound).max().getFloat()).as("project_quantized")
           .isLessThanOrEqualTo(0f);
+      NDArray x = m.randomNormal(new Shape(3, 8));
+      NDArray before = x.duplicate();
+      call(m, "add_projection_quantized", hq[0], rowScales, x, q[0], q[1], b);
+      assertThat(x.sub(before).sub(exact.add(b)).abs().sub(bound).max().getFloat()).as("add_projection_quantized, bias")
+          .isLessThanOrEqualTo(0f);
       NDArray y = m.randomNormal(new Shape(3, 8));
       NDArray yBefore = y.duplicate();
-      call(m, "add_projection_quantized", hq[0], rowScales, y, q[0], q[1], m.zeros(new Shape(0)));
+      call(m, "add_projection_quantized", hq[0], rowScales, y, q[0], q[1], noBias);
       assertThat(y.sub(yBefore).sub(exact).abs().sub(bound).max().getFloat()).as("add_projection_quantized")
           .isLessThanOrEqualTo(0f);
       NDArray buffer = call(m, "empty_fp8", h, 5L, 16L);
@@ -121,7 +123,7 @@ class FusedDecodeTest {
       NDArray before = x.duplicate();
       NDArray w = m.randomNormal(new Shape(4, 6));
       NDArray b = m.randomNormal(new Shape(4));
-      call(m, "add_projection", a, x, w, m.zeros(new Shape(0)), b);
+      call(m, "add_projection", a, x, w, b);
       assertThat(maxDiff(x, before.add(a.matMul(w.transpose())).add(b))).isLessThan(1e-5f);
     }
   }

@@ -18,7 +18,6 @@ import io.sparkinfer.generate.GenerationRequest;
 import io.sparkinfer.model.ModelConfig;
 import io.sparkinfer.model.Precision;
 import io.sparkinfer.testing.Fixtures;
-import io.sparkinfer.testing.PrefilledBatch;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -64,14 +63,12 @@ class FusedPrefillGpuTest {
       ScriptedCausalLm backend = (ScriptedCausalLm) engine.newGenerator().backend();
       assertThat(backend.acceleration().fusedPrefillOffReason()).as(backend.describe()).isNull();
       ModelConfig config = ModelConfig.load(dir);
-      long[][] prompts = PrefilledBatch.PROMPTS.stream().map(p -> engine.tokenizer().encode(p)).toArray(long[][]::new);
-      int capacity = Arrays.stream(prompts).mapToInt(p -> p.length).max().orElseThrow() + 4;
-      StepRows fresh = new StepRows(prompts, new int[prompts.length]);
-      StepRows[] split = StepRows.headsAndTails(prompts);
-      StepRows head = split[0];
-      StepRows after = split[1];
-      try (KvCache fused = KvCache.allocate(m, config, prompts.length, capacity, precision.dataType());
-          KvCache scripted = KvCache.allocate(m, config, prompts.length, capacity, precision.dataType())) {
+      StepRows.Split split = StepRows.Split.of(engine.tokenizer());
+      StepRows fresh = split.fresh();
+      StepRows head = split.head();
+      StepRows after = split.after();
+      try (KvCache fused = KvCache.allocate(m, config, split.rows(), split.capacity(), precision.dataType());
+          KvCache scripted = KvCache.allocate(m, config, split.rows(), split.capacity(), precision.dataType())) {
         assertSame(name + ", fresh", fresh, backend.forward(m, fresh.packed(m), fused),
             backend.run(m, fresh.packed(m), scripted), fused, scripted, bound, precision == Precision.FP8);
         backend.run(m, head.packed(m), fused);

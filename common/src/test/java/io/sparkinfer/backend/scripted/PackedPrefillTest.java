@@ -13,12 +13,10 @@ import io.sparkinfer.engine.ReferenceConformanceTest;
 import io.sparkinfer.model.ModelConfig;
 import io.sparkinfer.model.Precision;
 import io.sparkinfer.testing.Fixtures;
-import io.sparkinfer.testing.PrefilledBatch;
 import java.nio.file.Path;
 import io.sparkinfer.generate.Completion;
 import io.sparkinfer.generate.GenerationRequest;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
@@ -79,14 +77,12 @@ class PackedPrefillTest {
       ScriptedCausalLm backend = (ScriptedCausalLm) engine.newGenerator().backend();
       assertThat(backend.runsPacked()).isTrue();
       ModelConfig config = ModelConfig.load(dir);
-      long[][] prompts = PrefilledBatch.PROMPTS.stream().map(p -> engine.tokenizer().encode(p)).toArray(long[][]::new);
-      int capacity = Arrays.stream(prompts).mapToInt(p -> p.length).max().orElseThrow() + 4;
-      StepRows fresh = new StepRows(prompts, new int[prompts.length]);
-      StepRows[] split = StepRows.headsAndTails(prompts);
-      StepRows head = split[0];
-      StepRows after = split[1];
-      try (KvCache padded = KvCache.allocate(m, config, prompts.length, capacity, precision.dataType());
-          KvCache packed = KvCache.allocate(m, config, prompts.length, capacity, precision.dataType())) {
+      StepRows.Split split = StepRows.Split.of(engine.tokenizer());
+      StepRows fresh = split.fresh();
+      StepRows head = split.head();
+      StepRows after = split.after();
+      try (KvCache padded = KvCache.allocate(m, config, split.rows(), split.capacity(), precision.dataType());
+          KvCache packed = KvCache.allocate(m, config, split.rows(), split.capacity(), precision.dataType())) {
         assertSame(name(dir, "fresh"), fresh, backend.forward(m, fresh.padded(m), padded),
             backend.forward(m, fresh.packed(m), packed), padded, packed, bound);
         backend.forward(m, head.padded(m), padded);

@@ -20,19 +20,31 @@ record StepRows(long[][] tokens, int[] starts) {
   }
 
   /**
-   * The prompts split for a step after written slots: {heads, tails}, row r's first r + 2 tokens from position 0,
-   * then the rest of it from position r + 2.
+   * {@link io.sparkinfer.testing.PrefilledBatch#PROMPTS} tokenized, as the steps of a prefill comparison take them: all of each prompt from
+   * position 0 ({@code fresh}); row r's first r + 2 tokens from position 0 ({@code head}), then the rest of it from
+   * position r + 2 ({@code after}); a cache row holds the longest prompt and 4 slots more ({@code capacity}).
    */
-  static StepRows[] headsAndTails(long[][] prompts) {
-    long[][] heads = new long[prompts.length][];
-    long[][] tails = new long[prompts.length][];
-    int[] starts = new int[prompts.length];
-    for (int r = 0; r < prompts.length; r++) {
-      starts[r] = r + 2;
-      heads[r] = java.util.Arrays.copyOf(prompts[r], starts[r]);
-      tails[r] = java.util.Arrays.copyOfRange(prompts[r], starts[r], prompts[r].length);
+  record Split(StepRows fresh, StepRows head, StepRows after, int capacity) {
+
+    static Split of(io.sparkinfer.tokenizer.TextTokenizer tokenizer) {
+      long[][] prompts = io.sparkinfer.testing.PrefilledBatch.PROMPTS.stream().map(tokenizer::encode).toArray(long[][]::new);
+      long[][] heads = new long[prompts.length][];
+      long[][] tails = new long[prompts.length][];
+      int[] starts = new int[prompts.length];
+      int capacity = 0;
+      for (int r = 0; r < prompts.length; r++) {
+        starts[r] = r + 2;
+        heads[r] = java.util.Arrays.copyOf(prompts[r], starts[r]);
+        tails[r] = java.util.Arrays.copyOfRange(prompts[r], starts[r], prompts[r].length);
+        capacity = Math.max(capacity, prompts[r].length + 4);
+      }
+      return new Split(new StepRows(prompts, new int[prompts.length]), new StepRows(heads, new int[prompts.length]),
+          new StepRows(tails, starts), capacity);
     }
-    return new StepRows[] {new StepRows(heads, new int[prompts.length]), new StepRows(tails, starts)};
+
+    int rows() {
+      return fresh.rows();
+    }
   }
 
   /** 1 + the largest position written: the slots attention reads. */
