@@ -345,7 +345,8 @@ def main():
             ids = torch.randint(0, V, (b, 1), device=dev)
             pos = torch.randint(lo, hi + 1, (b, 1), device=dev)
             last = torch.zeros(b, dtype=torch.long, device=dev)
-            scripted = lambda: step(ids, pos, last, capacity, params, inv_freq, kc, vc, [0] * LAYERS, N, K, D, EPS, True)
+            every_row = torch.empty(0, dtype=torch.long, device=dev)  # the step's rows are the cache's rows
+            scripted = lambda: step(ids, pos, last, every_row, capacity, params, inv_freq, kc, vc, [0] * LAYERS, N, K, D, EPS, True)
             script_ms, script_out, g1 = graph_ms(scripted)
             print(f"batch {b}: scripted {script_ms:.3f} ms")
             for custom in [False, True]:

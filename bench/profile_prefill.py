@@ -71,10 +71,11 @@ def main():
     ids = torch.randint(0, plan.vocab, (r, length), device=dev)
     pos = torch.arange(length, device=dev).repeat(r, 1)
     windows = [0] * plan.layers
-    padded = lambda: step(ids, pos, torch.full((r,), length - 1, device=dev), length, params, inv_freq, kc, vc,
+    every_row = torch.empty(0, dtype=torch.long, device=dev)  # the step's rows are the cache's rows 0..R-1
+    padded = lambda: step(ids, pos, torch.full((r,), length - 1, device=dev), every_row, length, params, inv_freq, kc, vc,
                           windows, n, k, d, plan.eps, True)
     line_last = torch.arange(1, r + 1, device=dev) * length - 1
-    packed = lambda: step(ids.reshape(1, tokens), pos.reshape(1, tokens), line_last, length, params, inv_freq, kc, vc,
+    packed = lambda: step(ids.reshape(1, tokens), pos.reshape(1, tokens), line_last, every_row, length, params, inv_freq, kc, vc,
                           windows, n, k, d, plan.eps, True)
     x = torch.randn(tokens, h, device=dev, dtype=torch.half)
     mats = {name: params[f"model.layers.0.{name}"] for name in

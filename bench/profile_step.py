@@ -45,7 +45,8 @@ def main():
         ids = torch.randint(0, plan.vocab, (b, 1), device=dev)
         pos = torch.full((b, 1), ctx - 1, device=dev)
         last = torch.zeros(b, dtype=torch.long, device=dev)
-        call = lambda: step(ids, pos, last, ctx, params, inv_freq, kc, vc, [0] * plan.layers, n, k, d, plan.eps, True)
+        every_row = torch.empty(0, dtype=torch.long, device=dev)  # the step's rows are the cache's rows
+        call = lambda: step(ids, pos, last, every_row, ctx, params, inv_freq, kc, vc, [0] * plan.layers, n, k, d, plan.eps, True)
         with torch.no_grad():
             for _ in range(3):
                 call()

@@ -5,12 +5,16 @@
 # Writes $OUT/e2e.json (job_e2e_tokens_per_s_8k, generate_e2e_tokens_per_s_8k, generate_auto_batch_size, the job's
 # timeline: first inference task, engine wait, generation and idle seconds, batch sizes; generate.sh's prefill against
 # the dense fp16 peak (989 TFLOP/s), again with --packed-prefill=false (packed_prefill_speedup) and with
-# --fused-prefill=false (fused_prefill_speedup); generate.sh in fp8 and bf16 (fp8_e2e_speedup over fp16, and how
-# far their ids agree with fp16's); prefix_cache_prefill_speedup from bench/shared_prefix.sh on the same checkpoint;
-# and engine_decode_tokens_per_s_b256 from submit/bench.sh's engine side) and the logs.
+# --fused-prefill=false (fused_prefill_speedup); generate.sh's process wall time, its JVM's start and the load included
+# (generate_process_wall_s, job_over_generate_process: the job's wall time against it); generate.sh in fp8 and bf16
+# (fp8_e2e_speedup over fp16, and how far their ids agree with fp16's); prefix_cache_prefill_speedup from
+# bench/shared_prefix.sh on the same checkpoint; and engine_decode_tokens_per_s_b256 from submit/bench.sh's engine
+# side) and the logs.
 #
 #   E2E_JOB_LAYOUT=threads=2 E2E_PROMPTS=8192 bench/gpu/e2e.sh
 #   E2E_PADDED=0 E2E_SHARED=0 E2E_DECODE=0 bench/gpu/e2e.sh      # the job and generate.sh only
+#   E2E_JOB_JAVA_OPTS=-XX:StartFlightRecording=filename=$OUT/job.jfr E2E_GENERATE_JAVA_OPTS=... # JVM options of
+#                                                                  # the job's and fp16 generate.sh's JVMs (a recording)
 #
 # Needs what bench/gpu/study.sh needs (the bundle in /tmp/g, the Spark parts in /tmp/s, the engine jars in /tmp/app,
 # the job's classes in .gpulib/jobs-classes).
@@ -22,7 +26,7 @@ source submit/lib/spark.sh
 GPU=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)
 echo "$GPU"
 rm -rf /tmp/e2e-out
-timeout ${E2E_JOB_TIMEOUT:-240} java "${SPARKINFER_JAVA_MODULE_OPTS[@]}" -Xmx24g -XX:MaxDirectMemorySize=64g \
+timeout ${E2E_JOB_TIMEOUT:-240} java "${SPARKINFER_JAVA_MODULE_OPTS[@]}" ${E2E_JOB_JAVA_OPTS:-} -Xmx24g -XX:MaxDirectMemorySize=64g \
   -Dai.djl.offline=true -Dlog4j2.configurationFile=$R/conf/log4j2.properties \
   -cp "$R/.gpulib/jobs-classes:/tmp/app/*:/tmp/sparkjars/*" org.apache.spark.deploy.SparkSubmit \
   --master "${E2E_MASTER:-local[*]}" --properties-file $R/conf/local.properties --conf spark.driver.memory=24g \
@@ -31,10 +35,12 @@ timeout ${E2E_JOB_TIMEOUT:-240} java "${SPARKINFER_JAVA_MODULE_OPTS[@]}" -Xmx24g
   --max-new-tokens 128 --ignore-eos --layout "${E2E_JOB_LAYOUT:-threads=1}" --progress-seconds 10 2>&1 \
   | grep -v " WARN \|^\s*at \|^WARNING" > $OUT/job.log
 tail -20 $OUT/job.log
-timeout ${E2E_GENERATE_TIMEOUT:-200} java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true \
+GENERATE_START=$(date +%s.%N)
+timeout ${E2E_GENERATE_TIMEOUT:-200} java ${E2E_GENERATE_JAVA_OPTS:-} -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true \
   -cp "/tmp/app/*" io.sparkinfer.cli.GenerateCommand --model $M --input /tmp/e2e-prompts.jsonl \
   --output /tmp/e2e-generate.jsonl --device gpu --precision fp16 --max-new-tokens 128 --ignore-eos \
   --progress-seconds 10 > $OUT/generate.log 2>&1
+export E2E_GENERATE_WALL_S=$(python3 -c "import sys, time; print(round(time.time() - float(sys.argv[1]), 1))" "$GENERATE_START")
 tail -3 $OUT/generate.log
 # the same with padded prefill (a row per prompt, masked SDPA): what packing gives (E2E_PADDED=0 skips it)
 [ "${E2E_PADDED:-1}" = 0 ] || timeout ${E2E_GENERATE_TIMEOUT:-200} java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true \
@@ -149,6 +155,11 @@ except (OSError, ValueError, IndexError, KeyError):
     result["prefix_cache_prefill_speedup"] = None
 if result["job_e2e_tokens_per_s_8k"] and result["generate_e2e_tokens_per_s_8k"]:
     result["job_over_generate"] = result["job_e2e_tokens_per_s_8k"] / result["generate_e2e_tokens_per_s_8k"]
+# generate.sh's own figure leaves out its JVM's start and the model's load; the job's wall time has them
+import os
+result["generate_process_wall_s"] = float(os.environ["E2E_GENERATE_WALL_S"]) if os.environ.get("E2E_GENERATE_WALL_S") else None
+if result["job_wall_s"] and result["generate_process_wall_s"]:
+    result["job_over_generate_process"] = result["generate_process_wall_s"] / result["job_wall_s"]
 json.dump(result, open(f"{out}/e2e.json", "w"), indent=2)
 print(json.dumps(result, indent=2))
 PY

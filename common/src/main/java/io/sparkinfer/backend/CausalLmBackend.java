@@ -83,7 +83,10 @@ public interface CausalLmBackend extends AutoCloseable {
     return name() + " backend";
   }
 
-  /** Whether {@link #forward} takes packed steps, several rows in one line without padding ({@link ForwardBatch}). */
+  /**
+   * Whether {@link #forward} takes packed steps, several rows in one line without padding, written into the cache rows
+   * {@link ForwardBatch#cacheRows} names.
+   */
   default boolean runsPacked() {
     return false;
   }

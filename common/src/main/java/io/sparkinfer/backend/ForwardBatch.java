@@ -11,12 +11,31 @@ import ai.djl.ndarray.NDArray;
  * is harmless: no real token attends to a later slot, and decode steps overwrite those slots.
  *
  * <p>A packed step ({@link CausalLmBackend#runsPacked}) is one line (B = 1) of R rows' tokens back to back, without
- * padding: {@code lastIndex} (R) gives each row's last token in the line, row r's tokens follow row r-1's and go to
- * row r of a cache of R rows, and the result has R rows. With one row, both read the same.
+ * padding: {@code lastIndex} (R) gives each row's last token in the line, row r's tokens follow row r-1's, and the
+ * result has R rows. With one row, both layouts read the same.
+ *
+ * <p>Row r (of B, or of R when packed) is written to and reads from cache row {@code cacheRows[r]}, or row r where
+ * {@code cacheRows} is null: a prefill can write straight into the rows of a running batch (backends that
+ * {@link CausalLmBackend#runsPacked run packed}; others take null only).
  *
  * @param inputIds (B, S) int64 token ids
  * @param positions (B, S) int64 positions (= cache slots)
  * @param lastIndex (B) int64: index in S of each row's last real token, whose logits are returned; packed: (R)
  * @param keyLength 1 + the largest position in the batch: how many cache slots attention reads
+ * @param cacheRows (B), packed (R): int64, the cache row of each row, in increasing order; null: row r
  */
-public record ForwardBatch(NDArray inputIds, NDArray positions, NDArray lastIndex, int keyLength) {}
+public record ForwardBatch(NDArray inputIds, NDArray positions, NDArray lastIndex, int keyLength, NDArray cacheRows) {
+
+  /** A step whose row r is cache row r. */
+  public ForwardBatch(NDArray inputIds, NDArray positions, NDArray lastIndex, int keyLength) {
+    this(inputIds, positions, lastIndex, keyLength, null);
+  }
+
+  /** For backends whose step rows are always the cache's rows 0 .. B-1: refuses a step that names other rows. */
+  public void requireRowsInOrder(String backend) {
+    if (cacheRows != null) {
+      throw new IllegalArgumentException("the " + backend + " backend writes row r of a step to cache row r; "
+          + "cache rows are for backends that run packed");
+    }
+  }
+}

@@ -108,7 +108,7 @@ public final class EnginePool implements AutoCloseable {
     if (n == 1) {
       return members.get(0).generator().generate(requests, batchSize);
     }
-    List<GenerationRequest> tokenized = tokenized(requests);
+    List<GenerationRequest> tokenized = GenerationRequest.tokenizeAll(requests, engine().tokenizer());
     // longest first: the first request a generator takes sizes its batch's KV cache for every later one
     SharedRequestStream<Integer> queue = new SharedRequestStream<>();
     try (SharedRequestStream<Integer>.Feed feed = queue.open()) {
@@ -136,28 +136,6 @@ public final class EnginePool implements AutoCloseable {
       throw new IllegalStateException("a generator failed: " + e.getCause(), e.getCause());
     }
     return List.of(out);
-  }
-
-  /** {@code requests} with their text prompts tokenized (one call, the first engine's tokenizer). */
-  private List<GenerationRequest> tokenized(List<GenerationRequest> requests) {
-    List<String> texts = new ArrayList<>();
-    for (GenerationRequest r : requests) {
-      if (needsTokens(r)) {
-        texts.add(r.prompt());
-      }
-    }
-    long[][] ids = engine().tokenizer().encodeAll(texts);
-    List<GenerationRequest> out = new ArrayList<>(requests.size());
-    int next = 0;
-    for (GenerationRequest r : requests) {
-      out.add(needsTokens(r) ? new GenerationRequest(r.id(), r.prompt(), r.maxNewTokens(), r.sampling(),
-          r.stopStrings(), r.ignoreEos(), ids[next++]) : r);
-    }
-    return out;
-  }
-
-  private static boolean needsTokens(GenerationRequest r) {
-    return r.promptTokenIds() == null && r.prompt() != null && !r.prompt().isEmpty();
   }
 
   /** The generators' counters summed. */

@@ -1,6 +1,8 @@
 package io.sparkinfer.generate;
 
+import io.sparkinfer.tokenizer.TextTokenizer;
 import java.io.Serializable;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -44,5 +46,35 @@ public record GenerationRequest(
   @Override
   public long[] promptTokenIds() {
     return promptTokenIds == null ? null : promptTokenIds.clone();
+  }
+
+  /**
+   * {@code requests} with each text prompt tokenized, all in one call ({@link TextTokenizer#encodeAll}: several
+   * threads, ids only), the ids {@link TextTokenizer#encode} gives each; requests that carry ids or have no prompt
+   * as they are (the generator answers the latter with an error). One prompt at a time, a batch's tokenizing took
+   * a sixth of {@code generate.sh}'s time on 8,192 prompts (H200, a flight recording).
+   */
+  public static List<GenerationRequest> tokenizeAll(List<GenerationRequest> requests, TextTokenizer tokenizer) {
+    List<String> texts = new ArrayList<>();
+    for (GenerationRequest r : requests) {
+      if (r.needsTokens()) {
+        texts.add(r.prompt());
+      }
+    }
+    if (texts.isEmpty()) {
+      return requests;
+    }
+    long[][] ids = tokenizer.encodeAll(texts);
+    List<GenerationRequest> out = new ArrayList<>(requests.size());
+    int next = 0;
+    for (GenerationRequest r : requests) {
+      out.add(r.needsTokens() ? new GenerationRequest(r.id(), r.prompt(), r.maxNewTokens(), r.sampling(),
+          r.stopStrings(), r.ignoreEos(), ids[next++]) : r);
+    }
+    return out;
+  }
+
+  private boolean needsTokens() {
+    return promptTokenIds == null && prompt != null && !prompt.isEmpty();
   }
 }

@@ -115,10 +115,11 @@ public final class Generator implements AutoCloseable {
    *     ({@link BatchSizer}) with the longest prompt and token limit of these requests
    * @return one completion per request, in the requests' order
    */
-  public List<Completion> generate(List<GenerationRequest> requests, int batchSize) {
+  public List<Completion> generate(List<GenerationRequest> given, int batchSize) {
     if (batchSize < 0) {
       throw new IllegalArgumentException("batch size must be > 0 (or 0 for auto), got " + batchSize);
     }
+    List<GenerationRequest> requests = GenerationRequest.tokenizeAll(given, tokenizer);
     Completion[] out = new Completion[requests.size()];
     List<Sequence> valid = new ArrayList<>();
     for (int i = 0; i < requests.size(); i++) {
@@ -597,8 +598,8 @@ public final class Generator implements AutoCloseable {
     }
 
     /**
-     * Prefills waiting sequences and moves them into the free rows. Joiners are prefilled in groups of at
-     * most {@link #maxPrefillTokens} padded tokens, each on a cache of its own, then copied into place.
+     * Prefills waiting sequences into the free rows. Joiners are prefilled in groups of at most
+     * {@link #maxPrefillTokens} padded tokens.
      */
     private void admit(NDManager scope, BatchCache cache) {
       if (outgrown) {
@@ -656,9 +657,10 @@ public final class Generator implements AutoCloseable {
     }
 
     /**
-     * Prefills {@code group} (prompts of up to {@code longest} tokens) on a cache of its own and copies it into rows
-     * {@code targets} of the batch. When the prompts all begin with the same {@link #sharedPrefix} or more tokens,
-     * those run once, as one row, their keys and values are copied into every row of the group's cache, and each
+     * Prefills {@code group} (prompts of up to {@code longest} tokens) into rows {@code targets} of the batch: a packed
+     * line writes straight into them, padded rows run on a cache of their own that is then copied into them. When
+     * the prompts all begin with the same {@link #sharedPrefix} or more tokens, those run once, as one row, their
+     * keys and values are copied into each of the prompts' rows, and each
      * prompt's own tokens then run at the positions after them, attending to the shared slots as any token attends
      * to the slots before it. The batch keeps the last such prefix: a later pass whose prompts all begin with it
      * (one prompt alone too) copies it instead of running it again.
@@ -694,21 +696,27 @@ public final class Generator implements AutoCloseable {
         targetRows[i] = targets.get(i);
       }
       long start = System.nanoTime();
+      // a packed line writes straight into its rows of the batch; padded rows run on a cache of their own
       try (NDManager step = scope.newSubManager();
-          BatchCache prefill = allocateCache(step, k, longest)) {
+          BatchCache own = packed ? null : allocateCache(step, k, longest)) {
+        BatchCache into = packed ? cache : own;
+        long[] intoRows = packed ? targetRows : allRows(k);
         if (shared > 0) {
           if (!reuse) {
             runPrefix(scope, step, group.get(0).promptIds, shared);
           }
-          prefill.copyRowsFrom(prefix, allRows(k), shared); // one row of shared slots into each row
+          into.copyRowsFrom(prefix, intoRows, shared); // one row of shared slots into each row
         }
-        // ids, positions: (1, total) packed or (k, width); last: (k) the index of each prompt's last token in its line
+        // ids, positions: (1, total) packed or (k, width); last: (k) the index of each prompt's last token in its
+        // line; packed: (k) each prompt's row of the batch (free rows, in increasing order)
         Shape shape = new Shape(ids.length / lineLength, lineLength);
         ForwardBatch fb = new ForwardBatch(step.create(ids, shape), step.create(positions, shape), step.create(last),
-            longest);
-        NDArray logits = backend.forward(step, fb, prefill);
+            longest, packed ? step.create(targetRows) : null);
+        NDArray logits = backend.forward(step, fb, into);
         long[] next = chooseTokens(logits, group);
-        cache.copyRowsFrom(prefill, targetRows, longest);
+        if (!packed) {
+          cache.copyRowsFrom(own, targetRows, longest);
+        }
         long now = System.nanoTime();
         for (int i = 0; i < k; i++) {
           Sequence s = group.get(i);

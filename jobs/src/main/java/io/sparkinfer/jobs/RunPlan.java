@@ -45,6 +45,12 @@ import org.slf4j.LoggerFactory;
  * range shuffle 0.5-0.7 s), and 2.8-3.4 s more to the first generator's first batch. A first form of the one-query
  * summary (the ids then grouped by length, not added up at once) gave 2.3-2.5 s to the plan's log line in two
  * comparable runs: no gain this machine could show, its runs varying twofold.
+ *
+ * <p>On an H200's 16 cores (2026-12-02, {@code bench/gpu/e2e.sh} with the event log summed by
+ * {@code bench/spark_events.py}, {@code bench/results/2026-12-02-e2e-NVIDIA-H200-run11}): the line count ends 2.6 s
+ * after the application's start, the planning job starts 3.9 s later (driver time, mostly class loading), takes 1.5 s
+ * in 16 tasks (the input split per core, {@link TextInput#splitBytes}; 4.5 s while each task waited for the engine's
+ * preload, run10), then 1.2 s to the plan and 1.9 s of the wave's jobs to the first inference task.
  */
 final class RunPlan implements AutoCloseable {
 

@@ -61,6 +61,7 @@ public final class CausalLm implements CausalLmBackend {
 
   @Override
   public NDArray forward(NDManager scope, ForwardBatch batch, BatchCache batchCache) {
+    batch.requireRowsInOrder(name());
     KvCache cache = KvCache.of(batchCache);
     NDArray ids = batch.inputIds(); // (B, S)
     long b = ids.getShape().get(0);

@@ -15,7 +15,7 @@ import java.util.List;
 
 /**
  * A packed prefill step ({@link ForwardBatch}'s packed form: R prompts back to back as one line of T tokens, row r
- * written to row r of the cache) as our fused kernels between the TorchScript ops of {@link FusedDecode}: the
+ * written to cache row {@code cacheRows[r]}, or row r) as our fused kernels between the TorchScript ops of {@link FusedDecode}: the
  * prefill counterpart of {@link FusedDecodeStep}, with the same layer:
  *
  * <pre>
@@ -46,7 +46,7 @@ public final class FusedPrefillStep {
   /**
    * Queues one packed prefill step writing the line's keys and values into {@code cache}.
    *
-   * @param batch packed: (1, T) ids and positions, (R) last indices; R rows of {@code cache}
+   * @param batch packed: (1, T) ids and positions, (R) last indices, the R rows of {@code cache} it writes
    * @return (R, V) float32 logits of each row's last token, attached to {@code scope}
    */
   public static NDArray run(FusedDecode model, NDManager scope, ForwardBatch batch, KvCache cache) {
@@ -63,13 +63,16 @@ public final class FusedPrefillStep {
       Buffers b = new Buffers(model, step, perStep, tokens);
       IValue positions = keep(perStep, IValue.from((PtNDArray) batch.positions())); // (1, T) int64
       IValue lastIndex = keep(perStep, IValue.from((PtNDArray) batch.lastIndex())); // (R) int64
-      IValue[] inputs = keep(perStep, model.call("packed_attention_inputs", positions, lastIndex,
-          keep(perStep, IValue.from((long) capacity)))).toIValueTuple(); // seqused, cu_q, cu_k, cache_rows
+      NDArray targets = batch.cacheRows() != null ? batch.cacheRows() : step.create(new long[0]); // (R) or none: 0..R-1
+      IValue cacheRows = keep(perStep, IValue.from((PtNDArray) targets));
+      IValue[] inputs = keep(perStep, model.call("packed_attention_inputs", positions, lastIndex, cacheRows,
+          keep(perStep, IValue.from((long) capacity)), keep(perStep, IValue.from((long) cache.batchSize()))))
+          .toIValueTuple(); // seqused, cu_q, cu_k, each token's cache row
       for (IValue v : inputs) {
         keep(perStep, v);
       }
       long positionsPtr = CudaKernels.dataPtr(batch.positions());
-      long cacheRows = CudaKernels.dataPtr(inputs[3].toTensor((PtNDManager) step)); // (T) int64
+      long tokenRows = CudaKernels.dataPtr(inputs[3].toTensor((PtNDManager) step)); // (T) int64
       IValue maxQ = keep(perStep, IValue.from((long) batch.keyLength())); // at least the longest row's own tokens
       IValue numHeads = keep(perStep, IValue.from((long) c.numAttentionHeads()));
       IValue numKvHeads = keep(perStep, IValue.from((long) c.numKeyValueHeads()));
@@ -88,7 +91,7 @@ public final class FusedPrefillStep {
           model.norm(line.rmsNorm(), b.x, w.inputLayernorm(), b.h);
           keep(perStep, model.call("project", b.hValue, w.qkvWeight(), w.qkvBias(), b.qkvValue));
         }
-        launch(model.rotaryCacheWritePacked, line.rotaryCacheWrite(), ptr(b.qkv), positionsPtr, cacheRows,
+        launch(model.rotaryCacheWritePacked, line.rotaryCacheWrite(), ptr(b.qkv), positionsPtr, tokenRows,
             model.invFreq, ptr(keys[l]), ptr(values[l]), c.numAttentionHeads(), c.numKeyValueHeads(), c.headDim(),
             capacity);
         try (IValue k = IValue.from((PtNDArray) keys[l]);

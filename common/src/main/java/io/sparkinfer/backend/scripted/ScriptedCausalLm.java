@@ -63,6 +63,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
   private final IValue eps;
   private IValue flashDecode;
   private final IValue flashPrefill;
+  private final IValue everyRow; // an empty int64 tensor: the step's rows are the cache's rows 0..R-1
   private final NDArray invFreqArray;
   private final DecodeAcceleration acceleration;
 
@@ -100,6 +101,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
       this.eps = keep(IValue.from(config.rmsNormEps()));
       this.flashDecode = keep(IValue.from(flashDecodeOn));
       this.flashPrefill = keep(IValue.from(true));
+      this.everyRow = keep(IValue.from((PtNDArray) manager.create(new long[0])));
       made = new DecodeAcceleration(weights, stepParams, invFreqArray, options, decodeReadsWrittenSlotsOnly(),
           packedPrefill);
       this.acceleration = made;
@@ -287,6 +289,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
         call(perCall, IValue.from((PtNDArray) batch.inputIds())),
         call(perCall, IValue.from((PtNDArray) batch.positions())),
         call(perCall, IValue.from((PtNDArray) batch.lastIndex())),
+        batch.cacheRows() != null ? call(perCall, IValue.from((PtNDArray) batch.cacheRows())) : everyRow,
         call(perCall, IValue.from((long) (optimize ? cache.capacity() : batch.keyLength()))),
         params, invFreq,
         call(perCall, IValue.listFrom(pts(cache.keyArrays()))),

@@ -221,6 +221,7 @@ public final class ShardedCausalLm implements CausalLmBackend {
    */
   @Override
   public NDArray forward(NDManager scope, ForwardBatch batch, BatchCache batchCache) {
+    batch.requireRowsInOrder(name());
     ShardedCache cache = ShardedCache.of(batchCache);
     NDArray ids = batch.inputIds().toDevice(stages.get(0).device(), false); // (B, S)
     NDArray hidden = ids.getNDArrayInternal().embedding(ids, embedTokens, SparseFormat.DENSE).singletonOrThrow(); // (B, S) -> (B, S, H)

@@ -126,18 +126,25 @@ class FusedDecodeOps(Module):
   def packed_attention_inputs(self: __torch__.FusedDecodeOps,
     positions: Tensor,
     last_index: Tensor,
-    capacity: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    cache_rows: Tensor,
+    capacity: int,
+    cache_batch: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
     # a packed line's rows as flash attention's packed sequences, as llama_step.py: row r's queries are line
-    # tokens cu_q[r] .. cu_q[r + 1], its keys cache slots r*C .. r*C + seqused[r]; and each token's cache row (T)
+    # tokens cu_q[r] .. cu_q[r + 1], its keys slots cache_rows[r]*C .. cache_rows[r]*C + seqused[r] of a cache of
+    # cache_batch rows (cache_rows empty: row r); and each token's cache row (T). With seqused_k, flash reads
+    # cu_k[r] as a start only, so rows need not be neighbours.
     t = positions.size(1)
     dev = positions.device
     ends = torch.add(last_index, 1)  # (R)
     starts = torch.cat([torch.zeros([1], dtype=4, device=dev), torch.slice(ends, 0, 0, -1)])  # int64
-    cache_rows = torch.repeat_interleave(torch.sub(ends, starts), output_size=t)  # (T)
+    rows = cache_rows
+    if torch.numel(cache_rows) == 0:
+      rows = torch.arange(last_index.size(0), dtype=4, device=dev)  # (R) int64
+    token_rows = torch.repeat_interleave(rows, torch.sub(ends, starts), 0, output_size=t)  # (R) -> (T)
     cu_q = torch.cat([torch.zeros([1], dtype=4, device=dev), ends]).to(3)  # int32  # (R + 1)
-    cu_k = torch.mul(torch.arange(last_index.size(0) + 1, dtype=3, device=dev), capacity)
+    cu_k = torch.mul(torch.cat([rows, torch.full([1], cache_batch, dtype=4, device=dev)]), capacity).to(3)  # (R + 1)
     seqused = torch.add(torch.index(torch.select(positions, 0, 0), [last_index]), 1).to(3)  # (R): slots written
-    return (seqused, cu_q, cu_k, cache_rows)
+    return (seqused, cu_q, cu_k, token_rows)
   def packed_attend(self: __torch__.FusedDecodeOps,
     qkv: Tensor,
     k_cache: Tensor,
@@ -173,7 +180,7 @@ class FusedDecodeOps(Module):
     rows = k_cache.size(0)
     capacity = k_cache.size(1)
     q = torch.view(torch.slice(qkv, 1, 0, num_heads * head_dim), [t, num_heads, head_dim])  # (T, N*D) -> (T, N, D)
-    packed_k = torch.view(k_cache, [rows * capacity, num_kv_heads, head_dim])  # (R, C, K, D) -> (R*C, K, D)
+    packed_k = torch.view(k_cache, [rows * capacity, num_kv_heads, head_dim])  # the cache's (B', C, K, D) -> (B'*C, K, D)
     packed_v = torch.view(v_cache, [rows * capacity, num_kv_heads, head_dim])
     if window > 0:
       o, _0, _1, _2, _3 = torch._flash_attention_forward(q, packed_k, packed_v, cu_q, cu_k, max_q, capacity, 0., causal, False, scale=scale, window_size_left=window - 1, window_size_right=0, seqused_k=seqused)

@@ -21,9 +21,10 @@
 # elsewhere (the same quantized values).
 #
 # A packed step is one line of tokens (B = 1, S = T > 1) that holds R rows' tokens back to back: last_index (R)
-# gives the index in the line of each row's last token, row r's tokens follow row r-1's, and each row is written to
-# its own row of the cache (which has R rows). Prefill runs packed: no padding to the longest prompt. A single row
-# reads the same either way.
+# gives the index in the line of each row's last token, and row r's tokens follow row r-1's. Prefill runs packed: no
+# padding to the longest prompt. A single row reads the same either way.
+# Row r (of B, or of R when packed) is written to and reads from cache row cache_rows[r] (increasing), or row r where
+# cache_rows is empty: a prefill writes straight into the rows of a running batch.
 #
 # On CUDA in fp16/bf16 with flash on, decode steps (S = 1) and packed steps run variable-length flash attention: the
 # cache reads as B (or R) packed sequences of C slots (B*C, K, D), each row uses only the slots written so far
@@ -38,6 +39,7 @@ class LlamaStep(Module):
     input_ids: Tensor,
     positions: Tensor,
     last_index: Tensor,
+    cache_rows: Tensor,
     key_length: int,
     params: Dict[str, Tensor],
     inv_freq: Tensor,
@@ -66,11 +68,14 @@ class LlamaStep(Module):
     capacity = k_cache[0].size(1)
     dev = input_ids.device
     packed = b == 1 and s > 1
+    targeted = torch.numel(cache_rows) > 0  # row r goes to cache row cache_rows[r], not r
     flash = use_flash and input_ids.is_cuda and head_dim % 8 == 0 and (dtype == 5 or dtype == 15) and (s == 1 or packed)  # float16, bfloat16
     # attention's rows (B, or R when packed) and each row's query tokens (S; the widest row, at most key_length, when packed)
     ab = b
     aq = s
     rows = torch.unsqueeze(torch.arange(b, device=dev), 1)  # (B, 1): the cache row of each token
+    if targeted:
+      rows = torch.unsqueeze(cache_rows, 1)
     row_of = torch.zeros([s], dtype=4, device=dev)  # packed: (T) the row of each token  # int64
     col_of = torch.arange(s, device=dev)  # packed: (T) each token's index within its row
     query_pos = torch.unsqueeze(positions, -1)  # (AB, AQ, 1)
@@ -84,6 +89,8 @@ class LlamaStep(Module):
       row_of = torch.repeat_interleave(lens, output_size=s)  # (T)
       col_of = torch.sub(col_of, torch.index(torch.sub(ends, lens), [row_of]))
       rows = torch.unsqueeze(row_of, 0)  # (1, T)
+      if targeted:
+        rows = torch.unsqueeze(torch.index(cache_rows, [row_of]), 0)  # (1, T): each token's cache row
       cu_q = torch.cat([torch.zeros([1], dtype=4, device=dev), ends]).to(3)  # (R + 1)
       seqused = torch.add(torch.index(torch.select(positions, 0, 0), [last_index]), 1).to(3)  # (R)
       if not flash:
@@ -92,6 +99,9 @@ class LlamaStep(Module):
         torch.index_put_(padded_pos, [row_of, col_of], torch.select(positions, 0, 0))
         query_pos = torch.unsqueeze(padded_pos, -1)
     cu_k = torch.mul(torch.arange(ab + 1, dtype=3, device=dev), capacity)  # row r's slots start at r*C
+    if targeted:
+      # row r's slots start at cache_rows[r]*C; with seqused_k flash reads cu_k[r] as a start only
+      cu_k = torch.mul(torch.cat([cache_rows, torch.full([1], k_cache[0].size(0), dtype=4, device=dev)]), capacity).to(3)
     # visibility: query (r, j) sees slots 0..query_pos[r, j]; (T) vs (AB, AQ, 1) -> (AB, AQ, T) -> (AB, 1, AQ, T).
     # Masks are additive (0 or -inf) in the compute dtype, built once per step for every layer, over slots
     # padded to a multiple of 16 and sliced back, so SDPA's memory-efficient kernel takes them as they are.
@@ -144,8 +154,8 @@ class LlamaStep(Module):
       torch.index_put_(kc, [rows, positions], torch.transpose(k, 1, 2))
       torch.index_put_(vc, [rows, positions], torch.transpose(v, 1, 2))
       if flash:
-        packed_k = torch.view(kc, [ab * capacity, num_kv_heads, head_dim])  # (AB, C, K, D) -> (AB*C, K, D)
-        packed_v = torch.view(vc, [ab * capacity, num_kv_heads, head_dim])
+        packed_k = torch.view(kc, [kc.size(0) * capacity, num_kv_heads, head_dim])  # (B', C, K, D) -> (B'*C, K, D)
+        packed_v = torch.view(vc, [vc.size(0) * capacity, num_kv_heads, head_dim])
         if packed:
           q1 = torch.transpose(torch.select(q, 0, 0), 0, 1)  # (1, N, T, D) -> (T, N, D): row r's queries at cu_q[r]..
           max_q = key_length  # at least the widest row's tokens (the kernel skips the blocks past a row's end)
@@ -158,8 +168,13 @@ class LlamaStep(Module):
           o, _0, _1, _2, _3 = torch._flash_attention_forward(q1, packed_k, packed_v, cu_q, cu_k, max_q, capacity, 0., packed, False, scale=scaling, seqused_k=seqused)
         o = torch.reshape(o, [b * s, q_size])  # (B*S, N, D) -> (B*S, N*D)
       else:
-        keys = torch.transpose(torch.slice(kc, 1, 0, key_length), 1, 2)  # (AB, T, K, D) -> (AB, K, T, D)
-        values = torch.transpose(torch.slice(vc, 1, 0, key_length), 1, 2)
+        row_k = torch.slice(kc, 0, 0, ab)  # the rows attended: rows 0 .. AB-1 (a view), or cache_rows
+        row_v = torch.slice(vc, 0, 0, ab)
+        if targeted:
+          row_k = torch.index_select(kc, 0, cache_rows)  # (B', C, K, D) -> (AB, C, K, D): the rows attended
+          row_v = torch.index_select(vc, 0, cache_rows)
+        keys = torch.transpose(torch.slice(row_k, 1, 0, key_length), 1, 2)  # (AB, T, K, D) -> (AB, K, T, D)
+        values = torch.transpose(torch.slice(row_v, 1, 0, key_length), 1, 2)
         if packed:
           # rows laid out padded: (1, N, T, D) -> (T, N, D) -> (R, AQ, N, D) -> (R, N, AQ, D)
           padded_q = torch.zeros([ab, aq, num_heads, head_dim], dtype=dtype, device=dev)

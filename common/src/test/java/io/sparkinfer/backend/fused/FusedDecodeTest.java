@@ -161,19 +161,46 @@ class FusedDecodeTest {
 
   @Test
   void packedAttentionInputsGiveEachRowsQueriesSlotsAndEachTokensCacheRow() {
-    // three rows of 2, 1 and 3 tokens; the first and last start after 4 and 7 written slots
+    PackedInputs in = packedInputs(new long[0], 3);
+    assertThat(in.seqused()).as("seqused").containsExactly(6, 1, 10);
+    assertThat(in.cuQ()).as("cu_q").containsExactly(0, 2, 3, 6);
+    assertThat(in.cuK()).as("cu_k").containsExactly(0, 16, 32, 48);
+    assertThat(in.tokenRows()).as("cache rows").containsExactly(0, 0, 1, 2, 2, 2);
+  }
+
+  @Test
+  void packedAttentionInputsReadAndWriteTheCacheRowsGiven() {
+    // the same rows into cache rows 1, 4 and 6 of a cache of 8 rows (a prefill joining a running batch)
+    PackedInputs in = packedInputs(new long[] {1, 4, 6}, 8);
+    assertThat(in.seqused()).as("seqused").containsExactly(6, 1, 10);
+    assertThat(in.cuQ()).as("cu_q").containsExactly(0, 2, 3, 6);
+    assertThat(in.cuK()).as("cu_k: each row's first slot, then the end").containsExactly(16, 64, 96, 128);
+    assertThat(in.tokenRows()).as("cache rows").containsExactly(1, 1, 4, 6, 6, 6);
+  }
+
+  private record PackedInputs(int[] seqused, int[] cuQ, int[] cuK, long[] tokenRows) {}
+
+  /**
+   * packed_attention_inputs of three rows of 2, 1 and 3 tokens, the first and last after 4 and 7 written slots, into
+   * {@code cacheRows} (empty: rows 0 .. 2) of a cache of {@code cacheBatch} rows of 16 slots.
+   */
+  private PackedInputs packedInputs(long[] cacheRows, long cacheBatch) {
     try (NDManager m = manager.newSubManager();
         IValue positions = IValue.from((PtNDArray) m.create(new long[] {4, 5, 0, 7, 8, 9}, new Shape(1, 6)));
         IValue last = IValue.from((PtNDArray) m.create(new long[] {1, 2, 5}));
+        IValue targets = IValue.from((PtNDArray) m.create(cacheRows));
         IValue capacity = IValue.from(16L);
-        IValue out = IValueUtils.runMethod(ops, "packed_attention_inputs", positions, last, capacity)) {
+        IValue batch = IValue.from(cacheBatch);
+        IValue out = IValueUtils.runMethod(ops, "packed_attention_inputs", positions, last, targets, capacity, batch)) {
       IValue[] parts = out.toIValueTuple();
-      assertThat(parts[0].toTensor((PtNDManager) m).toIntArray()).as("seqused").containsExactly(6, 1, 10);
-      assertThat(parts[1].toTensor((PtNDManager) m).toIntArray()).as("cu_q").containsExactly(0, 2, 3, 6);
-      assertThat(parts[2].toTensor((PtNDManager) m).toIntArray()).as("cu_k").containsExactly(0, 16, 32, 48);
-      assertThat(parts[3].toTensor((PtNDManager) m).toLongArray()).as("cache rows").containsExactly(0, 0, 1, 2, 2, 2);
-      for (IValue p : parts) {
-        p.close();
+      try {
+        return new PackedInputs(parts[0].toTensor((PtNDManager) m).toIntArray(),
+            parts[1].toTensor((PtNDManager) m).toIntArray(), parts[2].toTensor((PtNDManager) m).toIntArray(),
+            parts[3].toTensor((PtNDManager) m).toLongArray());
+      } finally {
+        for (IValue p : parts) {
+          p.close();
+        }
       }
     }
   }

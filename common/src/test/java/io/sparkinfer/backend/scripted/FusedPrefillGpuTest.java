@@ -81,6 +81,25 @@ class FusedPrefillGpuTest {
   }
 
   /**
+   * A packed line written straight into rows 1, 3, 5, ... of a wider cache (a prefill joining a running batch), by
+   * the fused step and by the TorchScript step (flash attention reading the rows by their offsets), gives what the
+   * same step gives on a cache of its own, and leaves the other rows as they were ({@link PackedPrefillTest}).
+   */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("cases")
+  void packedLinesIntoChosenRowsGiveTheirOwnCachesResults(String name, Path dir, Precision precision) {
+    EngineOptions options = EngineOptions.of(dir, precision, "gpu").with(EngineOptions.BACKEND, BackendKind.SCRIPTED);
+    try (LlmEngine engine = LlmEngine.load(options); NDManager m = NDManager.newBaseManager(Device.gpu())) {
+      ScriptedCausalLm backend = (ScriptedCausalLm) engine.newGenerator().backend();
+      // the same kernels on the same inputs either way: equal up to the order flash sums in
+      PackedPrefillTest.intoChosenRows(name + ", fused", engine, m, precision, (b, c) -> backend.forward(m, b, c), 1e-3f);
+      assertThat(backend.acceleration().fusedPrefills()).as("the seven steps ran fused").isEqualTo(7);
+      PackedPrefillTest.intoChosenRows(name + ", TorchScript", engine, m, precision, (b, c) -> backend.run(m, b, c),
+          1e-3f);
+    }
+  }
+
+  /**
    * fp16 generation with fused prefill: every prompt's first token is transformers' (the prefill's own choice), and
    * the generated ids agree with transformers' fp32 greedy ids at least as far as with the TorchScript prefill (the
    * common prefix of each prompt's ids, summed). The two prefills round differently, so where a later step is a

@@ -1,7 +1,12 @@
 package io.sparkinfer.backend.scripted;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import ai.djl.Device;
+import ai.djl.ndarray.NDManager;
+import io.sparkinfer.backend.BatchCache;
+import io.sparkinfer.backend.CausalLmBackend;
 import io.sparkinfer.engine.BackendKind;
 import io.sparkinfer.engine.EngineOptions;
 import io.sparkinfer.engine.LlmEngine;
@@ -14,6 +19,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -66,6 +72,28 @@ class ScriptedBackendTest {
         assertThat(fromScripted.get(i).outputTokenIds()).as(cases.get(i).prompt())
             .containsExactly(cases.get(i).greedyIds())
             .containsExactly(fromEager.get(i).outputTokenIds());
+      }
+    }
+  }
+
+  /** Only the scripted backend runs packed and takes cache rows; the eager one says so instead of writing row r. */
+  @Test
+  void onlyThePackedBackendTakesCacheRows() {
+    EngineOptions eager = EngineOptions.of(Fixtures.model("qwen2-tiny"), Precision.FP32, "cpu");
+    try (LlmEngine e = LlmEngine.load(eager); LlmEngine s = LlmEngine.load(eager.with(EngineOptions.BACKEND,
+        BackendKind.SCRIPTED)); NDManager m = NDManager.newBaseManager(Device.cpu())) {
+      StepRows rows = new StepRows(new long[][] {{5, 6, 7}, {8, 9}}, new int[2]);
+      long[] into = {1, 3};
+      CausalLmBackend scripted = s.newGenerator().backend();
+      CausalLmBackend plain = e.newGenerator().backend();
+      assertThat(scripted.runsPacked()).isTrue();
+      assertThat(plain.runsPacked()).isFalse();
+      try (BatchCache cache = scripted.allocateCache(m, 4, 8)) {
+        assertThat(scripted.forward(m, rows.packed(m, into), cache).getShape().get(0)).isEqualTo(2);
+      }
+      try (BatchCache cache = plain.allocateCache(m, 4, 8)) {
+        assertThatThrownBy(() -> plain.forward(m, rows.packed(m, into), cache))
+            .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("eager backend");
       }
     }
   }

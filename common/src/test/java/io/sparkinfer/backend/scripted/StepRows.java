@@ -78,6 +78,11 @@ record StepRows(long[][] tokens, int[] starts) {
 
   /** (1, T): every row's tokens back to back, lastIndex the index of each row's last token in the line. */
   ForwardBatch packed(NDManager m) {
+    return packed(m, null);
+  }
+
+  /** {@link #packed} with row r written to and read from cache row {@code cacheRows[r]} (null: row r). */
+  ForwardBatch packed(NDManager m, long[] cacheRows) {
     int total = 0;
     for (long[] t : tokens) {
       total += t.length;
@@ -95,7 +100,17 @@ record StepRows(long[][] tokens, int[] starts) {
       last[r] = at - 1;
     }
     Shape shape = new Shape(1, total); // (1, T)
-    return new ForwardBatch(m.create(ids, shape), m.create(positions, shape), m.create(last), keyLength());
+    return new ForwardBatch(m.create(ids, shape), m.create(positions, shape), m.create(last), keyLength(),
+        cacheRows == null ? null : m.create(cacheRows));
+  }
+
+  /** Cache rows 1, 3, 5, ...: one for each of these rows, in increasing order, not neighbours, none of them row 0. */
+  long[] spreadRows() {
+    long[] out = new long[rows()];
+    for (int r = 0; r < out.length; r++) {
+      out[r] = 2L * r + 1;
+    }
+    return out;
   }
 
   /**
@@ -103,6 +118,11 @@ record StepRows(long[][] tokens, int[] starts) {
    * them wrote (row r's slots 0 .. starts[r] + its tokens).
    */
   float maxWrittenSlotDiff(KvCache a, KvCache b) {
+    return maxWrittenSlotDiff(a, b, null);
+  }
+
+  /** {@link #maxWrittenSlotDiff} of row r of {@code a} against row {@code bRows[r]} of {@code b} (null: row r). */
+  float maxWrittenSlotDiff(KvCache a, KvCache b, long[] bRows) {
     float max = 0;
     NDArray[][] pairs = {a.keyArrays(), b.keyArrays(), a.valueArrays(), b.valueArrays()};
     for (int kind = 0; kind < 4; kind += 2) {
@@ -111,7 +131,8 @@ record StepRows(long[][] tokens, int[] starts) {
           int written = starts[r] + tokens[r].length;
           // (B, C, K, D) -> (written, K, D) of row r
           NDArray x = ScriptedTensors.cast(pairs[kind][l].get(r).get("0:" + written), DataType.FLOAT32);
-          NDArray y = ScriptedTensors.cast(pairs[kind + 1][l].get(r).get("0:" + written), DataType.FLOAT32);
+          long rowOfB = bRows == null ? r : bRows[r];
+          NDArray y = ScriptedTensors.cast(pairs[kind + 1][l].get(rowOfB).get("0:" + written), DataType.FLOAT32);
           max = Math.max(max, x.sub(y).abs().max().getFloat()); // float32 copies: DJL cannot cast bf16 itself
         }
       }
