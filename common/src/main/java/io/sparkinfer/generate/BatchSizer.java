@@ -39,7 +39,8 @@ public final class BatchSizer {
   /**
    * Bytes of one prefill group of prompts of up to {@code promptTokens} tokens, {@code maxPrefillTokens} padded
    * tokens at most (one prompt at least): the group's KV cache, a few live temporaries per layer, and float32
-   * attention scores and probabilities (eager attention's; fused attention needs less).
+   * attention scores and probabilities (eager attention's; fused attention needs less). A packed prefill writes into
+   * the batch's own rows and holds no cache of its own; the reserve still counts one, as a padded prefill needs it.
    */
   public static long prefillBytes(ModelConfig c, DataType dtype, int promptTokens, int maxPrefillTokens) {
     long rows = Math.max(1, maxPrefillTokens / Math.max(promptTokens, 1));

@@ -50,7 +50,10 @@ import org.slf4j.LoggerFactory;
  * {@code bench/spark_events.py}, {@code bench/results/2026-12-02-e2e-NVIDIA-H200-run11}): the line count ends 2.6 s
  * after the application's start, the planning job starts 3.9 s later (driver time, mostly class loading), takes 1.5 s
  * in 16 tasks (the input split per core, {@link TextInput#splitBytes}; 4.5 s while each task waited for the engine's
- * preload, run10), then 1.2 s to the plan and 1.9 s of the wave's jobs to the first inference task.
+ * preload, run10), then 1.2 s to the plan and 1.9 s of the wave's jobs to the first inference task. Where the driver's
+ * 3.9 s go, timed once with temporary timestamps on the 2-core machine (demo run, a 3.6 s gap there): 1.1 s from the
+ * line count to the input's DataFrame (the first in the JVM), 0.6 s starting the preload, 0.9 s making the planned
+ * Dataset and 1.0 s planning the summary's query: Spark SQL's first queries in a cold JVM, loading classes.
  */
 final class RunPlan implements AutoCloseable {
 
