@@ -77,7 +77,7 @@ rm -f $OUT/engine256.json
   BENCH_TIMEOUT=${E2E_DECODE_TIMEOUT:-200} SPARKINFER_CP="/tmp/app/*" submit/bench.sh /tmp/e2e-bench256 engine \
   > $OUT/bench256.log 2>&1 && cp /tmp/e2e-bench256/engine.json $OUT/engine256.json; }
 python3 - "$OUT" "$GPU" "$N" "${E2E_MASTER:-local[*]}" "${E2E_JOB_LAYOUT:-threads=1}" <<'PY'
-import json, re, sys, datetime
+import json, os, re, sys, datetime
 out, gpu, n, master, layout = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 job = open(f"{out}/job.log").read()
 gen = "\n".join(l for l in open(f"{out}/generate.log") if "generate: done:" in l)
@@ -156,8 +156,8 @@ except (OSError, ValueError, IndexError, KeyError):
 if result["job_e2e_tokens_per_s_8k"] and result["generate_e2e_tokens_per_s_8k"]:
     result["job_over_generate"] = result["job_e2e_tokens_per_s_8k"] / result["generate_e2e_tokens_per_s_8k"]
 # generate.sh's own figure leaves out its JVM's start and the model's load; the job's wall time has them
-import os
-result["generate_process_wall_s"] = float(os.environ["E2E_GENERATE_WALL_S"]) if os.environ.get("E2E_GENERATE_WALL_S") else None
+wall = os.environ.get("E2E_GENERATE_WALL_S")
+result["generate_process_wall_s"] = float(wall) if wall else None
 if result["job_wall_s"] and result["generate_process_wall_s"]:
     result["job_over_generate_process"] = result["generate_process_wall_s"] / result["job_wall_s"]
 json.dump(result, open(f"{out}/e2e.json", "w"), indent=2)

@@ -51,8 +51,7 @@ public record GenerationRequest(
   /**
    * {@code requests} with each text prompt tokenized, all in one call ({@link TextTokenizer#encodeAll}: several
    * threads, ids only), the ids {@link TextTokenizer#encode} gives each; requests that carry ids or have no prompt
-   * as they are (the generator answers the latter with an error). One prompt at a time, a batch's tokenizing took
-   * a sixth of {@code generate.sh}'s time on 8,192 prompts (H200, a flight recording).
+   * as they are (the generator answers the latter with an error).
    */
   public static List<GenerationRequest> tokenizeAll(List<GenerationRequest> requests, TextTokenizer tokenizer) {
     List<String> texts = new ArrayList<>();

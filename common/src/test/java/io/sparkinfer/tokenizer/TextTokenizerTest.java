@@ -31,6 +31,8 @@ class TextTokenizerTest {
       for (int i = 0; i < cases.size(); i++) {
         assertThat(batch[i]).as("transformers' ids of %s", cases.get(i).prompt())
             .containsExactly(cases.get(i).inputIds());
+        assertThat(tokenizer.encode(cases.get(i).prompt())).as("one text: transformers' ids of %s",
+            cases.get(i).prompt()).containsExactly(cases.get(i).inputIds());
       }
       assertThat(tokenizer.encodeAll(List.of())).isEmpty();
     }

@@ -15,8 +15,8 @@ import java.util.List;
 
 /**
  * A packed prefill step ({@link ForwardBatch}'s packed form: R prompts back to back as one line of T tokens, row r
- * written to cache row {@code cacheRows[r]}, or row r) as our fused kernels between the TorchScript ops of {@link FusedDecode}: the
- * prefill counterpart of {@link FusedDecodeStep}, with the same layer:
+ * written to cache row {@code cacheRows[r]}, or row r) as our fused kernels between the TorchScript ops of
+ * {@link FusedDecode}: the prefill counterpart of {@link FusedDecodeStep}, with the same layer:
  *
  * <pre>
  *   h = rms_norm(x)                                         kernel
