@@ -15,6 +15,7 @@
 #   E2E_PADDED=0 E2E_SHARED=0 E2E_DECODE=0 bench/gpu/e2e.sh      # the job and generate.sh only
 #   E2E_JOB_JAVA_OPTS=-XX:StartFlightRecording=filename=$OUT/job.jfr E2E_GENERATE_JAVA_OPTS=... # JVM options of
 #                                                                  # the job's and fp16 generate.sh's JVMs (a recording)
+#   E2E_JOB_PRECISION=fp8 E2E_FP8=0 ... bench/gpu/e2e.sh           # the job in fp8 (job_precision; default fp16)
 #
 # Needs what bench/gpu/study.sh needs (the bundle in /tmp/g, the Spark parts in /tmp/s, the engine jars in /tmp/app,
 # the job's classes in .gpulib/jobs-classes).
@@ -31,7 +32,7 @@ timeout ${E2E_JOB_TIMEOUT:-240} java "${SPARKINFER_JAVA_MODULE_OPTS[@]}" ${E2E_J
   -cp "$R/.gpulib/jobs-classes:/tmp/app/*:/tmp/sparkjars/*" org.apache.spark.deploy.SparkSubmit \
   --master "${E2E_MASTER:-local[*]}" --properties-file $R/conf/local.properties --conf spark.driver.memory=24g \
   --class io.sparkinfer.jobs.BatchInferenceJob spark-internal \
-  --model $M --input /tmp/e2e-prompts.jsonl --output /tmp/e2e-out --device gpu --precision fp16 \
+  --model $M --input /tmp/e2e-prompts.jsonl --output /tmp/e2e-out --device gpu --precision "${E2E_JOB_PRECISION:-fp16}" \
   --max-new-tokens 128 --ignore-eos --layout "${E2E_JOB_LAYOUT:-threads=1}" --progress-seconds 10 2>&1 \
   | grep -v " WARN \|^\s*at \|^WARNING" > $OUT/job.log
 tail -20 $OUT/job.log
@@ -76,9 +77,9 @@ rm -f $OUT/engine256.json
 [ "${E2E_DECODE:-1}" = 0 ] || { BENCH_BATCH_SIZES=256 BENCH_THREADS=1 BENCH_BACKENDS=scripted BENCH_CUDA_GRAPHS=true \
   BENCH_TIMEOUT=${E2E_DECODE_TIMEOUT:-200} SPARKINFER_CP="/tmp/app/*" submit/bench.sh /tmp/e2e-bench256 engine \
   > $OUT/bench256.log 2>&1 && cp /tmp/e2e-bench256/engine.json $OUT/engine256.json; }
-python3 - "$OUT" "$GPU" "$N" "${E2E_MASTER:-local[*]}" "${E2E_JOB_LAYOUT:-threads=1}" <<'PY'
+python3 - "$OUT" "$GPU" "$N" "${E2E_MASTER:-local[*]}" "${E2E_JOB_LAYOUT:-threads=1}" "${E2E_JOB_PRECISION:-fp16}" <<'PY'
 import json, os, re, sys, datetime
-out, gpu, n, master, layout = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+out, gpu, n, master, layout, job_precision = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 job = open(f"{out}/job.log").read()
 gen = "\n".join(l for l in open(f"{out}/generate.log") if "generate: done:" in l)
 padded = "\n".join(l for l in open(f"{out}/generate-padded.log") if "generate: done:" in l)
@@ -94,7 +95,7 @@ sizes = num(r"batch sizes ([\d,]+)\)", gen, str)
 result = {
     "gpu": gpu.split(",")[0].strip(), "driver": gpu.split(",")[-1].strip(),
     "date": datetime.date.today().isoformat(), "command": "bench/gpu/e2e.sh", "prompts": n,
-    "job_master": master, "job_layout": layout,
+    "job_master": master, "job_layout": layout, "job_precision": job_precision,
     "job_e2e_tokens_per_s_8k": num(r"throughput\s+([\d.,]+) completion tokens/s", job),
     "job_wall_s": num(r"wall time\s+([\d.]+) s", job),
     "generate_e2e_tokens_per_s_8k": num(r"generated tokens in \S+ \(([\d.]+) tokens/s", gen),

@@ -65,6 +65,7 @@ struct Nvrtc {
   nvrtcResult (*cubin)(nvrtcProgram program, char* cubin);
   nvrtcResult (*destroy_program)(nvrtcProgram* program);
   const char* (*error_string)(nvrtcResult result);
+  nvrtcResult (*version)(int* major, int* minor);
 };
 
 struct Shim {
@@ -182,7 +183,8 @@ JNIEXPORT jstring JNICALL Java_io_sparkinfer_cuda_CudaKernels_init(JNIEnv* env, 
       lookup(rtc, "nvrtcGetCUBINSize", &nvrtc.cubin_size, error, sizeof error) &&
       lookup(rtc, "nvrtcGetCUBIN", &nvrtc.cubin, error, sizeof error) &&
       lookup(rtc, "nvrtcDestroyProgram", &nvrtc.destroy_program, error, sizeof error) &&
-      lookup(rtc, "nvrtcGetErrorString", &nvrtc.error_string, error, sizeof error);
+      lookup(rtc, "nvrtcGetErrorString", &nvrtc.error_string, error, sizeof error) &&
+      lookup(rtc, "nvrtcVersion", &nvrtc.version, error, sizeof error);
   if (!ok) {
     return env->NewStringUTF(error);
   }
@@ -213,16 +215,11 @@ JNIEXPORT jlong JNICALL Java_io_sparkinfer_cuda_CudaKernels_dataPtr(JNIEnv* env,
   return handle_of(data);
 }
 
-// Compiles CUDA source for the device's architecture and loads it; returns the CUmodule. Compile errors
-// come back as a Java exception carrying NVRTC's log.
-JNIEXPORT jlong JNICALL Java_io_sparkinfer_cuda_CudaKernels_compile(JNIEnv* env, jclass, jstring source,
-                                                                      jobjectArray options, jint device) {
+// The device's architecture as NVRTC names it ("sm_90"); null with a Java exception when the driver cannot say.
+JNIEXPORT jstring JNICALL Java_io_sparkinfer_cuda_CudaKernels_architecture(JNIEnv* env, jclass, jint device) {
   if (!kernels_ready) {
     throw_java(env, "CUDA kernels are not initialised");
-    return 0;
-  }
-  if (!use_primary_context(env, device)) {
-    return 0;
+    return nullptr;
   }
   CUdevice dev;
   int major = 0;
@@ -230,9 +227,38 @@ JNIEXPORT jlong JNICALL Java_io_sparkinfer_cuda_CudaKernels_compile(JNIEnv* env,
   if (!check_driver(env, driver.device_get(&dev, device), "cannot get the CUDA device") ||
       !check_driver(env, driver.device_attribute(&major, kComputeCapabilityMajor, dev), "no compute capability") ||
       !check_driver(env, driver.device_attribute(&minor, kComputeCapabilityMinor, dev), "no compute capability")) {
-    return 0;
+    return nullptr;
   }
-  std::vector<std::string> values = {"--gpu-architecture=sm_" + std::to_string(major) + std::to_string(minor)};
+  return env->NewStringUTF(("sm_" + std::to_string(major) + std::to_string(minor)).c_str());
+}
+
+// NVRTC's version ("12.4"): what a compiled module depends on besides its source, options and architecture.
+JNIEXPORT jstring JNICALL Java_io_sparkinfer_cuda_CudaKernels_compilerVersion(JNIEnv* env, jclass) {
+  if (!kernels_ready) {
+    throw_java(env, "CUDA kernels are not initialised");
+    return nullptr;
+  }
+  int major = 0;
+  int minor = 0;
+  if (nvrtc.version(&major, &minor) != 0) {
+    throw_java(env, "NVRTC gave no version");
+    return nullptr;
+  }
+  return env->NewStringUTF((std::to_string(major) + "." + std::to_string(minor)).c_str());
+}
+
+// Compiles CUDA source with NVRTC for an architecture ("sm_90") and returns the CUBIN. Compile errors come back
+// as a Java exception carrying NVRTC's log.
+JNIEXPORT jbyteArray JNICALL Java_io_sparkinfer_cuda_CudaKernels_compile(JNIEnv* env, jclass, jstring source,
+                                                                           jobjectArray options,
+                                                                           jstring architecture) {
+  if (!kernels_ready) {
+    throw_java(env, "CUDA kernels are not initialised");
+    return nullptr;
+  }
+  const char* arch = env->GetStringUTFChars(architecture, nullptr);
+  std::vector<std::string> values = {std::string("--gpu-architecture=") + arch};
+  env->ReleaseStringUTFChars(architecture, arch);
   jsize n = env->GetArrayLength(options);
   for (jsize i = 0; i < n; i++) {
     jstring option = static_cast<jstring>(env->GetObjectArrayElement(options, i));
@@ -251,7 +277,7 @@ JNIEXPORT jlong JNICALL Java_io_sparkinfer_cuda_CudaKernels_compile(JNIEnv* env,
   env->ReleaseStringUTFChars(source, text);
   if (created != 0) {
     throw_java(env, (std::string("NVRTC cannot create a program: ") + nvrtc.error_string(created)).c_str());
-    return 0;
+    return nullptr;
   }
   nvrtcResult compiled = nvrtc.compile_program(program, static_cast<int>(option_values.size()), option_values.data());
   if (compiled != 0) {
@@ -262,19 +288,40 @@ JNIEXPORT jlong JNICALL Java_io_sparkinfer_cuda_CudaKernels_compile(JNIEnv* env,
     nvrtc.destroy_program(&program);
     throw_java(env, (std::string("NVRTC cannot compile the kernels: ") + nvrtc.error_string(compiled) + "\n" +
                      log.c_str()).c_str());
-    return 0;
+    return nullptr;
   }
   size_t size = 0;
   nvrtc.cubin_size(program, &size);
   std::vector<char> cubin(size);
   nvrtcResult got = nvrtc.cubin(program, cubin.data());
   nvrtc.destroy_program(&program);
-  if (got != 0 || size == 0) {
+  if (got != 0 || size == 0 || size > 0x7fffffff) {
     throw_java(env, "NVRTC gave no CUBIN");
+    return nullptr;
+  }
+  jbyteArray bytes = env->NewByteArray(static_cast<jsize>(size));
+  if (bytes == nullptr) {
+    return nullptr;  // OutOfMemoryError pending
+  }
+  env->SetByteArrayRegion(bytes, 0, static_cast<jsize>(size), reinterpret_cast<const jbyte*>(cubin.data()));
+  return bytes;
+}
+
+// Loads a CUBIN (compile's, or a cached copy of it) on the device; returns the CUmodule. An image the driver
+// cannot load (not a CUBIN, another architecture) comes back as a Java exception.
+JNIEXPORT jlong JNICALL Java_io_sparkinfer_cuda_CudaKernels_load(JNIEnv* env, jclass, jbyteArray cubin, jint device) {
+  if (!kernels_ready) {
+    throw_java(env, "CUDA kernels are not initialised");
     return 0;
   }
+  if (!use_primary_context(env, device)) {
+    return 0;
+  }
+  jsize size = env->GetArrayLength(cubin);
+  std::vector<char> image(static_cast<size_t>(size));
+  env->GetByteArrayRegion(cubin, 0, size, reinterpret_cast<jbyte*>(image.data()));
   CUmodule module = nullptr;
-  if (!check_driver(env, driver.module_load_data(&module, cubin.data()), "cannot load the compiled kernels")) {
+  if (!check_driver(env, driver.module_load_data(&module, image.data()), "cannot load the compiled kernels")) {
     return 0;
   }
   return handle_of(module);

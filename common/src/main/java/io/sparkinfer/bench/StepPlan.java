@@ -118,6 +118,9 @@ public final class StepPlan {
       l.add("rms_norm", dims(lp.rmsNorm()));
       l.add("rotary_cache_write", dims(lp.rotaryCacheWrite()));
       l.add("silu_mul", dims(lp.siluMul()));
+      l.add("rms_norm_fp8", dims(lp.rmsNormFp8()));
+      l.add("quantize_fp8", dims(lp.quantizeFp8()));
+      l.add("silu_mul_fp8", dims(lp.siluMulFp8()));
       l.addProperty("attention_kernel", lp.attentionKernel());
       l.add("attention", dims(lp.attention()));
       l.add("attention_combine", lp.combines() ? dims(lp.attentionCombine()) : null);

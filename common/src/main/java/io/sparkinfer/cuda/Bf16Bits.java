@@ -69,7 +69,8 @@ public final class Bf16Bits {
 
   private static CudaKernels.Kernel kernel(Device device) {
     return KERNELS.computeIfAbsent(device.getDeviceId(),
-        id -> new CudaKernels.Module(source(), List.of(), device).kernel("bf16_bits_to_float"));
+        id -> new CudaKernels.Module(source(), List.of(), device, CubinCache.of("auto"))
+            .kernel("bf16_bits_to_float"));
   }
 
   private static String source() {

@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.pytorch.engine.PtNDArray;
 import java.util.List;
 import java.util.Optional;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -51,6 +52,16 @@ public final class CudaKernels {
     return dataPtr(((PtNDArray) array).getHandle());
   }
 
+  /** The device's architecture as NVRTC names it ("sm_90"); kernels must be available ({@link #unavailableReason}). */
+  static String architectureOf(int device) {
+    return architecture(device);
+  }
+
+  /** NVRTC's version ("12.4"); kernels must be available. */
+  static String nvrtcVersion() {
+    return compilerVersion();
+  }
+
   /** A double kernel parameter as the 8 bytes a launch passes. */
   public static long bits(double value) {
     return Double.doubleToRawLongBits(value);
@@ -59,21 +70,47 @@ public final class CudaKernels {
   /** Compiled kernels, loaded on one device; unloaded on close. */
   public static final class Module implements AutoCloseable {
     private final int device;
+    private final boolean fromCache;
     private long handle;
 
     /**
-     * Compiles {@code source} for {@code device}'s architecture.
+     * Compiles {@code source} for {@code device}'s architecture, or takes the CUBIN {@code cache} kept from an earlier
+     * compile of the same source and options for the same architecture and NVRTC.
      *
      * @param options NVRTC options, e.g. {@code -DNAME=VALUE}
      * @throws RuntimeException with NVRTC's log when the source does not compile
      */
-    public Module(String source, List<String> options, Device device) {
+    public Module(String source, List<String> options, Device device, CubinCache cache) {
       Optional<String> off = unavailableReason();
       if (off.isPresent()) {
         throw new IllegalStateException("CUDA kernels are off: " + off.get());
       }
       this.device = device.getDeviceId();
-      this.handle = compile(source, options.toArray(new String[0]), this.device);
+      String architecture = architectureOf(this.device);
+      CubinCache.Key key = CubinCache.Key.of(source, options, architecture, nvrtcVersion());
+      Supplier<byte[]> compiler = () -> compile(source, options.toArray(new String[0]), architecture);
+      long started = System.nanoTime();
+      CubinCache.Cubin cubin = cache.get(key, compiler);
+      long loaded;
+      try {
+        loaded = load(cubin.bytes(), this.device);
+      } catch (RuntimeException e) {
+        if (!cubin.cached()) {
+          throw e;
+        }
+        LOG.info("compiling our CUDA kernels again: the driver refused the cached ones ({})", e.getMessage());
+        cubin = cache.replace(key, compiler);
+        loaded = load(cubin.bytes(), this.device);
+      }
+      this.handle = loaded;
+      this.fromCache = cubin.cached();
+      LOG.debug("our CUDA kernels for {} {} in {} ms", architecture, cubin.cached() ? "from the cache" : "compiled",
+          (System.nanoTime() - started) / 1_000_000);
+    }
+
+    /** Whether the CUBIN came from the cache rather than NVRTC. */
+    public boolean fromCache() {
+      return fromCache;
     }
 
     /** The kernel named {@code name} (an {@code extern "C"} function of the source). */
@@ -110,7 +147,13 @@ public final class CudaKernels {
 
   private static native long dataPtr(long tensorHandle);
 
-  private static native long compile(String source, String[] options, int device);
+  private static native String architecture(int device);
+
+  private static native String compilerVersion();
+
+  private static native byte[] compile(String source, String[] options, String architecture);
+
+  private static native long load(byte[] cubin, int device);
 
   private static native long function(long module, String name);
 

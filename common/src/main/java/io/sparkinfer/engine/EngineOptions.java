@@ -36,7 +36,7 @@ public final class EngineOptions implements Serializable {
   public static final Option<Precision> PRECISION = Option.choice("precision", null, true, Precision::label,
       "weights, activations and KV cache dtype (norms and softmax in fp32); auto: fp32 on CPU, fp16 on GPU; bf16 "
           + "and fp8 run on the scripted backend; fp8 (experimental): bf16 with the layers' projections as float8 e4m3 "
-          + "matmuls (weights per channel, activations per token; emulated off CUDA), 1.07x fp16's end-to-end "
+          + "matmuls (weights per channel, activations per token; emulated off CUDA), 1.3x fp16's end-to-end "
           + "speed on an H200 and less exact (README, fp8)", Precision.values());
 
   public static final Option<String> DEVICE_OPTION = Option.text("device", "auto|cpu|gpu|gpu:N[,M...]", "auto",

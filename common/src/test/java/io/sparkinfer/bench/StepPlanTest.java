@@ -52,8 +52,10 @@ class StepPlanTest {
     int capacity = plan.get("capacity").getAsInt();
     for (String batch : new String[] {"1", "64", "256"}) {
       JsonObject l = plan.getAsJsonObject("launches").getAsJsonObject(batch);
-      assertThat(l.getAsJsonObject("rms_norm").getAsJsonArray("grid").get(0).getAsInt()).as("a block per row")
-          .isEqualTo(Integer.parseInt(batch));
+      for (String rows : new String[] {"rms_norm", "rms_norm_fp8", "quantize_fp8", "silu_mul_fp8"}) {
+        assertThat(l.getAsJsonObject(rows).getAsJsonArray("grid").get(0).getAsInt()).as("%s: a block per row", rows)
+            .isEqualTo(Integer.parseInt(batch));
+      }
       int splits = l.get("splits").getAsInt();
       int splitSize = l.get("split_size").getAsInt();
       assertThat((long) splits * splitSize).as("splits cover the cache").isGreaterThanOrEqualTo(capacity);

@@ -23,6 +23,7 @@ import ai.djl.pytorch.jni.IValue;
 import ai.djl.pytorch.jni.IValueUtils;
 import io.sparkinfer.backend.KvCache;
 import io.sparkinfer.backend.fused.FusedOptions.Attention;
+import io.sparkinfer.cuda.CubinCache;
 import io.sparkinfer.cuda.CudaKernels;
 import io.sparkinfer.model.LayerParameter;
 import io.sparkinfer.model.ModelConfig;
@@ -152,7 +153,7 @@ public final class FusedDecode implements AutoCloseable {
     this.manager = NDManager.newBaseManager(device);
     try {
       this.module = new CudaKernels.Module(TorchScriptArchive.source(KERNELS),
-          compileOptions(config, weights.precision()), device);
+          compileOptions(config, weights.precision()), device, CubinCache.of(options.get(FusedOptions.KERNEL_CACHE)));
       this.rmsNorm = module.kernel("rms_norm");
       this.rotaryCacheWrite = module.kernel("rotary_cache_write");
       this.rotaryCacheWritePacked = module.kernel("rotary_cache_write_packed");
@@ -189,7 +190,8 @@ public final class FusedDecode implements AutoCloseable {
 
   /** NVRTC options of the kernels for a model: its group size and head dim as constants, and the dtype. */
   public static List<String> compileOptions(ModelConfig config, Precision precision) {
-    List<String> options = new ArrayList<>(List.of("-DGROUP=" + config.groupSize(), "-DHEAD_DIM=" + config.headDim()));
+    List<String> options = new ArrayList<>(List.of("-DGROUP=" + config.groupSize(), "-DHEAD_DIM=" + config.headDim(),
+        "-DFP8_CHUNKS=" + LaunchPlan.FP8_CHUNKS));
     if (precision.isBf16()) {
       options.add("-DSPARKINFER_BF16");
     }

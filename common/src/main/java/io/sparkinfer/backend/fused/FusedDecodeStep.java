@@ -166,8 +166,8 @@ public final class FusedDecodeStep implements AutoCloseable {
       for (int l = 0; l < model.layers.size(); l++) {
         FusedDecode.Layer w = model.layers.get(l);
         if (fp8 != null) {
-          fp8.normThenProject(plan.rmsNorm(), x, w.inputLayernorm(), w.qkvWeight(), w.qkvScale(), w.qkvBias(), qkvValue,
-              perStep);
+          fp8.normThenProject(plan, x, l > 0, w.inputLayernorm(), w.qkvWeight(), w.qkvScale(), w.qkvBias(),
+              qkvValue, perStep);
         } else {
           norm(w.inputLayernorm());
           step(perStep, model.call("project", hValue, w.qkvWeight(), w.qkvBias(), qkvValue));
@@ -184,11 +184,11 @@ public final class FusedDecodeStep implements AutoCloseable {
               attentionInputs[1], attentionInputs[2], numHeads, numKvHeads, headDim, windowValues[l], scale));
         }
         if (fp8 != null) { // the o projection, then the MLP, each from rows quantized by our kernels
-          fp8.attentionThenAddProjection(plan.rmsNorm(), model.ownAttention ? attentionOut
-              : attended.toTensor((PtNDManager) scope), xValue, w.oWeight(), w.oScale(), w.oBias(), perStep);
-          fp8.normThenProject(plan.rmsNorm(), x, w.postAttentionLayernorm(), w.gateUpWeight(), w.gateUpScale(),
+          fp8.attentionThenProject(plan, model.ownAttention ? attentionOut : attended.toTensor((PtNDManager) scope),
+              w.oWeight(), w.oScale(), w.oBias(), perStep);
+          fp8.normThenProject(plan, x, true, w.postAttentionLayernorm(), w.gateUpWeight(), w.gateUpScale(),
               w.gateUpBias(), gateUpValue, perStep);
-          fp8.gateThenAddProjection(plan.rmsNorm(), gateUp, xValue, w.downWeight(), w.downScale(), w.downBias(), perStep);
+          fp8.gateThenProject(plan, gateUp, w.downWeight(), w.downScale(), w.downBias(), perStep);
         } else {
           step(perStep, model.call("add_projection", attended, xValue, w.oWeight(), w.oBias()));
           norm(w.postAttentionLayernorm());
@@ -196,6 +196,9 @@ public final class FusedDecodeStep implements AutoCloseable {
           launch(model.siluMul, plan.siluMul(), ptr(gateUp), ptr(act), config.intermediateSize(), batch);
           step(perStep, model.call("add_projection", actValue, xValue, w.downWeight(), w.downBias()));
         }
+      }
+      if (fp8 != null) {
+        fp8.addUpdate(xValue, perStep); // the last down projection
       }
       norm(model.normWeight);
       IValue logits = step(perStep, model.call("head", hValue, model.lmHead));

@@ -49,9 +49,15 @@ public final class FusedOptions {
       "packed prefill steps run the fused kernels (RMSNorm, rotary embedding with the cache write, SiLU gate) between "
           + "their PyTorch matmuls and flash attention, where decode steps are fused (=false: the TorchScript step)");
 
+  /** Where compiled kernels are kept between processes ({@link io.sparkinfer.cuda.CubinCache}). */
+  public static final Option<String> KERNEL_CACHE = Option.text("kernel-cache", "DIR|auto|none", "auto",
+      "where our CUDA kernels, compiled with NVRTC at the first load on a machine (about 3 s), are kept for later loads: "
+          + "auto: $XDG_CACHE_HOME/sparkinfer/kernels, else ~/.cache/sparkinfer/kernels; none: compile at every load")
+      .validate(s -> !s.isBlank(), "auto, none or a directory");
+
   /** Every option of this class, as the engine's table lists them. */
   public static final List<Option<?>> ALL = List.of(FUSED_KERNELS, FUSED_ATTENTION, FUSED_ATTENTION_BLOCKS,
-      FUSED_PREFILL);
+      FUSED_PREFILL, KERNEL_CACHE);
 
   private FusedOptions() {}
 }

@@ -85,7 +85,7 @@ public final class FusedPrefillStep {
       for (int l = 0; l < model.layers.size(); l++) {
         FusedDecode.Layer w = model.layers.get(l);
         if (b.fp8 != null) {
-          b.fp8.normThenProject(line.rmsNorm(), b.x, w.inputLayernorm(), w.qkvWeight(), w.qkvScale(), w.qkvBias(),
+          b.fp8.normThenProject(line, b.x, l > 0, w.inputLayernorm(), w.qkvWeight(), w.qkvScale(), w.qkvBias(),
               b.qkvValue, perStep);
         } else {
           model.norm(line.rmsNorm(), b.x, w.inputLayernorm(), b.h);
@@ -100,17 +100,16 @@ public final class FusedPrefillStep {
             IValue attended = model.call("packed_attend", b.qkvValue, k, v, inputs[0], inputs[1], inputs[2], maxQ,
                 numHeads, numKvHeads, headDim, window, scale)) { // (T, N*D), freed once projected
           if (b.fp8 != null) {
-            b.fp8.attentionThenAddProjection(line.rmsNorm(), attended.toTensor((PtNDManager) step), b.xValue,
-                w.oWeight(), w.oScale(), w.oBias(), perStep);
+            b.fp8.attentionThenProject(line, attended.toTensor((PtNDManager) step), w.oWeight(), w.oScale(),
+                w.oBias(), perStep);
           } else {
             model.call("add_projection", attended, b.xValue, w.oWeight(), w.oBias()).close(); // x in place
           }
         }
         if (b.fp8 != null) {
-          b.fp8.normThenProject(line.rmsNorm(), b.x, w.postAttentionLayernorm(), w.gateUpWeight(), w.gateUpScale(),
+          b.fp8.normThenProject(line, b.x, true, w.postAttentionLayernorm(), w.gateUpWeight(), w.gateUpScale(),
               w.gateUpBias(), b.gateUpValue, perStep);
-          b.fp8.gateThenAddProjection(line.rmsNorm(), b.gateUp, b.xValue, w.downWeight(), w.downScale(), w.downBias(),
-              perStep);
+          b.fp8.gateThenProject(line, b.gateUp, w.downWeight(), w.downScale(), w.downBias(), perStep);
         } else {
           model.norm(line.rmsNorm(), b.x, w.postAttentionLayernorm(), b.h);
           keep(perStep, model.call("project", b.hValue, w.gateUpWeight(), w.gateUpBias(),
@@ -118,6 +117,9 @@ public final class FusedPrefillStep {
           launch(model.siluMul, line.siluMul(), ptr(b.gateUp), ptr(b.act), c.intermediateSize(), tokens);
           keep(perStep, model.call("add_projection", b.actValue, b.xValue, w.downWeight(), w.downBias()));
         }
+      }
+      if (b.fp8 != null) {
+        b.fp8.addUpdate(b.xValue, perStep); // the last down projection
       }
       NDArray lastX = keep(perStep, model.call("packed_last", b.xValue, lastIndex)).toTensor((PtNDManager) step); // (R, H)
       NDArray lastH = keep(perStep, model.call("empty", b.xValue, keep(perStep, IValue.from((long) rows)),

@@ -318,7 +318,9 @@ extern "C" __global__ void silu_mul(const storage_t* gate_up, storage_t* out, lo
 // most 448 by construction, where saturating and PyTorch's conversion agree). A row's values stay in registers
 // between its maximum and its quantization when they fit (FP8_CHUNKS 8-value chunks a thread), else are made twice.
 
-#define FP8_CHUNKS 8
+#ifndef FP8_CHUNKS  // the engine passes it (io.sparkinfer.backend.fused.LaunchPlan.FP8_CHUNKS)
+#define FP8_CHUNKS 4
+#endif
 
 // Two floats as two e4m3 bytes, lo in the low byte (the lower address).
 __device__ __forceinline__ unsigned short e4m3x2(float lo, float hi) {
@@ -432,15 +434,30 @@ __device__ void quantize_row(const Row& row, long long chunks, unsigned char* q_
 }
 
 // rms_norm's output quantized: x (B, H) rows `stride` apart, weight (H), q (B, H), scale (B). H a multiple of 8,
-// x, weight 16-byte aligned, q 8-byte aligned. Grid (B), block a multiple of 32 (256).
-extern "C" __global__ void rms_norm_fp8(const storage_t* x, const storage_t* weight, unsigned char* q, float* scale,
-                                        long long hidden, long long stride, double eps) {
-  const storage_t* row = x + blockIdx.x * stride;
+// x, weight 16-byte aligned, q 8-byte aligned. Grid (B), block a multiple of 32 (LaunchPlan.fp8Threads).
+// With `update` ((B, H), 16-byte aligned; null for none) the row is first updated in place, x += update rounded to
+// the storage type as torch.add_ rounds it: the residual stream's addition of the sub-layer before (the o or down
+// projection's output), done here instead of by a separate op that reads and writes x once more. Each thread reads
+// back only the chunks it wrote.
+extern "C" __global__ void rms_norm_fp8(storage_t* x, const storage_t* update, const storage_t* weight,
+                                        unsigned char* q, float* scale, long long hidden, long long stride,
+                                        double eps) {
+  storage_t* row = x + blockIdx.x * stride;
+  const storage_t* added = update == nullptr ? nullptr : update + blockIdx.x * hidden;
   const long long chunks = hidden / 8;
   float squares = 0.f;
   for (long long c = threadIdx.x; c < chunks; c += blockDim.x) {
     Pack xs;
     xs.chunk = reinterpret_cast<const Chunk*>(row)[c];
+    if (added != nullptr) {
+      Pack us;
+      us.chunk = reinterpret_cast<const Chunk*>(added)[c];
+#pragma unroll
+      for (int k = 0; k < 8; k++) {
+        xs.h[k] = store(load(xs.h[k]) + load(us.h[k]));
+      }
+      reinterpret_cast<Chunk*>(row)[c] = xs.chunk;
+    }
 #pragma unroll
     for (int k = 0; k < 8; k++) {
       float v = load(xs.h[k]);
@@ -452,14 +469,15 @@ extern "C" __global__ void rms_norm_fp8(const storage_t* x, const storage_t* wei
 }
 
 // silu_mul's output quantized: gate_up (B, 2I) rows [gate | up], q (B, I), scale (B). I a multiple of 8, gate_up
-// 16-byte aligned, q 8-byte aligned. Grid (B), block a multiple of 32 (256).
+// 16-byte aligned, q 8-byte aligned. Grid (B), block a multiple of 32 (LaunchPlan.fp8Threads).
 extern "C" __global__ void silu_mul_fp8(const storage_t* gate_up, unsigned char* q, float* scale, long long inter) {
   GateRow gate{gate_up + blockIdx.x * 2 * inter, inter};
   quantize_row(gate, inter / 8, q + blockIdx.x * inter, scale + blockIdx.x);
 }
 
 // x's rows quantized as they are (the attention's output, before the o projection): x (B, C) rows `stride` apart,
-// q (B, C), scale (B). C a multiple of 8, x 16-byte aligned, q 8-byte aligned. Grid (B), block a multiple of 32 (256).
+// q (B, C), scale (B). C a multiple of 8, x 16-byte aligned, q 8-byte aligned. Grid (B), block a multiple of 32
+// (LaunchPlan.fp8Threads).
 extern "C" __global__ void quantize_fp8(const storage_t* x, unsigned char* q, float* scale, long long cols,
                                         long long stride) {
   PlainRow row{x + blockIdx.x * stride};

@@ -46,7 +46,7 @@ class FusedDecodeOps(Module):
     x: Tensor,
     weight: Tensor,
     bias: Tensor) -> Tensor:
-    # the residual stream in place: x += a @ weight^T + bias, (B, in) -> (B, H) (float8 weights: add_projection_quantized)
+    # the residual stream in place: x += a @ weight^T + bias, (B, in) -> (B, H) (float8 weights: project_quantized into QuantizedRows' update)
     torch.addmm_(x, a, torch.t(weight))
     if torch.numel(bias) > 0:
       torch.add_(x, bias)
@@ -69,27 +69,22 @@ class FusedDecodeOps(Module):
     bias: Tensor,
     out: Tensor) -> Tensor:
     # out = (q * q_scale) @ weight^T + bias for an input our kernels quantized (rms_norm_fp8): (B, in) -> (B, out);
-    # on CUDA the product is written into out itself (no (B, out) temporary and copy)
+    # on CUDA the product and the bias are written into out itself (no (B, out) temporary, copy or separate add)
     if q.is_cuda:
-      torch._scaled_mm(q, torch.t(weight), torch.view(q_scale, [-1, 1]), weight_scale, None, None, 15, True, out=out)
-    else:
-      torch.copy_(out, self.scaled_mm(q, torch.view(q_scale, [-1, 1]), weight, weight_scale))
+      if torch.numel(bias) > 0:
+        torch._scaled_mm(q, torch.t(weight), torch.view(q_scale, [-1, 1]), weight_scale, bias, None, 15, True, out=out)
+      else:
+        torch._scaled_mm(q, torch.t(weight), torch.view(q_scale, [-1, 1]), weight_scale, None, None, 15, True, out=out)
+      return out
+    torch.copy_(out, self.scaled_mm(q, torch.view(q_scale, [-1, 1]), weight, weight_scale))
     if torch.numel(bias) > 0:
       torch.add_(out, bias)
     return out
-  def add_projection_quantized(self: __torch__.FusedDecodeOps,
-    q: Tensor,
-    q_scale: Tensor,
+  def add_into(self: __torch__.FusedDecodeOps,
     x: Tensor,
-    weight: Tensor,
-    weight_scale: Tensor,
-    bias: Tensor) -> Tensor:
-    # the residual stream in place: x += (q * q_scale) @ weight^T + bias, for an input our kernels quantized
-    # (quantize_fp8, silu_mul_fp8): (B, in) -> (B, H)
-    torch.add_(x, self.scaled_mm(q, torch.view(q_scale, [-1, 1]), weight, weight_scale))
-    if torch.numel(bias) > 0:
-      torch.add_(x, bias)
-    return x
+    update: Tensor) -> Tensor:
+    # the residual stream in place: x += update, (B, H) (fp8's last down projection, io.sparkinfer.backend.fused.QuantizedRows)
+    return torch.add_(x, update)
   def empty_fp8(self: __torch__.FusedDecodeOps,
     like: Tensor,
     rows: int,

@@ -135,9 +135,7 @@ class LlamaStep(Module):
       xf = x.float()
       h = torch.mul(params[p + "input_layernorm.weight"], torch.mul(xf, torch.rsqrt(torch.add(torch.mean(torch.pow(xf, 2), [-1], True), eps))).to(dtype))
       if p + "self_attn.qkv_proj.weight_scale" in params:
-        qkv = torch.view(self.fp8_mm(torch.view(h, [b * s, hidden]), params, p + "self_attn.qkv_proj"), [b, s, -1])  # (B*S, H) -> (B, S, N*D + 2*K*D)
-        if p + "self_attn.qkv_proj.bias" in params:
-          qkv = torch.add(qkv, params[p + "self_attn.qkv_proj.bias"])
+        qkv = torch.view(self.fp8_mm(torch.view(h, [b * s, hidden]), params, p + "self_attn.qkv_proj", True), [b, s, -1])  # (B*S, H) -> (B, S, N*D + 2*K*D)
       elif p + "self_attn.qkv_proj.bias" in params:
         qkv = torch.linear(h, params[p + "self_attn.qkv_proj.weight"], params[p + "self_attn.qkv_proj.bias"])  # (B, S, N*D + 2*K*D)
       else:
@@ -190,7 +188,7 @@ class LlamaStep(Module):
         o = torch.reshape(o, [b * s, q_size])  # -> (B*S, N*D)
       # residual added by the matmul itself: x += o @ Wo^T
       if p + "self_attn.o_proj.weight_scale" in params:
-        torch.add_(rows_x, self.fp8_mm(o, params, p + "self_attn.o_proj"))
+        torch.add_(rows_x, self.fp8_mm(o, params, p + "self_attn.o_proj", False))
       else:
         torch.addmm_(rows_x, o, torch.t(params[p + "self_attn.o_proj.weight"]))
       if p + "self_attn.o_proj.bias" in params:
@@ -199,9 +197,7 @@ class LlamaStep(Module):
       xf = x.float()
       h = torch.mul(params[p + "post_attention_layernorm.weight"], torch.mul(xf, torch.rsqrt(torch.add(torch.mean(torch.pow(xf, 2), [-1], True), eps))).to(dtype))
       if p + "mlp.gate_up_proj.weight_scale" in params:
-        gate_up = torch.view(self.fp8_mm(torch.view(h, [b * s, hidden]), params, p + "mlp.gate_up_proj"), [b, s, -1])  # (B*S, H) -> (B, S, 2*I)
-        if p + "mlp.gate_up_proj.bias" in params:
-          gate_up = torch.add(gate_up, params[p + "mlp.gate_up_proj.bias"])
+        gate_up = torch.view(self.fp8_mm(torch.view(h, [b * s, hidden]), params, p + "mlp.gate_up_proj", True), [b, s, -1])  # (B*S, H) -> (B, S, 2*I)
       elif p + "mlp.gate_up_proj.bias" in params:
         gate_up = torch.linear(h, params[p + "mlp.gate_up_proj.weight"], params[p + "mlp.gate_up_proj.bias"])  # (B, S, 2*I)
       else:
@@ -209,7 +205,7 @@ class LlamaStep(Module):
       inter = torch.size(gate_up, -1) // 2
       act = torch.mul(torch.silu(torch.slice(gate_up, -1, 0, inter)), torch.slice(gate_up, -1, inter))
       if p + "mlp.down_proj.weight_scale" in params:
-        torch.add_(rows_x, self.fp8_mm(torch.view(act, [b * s, inter]), params, p + "mlp.down_proj"))  # x += act @ Wdown^T
+        torch.add_(rows_x, self.fp8_mm(torch.view(act, [b * s, inter]), params, p + "mlp.down_proj", False))  # x += act @ Wdown^T
       else:
         torch.addmm_(rows_x, torch.view(act, [b * s, inter]), torch.t(params[p + "mlp.down_proj.weight"]))  # x += act @ Wdown^T
       if p + "mlp.down_proj.bias" in params:
@@ -221,16 +217,23 @@ class LlamaStep(Module):
   def fp8_mm(self: __torch__.LlamaStep,
     a: Tensor,
     params: Dict[str, Tensor],
-    name: str) -> Tensor:
-    # a @ W^T with W float8 (name's weight and weight_scale): (M, in) -> (M, out) in bf16, biases added by the
-    # caller. a is quantized per row: scale = max|a_row| / 448 (e4m3's largest finite value), q = a / scale in
-    # float8 e4m3; the product is rescaled by the row's and the output channel's scales.
+    name: str,
+    with_bias: bool) -> Tensor:
+    # a @ W^T (+ name's bias, with_bias and the model has one) with W float8 (name's weight and weight_scale):
+    # (M, in) -> (M, out) in bf16; without with_bias the caller adds the bias. a is quantized per row: scale =
+    # max|a_row| / 448 (e4m3's largest finite value), q = a / scale in float8 e4m3; the product is rescaled by the
+    # row's and the output channel's scales. On CUDA the bias is added inside _scaled_mm before the product is
+    # rounded to bf16, as the fused steps' project_quantized adds it (fused_decode.py).
     w = params[name + ".weight"]  # (out, in) float8
     w_scale = params[name + ".weight_scale"]  # (1, out) float32
     scale = torch.clamp(torch.div(torch.linalg_vector_norm(a, float("inf"), [-1], True).float(), 448.), 1e-12)  # (M, 1) float32: max|row| / 448
     q = torch.div(a, scale).to(24)  # float32 -> float8_e4m3fn
+    biased = with_bias and name + ".bias" in params
     if a.is_cuda:
-      out = torch._scaled_mm(q, torch.t(w), scale, w_scale, None, None, 15, True)  # bfloat16, fast accumulation
-    else:
-      out = torch.mm(torch.mul(q.float(), scale), torch.t(torch.mul(w.float(), torch.t(w_scale)))).to(15)
+      if biased:
+        return torch._scaled_mm(q, torch.t(w), scale, w_scale, params[name + ".bias"], None, 15, True)  # bfloat16, fast accumulation
+      return torch._scaled_mm(q, torch.t(w), scale, w_scale, None, None, 15, True)
+    out = torch.mm(torch.mul(q.float(), scale), torch.t(torch.mul(w.float(), torch.t(w_scale)))).to(15)
+    if biased:
+      out = torch.add(out, params[name + ".bias"])
     return out

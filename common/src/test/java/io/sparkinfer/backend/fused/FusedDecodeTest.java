@@ -24,6 +24,7 @@ import io.sparkinfer.model.ModelConfig;
 import io.sparkinfer.model.Precision;
 import io.sparkinfer.options.OptionValues;
 import io.sparkinfer.testing.Fixtures;
+import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -102,14 +103,9 @@ class FusedDecodeTest {
           .isLessThanOrEqualTo(0f);
       NDArray x = m.randomNormal(new Shape(3, 8));
       NDArray before = x.duplicate();
-      call(m, "add_projection_quantized", hq[0], rowScales, x, q[0], q[1], b);
-      assertThat(x.sub(before).sub(exact.add(b)).abs().sub(bound).max().getFloat()).as("add_projection_quantized, bias")
-          .isLessThanOrEqualTo(0f);
-      NDArray y = m.randomNormal(new Shape(3, 8));
-      NDArray yBefore = y.duplicate();
-      call(m, "add_projection_quantized", hq[0], rowScales, y, q[0], q[1], noBias);
-      assertThat(y.sub(yBefore).sub(exact).abs().sub(bound).max().getFloat()).as("add_projection_quantized")
-          .isLessThanOrEqualTo(0f);
+      NDArray update = m.randomNormal(new Shape(3, 8));
+      call(m, "add_into", x, update); // the last down projection into the residual stream (QuantizedRows.addUpdate)
+      assertThat(x.sub(before.add(update)).abs().max().getFloat()).as("add_into, in place").isLessThan(1e-6f);
       NDArray buffer = call(m, "empty_fp8", h, 5L, 16L);
       assertThat(buffer.getShape()).isEqualTo(new Shape(5, 16));
     }
@@ -275,6 +271,34 @@ class FusedDecodeTest {
     assertThat(wide.attentionKernel()).isEqualTo("decode_attention_wide");
     assertThat(wide.combines()).as("the wide kernel always leaves partials").isTrue();
     assertThat(LaunchPlan.of(c, 256, 640, true, 1).splits()).as("one block asked for: one split per row").isEqualTo(1);
+  }
+
+  @Test
+  void quantizingBlocksAreJustWideEnoughToKeepTheirRowInRegisters() {
+    ModelConfig c = ModelConfig.parse("""
+        {"model_type": "qwen2", "vocab_size": 64, "hidden_size": 1536, "intermediate_size": 8960,
+         "num_hidden_layers": 1, "num_attention_heads": 12, "num_key_value_heads": 2,
+         "max_position_embeddings": 128}"""); // Qwen2-1.5B's rows: H 1536, N*D 1536, I 8960
+    LaunchPlan p = LaunchPlan.of(c, 1024, 640, true, 128);
+    for (LaunchPlan.Dims d : List.of(p.rmsNormFp8(), p.quantizeFp8(), p.siluMulFp8())) {
+      assertThat(d.grid()).as("a block per row").containsExactly(1024, 1, 1);
+      assertThat(d.block()[0] % 32).as("whole warps").isZero();
+    }
+    assertThat(p.rmsNormFp8().block()[0]).as("192 chunks kept by the fewest threads").isEqualTo(128);
+    assertThat(p.siluMulFp8().block()[0]).as("1,120 chunks, 4 a thread, in whole warps").isEqualTo(288);
+    for (int width : new int[] {8, 1536, 4096, 8960, 14336, 28672}) {
+      int threads = LaunchPlan.fp8Threads(width);
+      assertThat(threads).isBetween(LaunchPlan.FP8_MIN_THREADS, 1024);
+      if (width / 8 <= 1024 * LaunchPlan.FP8_CHUNKS) {
+        assertThat((long) threads * LaunchPlan.FP8_CHUNKS).as("width %d kept", width).isGreaterThanOrEqualTo(width / 8);
+      }
+      if (threads > LaunchPlan.FP8_MIN_THREADS) {
+        assertThat((long) (threads - 32) * LaunchPlan.FP8_CHUNKS).as("width %d: a warp fewer would not keep it", width)
+            .isLessThan(width / 8);
+      }
+    }
+    assertThat(LaunchPlan.fp8Threads(65536)).as("wider rows are made twice by at most 1,024 threads").isEqualTo(1024);
+    assertThat(FusedDecode.compileOptions(c, Precision.FP8)).contains("-DFP8_CHUNKS=" + LaunchPlan.FP8_CHUNKS);
   }
 
   @Test
