@@ -85,7 +85,7 @@ public final class BatchInference {
     InferenceStageProfile stage = InferenceStageProfile.forRun(spark, o.inferenceGpus(), o.get(EngineOptions.LAYOUT));
     ResultCache cache = ResultCache.open(spark, o, model, ResultCache.tasksUseGpus(o, stage, sc.getConf()));
     if (preloadsHere(sc.isLocal(), o, stage)) {
-      PartitionInference.preloadEngines(o, model, null);
+      PartitionInference.preloadEnginesInBackground(o, model);
     }
     RunPlan.Counts counts = new RunPlan.Counts();
     int partitions = 0;

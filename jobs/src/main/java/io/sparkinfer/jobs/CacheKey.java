@@ -44,8 +44,8 @@ import java.util.Set;
  * ({@link SamplingParams#requestSeed}: the run's {@code --seed} and the row's id), so it hits only for the same
  * id and run seed. Left out as unable to change a token: {@code --batch-size} (the engine's greedy tokens are
  * the same alone and in padded batches), {@code --max-prompt-tokens} (it only decides which rows are errors, and
- * errors are never cached), {@code --oom-retry}, {@code --profile-steps}, {@code --graph-timing}, and the device's
- * index ({@code gpu:0} and {@code gpu:1} are one kind).
+ * errors are never cached), {@code --oom-retry}, {@code --profile-steps}, {@code --graph-timing}, {@code --kernel-cache}
+ * (where compiled kernels are kept), and the device's index ({@code gpu:0} and {@code gpu:1} are one kind).
  */
 final class CacheKey implements Serializable {
 
@@ -53,14 +53,16 @@ final class CacheKey implements Serializable {
 
   /**
    * The canonical text's format; a new one makes every old entry a miss. Raise it with any change that makes the
-   * engine give other tokens for the same request within one project version (a SNAPSHOT keeps its version).
+   * engine give other tokens for the same request within one project version (a SNAPSHOT keeps its version). 2: fp8
+   * adds the q/k/v bias inside the float8 product (its tokens may differ from format 1's).
    */
-  static final int FORMAT = 1;
+  static final int FORMAT = 2;
 
   /** Engine options whose value cannot change a token, or that the key holds resolved (precision, device, ...). */
   static final Set<Option<?>> NOT_IN_KEY = Set.of(EngineOptions.PRECISION, EngineOptions.DEVICE_OPTION,
       EngineOptions.BACKEND, EngineOptions.LAYOUT, GeneratorOptions.BATCH_SIZE, GeneratorOptions.MAX_PROMPT_TOKENS,
-      GeneratorOptions.OOM_RETRY, GeneratorOptions.PROFILE_STEPS, io.sparkinfer.backend.scripted.ScriptedOptions.GRAPH_TIMING);
+      GeneratorOptions.OOM_RETRY, GeneratorOptions.PROFILE_STEPS, io.sparkinfer.backend.scripted.ScriptedOptions.GRAPH_TIMING,
+      io.sparkinfer.backend.fused.FusedOptions.KERNEL_CACHE);
 
   private final String settings;
   private final String modelFingerprint;

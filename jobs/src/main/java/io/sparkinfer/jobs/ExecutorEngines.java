@@ -12,6 +12,7 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
@@ -111,6 +112,11 @@ public final class ExecutorEngines {
         slot.preloading.set(false);
       }
     });
+  }
+
+  /** Runs {@code work} on a preload thread (a daemon); the future says when it ended. */
+  static Future<?> inBackground(Runnable work) {
+    return PRELOADS.submit(work);
   }
 
   /** Loads and warms up the engine for {@code key} into {@code slot} (whose lock the caller holds); its seconds. */

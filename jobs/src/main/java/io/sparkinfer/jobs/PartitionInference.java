@@ -11,6 +11,7 @@ import java.util.Collections;
 import java.util.Iterator;
 import java.util.List;
 import java.util.NoSuchElementException;
+import java.util.concurrent.Future;
 import org.apache.spark.SparkEnv;
 import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.function.MapPartitionsFunction;
@@ -116,6 +117,17 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
     for (EngineOptions replica : plan.replicas()) {
       ExecutorEngines.preload(new ExecutorEngines.Key(model.uri(), replica));
     }
+  }
+
+  /**
+   * {@link #preloadEngines} on a preload thread, for the driver in local mode: the engines' layout needs the
+   * PyTorch engine and its devices, which took 0.6 s of the driver's thread before it planned the run
+   * ({@link RunPlan}'s notes).
+   *
+   * @return done when the preload has started (or was refused)
+   */
+  static Future<?> preloadEnginesInBackground(JobOptions options, ModelLocation model) {
+    return ExecutorEngines.inBackground(() -> preloadEngines(options, model, null));
   }
 
   /** One group of rows with the same prompt: one request, or one per id when not deduplicating. */

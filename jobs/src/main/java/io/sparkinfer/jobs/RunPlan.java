@@ -52,7 +52,8 @@ import org.slf4j.LoggerFactory;
  * in 16 tasks (the input split per core, {@link TextInput#splitBytes}; 4.5 s while each task waited for the engine's
  * preload, run10), then 1.2 s to the plan and 1.9 s of the wave's jobs to the first inference task. Where the driver's
  * 3.9 s go, timed once with temporary timestamps on the 2-core machine (demo run, a 3.6 s gap there): 1.1 s from the
- * line count to the input's DataFrame (the first in the JVM), 0.6 s starting the preload, 0.9 s making the planned
+ * line count to the input's DataFrame (the first in the JVM), 0.6 s starting the preload (since on a preload thread,
+ * {@link PartitionInference#preloadEnginesInBackground}), 0.9 s making the planned
  * Dataset and 1.0 s planning the summary's query: Spark SQL's first queries in a cold JVM, loading classes.
  */
 final class RunPlan implements AutoCloseable {

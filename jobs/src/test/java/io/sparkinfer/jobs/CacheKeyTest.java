@@ -87,6 +87,7 @@ class CacheKeyTest {
     assertThat(key("--batch-size", "7", "--max-prompt-tokens", "64", "--oom-retry=false", "--partitions", "3",
         "--commit-every", "10", "--dedup=false")).as("batching, limits that only make errors, the job's layout")
         .isEqualTo(base);
+    assertThat(key("--kernel-cache", "none")).as("where compiled kernels are kept").isEqualTo(base);
     assertThat(key("--precision", "fp32", "--backend", "eager", "--device", "cpu"))
         .as("what auto resolves to on a CPU, given explicitly").isEqualTo(base);
     assertThat(key("--temperature", "0", "--top-p", "0.5", "--seed", "9")).as("greedy is greedy").isEqualTo(base);

@@ -16,6 +16,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.AfterEach;
@@ -85,6 +86,24 @@ class ExecutorEnginesTest {
       release.countDown();
       user.shutdownNow();
     }
+  }
+
+  @Test
+  void theDriversPreloadRunsOnAPreloadThreadAndStartsTheLoad() throws Exception {
+    ExecutorEngines.closeAll();
+    String[] thread = new String[1];
+    ExecutorEngines.inBackground(() -> thread[0] = Thread.currentThread().getName()
+        + (Thread.currentThread().isDaemon() ? ", daemon" : "")).get(10, TimeUnit.SECONDS);
+    assertThat(thread[0]).as("not the driver's thread, and no JVM waits for it").isEqualTo("sparkinfer-preload, daemon");
+    int before = ExecutorEngines.preloadCount();
+    JobOptions o = TestSupport.options("--model", TestSupport.tinyModel().toString(), "--input", "in.jsonl",
+        "--output", "out", "--device", "cpu");
+    ModelLocation model = ModelLocation.check(TestSupport.tinyModel().toString(), new Configuration(), null);
+    PartitionInference.preloadEnginesInBackground(o, model).get(60, TimeUnit.SECONDS);
+    assertThat(ExecutorEngines.preloadCount() - before).as("the layout resolved there and the load started")
+        .isEqualTo(1);
+    assertThat(ExecutorEngines.engine(new ExecutorEngines.Key(model.uri(), PartitionInference.replicaPlan(o, model,
+        null).replicas().get(0)), (k, e, seconds) -> { })).isNotNull();
   }
 
   @Test
