@@ -124,10 +124,17 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
    * PyTorch engine and its devices, which took 0.6 s of the driver's thread before it planned the run
    * ({@link RunPlan}'s notes).
    *
-   * @return done when the preload has started (or was refused)
+   * @return done when the preload has started (or was refused); a failure is logged, and the inference tasks load
+   *     the engines themselves as without a preload
    */
   static Future<?> preloadEnginesInBackground(JobOptions options, ModelLocation model) {
-    return ExecutorEngines.inBackground(() -> preloadEngines(options, model, null));
+    return ExecutorEngines.inBackground(() -> {
+      try {
+        preloadEngines(options, model, null);
+      } catch (RuntimeException e) {
+        LOG.warn("the driver's preload of {} did not start; the inference tasks load it", model.uri(), e);
+      }
+    });
   }
 
   /** One group of rows with the same prompt: one request, or one per id when not deduplicating. */
