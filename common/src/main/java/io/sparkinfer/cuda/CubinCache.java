@@ -116,17 +116,12 @@ public final class CubinCache {
    */
   public Cubin get(Key key, Supplier<byte[]> compile) {
     Optional<byte[]> found = read(key);
-    if (found.isPresent()) {
-      return new Cubin(found.get(), true);
-    }
-    byte[] compiled = compile.get();
-    write(key, compiled);
-    return new Cubin(compiled, false);
+    return found.isPresent() ? new Cubin(found.get(), true) : replace(key, compile);
   }
 
   /**
-   * {@code compile}'s CUBIN, replacing the cached one (which the driver refused: a cache written for another
-   * driver, say).
+   * {@code compile}'s CUBIN, kept for later processes in place of whatever the cache held for {@code key}: nothing, a
+   * file that could not be used, or one the driver refused (written for another driver, say).
    */
   public Cubin replace(Key key, Supplier<byte[]> compile) {
     byte[] compiled = compile.get();

@@ -52,16 +52,6 @@ public final class CudaKernels {
     return dataPtr(((PtNDArray) array).getHandle());
   }
 
-  /** The device's architecture as NVRTC names it ("sm_90"); kernels must be available ({@link #unavailableReason}). */
-  static String architectureOf(int device) {
-    return architecture(device);
-  }
-
-  /** NVRTC's version ("12.4"); kernels must be available. */
-  static String nvrtcVersion() {
-    return compilerVersion();
-  }
-
   /** A double kernel parameter as the 8 bytes a launch passes. */
   public static long bits(double value) {
     return Double.doubleToRawLongBits(value);
@@ -86,8 +76,8 @@ public final class CudaKernels {
         throw new IllegalStateException("CUDA kernels are off: " + off.get());
       }
       this.device = device.getDeviceId();
-      String architecture = architectureOf(this.device);
-      CubinCache.Key key = CubinCache.Key.of(source, options, architecture, nvrtcVersion());
+      String architecture = architecture(this.device);
+      CubinCache.Key key = CubinCache.Key.of(source, options, architecture, compilerVersion());
       Supplier<byte[]> compiler = () -> compile(source, options.toArray(new String[0]), architecture);
       long started = System.nanoTime();
       CubinCache.Cubin cubin = cache.get(key, compiler);
@@ -147,9 +137,11 @@ public final class CudaKernels {
 
   private static native long dataPtr(long tensorHandle);
 
-  private static native String architecture(int device);
+  /** The device's architecture as NVRTC names it ("sm_90"); kernels must be available ({@link #unavailableReason}). */
+  static native String architecture(int device);
 
-  private static native String compilerVersion();
+  /** NVRTC's version ("12.4"); kernels must be available. */
+  static native String compilerVersion();
 
   private static native byte[] compile(String source, String[] options, String architecture);
 

@@ -65,8 +65,8 @@ class CubinCacheGpuTest {
   @Test
   void aCubinTheDriverRefusesIsCompiledAgain() throws IOException {
     CubinCache cache = CubinCache.in(tmp);
-    CubinCache.Key key = CubinCache.Key.of(SOURCE, List.of("-DOFFSET=1"), CudaKernels.architectureOf(0),
-        CudaKernels.nvrtcVersion());
+    CubinCache.Key key = CubinCache.Key.of(SOURCE, List.of("-DOFFSET=1"), CudaKernels.architecture(0),
+        CudaKernels.compilerVersion());
     cache.replace(key, () -> new byte[] {1, 2, 3, 4}); // intact as a file, not a CUBIN
     try (CudaKernels.Module m = new CudaKernels.Module(SOURCE, List.of("-DOFFSET=1"), Device.gpu(), cache)) {
       assertThat(m.fromCache()).isFalse();
