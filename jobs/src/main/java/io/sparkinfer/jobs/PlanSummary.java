@@ -24,13 +24,18 @@ import org.apache.spark.sql.Row;
 record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeatedIds) {
 
   static PlanSummary of(Dataset<Row> planned) {
+    Row r = query(planned).first();
+    return new PlanSummary(longOrZero(r, 0), longOrZero(r, 1), longOrZero(r, 2), longOrZero(r, 3));
+  }
+
+  /** The summary's query: one row of (rows, errors, input errors, repeated ids). */
+  static Dataset<Row> query(Dataset<Row> planned) {
     Column valid = col(Tables.ERROR_CODE).isNull();
     Column inputError = col(Tables.ERROR_CODE).isin(InputRows.ERROR_CODES.toArray());
     Dataset<Row> ids = planned.groupBy(col(Tables.ID)).agg(count(lit(1)).as("n"),
         sum(when(valid, 0).otherwise(1)).as("errors"), sum(when(inputError, 1).otherwise(0)).as("input_errors"));
-    Row r = ids.agg(sum(col("n")), sum(col("errors")), sum(col("input_errors")),
-        sum(when(col("n").gt(1), 1).otherwise(0))).first();
-    return new PlanSummary(longOrZero(r, 0), longOrZero(r, 1), longOrZero(r, 2), longOrZero(r, 3));
+    return ids.agg(sum(col("n")), sum(col("errors")), sum(col("input_errors")),
+        sum(when(col("n").gt(1), 1).otherwise(0)));
   }
 
   /** A sum over no rows is null: none. */

@@ -23,7 +23,8 @@ import org.slf4j.LoggerFactory;
 /**
  * What a run will answer, decided before any inference: the rows still to answer ({@code --resume} skips ids
  * already in the output), their token counts and the rows that cannot run ({@link PromptPlanner}, on the
- * executors), identical greedy prompts grouped under one request ({@code --dedup}), the commits ("waves" of
+ * executors), identical greedy prompts under one request ({@code --dedup}, merged as each wave is arranged:
+ * {@link RepeatedPrompts}), the commits ("waves" of
  * {@code --commit-every} rows) and the inference partitions of each, range-partitioned by prompt length so
  * a partition's batches pad little. With {@code --cache}, the requests found in the result cache
  * ({@link ResultCache}) are answered from it and only the others are computed. Close it to release what it cached.
@@ -31,9 +32,11 @@ import org.slf4j.LoggerFactory;
  * <h2>Spark jobs before the first inference task</h2>
  * Planning counts in one query ({@link PlanSummary}: rows, errors, unreadable rows, repeated ids); the
  * repeated-id message's own queries run only when an id is repeated. For a run without a cache: the input's line
- * count, the planning job (tokenize and cache), three jobs of the summary, then the wave: the dedup shuffle, the
- * range partitioner's sampling job, the range shuffle, the inference stage: 9 Spark jobs and two queries to the
- * first inference task, where the counts (two jobs) and the id check (two jobs) made 10 and three.
+ * count, the planning job (tokenize and cache), three jobs of the summary, then the wave: the range partitioner's
+ * sampling job, the range shuffle, the inference stage: 8 Spark jobs and two queries to the first inference task,
+ * where the counts (two jobs) and the id check (two jobs) made 10 and three, and a grouping shuffle for
+ * {@code --dedup} before the range's one more (9 until 2026-12-02's evening: identical prompts meet in one range
+ * partition anyway, as they share their length and hash).
  *
  * <p>Measured on the 2-core development machine (2026-12-02; 8,192 prompts of 128-512 words made as
  * {@code bench/gpu/lib.sh}'s {@code bench_prompts} makes them, the demo checkpoint with its context raised to 4,096
@@ -54,7 +57,9 @@ import org.slf4j.LoggerFactory;
  * 3.9 s go, timed once with temporary timestamps on the 2-core machine (demo run, a 3.6 s gap there): 1.1 s from the
  * line count to the input's DataFrame (the first in the JVM), 0.6 s starting the preload (since on a preload thread,
  * {@link PartitionInference#preloadEnginesInBackground}), 0.9 s making the planned
- * Dataset and 1.0 s planning the summary's query: Spark SQL's first queries in a cold JVM, loading classes.
+ * Dataset and 1.0 s planning the summary's query: Spark SQL's first queries in a cold JVM, loading classes. Since
+ * {@link SqlWarmUp} plans queries of these shapes on a thread of its own, the gap between the line count and the
+ * planning job was 0.7-0.9 s on an H200's host, against 1.9-2.2 s without it (run15, started with the run there).
  */
 final class RunPlan implements AutoCloseable {
 
@@ -82,19 +87,21 @@ final class RunPlan implements AutoCloseable {
   private final Dataset<Row> errors;
   private final Dataset<Row> cached; // completion rows answered by the result cache; null without one
   private final Dataset<Row> looked; // the requests looked up in the cache (persisted); null without one
-  private final Dataset<Row> groups; // (prompt, prompt_tokens, ids, tiebreak) to compute; null when none
+  private final Dataset<Row> groups; // (prompt, prompt_tokens, ids, tiebreak) to compute, one per row; null when none
   private final boolean groupsCached;
+  private final boolean dedup;
   private final int waves;
   private final int partitions;
 
   private RunPlan(Dataset<Row> planned, Dataset<Row> errors, Dataset<Row> cached, Dataset<Row> looked,
-      Dataset<Row> groups, boolean groupsCached, int waves, int partitions) {
+      Dataset<Row> groups, boolean groupsCached, boolean dedup, int waves, int partitions) {
     this.planned = planned;
     this.errors = errors;
     this.cached = cached;
     this.looked = looked;
     this.groups = groups;
     this.groupsCached = groupsCached;
+    this.dedup = dedup;
     this.waves = waves;
     this.partitions = partitions;
   }
@@ -132,8 +139,11 @@ final class RunPlan implements AutoCloseable {
       Dataset<Row> cached = null;
       long computeRows = validRows;
       if (validRows > 0) {
-        groups = Completions.requests(planned, o.dedup() && o.isGreedy());
+        groups = Completions.requests(planned);
         if (cache != null) {
+          if (o.dedup() && o.isGreedy()) {
+            groups = Completions.byPrompt(groups); // looked up, and its saved tokens counted, once per prompt
+          }
           spark.sparkContext().setJobDescription("sparkinfer " + runId + ": look up the result cache");
           looked = cache.lookup(groups).persist(StorageLevel.MEMORY_AND_DISK());
           Row h = looked.agg(sum(when(ResultCache.hit(), size(col(Tables.IDS))).otherwise(0)),
@@ -159,7 +169,7 @@ final class RunPlan implements AutoCloseable {
         groups = groups.persist(StorageLevel.MEMORY_AND_DISK()); // each wave reads it again
       }
       return new RunPlan(planned, Completions.errorRows(planned, model.uri(), runId), cached, looked, groups,
-          groups != null && waves > 1, waves, partitions);
+          groups != null && waves > 1, o.dedup() && o.isGreedy(), waves, partitions);
     } catch (RuntimeException e) {
       planned.unpersist();
       throw e;
@@ -207,7 +217,7 @@ final class RunPlan implements AutoCloseable {
     if (groups == null) {
       return null;
     }
-    return Completions.arrange(part(wave), partitions);
+    return Completions.arrange(part(wave), partitions, dedup);
   }
 
   /** Partitions for {@code rows}: the cluster's parallelism, more when the input is large. */

@@ -29,7 +29,7 @@ class CompletionsArrangeTest {
         col("id").multiply(7919).mod(97).plus(1).cast("int").as(Tables.PROMPT_TOKENS),
         array(col("id").cast("string")).as(Tables.IDS))
         .withColumn(Tables.TIEBREAK, xxhash64(col(Tables.PROMPT)));
-    List<List<Row>> partitions = Completions.arrange(requests, 3).javaRDD().glom().collect();
+    List<List<Row>> partitions = Completions.arrange(requests, 3, false).javaRDD().glom().collect();
     assertThat(partitions).hasSize(3);
     List<Integer> seen = new ArrayList<>();
     int previousLongest = 0;
@@ -43,5 +43,42 @@ class CompletionsArrangeTest {
       seen.addAll(lengths);
     }
     assertThat(seen).hasSize(200);
+  }
+
+  @Test
+  void identicalPromptsBecomeOneRequestWithEveryIdWhenDeduplicated() {
+    SparkSession spark = TestSupport.spark();
+    // 300 rows over 7 input partitions: 60 distinct prompts, each asked by 5 ids spread over the partitions, and
+    // lengths that repeat across prompts (equal lengths, other prompts)
+    Dataset<Row> planned = spark.range(0, 300, 1, 7).select(
+        col("id").cast("string").as(Tables.ID),
+        concat(lit("prompt "), col("id").mod(60).cast("string")).as(Tables.PROMPT),
+        col("id").mod(60).mod(9).plus(1).cast("int").as(Tables.PROMPT_TOKENS),
+        lit(null).cast("string").as(Tables.ERROR_CODE));
+    Dataset<Row> requests = Completions.requests(planned);
+    assertThat(requests.count()).as("one request per row before arranging").isEqualTo(300);
+
+    List<List<Row>> partitions = Completions.arrange(requests, 4, true).javaRDD().glom().collect();
+    java.util.Map<String, List<String>> idsByPrompt = new java.util.HashMap<>();
+    for (List<Row> partition : partitions) {
+      List<Integer> lengths = partition.stream().map(r -> r.getInt(1)).toList();
+      assertThat(lengths).as("still longest first").isSortedAccordingTo((a, b) -> Integer.compare(b, a));
+      for (Row r : partition) {
+        assertThat(idsByPrompt.put(r.getString(0), r.getList(2))).as("one request for " + r.getString(0)).isNull();
+      }
+    }
+    assertThat(idsByPrompt).hasSize(60);
+    for (int p = 0; p < 60; p++) {
+      List<String> expected = new ArrayList<>();
+      for (int i = p; i < 300; i += 60) {
+        expected.add(Integer.toString(i));
+      }
+      assertThat(idsByPrompt.get("prompt " + p)).as("every id of prompt " + p)
+          .containsExactlyInAnyOrderElementsOf(expected);
+    }
+
+    List<Row> undeduplicated = Completions.arrange(requests, 4, false).collectAsList();
+    assertThat(undeduplicated).as("without --dedup every row is its own request").hasSize(300)
+        .allSatisfy(r -> assertThat(r.getList(2)).hasSize(1));
   }
 }

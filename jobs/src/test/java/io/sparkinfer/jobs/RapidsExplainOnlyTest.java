@@ -114,8 +114,8 @@ class RapidsExplainOnlyTest {
         .contains("*Exec <DataWritingCommandExec> will run on GPU", "*Exec <WriteFilesExec> will run on GPU");
     assertThat(write).as("the sort by prompt length and its range shuffle")
         .contains("*Partitioning <RangePartitioning> will run on GPU", "*Exec <SortExec> will run on GPU");
-    assertThat(write).as("dedup: identical prompts grouped (collect_list of their ids)")
-        .contains("*Exec <ObjectHashAggregateExec> will run on GPU");
+    assertThat(write).as("dedup: no grouping shuffle; identical prompts are merged in the sorted partitions")
+        .doesNotContain("HashAggregateExec");
     assertThat(write).as("the planned rows, cached by Spark's default serializer, are read on the CPU")
         .contains("!Exec <InMemoryTableScanExec> cannot run on GPU because ParquetCachedBatchSerializer is not being "
             + "used");

@@ -46,6 +46,7 @@ public final class DecodeAcceleration implements AutoCloseable {
   private final AtomicLong graphCaptures = new AtomicLong();
   private final AtomicLong graphReplays = new AtomicLong();
   private final AtomicLong fusedCaptures = new AtomicLong();
+  private final AtomicLong captureNanos = new AtomicLong();
 
   /**
    * Decides from the options and the device, and compiles the fused kernels now (as part of the load rather
@@ -131,6 +132,14 @@ public final class DecodeAcceleration implements AutoCloseable {
     return graphCaptures.get();
   }
 
+  /**
+   * Seconds spent capturing graphs so far, their warm-up runs included: a cost each new KV cache pays once, before
+   * its first decode step, that the steps replayed after it do not.
+   */
+  public double graphCaptureSeconds() {
+    return captureNanos.get() / 1e9;
+  }
+
   /** Decode steps run as graph replays so far. */
   public long graphReplays() {
     return graphReplays.get();
@@ -177,8 +186,9 @@ public final class DecodeAcceleration implements AutoCloseable {
     LOG.warn("CUDA graphs turned off for this model, decode steps continue without them", e);
   }
 
-  void countCapture(boolean fusedStep) {
+  void countCapture(boolean fusedStep, long nanos) {
     graphCaptures.incrementAndGet();
+    captureNanos.addAndGet(nanos);
     if (fusedStep) {
       fusedCaptures.incrementAndGet();
     }

@@ -119,6 +119,7 @@ public final class DecodeGraphs implements AutoCloseable {
    * and the TorchScript step is captured instead.
    */
   private Captured capture(int keys) {
+    long start = System.nanoTime();
     FusedDecode fused = acceleration.fused();
     if (fused != null) {
       try {
@@ -126,14 +127,16 @@ public final class DecodeGraphs implements AutoCloseable {
           fusedStep = fused.newStep(cache);
         }
         Captured c = capture(keys, (scope, fixed) -> fusedStep.run(scope, fixed));
-        acceleration.countCapture(true);
+        inputs.waitForDevice(); // the warm-up runs' device time is the capture's
+        acceleration.countCapture(true, System.nanoTime() - start);
         return c;
       } catch (RuntimeException e) {
         acceleration.fusedFailed(e);
       }
     }
     Captured c = capture(keys, (scope, fixed) -> model.run(scope, fixed, cache));
-    acceleration.countCapture(false);
+    inputs.waitForDevice();
+    acceleration.countCapture(false, System.nanoTime() - start);
     return c;
   }
 

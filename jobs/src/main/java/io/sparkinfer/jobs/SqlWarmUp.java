@@ -1,0 +1,110 @@
+package io.sparkinfer.jobs;
+
+import static org.apache.spark.sql.functions.col;
+import static org.apache.spark.sql.functions.lit;
+
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.apache.spark.scheduler.SparkListener;
+import org.apache.spark.scheduler.SparkListenerJobStart;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Encoders;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.SparkSession;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Spark SQL's first queries in a JVM are slow to plan: analyzing, optimizing and planning them loads and initializes
+ * much of Catalyst, about 3 s of the driver's thread before the run's planning job on an H200's host (RunPlan's notes).
+ * A daemon thread plans, without running, queries of the shapes the run plans (the planned rows, their summary, the
+ * requests arranged for inference) over one made-up row, so that the loading is done, or under way, when the run's
+ * own queries need it. It runs no Spark job; a failure is logged at debug level and changes nothing.
+ *
+ * <p>When it starts is the Spark setting {@value #CONF}: {@code first-job} (the default) when the run's first Spark
+ * job starts (the input's line count, or the planning job), while the driver's thread waits for that job; {@code now}
+ * at once; {@code false} never. Started with the run, it slowed the driver's own way to its first job on an H200's
+ * host (bench/results/2026-12-02-e2e-NVIDIA-H200-run15). It is off where RAPIDS' plugin is in {@code spark.plugins}:
+ * RAPIDS plans queries its own way, and would explain the made-up queries in the job's log.
+ */
+final class SqlWarmUp {
+
+  private static final Logger LOG = LoggerFactory.getLogger(SqlWarmUp.class);
+
+  /** Spark setting: when the warm-up starts, {@code first-job}, {@code now} or {@code false} (never). */
+  static final String CONF = "spark.sparkinfer.sql-warm-up";
+
+  /** RAPIDS' Spark plugin class. */
+  static final String RAPIDS_PLUGIN = "com.nvidia.spark.SQLPlugin";
+
+  private SqlWarmUp() {}
+
+  /**
+   * Starts the warm-up as {@value #CONF} says (the session's setting, or {@code --conf} at submit).
+   *
+   * @return whether the warm-up planned every query, once it has run; null when it is off
+   */
+  static CompletableFuture<Boolean> start(SparkSession spark) {
+    String when = spark.conf().get(CONF, "first-job").trim().toLowerCase(Locale.ROOT);
+    if (spark.sparkContext().getConf().get("spark.plugins", "").contains(RAPIDS_PLUGIN) && !when.equals("now")) {
+      return null;
+    }
+    switch (when) {
+      case "false":
+        return null;
+      case "now":
+        return startThread(spark);
+      case "first-job":
+        CompletableFuture<Boolean> planned = new CompletableFuture<>();
+        spark.sparkContext().addSparkListener(new SparkListener() {
+          private final AtomicBoolean started = new AtomicBoolean();
+
+          @Override
+          public void onJobStart(SparkListenerJobStart job) {
+            if (started.compareAndSet(false, true)) {
+              spark.sparkContext().removeSparkListener(this);
+              startThread(spark).whenComplete((ok, e) -> planned.complete(ok != null && ok));
+            }
+          }
+        });
+        return planned;
+      default:
+        throw new IllegalArgumentException(CONF + " takes first-job, now or false, got '" + when + "'");
+    }
+  }
+
+  private static CompletableFuture<Boolean> startThread(SparkSession spark) {
+    CompletableFuture<Boolean> planned = new CompletableFuture<>();
+    Thread t = new Thread(() -> planned.complete(plan(spark)), "sparkinfer-sql-warm-up");
+    t.setDaemon(true);
+    t.start();
+    return planned;
+  }
+
+  /**
+   * Plans (analyzes, optimizes, makes physical plans of) queries shaped like the run's; runs none.
+   *
+   * @return whether every query planned
+   */
+  static boolean plan(SparkSession spark) {
+    try {
+      Row input = RowFactory.create("id", "prompt", null, null, "file:1");
+      Dataset<Row> inputRows = spark.createDataFrame(List.of(input), Tables.INPUT);
+      Dataset<Row> planned = inputRows.mapPartitions(
+          (org.apache.spark.api.java.function.MapPartitionsFunction<Row, Row>) rows -> java.util.Collections.emptyIterator(),
+          Encoders.row(Tables.PLANNED));
+      PlanSummary.query(planned).queryExecution().executedPlan();
+      Completions.arrange(Completions.requests(planned), 2, true).queryExecution().executedPlan();
+      Completions.errorRows(planned, "model", "run").unionByName(
+          Completions.errorRows(planned, "model", "run")).where(col(Tables.ID).isNotNull().and(lit(true)))
+          .queryExecution().executedPlan();
+      return true;
+    } catch (RuntimeException | LinkageError e) {
+      LOG.debug("Spark SQL's warm-up did not finish (nothing depends on it)", e);
+      return false;
+    }
+  }
+}
