@@ -58,8 +58,9 @@ import org.slf4j.LoggerFactory;
  * line count to the input's DataFrame (the first in the JVM), 0.6 s starting the preload (since on a preload thread,
  * {@link PartitionInference#preloadEnginesInBackground}), 0.9 s making the planned
  * Dataset and 1.0 s planning the summary's query: Spark SQL's first queries in a cold JVM, loading classes. Since
- * {@link SqlWarmUp} plans queries of these shapes on a thread of its own, the gap between the line count and the
- * planning job was 0.7-0.9 s on an H200's host, against 1.9-2.2 s without it (run15, started with the run there).
+ * {@link SqlWarmUp} plans queries of these shapes on a thread of its own while the driver waits for its first job,
+ * the gap between the line count and the planning job is 1.2-1.3 s on an H200's host against 1.9-2.3 s without it,
+ * and the first inference task comes 1.3 s earlier (bench/results/2026-12-02-e2e-NVIDIA-H200-run16).
  */
 final class RunPlan implements AutoCloseable {
 

@@ -26,8 +26,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p>When it starts is the Spark setting {@value #CONF}: {@code first-job} (the default) when the run's first Spark
  * job starts (the input's line count, or the planning job), while the driver's thread waits for that job; {@code now}
- * at once; {@code false} never. Started with the run, it slowed the driver's own way to its first job on an H200's
- * host (bench/results/2026-12-02-e2e-NVIDIA-H200-run15). It is off where RAPIDS' plugin is in {@code spark.plugins}:
+ * at once; {@code false} never. On an H200's host the first inference task came 1.3 s earlier with {@code first-job}
+ * than with {@code false} (bench/results/2026-12-02-e2e-NVIDIA-H200-run16); started with the run, the thread slowed
+ * the driver's own way to its first job and gained 0.4 s (run15). It is off where RAPIDS' plugin is in {@code spark.plugins}:
  * RAPIDS plans queries its own way, and would explain the made-up queries in the job's log.
  */
 final class SqlWarmUp {
