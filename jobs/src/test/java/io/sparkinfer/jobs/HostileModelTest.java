@@ -24,11 +24,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Map;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.UnaryOperator;
 import java.util.stream.Stream;
-import org.apache.spark.scheduler.SparkListener;
-import org.apache.spark.scheduler.SparkListenerJobStart;
 import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -178,32 +175,17 @@ class HostileModelTest {
   }
 
   @Test
-  void inARunningSessionTheModelIsCheckedBeforeAnySparkJob() throws IOException {
+  void inARunningSessionTheModelIsCheckedBeforeAnySparkJob() throws Exception {
     Case c = cases().filter(k -> k.name().equals("weights linked from outside the model directory")).findFirst()
         .orElseThrow();
     Path model = broken(c);
     Path input = TestSupport.writeJsonl(tmp.resolve("in.jsonl"), Map.of("a", "def f():"));
     Path out = tmp.resolve("out");
     SparkSession spark = TestSupport.spark();
-    AtomicInteger jobs = new AtomicInteger();
-    SparkListener counter = new SparkListener() {
-      @Override
-      public void onJobStart(SparkListenerJobStart start) {
-        jobs.incrementAndGet();
-      }
-    };
-    spark.sparkContext().addSparkListener(counter);
-    try {
-      assertThatThrownBy(() -> BatchInference.run(spark, TestSupport.options("--model", model.toString(), "--input",
-          input.toString(), "--output", out.toString())))
-          .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("outside the model directory");
-      spark.sparkContext().listenerBus().waitUntilEmpty();
-    } catch (java.util.concurrent.TimeoutException e) {
-      throw new AssertionError(e);
-    } finally {
-      spark.sparkContext().removeSparkListener(counter);
-    }
-    assertThat(jobs.get()).as("Spark jobs started").isZero();
+    int jobs = TestSupport.sparkJobsDuring(spark, () -> assertThatThrownBy(() -> BatchInference.run(spark,
+        TestSupport.options("--model", model.toString(), "--input", input.toString(), "--output", out.toString())))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("outside the model directory"));
+    assertThat(jobs).as("Spark jobs started").isZero();
     assertThat(out).doesNotExist();
   }
 

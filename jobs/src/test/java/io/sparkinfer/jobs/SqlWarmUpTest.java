@@ -6,11 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.spark.api.java.JavaSparkContext;
-import org.apache.spark.scheduler.SparkListener;
-import org.apache.spark.scheduler.SparkListenerJobStart;
 import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -35,16 +31,7 @@ class SqlWarmUpTest {
 
   @Test
   void byDefaultItStartsWithTheFirstSparkJobAndStartsNoJobOfItsOwn() throws Exception {
-    AtomicInteger jobs = new AtomicInteger();
-    SparkListener counter = new SparkListener() {
-      @Override
-      public void onJobStart(SparkListenerJobStart start) {
-        jobs.incrementAndGet();
-      }
-    };
-    spark.sparkContext().addSparkListener(counter);
-    try {
-      spark.sparkContext().listenerBus().waitUntilEmpty();
+    int jobs = TestSupport.sparkJobsDuring(spark, () -> {
       CompletableFuture<Boolean> planned = SqlWarmUp.start(spark);
       Thread.sleep(300);
       assertThat(planned).as("no job yet: not started").isNotDone();
@@ -52,13 +39,8 @@ class SqlWarmUpTest {
 
       assertThat(new JavaSparkContext(spark.sparkContext()).parallelize(List.of(1, 2, 3)).count()).isEqualTo(3); // a job
       assertThat(planned.get(60, TimeUnit.SECONDS)).as("started with the job, every query planned").isTrue();
-      spark.sparkContext().listenerBus().waitUntilEmpty();
-    } catch (TimeoutException e) {
-      throw new AssertionError(e);
-    } finally {
-      spark.sparkContext().removeSparkListener(counter);
-    }
-    assertThat(jobs.get()).as("Spark jobs: the count's alone").isEqualTo(1);
+    });
+    assertThat(jobs).as("Spark jobs: the count's alone").isEqualTo(1);
   }
 
   @Test

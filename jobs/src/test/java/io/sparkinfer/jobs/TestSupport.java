@@ -15,6 +15,9 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.spark.scheduler.SparkListener;
+import org.apache.spark.scheduler.SparkListenerJobStart;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
 
@@ -120,6 +123,32 @@ public final class TestSupport {
           .getOrCreate();
     }
     return spark;
+  }
+
+  /** Work that may throw, for {@link #sparkJobsDuring}. */
+  @FunctionalInterface
+  interface Work {
+    void run() throws Exception;
+  }
+
+  /** The Spark jobs that started while {@code work} ran, counted once the listener bus has delivered its events. */
+  static int sparkJobsDuring(SparkSession spark, Work work) throws Exception {
+    AtomicInteger jobs = new AtomicInteger();
+    SparkListener counter = new SparkListener() {
+      @Override
+      public void onJobStart(SparkListenerJobStart start) {
+        jobs.incrementAndGet();
+      }
+    };
+    spark.sparkContext().listenerBus().waitUntilEmpty(); // earlier jobs' events are not this work's
+    spark.sparkContext().addSparkListener(counter);
+    try {
+      work.run();
+      spark.sparkContext().listenerBus().waitUntilEmpty();
+    } finally {
+      spark.sparkContext().removeSparkListener(counter);
+    }
+    return jobs.get();
   }
 
   /** Stops the shared session (before a test that needs another master). */

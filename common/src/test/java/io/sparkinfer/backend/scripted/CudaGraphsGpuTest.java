@@ -91,6 +91,9 @@ class CudaGraphsGpuTest {
       assertSameTokens(replayed, called);
       replayed.forEach(c -> assertThat(c.outputTokenIds()).hasSize(300));
       assertThat(backend(g).acceleration().graphCaptures()).as("one graph per bucket the keys crossed").isGreaterThanOrEqualTo(3);
+      assertThat(backend(g).acceleration().graphCaptureSeconds()).as("the captures' time, warm-up runs included")
+          .isPositive();
+      assertThat(backend(plain).acceleration().graphCaptureSeconds()).as("no graphs, no capture").isZero();
     }
   }
 
