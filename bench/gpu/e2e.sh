@@ -16,6 +16,8 @@
 #   E2E_JOB_JAVA_OPTS=-XX:StartFlightRecording=filename=$OUT/job.jfr E2E_GENERATE_JAVA_OPTS=... # JVM options of
 #                                                                  # the job's and fp16 generate.sh's JVMs (a recording)
 #   E2E_JOB_PRECISION=fp8 E2E_FP8=0 ... bench/gpu/e2e.sh           # the job in fp8 (job_precision; default fp16)
+#   E2E_DECODE_OPTIONS=--graph-timing bench/gpu/e2e.sh             # engine options of the decode run at batch 256
+#                                                                  # (--graph-timing: engine_graph_replay_ms_b256)
 #
 # Needs what bench/gpu/study.sh needs (the bundle in /tmp/g, the Spark parts in /tmp/s, the engine jars in /tmp/app,
 # the job's classes in .gpulib/jobs-classes).
@@ -74,7 +76,8 @@ touch $OUT/generate-fp8.log $OUT/generate-bf16.log
 # decode at batch 256 (issue 13's engine_decode_tokens_per_s_b256): submit/bench.sh's engine side on its own 512
 # prompts, fp16, one thread, CUDA graphs (E2E_DECODE=0 skips it)
 rm -f $OUT/engine256.json
-[ "${E2E_DECODE:-1}" = 0 ] || { BENCH_BATCH_SIZES=256 BENCH_THREADS=1 BENCH_BACKENDS=scripted BENCH_CUDA_GRAPHS=true \
+[ "${E2E_DECODE:-1}" = 0 ] || { BENCH_ENGINE_OPTIONS="${E2E_DECODE_OPTIONS:-}" \
+  BENCH_BATCH_SIZES=256 BENCH_THREADS=1 BENCH_BACKENDS=scripted BENCH_CUDA_GRAPHS=true \
   BENCH_TIMEOUT=${E2E_DECODE_TIMEOUT:-200} SPARKINFER_CP="/tmp/app/*" submit/bench.sh /tmp/e2e-bench256 engine \
   > $OUT/bench256.log 2>&1 && cp /tmp/e2e-bench256/engine.json $OUT/engine256.json; }
 python3 - "$OUT" "$GPU" "$N" "${E2E_MASTER:-local[*]}" "${E2E_JOB_LAYOUT:-threads=1}" "${E2E_JOB_PRECISION:-fp16}" <<'PY'
@@ -137,6 +140,9 @@ try:
     # its decode time holds the capture of the new cache's graphs (once per cache): the rate of the replayed steps
     result["engine_graph_capture_s_b256"] = b256.get("graph_capture_s")
     result["engine_decode_tokens_per_s_b256_after_capture"] = b256.get("decode_tokens_per_s_after_capture")
+    # with E2E_DECODE_OPTIONS=--graph-timing: one step's device time replayed back to back, and the steps' mean
+    result["engine_graph_replay_ms_b256"] = b256.get("graph_replay_ms")
+    result["engine_decode_step_ms_b256"] = 1e3 * b256["decode_s"] / b256["decode_steps"] if b256["decode_steps"] else None
 except (OSError, KeyError, StopIteration, ValueError):
     pass
 if result["generate_prefill_s"] and result["generate_unfused_prefill_s"]:

@@ -222,6 +222,12 @@ public final class EngineBench {
     r.addProperty("graph_capture_s", capture);
     if (threads == 1) {
       r.addProperty("decode_tokens_per_s_after_capture", (generated - prompts.size()) / Math.max(decode - capture, 1e-9));
+      // with --graph-timing: one step's device time, replayed back to back (against decode_s / decode_steps)
+      Double replay = engine.backend() instanceof ScriptedCausalLm scripted ? scripted.acceleration().replayMillis(batch)
+          : null;
+      if (replay != null) {
+        r.addProperty("graph_replay_ms", replay);
+      }
     }
     r.addProperty("e2e_tokens_per_s", generated / wall);
     return r;

@@ -13,6 +13,7 @@ import io.sparkinfer.model.Precision;
 import io.sparkinfer.options.OptionValues;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -47,6 +48,7 @@ public final class DecodeAcceleration implements AutoCloseable {
   private final AtomicLong graphReplays = new AtomicLong();
   private final AtomicLong fusedCaptures = new AtomicLong();
   private final AtomicLong captureNanos = new AtomicLong();
+  private final Map<Integer, Double> replayMillis = new ConcurrentHashMap<>();
 
   /**
    * Decides from the options and the device, and compiles the fused kernels now (as part of the load rather
@@ -138,6 +140,19 @@ public final class DecodeAcceleration implements AutoCloseable {
    */
   public double graphCaptureSeconds() {
     return captureNanos.get() / 1e9;
+  }
+
+  /**
+   * With {@code --graph-timing}: the device time of one replay, back to back, of the last graph captured for batches
+   * of {@code batchSize} rows (ms); null when none was timed. The step's own time, apart from what the host adds
+   * between steps.
+   */
+  public Double replayMillis(int batchSize) {
+    return replayMillis.get(batchSize);
+  }
+
+  void recordReplayTime(int batchSize, double millis) {
+    replayMillis.put(batchSize, millis);
   }
 
   /** Decode steps run as graph replays so far. */

@@ -188,8 +188,10 @@ public final class DecodeGraphs implements AutoCloseable {
     long launched = System.nanoTime();
     inputs.waitForDevice();
     long done = System.nanoTime();
+    double perReplay = (done - start) / 1e6 / n;
+    acceleration.recordReplayTime(cache.batchSize(), perReplay);
     LOG.info(String.format(java.util.Locale.ROOT, "graph B=%d T=%d: %.3f ms per replay back to back, %.3f ms to launch",
-        cache.batchSize(), keys, (done - start) / 1e6 / n, (launched - start) / 1e6 / n));
+        cache.batchSize(), keys, perReplay, (launched - start) / 1e6 / n));
     try (NDManager scope = manager.newSubManager()) {
       inputs.rewrite(scope); // the replays fed their tokens back: the step's own inputs again
     }
