@@ -72,7 +72,7 @@ public final class BatchInference {
   /** {@link #run(SparkSession, JobOptions)} with a hook on each commit's rows (fault injection in tests). */
   static JobResult run(SparkSession spark, JobOptions o, CommitHook hook) {
     Instant started = Instant.now();
-    SqlWarmUp.start(spark); // Catalyst loads while the input is read
+    SqlWarmUp.start(spark); // Catalyst loads on a thread once the run's first Spark job starts
     String runId = o.runId() != null ? o.runId() : newRunId(started);
     SparkContext sc = spark.sparkContext();
     Configuration hadoopConf = sc.hadoopConfiguration();

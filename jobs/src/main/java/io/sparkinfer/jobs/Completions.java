@@ -67,7 +67,7 @@ final class Completions {
    */
   static Dataset<Row> byPrompt(Dataset<Row> requests) {
     return requests.groupBy(col(Tables.PROMPT)).agg(min(col(Tables.PROMPT_TOKENS)).as(Tables.PROMPT_TOKENS),
-            flatten(collect_list(col(Tables.IDS))).as(Tables.IDS), min(col(Tables.TIEBREAK)).as(Tables.TIEBREAK));
+        flatten(collect_list(col(Tables.IDS))).as(Tables.IDS), min(col(Tables.TIEBREAK)).as(Tables.TIEBREAK));
   }
 
   /**
