@@ -5,6 +5,7 @@ import com.google.gson.GsonBuilder;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import io.sparkinfer.backend.scripted.DecodeAcceleration;
 import io.sparkinfer.backend.scripted.ScriptedCausalLm;
 import io.sparkinfer.backend.scripted.ScriptedOptions;
 import io.sparkinfer.engine.BackendKind;
@@ -223,8 +224,8 @@ public final class EngineBench {
     if (threads == 1) {
       r.addProperty("decode_tokens_per_s_after_capture", (generated - prompts.size()) / Math.max(decode - capture, 1e-9));
       // with --graph-timing: one step's device time, replayed back to back (against decode_s / decode_steps)
-      Double replay = engine.backend() instanceof ScriptedCausalLm scripted ? scripted.acceleration().replayMillis(batch)
-          : null;
+      DecodeAcceleration acceleration = acceleration(engine);
+      Double replay = acceleration == null ? null : acceleration.replayMillis(batch);
       if (replay != null) {
         r.addProperty("graph_replay_ms", replay);
       }
@@ -235,7 +236,13 @@ public final class EngineBench {
 
   /** Seconds the engine's backend has spent capturing CUDA graphs (0 without graphs). */
   private static double captureSeconds(LlmEngine engine) {
-    return engine.backend() instanceof ScriptedCausalLm scripted ? scripted.acceleration().graphCaptureSeconds() : 0;
+    DecodeAcceleration acceleration = acceleration(engine);
+    return acceleration == null ? 0 : acceleration.graphCaptureSeconds();
+  }
+
+  /** The scripted backend's graphs and fused steps; null for other backends. */
+  private static DecodeAcceleration acceleration(LlmEngine engine) {
+    return engine.backend() instanceof ScriptedCausalLm scripted ? scripted.acceleration() : null;
   }
 
   static List<GenerationRequest> requests(List<long[]> prompts, int maxNew, int idBase) {

@@ -32,14 +32,16 @@ public final class Bf16Bits {
 
   /**
    * Whether {@link #toFloat32} can run on {@code device}: a GPU, with our CUDA kernels available and this one
-   * compiled (a failure is logged once and the caller widens on the host).
+   * compiled (a failure is logged once and the caller widens on the host). The first call for a device compiles the
+   * kernel, or takes it from {@code cache}.
    */
-  public static boolean available(Device device) {
+  public static boolean available(Device device, CubinCache cache) {
     if (!device.isGpu() || CudaKernels.unavailableReason().isPresent()) {
       return false;
     }
     try {
-      kernel(device);
+      KERNELS.computeIfAbsent(device.getDeviceId(),
+          id -> new CudaKernels.Module(source(), List.of(), device, cache).kernel("bf16_bits_to_float"));
       return true;
     } catch (RuntimeException e) {
       if (FAILED.add(device.getDeviceId())) {
@@ -51,7 +53,8 @@ public final class Bf16Bits {
 
   /**
    * The float32 values of {@code bits}, a tensor of bf16 bit patterns carried in a 16-bit array (any DJL dtype of
-   * width 2) on a GPU: a new float32 array of its shape on its manager.
+   * width 2) on a GPU: a new float32 array of its shape on its manager. {@link #available} must have said yes for its
+   * device.
    */
   public static NDArray toFloat32(NDArray bits) {
     if (bits.getDataType().getNumOfBytes() != 2) {
@@ -68,9 +71,11 @@ public final class Bf16Bits {
   }
 
   private static CudaKernels.Kernel kernel(Device device) {
-    return KERNELS.computeIfAbsent(device.getDeviceId(),
-        id -> new CudaKernels.Module(source(), List.of(), device, CubinCache.of("auto"))
-            .kernel("bf16_bits_to_float"));
+    CudaKernels.Kernel k = KERNELS.get(device.getDeviceId());
+    if (k == null) {
+      throw new IllegalStateException("the bf16 kernel is not compiled for " + device + ": ask available() first");
+    }
+    return k;
   }
 
   private static String source() {

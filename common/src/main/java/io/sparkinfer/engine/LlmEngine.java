@@ -5,7 +5,9 @@ import ai.djl.Model;
 import ai.djl.inference.Predictor;
 import ai.djl.nn.LambdaBlock;
 import io.sparkinfer.backend.CausalLmBackend;
+import io.sparkinfer.backend.fused.FusedOptions;
 import io.sparkinfer.backend.sharded.ShardedCausalLm;
+import io.sparkinfer.cuda.CubinCache;
 import io.sparkinfer.generate.Completion;
 import io.sparkinfer.generate.GenerationConfig;
 import io.sparkinfer.generate.GenerationRequest;
@@ -91,7 +93,8 @@ public final class LlmEngine implements AutoCloseable {
         weights = ModelWeights.load(checkpoint, config, precision, Device.cpu());
         backend = new ShardedCausalLm(weights, rope, layout, devices);
       } else {
-        weights = ModelWeights.load(checkpoint, config, precision, devices.get(0));
+        weights = ModelWeights.load(checkpoint, config, precision, devices.get(0),
+            CubinCache.of(options.get(FusedOptions.KERNEL_CACHE)));
         phases.done("weights");
         backend = options.resolveBackend(devices.get(0)).create(weights, rope, options.values());
       }

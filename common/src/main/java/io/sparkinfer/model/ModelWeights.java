@@ -9,6 +9,7 @@ import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import io.sparkinfer.base.ModelLoadException;
 import io.sparkinfer.cuda.Bf16Bits;
+import io.sparkinfer.cuda.CubinCache;
 import io.sparkinfer.safetensors.Checkpoint;
 import io.sparkinfer.safetensors.SafetensorsDtype;
 import io.sparkinfer.safetensors.SafetensorsException;
@@ -125,10 +126,19 @@ public final class ModelWeights implements AutoCloseable {
    * {@link #check} has passed.
    */
   public static ModelWeights load(Checkpoint checkpoint, ModelConfig config, Precision precision, Device device) {
+    return load(checkpoint, config, precision, device, CubinCache.of("auto"));
+  }
+
+  /**
+   * {@link #load(Checkpoint, ModelConfig, Precision, Device)}, with {@code kernels} keeping the CUDA kernel that widens
+   * bf16 weights on a GPU ({@code --kernel-cache}; the first load in the process compiles it).
+   */
+  public static ModelWeights load(Checkpoint checkpoint, ModelConfig config, Precision precision, Device device,
+      CubinCache kernels) {
     check(checkpoint, config);
     NDManager manager = NDManager.newBaseManager(device);
     try {
-      Loader l = new Loader(checkpoint, manager, precision.dataType());
+      Loader l = new Loader(checkpoint, manager, precision.dataType(), kernels);
       long h = config.hiddenSize();
       long q = (long) config.numAttentionHeads() * config.headDim();
       long kv = (long) config.numKeyValueHeads() * config.headDim();
@@ -172,7 +182,7 @@ public final class ModelWeights implements AutoCloseable {
    * Reads tensors by name, checking each one's shape first. bf16 weights are read as fp32 (DJL cannot make
    * bf16 tensors) and cast on the device by {@link ScriptedTensors}.
    */
-  private record Loader(Checkpoint checkpoint, NDManager manager, DataType dataType) {
+  private record Loader(Checkpoint checkpoint, NDManager manager, DataType dataType, CubinCache kernels) {
     NDArray tensor(String name, long... expectedShape) {
       return inDtype(read(name, expectedShape));
     }
@@ -185,7 +195,7 @@ public final class ModelWeights implements AutoCloseable {
             + " but config.json implies " + Arrays.toString(expectedShape));
       }
       DataType loadable = dataType == DataType.BFLOAT16 ? DataType.FLOAT32 : dataType;
-      if (info.dtype() == SafetensorsDtype.BF16 && Bf16Bits.available(manager.getDevice())) { // widened on the GPU
+      if (info.dtype() == SafetensorsDtype.BF16 && Bf16Bits.available(manager.getDevice(), kernels)) { // widened on the GPU
         try (NDArray bits = TensorLoader.loadBf16Bits(info, manager)) {
           NDArray wide = Bf16Bits.toFloat32(bits);
           if (loadable == DataType.FLOAT32) {

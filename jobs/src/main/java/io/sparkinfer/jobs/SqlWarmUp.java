@@ -1,12 +1,11 @@
 package io.sparkinfer.jobs;
 
-import static org.apache.spark.sql.functions.col;
-import static org.apache.spark.sql.functions.lit;
-
+import java.util.Collections;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicBoolean;
+import org.apache.spark.api.java.function.MapPartitionsFunction;
 import org.apache.spark.scheduler.SparkListener;
 import org.apache.spark.scheduler.SparkListenerJobStart;
 import org.apache.spark.sql.Dataset;
@@ -40,6 +39,9 @@ final class SqlWarmUp {
 
   /** RAPIDS' Spark plugin class. */
   static final String RAPIDS_PLUGIN = "com.nvidia.spark.SQLPlugin";
+
+  /** The made-up queries' Java steps (planning, inference): never run, so they give nothing. */
+  private static final MapPartitionsFunction<Row, Row> NO_ROWS = rows -> Collections.emptyIterator();
 
   private SqlWarmUp() {}
 
@@ -92,16 +94,13 @@ final class SqlWarmUp {
    */
   static boolean plan(SparkSession spark) {
     try {
-      Row input = RowFactory.create("id", "prompt", null, null, "file:1");
-      Dataset<Row> inputRows = spark.createDataFrame(List.of(input), Tables.INPUT);
-      Dataset<Row> planned = inputRows.mapPartitions(
-          (org.apache.spark.api.java.function.MapPartitionsFunction<Row, Row>) rows -> java.util.Collections.emptyIterator(),
-          Encoders.row(Tables.PLANNED));
+      Dataset<Row> input = spark.createDataFrame(List.of(RowFactory.create("id", "prompt", null, null, "file:1")),
+          Tables.INPUT);
+      Dataset<Row> planned = input.mapPartitions(NO_ROWS, Encoders.row(Tables.PLANNED)); // as PromptPlanner's
+      Dataset<Row> inferred = Completions.arrange(Completions.requests(planned), 2, true) // as PartitionInference's
+          .mapPartitions(NO_ROWS, Encoders.row(Tables.COMPLETIONS));
       PlanSummary.query(planned).queryExecution().executedPlan();
-      Completions.arrange(Completions.requests(planned), 2, true).queryExecution().executedPlan();
-      Completions.errorRows(planned, "model", "run").unionByName(
-          Completions.errorRows(planned, "model", "run")).where(col(Tables.ID).isNotNull().and(lit(true)))
-          .queryExecution().executedPlan();
+      inferred.unionByName(Completions.errorRows(planned, "model", "run")).queryExecution().executedPlan(); // the write's
       return true;
     } catch (RuntimeException | LinkageError e) {
       LOG.debug("Spark SQL's warm-up did not finish (nothing depends on it)", e);

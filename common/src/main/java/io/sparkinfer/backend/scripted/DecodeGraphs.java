@@ -126,17 +126,18 @@ public final class DecodeGraphs implements AutoCloseable {
         if (fusedStep == null) {
           fusedStep = fused.newStep(cache);
         }
-        Captured c = capture(keys, (scope, fixed) -> fusedStep.run(scope, fixed));
-        inputs.waitForDevice(); // the warm-up runs' device time is the capture's
-        acceleration.countCapture(true, System.nanoTime() - start);
-        return c;
+        return counted(capture(keys, (scope, fixed) -> fusedStep.run(scope, fixed)), true, start);
       } catch (RuntimeException e) {
         acceleration.fusedFailed(e);
       }
     }
-    Captured c = capture(keys, (scope, fixed) -> model.run(scope, fixed, cache));
+    return counted(capture(keys, (scope, fixed) -> model.run(scope, fixed, cache)), false, start);
+  }
+
+  /** {@code c}, counted with the time since {@code start} once the device has run its warm-up runs. */
+  private Captured counted(Captured c, boolean fusedStep, long start) {
     inputs.waitForDevice();
-    acceleration.countCapture(false, System.nanoTime() - start);
+    acceleration.countCapture(fusedStep, System.nanoTime() - start);
     return c;
   }
 
