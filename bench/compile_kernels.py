@@ -60,7 +60,7 @@ def main():
                        f"-DHEAD_DIM={head_dim}"] + extra
             rc, log = compile_once(nvrtc, source, options)
             details = []
-            for kernel in ["decode_attention", "decode_attention_wide"]:
+            for kernel in ["decode_attention", "decode_attention_fp8", "decode_attention_wide"]:
                 m = re.search(r"entry function '" + kernel + r"'.*?(\d+) bytes spill stores.*?Used (\d+) registers",
                               log, re.S)
                 if m:

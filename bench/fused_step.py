@@ -19,8 +19,13 @@ without a sliding window, at several split sizes.
 --attention-variants B times the attention kernels alone at batch B for variants of the source (warps, stages,
 splits) against flash attention and against torch reading as many contiguous bytes.
 
+--kv-fp8 B checks the float8 cache's kernels at batch B (--kv-cache-dtype fp8): rotary_cache_write_fp8 must write
+the bytes torch's own e4m3 cast of rotary_cache_write's keys and values gives (saturated at 448), and
+decode_attention_fp8 over a float8 cache what decode_attention gives over that cache widened to the compute dtype;
+then it times the two attention kernels against each other and against torch reading each one's bytes.
+
 usage: python3 bench/fused_step.py --plan PLAN.json [--batch-sizes 1,64,256] [--dtype fp16|bf16] [--positions LO,HI]
-       [--attention-variants B]
+       [--attention-variants B] [--kv-fp8 B]
 """
 import argparse
 import ctypes
@@ -35,7 +40,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from step_plan import StepPlan  # noqa: E402
 
 NAMES = ["rms_norm", "rotary_cache_write", "silu_mul", "decode_attention", "decode_attention_wide",
-         "decode_attention_combine"]
+         "decode_attention_combine", "rotary_cache_write_fp8", "decode_attention_fp8"]
 # the plan's model shape and launches (set by use_plan)
 PLAN = None
 LAYERS = H = N = K = D = I = V = 0
@@ -124,8 +129,9 @@ class CustomAttention:
     wide, decode_attention_wide), then decode_attention_combine when a row has several splits; split as the
     engine's launch plan says unless split_size is given."""
 
-    def __init__(self, kernels, b, capacity, dev, split_size=None, wide=False, threads=128):
+    def __init__(self, kernels, b, capacity, dev, split_size=None, wide=False, threads=128, fp8=False):
         self.k, self.b, self.c, self.wide, self.threads = kernels, b, capacity, wide, threads
+        self.name = "decode_attention_fp8" if fp8 else "decode_attention"  # fp8: a float8 e4m3 cache (uint8 bytes)
         if capacity != PLAN.capacity:
             raise SystemExit(f"the plan's launches are for caches of {PLAN.capacity} slots, not {capacity}")
         plan = PLAN.launch(b)["attention_by_kernel"]["decode_attention_wide" if wide else "decode_attention"]
@@ -141,7 +147,7 @@ class CustomAttention:
             self.k.launch("decode_attention_wide", (self.b, K, self.splits), (128,), qkv, positions, kc, vc,
                           self.out_part, self.max_part, self.sum_part, K, self.c, window, self.split_size, D ** -0.5)
         else:
-            self.k.launch("decode_attention", (self.b, K, self.splits), (self.threads,), qkv, positions, kc, vc,
+            self.k.launch(self.name, (self.b, K, self.splits), (self.threads,), qkv, positions, kc, vc,
                           self.out_part, self.max_part, self.sum_part, out, K, self.c, window, self.split_size,
                           D ** -0.5)
             if self.splits == 1:  # the kernel wrote the output itself
@@ -313,6 +319,58 @@ def attention_variants(b, dtype, capacity=640, iters=30):
     print(f"  torch sum of {total / 1e6:.1f} contiguous MB: {us:.1f} us ({total / us / 1e6:.2f} TB/s)")
 
 
+def kv_fp8(b, dtype, capacity=640, iters=30):
+    """The float8 cache's kernels at batch b: the rotary write's bytes against torch's e4m3 cast, decode_attention_fp8
+    against decode_attention over the widened cache (rows of the benchmark's lengths and short rows, windows), and
+    both timed with the bytes each reads."""
+    dev = "cuda"
+    kernels = Kernels(PLAN.kernel_source(), dtype == torch.bfloat16)
+    e4m3 = torch.float8_e4m3fn
+    # the rotary write: (B, (N + 2K) D) lines at each row's position, into a storage-type and a float8 cache
+    qkv = (torch.randn(b, (N + 2 * K) * D, device=dev) * 64).to(dtype)  # some values past e4m3's 448
+    pos = torch.randint(0, capacity, (b, 1), device=dev)
+    inv_freq = PLAN.inv_freq(dev)
+    kc, vc = (torch.zeros(b, capacity, K, D, device=dev, dtype=dtype) for _ in range(2))
+    k8, v8 = (torch.zeros(b, capacity, K, D, device=dev, dtype=torch.uint8) for _ in range(2))
+    q1, q2 = qkv.clone(), qkv.clone()
+    planned(kernels, "rotary_cache_write", b, q1, pos, inv_freq, kc, vc, N, K, D, capacity)
+    dims = PLAN.launch(b)["rotary_cache_write"]
+    kernels.launch("rotary_cache_write_fp8", dims["grid"], dims["block"], q2, pos, inv_freq, k8, v8, N, K, D, capacity)
+    torch.cuda.synchronize()
+    cast = lambda t: t.float().clamp(-448, 448).to(e4m3).view(torch.uint8)
+    wrong = sum(int((cast(a) != c).sum().item()) for a, c in [(kc, k8), (vc, v8)])
+    print(f"batch {b} {dtype}: rotary_cache_write_fp8 bytes unlike torch's cast of rotary_cache_write's: {wrong}"
+          f"{'' if wrong == 0 else ' <-- MISMATCH'}; rotated queries equal: {bool(torch.equal(q1, q2))}")
+    # attention over a float8 cache against the same cache widened
+    k8 = (torch.randn(b, capacity, K, D, device=dev) * 4).to(e4m3).view(torch.uint8)
+    v8 = (torch.randn(b, capacity, K, D, device=dev) * 4).to(e4m3).view(torch.uint8)
+    k8[0, :4] = 0x01  # a few subnormals (2^-9) and the largest values
+    v8[0, 4:8] = 0x7e  # 448
+    kw, vw = k8.view(e4m3).to(dtype), v8.view(e4m3).to(dtype)
+    q = torch.randn(b, (N + 2 * K) * D, device=dev).to(dtype)
+    out = torch.empty(b, N * D, device=dev, dtype=dtype)
+    short = torch.arange(b, device=dev).view(b, 1) % 48
+    at_pos = torch.randint(128, 576, (b, 1), device=dev)
+    for window, at in [(0, at_pos), (100, at_pos), (0, short), (7, short)]:
+        line = f"  {'short rows' if at is short else 'rows'} window {window}, max |fp8 - widened|:"
+        for split in [None, 64, capacity]:
+            ref = CustomAttention(kernels, b, capacity, dev, split)(q, at, kw, vw, window, out.clone())
+            ours = CustomAttention(kernels, b, capacity, dev, split, fp8=True)(
+                q, at, k8, v8, window, torch.full_like(out, float("nan")))
+            diff = (ours.float() - ref.float()).abs().max().item()
+            line += f" split {split or 'planned'} {diff:.6f}{'' if diff <= rounding(ref) else ' <-- MISMATCH'},"
+        print(line.rstrip(","))
+    for name, att, k_, v_, per in [("decode_attention", CustomAttention(kernels, b, capacity, dev), kw, vw, 2),
+                                   ("decode_attention_fp8", CustomAttention(kernels, b, capacity, dev, fp8=True), k8,
+                                    v8, 1)]:
+        us = replay_us(lambda: att(q, at_pos, k_, v_, 0, out), iters)
+        read = int((at_pos + 1).sum().item()) * K * D * 2 * per
+        print(f"  {name}: {us:.1f} us per attention ({read / us / 1e6:.2f} TB/s of cache read)")
+        big = torch.empty(read // 2, device=dev, dtype=dtype)
+        us = replay_us(lambda: big.sum(), iters)
+        print(f"    torch sum of as many contiguous bytes ({read / 1e6:.1f} MB): {us:.1f} us")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--plan", required=True, help="the engine's step description (io.sparkinfer.bench.StepPlan)")
@@ -320,6 +378,7 @@ def main():
     ap.add_argument("--dtype", default="fp16", choices=["fp16", "bf16"])
     ap.add_argument("--attention-variants", type=int, default=0, help="batch size to time attention variants at")
     ap.add_argument("--positions", default="128,575", help="LO,HI: each row's position is drawn from [LO, HI]")
+    ap.add_argument("--kv-fp8", type=int, default=0, help="batch size to check and time the float8 cache's kernels at")
     args = ap.parse_args()
     use_plan(StepPlan(args.plan))
     dtype = torch.float16 if args.dtype == "fp16" else torch.bfloat16
@@ -327,6 +386,11 @@ def main():
     if args.attention_variants:
         with torch.no_grad():
             attention_variants(args.attention_variants, dtype)
+        return
+    if args.kv_fp8:
+        torch.manual_seed(0)
+        with torch.no_grad():
+            kv_fp8(args.kv_fp8, dtype)
         return
     dev = "cuda"
     torch.manual_seed(0)

@@ -18,6 +18,7 @@
 #   E2E_JOB_PRECISION=fp8 E2E_FP8=0 ... bench/gpu/e2e.sh           # the job in fp8 (job_precision; default fp16)
 #   E2E_DECODE_OPTIONS=--graph-timing bench/gpu/e2e.sh             # engine options of the decode run at batch 256
 #                                                                  # (--graph-timing: engine_graph_replay_ms_b256)
+#   E2E_JOB_OPTIONS="--kv-cache-dtype fp8" bench/gpu/e2e.sh        # more options of the job (job_options)
 #
 # Needs what bench/gpu/study.sh needs (the bundle in /tmp/g, the Spark parts in /tmp/s, the engine jars in /tmp/app,
 # the job's classes in .gpulib/jobs-classes).
@@ -35,7 +36,7 @@ timeout ${E2E_JOB_TIMEOUT:-240} java "${SPARKINFER_JAVA_MODULE_OPTS[@]}" ${E2E_J
   --master "${E2E_MASTER:-local[*]}" --properties-file $R/conf/local.properties --conf spark.driver.memory=24g \
   --class io.sparkinfer.jobs.BatchInferenceJob spark-internal \
   --model $M --input /tmp/e2e-prompts.jsonl --output /tmp/e2e-out --device gpu --precision "${E2E_JOB_PRECISION:-fp16}" \
-  --max-new-tokens 128 --ignore-eos --layout "${E2E_JOB_LAYOUT:-threads=1}" --progress-seconds 10 2>&1 \
+  --max-new-tokens 128 --ignore-eos --layout "${E2E_JOB_LAYOUT:-threads=1}" --progress-seconds 10 ${E2E_JOB_OPTIONS:-} 2>&1 \
   | grep -v " WARN \|^\s*at \|^WARNING" > $OUT/job.log
 tail -20 $OUT/job.log
 GENERATE_START=$(date +%s.%N)
@@ -80,9 +81,11 @@ rm -f $OUT/engine256.json
   BENCH_BATCH_SIZES=256 BENCH_THREADS=1 BENCH_BACKENDS=scripted BENCH_CUDA_GRAPHS=true \
   BENCH_TIMEOUT=${E2E_DECODE_TIMEOUT:-200} SPARKINFER_CP="/tmp/app/*" submit/bench.sh /tmp/e2e-bench256 engine \
   > $OUT/bench256.log 2>&1 && cp /tmp/e2e-bench256/engine.json $OUT/engine256.json; }
-python3 - "$OUT" "$GPU" "$N" "${E2E_MASTER:-local[*]}" "${E2E_JOB_LAYOUT:-threads=1}" "${E2E_JOB_PRECISION:-fp16}" <<'PY'
+python3 - "$OUT" "$GPU" "$N" "${E2E_MASTER:-local[*]}" "${E2E_JOB_LAYOUT:-threads=1}" "${E2E_JOB_PRECISION:-fp16}" \
+  "${E2E_JOB_OPTIONS:-}" <<'PY'
 import json, os, re, sys, datetime
 out, gpu, n, master, layout, job_precision = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
+job_options = sys.argv[7]
 job = open(f"{out}/job.log").read()
 gen = "\n".join(l for l in open(f"{out}/generate.log") if "generate: done:" in l)
 padded = "\n".join(l for l in open(f"{out}/generate-padded.log") if "generate: done:" in l)
@@ -98,7 +101,7 @@ sizes = num(r"batch sizes ([\d,]+)\)", gen, str)
 result = {
     "gpu": gpu.split(",")[0].strip(), "driver": gpu.split(",")[-1].strip(),
     "date": datetime.date.today().isoformat(), "command": "bench/gpu/e2e.sh", "prompts": n,
-    "job_master": master, "job_layout": layout, "job_precision": job_precision,
+    "job_master": master, "job_layout": layout, "job_precision": job_precision, "job_options": job_options,
     "job_e2e_tokens_per_s_8k": num(r"throughput\s+([\d.,]+) completion tokens/s", job),
     "job_wall_s": num(r"wall time\s+([\d.]+) s", job),
     "generate_e2e_tokens_per_s_8k": num(r"generated tokens in \S+ \(([\d.]+) tokens/s", gen),

@@ -31,6 +31,14 @@ public interface CausalLmBackend extends AutoCloseable {
   BatchCache allocateCache(NDManager parent, int batchSize, int capacity);
 
   /**
+   * The dtype {@link #allocateCache}'s caches hold keys and values in, for steps computing in {@code computeType}
+   * (what batch sizing counts a slot in): {@code computeType}, or {@link DataType#UINT8} for a float8 cache.
+   */
+  default DataType cacheStorageType(DataType computeType) {
+    return computeType;
+  }
+
+  /**
    * Runs one decode step (S = 1) over {@code cache}, a batch's long-lived cache that decode steps reuse
    * until it closes. Backends may keep work across such calls (captured CUDA graphs, attached to the
    * cache); by default this is {@link #forward} on device copies of the inputs.

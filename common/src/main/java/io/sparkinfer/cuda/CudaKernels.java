@@ -6,6 +6,8 @@ import ai.djl.pytorch.engine.PtNDArray;
 import java.util.List;
 import java.util.Optional;
 import java.util.function.Supplier;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -55,6 +57,19 @@ public final class CudaKernels {
   /** A double kernel parameter as the 8 bytes a launch passes. */
   public static long bits(double value) {
     return Double.doubleToRawLongBits(value);
+  }
+
+  /**
+   * The compute capability of a GPU as major * 10 + minor (90 for an H100 or H200), from the architecture NVRTC
+   * compiles for ({@code sm_90}); the kernels must be available ({@link #unavailableReason()}).
+   */
+  public static int computeCapability(Device device) {
+    String architecture = architecture(device.getDeviceId());
+    Matcher m = Pattern.compile("sm_(\\d+)[a-z]?").matcher(architecture == null ? "" : architecture);
+    if (!m.matches()) {
+      throw new IllegalStateException("unexpected GPU architecture name: " + architecture);
+    }
+    return Integer.parseInt(m.group(1));
   }
 
   /** Compiled kernels, loaded on one device; unloaded on close. */

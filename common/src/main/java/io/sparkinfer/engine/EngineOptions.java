@@ -53,7 +53,7 @@ public final class EngineOptions implements Serializable {
 
   public static final Option<BackendKind> BACKEND = Option.choice("backend", null, true, BackendKind::label,
       "eager: the model in Java, op by op; scripted: one TorchScript call per step (CUDA graphs of fused kernels "
-          + "on GPUs); auto: scripted on GPU or for bf16, else eager", BackendKind.values());
+          + "on GPUs); auto: scripted on GPU, for bf16 and for a float8 KV cache, else eager", BackendKind.values());
 
   public static final Option<Boolean> ROPE_IN_CHECKPOINT_DTYPE = Option.flag("rope-in-checkpoint-dtype", false,
       "round rotary frequencies to the checkpoint dtype, as a transformers model cast with .to(dtype) does");
@@ -202,12 +202,14 @@ public final class EngineOptions implements Serializable {
   }
 
   /**
-   * The backend to run: the given one, else scripted on GPU (one call per step) and for bf16 (which only it
-   * computes in), eager otherwise on CPU.
+   * The backend to run: the given one, else scripted on GPU (one call per step), for bf16 and for a float8 KV cache
+   * (which only it computes in and holds), eager otherwise on CPU.
    */
   public BackendKind resolveBackend(Device d) {
     BackendKind b = backend();
-    return b != null ? b : d.isGpu() || resolvePrecision(d).isBf16() ? BackendKind.SCRIPTED : BackendKind.EAGER;
+    boolean scripted = d.isGpu() || resolvePrecision(d).isBf16()
+        || get(ScriptedOptions.KV_CACHE_DTYPE) == ScriptedOptions.KvCacheDtype.FP8; // only it runs these
+    return b != null ? b : scripted ? BackendKind.SCRIPTED : BackendKind.EAGER;
   }
 
   static Device parseDevice(String device, int gpuCount) {

@@ -6,6 +6,7 @@ import ai.djl.inference.Predictor;
 import ai.djl.nn.LambdaBlock;
 import io.sparkinfer.backend.CausalLmBackend;
 import io.sparkinfer.backend.fused.FusedOptions;
+import io.sparkinfer.backend.scripted.ScriptedOptions;
 import io.sparkinfer.backend.sharded.ShardedCausalLm;
 import io.sparkinfer.cuda.CubinCache;
 import io.sparkinfer.generate.Completion;
@@ -82,6 +83,12 @@ public final class LlmEngine implements AutoCloseable {
       layout = layout.resolve(config, devices.size(), weightBytes, gpu ? deviceBytes(devices.get(0)) : 0);
     }
     layout.perReplica().validate(config, gpu ? devices.size() : 1, gpu);
+    if (options.get(ScriptedOptions.KV_CACHE_DTYPE) == ScriptedOptions.KvCacheDtype.FP8
+        && (layout.isSharded() || options.resolveBackend(devices.get(0)) != BackendKind.SCRIPTED)) {
+      throw new IllegalArgumentException("--kv-cache-dtype fp8 runs on the scripted backend on one device, not "
+          + (layout.isSharded() ? "sharded (tp/pp)" : "on the " + options.resolveBackend(devices.get(0)).label()
+          + " backend"));
+    }
     TextTokenizer tokenizer = TextTokenizer.load(dir);
     LoadPhases phases = new LoadPhases(start);
     phases.done("config and tokenizer");

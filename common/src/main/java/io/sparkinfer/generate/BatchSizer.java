@@ -10,7 +10,7 @@ import java.lang.management.MemoryUsage;
 
 /**
  * Sizes batches from the device's free memory ({@code --batch-size auto}). Each row of a batch holds, for as long
- * as the batch runs, its KV cache for its whole length, two rows of float32 logits for a step, and what the
+ * as the batch runs, its KV cache for its whole length (in the backend's {@link CausalLmBackend#cacheStorageType}), two rows of float32 logits for a step, and what the
  * backend keeps per row ({@link CausalLmBackend#workspaceBytesPerSequence}: captured graphs' outputs, fused step
  * buffers). Prefill is different: the generator prefills joining rows in groups of at most
  * {@code --max-prefill-tokens} padded tokens, one group at a time, so the group's own KV cache, activations and
@@ -31,7 +31,7 @@ public final class BatchSizer {
   public static long bytesPerSequence(ModelConfig c, DataType dtype, CausalLmBackend backend, int promptTokens,
       int newTokens) {
     long tokens = (long) promptTokens + newTokens;
-    long kv = KvCache.bytesPerToken(c, dtype) * tokens;
+    long kv = KvCache.bytesPerToken(c, backend.cacheStorageType(dtype)) * tokens;
     long logits = 2L * c.vocabSize() * 4;
     return kv + logits + backend.workspaceBytesPerSequence((int) Math.min(tokens, Integer.MAX_VALUE));
   }

@@ -25,6 +25,7 @@ public final class ScriptedTensors {
   private static final long OP_COPY_ROWS = 2;
   private static final long OP_FP8_ROW_SCALES = 3;
   private static final long OP_FP8_QUANTIZE = 4;
+  private static final long OP_WIDEN_FLOAT8 = 5;
 
   private static volatile Module module;
 
@@ -84,6 +85,17 @@ public final class ScriptedTensors {
       NDArray q = module().call(OP_FP8_QUANTIZE, tensor, scale, tensor, DataType.FLOAT32, 0, new long[0], into);
       return new NDArray[] {q, scale};
     }
+  }
+
+  /**
+   * Float8 e4m3 values held as uint8 bytes (a float8 KV cache, {@code io.sparkinfer.backend.KvCache#float8()}) as
+   * {@code dataType} values, a new tensor attached to {@code bytes}' manager.
+   */
+  public static NDArray widenFloat8(NDArray bytes, DataType dataType) {
+    if (bytes.getDataType() != DataType.UINT8) {
+      throw new IllegalArgumentException("float8 bytes are uint8, not " + bytes.getDataType());
+    }
+    return module().call(OP_WIDEN_FLOAT8, bytes, bytes, bytes, dataType, 0, new long[0], bytes.getManager());
   }
 
   /** libtorch's ScalarType number for the dtypes the engine computes in. */

@@ -6,7 +6,8 @@
 #
 # op 0: a cast to dtype; op 1: zeros of shape and dtype on a's device; op 2: a[rows, :length] = b[:, :length]
 # in place, returning a; op 3: the float8 e4m3 scales of a (out, in) weight's rows, max|row| / 448 as (1, out)
-# float32; op 4: a / b^T in float8 e4m3 (a weight quantized by op 3's scales). dtype is a libtorch ScalarType number:
+# float32; op 4: a / b^T in float8 e4m3 (a weight quantized by op 3's scales); op 5: a's uint8 bytes read as float8
+# e4m3 values, cast to dtype (a float8 KV cache). dtype is a libtorch ScalarType number:
 # 5 float16, 6 float32, 15 bfloat16, 24 float8_e4m3fn.
 class TensorOps(Module):
   __parameters__ = []
@@ -28,6 +29,8 @@ class TensorOps(Module):
       return torch.unsqueeze(torch.clamp(torch.div(torch.amax(torch.abs(a.float()), [1]), 448.), 1e-12), 0)
     if op == 4:
       return torch.div(a.float(), torch.t(b)).to(24)
+    if op == 5:
+      return torch.view_copy(a, dtype=24).to(dtype)
     # (R) rows of a (B, C, ...) tensor, first length slots, from b's (R, C', ...) or one row of b for all R: whole
     # rows copied by index_copy_ (an index per row, not per element as index_put_ would take)
     src = torch.slice(b, 1, 0, length)

@@ -72,7 +72,7 @@ class GeneratorTest {
 
   /** A system prompt before each question: its keys and values are computed once per prefill, the tokens unchanged. */
   @org.junit.jupiter.params.ParameterizedTest
-  @org.junit.jupiter.params.provider.ValueSource(strings = {"eager", "scripted", "eager tp=2,pp=2"})
+  @org.junit.jupiter.params.provider.ValueSource(strings = {"eager", "scripted", "scripted kv=fp8", "eager tp=2,pp=2"})
   void promptsSharingAPrefixComputeItOnceAndGiveTheSameTokens(String engine) {
     String backend = engine.split(" ")[0];
     String system = cases.get(0).prompt() + "\n" + cases.get(1).prompt() + "\n" + cases.get(2).prompt() + "\n";
@@ -83,7 +83,10 @@ class GeneratorTest {
     requests.add(sampled("s", system + cases.get(3).prompt(), 12, 0.8, 0, 1.0, 7));
     EngineOptions options = EngineOptions.of(Fixtures.model("qwen2-code-demo"), Precision.FP32, "cpu")
         .with(EngineOptions.BACKEND, EngineOptions.BACKEND.parse(backend));
-    if (engine.contains(" ")) { // split over shards on the CPU: each shard's cache shares the prefix
+    if (engine.endsWith("kv=fp8")) { // a float8 cache: the prefix's rows are copied as bytes
+      options = options.with(io.sparkinfer.backend.scripted.ScriptedOptions.KV_CACHE_DTYPE,
+          io.sparkinfer.backend.scripted.ScriptedOptions.KvCacheDtype.FP8);
+    } else if (engine.contains(" ")) { // split over shards on the CPU: each shard's cache shares the prefix
       options = options.with(EngineOptions.LAYOUT, io.sparkinfer.layout.Layout.parse(engine.split(" ")[1]));
     }
     try (LlmEngine e = LlmEngine.load(options)) {

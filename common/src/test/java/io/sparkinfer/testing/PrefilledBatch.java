@@ -6,8 +6,6 @@ import io.sparkinfer.backend.CausalLmBackend;
 import io.sparkinfer.backend.ForwardBatch;
 import io.sparkinfer.backend.KvCache;
 import io.sparkinfer.engine.LlmEngine;
-import io.sparkinfer.model.ModelConfig;
-import io.sparkinfer.model.Precision;
 import java.util.List;
 
 /**
@@ -25,8 +23,7 @@ public record PrefilledBatch(KvCache cache, long[] nextIds, long[] nextPositions
       "import os\nimport sys\n\ndef main(argv):\n    for arg in argv[1:]:\n        print(arg)");
 
   /** Prefills {@link #PROMPTS} with {@code backend} into a cache with {@code extraSlots} free slots per row. */
-  public static PrefilledBatch of(LlmEngine engine, CausalLmBackend backend, ModelConfig config, Precision precision,
-      NDManager m, int extraSlots) {
+  public static PrefilledBatch of(LlmEngine engine, CausalLmBackend backend, NDManager m, int extraSlots) {
     int rows = PROMPTS.size();
     long[][] ids = new long[rows][];
     int longest = 0;
@@ -48,7 +45,7 @@ public record PrefilledBatch(KvCache cache, long[] nextIds, long[] nextPositions
       nextIds[i] = ids[i][ids[i].length - 1];
       nextPositions[i] = ids[i].length;
     }
-    KvCache cache = KvCache.allocate(m, config, rows, longest + extraSlots, precision.dataType());
+    KvCache cache = KvCache.of(backend.allocateCache(m, rows, longest + extraSlots)); // the backend's (float8 or not)
     backend.forward(m, new ForwardBatch(m.create(flatIds, new Shape(rows, longest)),
         m.create(flatPositions, new Shape(rows, longest)), m.create(last), longest), cache);
     return new PrefilledBatch(cache, nextIds, nextPositions, longest);

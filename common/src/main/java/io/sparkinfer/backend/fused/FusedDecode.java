@@ -70,6 +70,9 @@ public final class FusedDecode implements AutoCloseable {
   final CudaKernels.Kernel rmsNorm;
   final CudaKernels.Kernel rotaryCacheWrite;
   final CudaKernels.Kernel rotaryCacheWritePacked;
+  /** The two rotary kernels writing a float8 e4m3 cache ({@link KvCache#float8()}). */
+  final CudaKernels.Kernel rotaryCacheWriteFp8;
+  final CudaKernels.Kernel rotaryCacheWritePackedFp8;
   final CudaKernels.Kernel siluMul;
   /** Whether the projections are float8 ({@link Precision#FP8}): the norms and the gate then quantize their rows. */
   final boolean fp8;
@@ -82,7 +85,11 @@ public final class FusedDecode implements AutoCloseable {
    */
   final boolean attentionPerWarp;
   final CudaKernels.Kernel attention;
+  /** {@code decode_attention_fp8}: {@code decode_attention} over a float8 cache; null where that does not run. */
+  final CudaKernels.Kernel attentionFp8;
   final CudaKernels.Kernel attentionCombine;
+  /** Why steps cannot read a float8 cache, or null when they can ({@link #float8CacheUnsupported()}). */
+  private final String float8CacheOff;
   private final PtSymbolBlock ops;
   private final List<IValue> values = new ArrayList<>();
   final IValue embedTokens;
@@ -162,7 +169,11 @@ public final class FusedDecode implements AutoCloseable {
       this.rmsNormFp8 = module.kernel("rms_norm_fp8");
       this.siluMulFp8 = module.kernel("silu_mul_fp8");
       this.quantizeFp8 = module.kernel("quantize_fp8");
+      this.rotaryCacheWriteFp8 = module.kernel("rotary_cache_write_fp8");
+      this.rotaryCacheWritePackedFp8 = module.kernel("rotary_cache_write_packed_fp8");
       this.attention = module.kernel(attentionPerWarp ? "decode_attention" : "decode_attention_wide");
+      this.float8CacheOff = float8CacheOff(attention, config, device).orElse(null);
+      this.attentionFp8 = float8CacheOff == null ? module.kernel("decode_attention_fp8") : null;
       this.attentionCombine = module.kernel("decode_attention_combine");
       this.ops = loadOps((PtNDManager) manager);
       this.embedTokens = keep(params.get(ModelWeights.EMBED_TOKENS)); // every tensor from params, as the step's
@@ -186,6 +197,31 @@ public final class FusedDecode implements AutoCloseable {
       close();
       throw e;
     }
+  }
+
+  /**
+   * Why fused steps of this model cannot read a float8 KV cache ({@code --kv-cache-dtype fp8}), or empty when they
+   * can: they need {@code decode_attention} (the attention kernel for the model's shape, {@code --fused-attention
+   * kernels}) and a GPU that converts to float8 (compute capability 8.9 and up).
+   */
+  public Optional<String> float8CacheUnsupported() {
+    return Optional.ofNullable(float8CacheOff);
+  }
+
+  private static Optional<String> float8CacheOff(Attention attention, ModelConfig config, Device device) {
+    if (attention != Attention.KERNELS) {
+      return Optional.of("decode attention is not our kernels (--fused-attention " + attention.label() + ")");
+    }
+    if (!attentionPerWarp(config)) {
+      return Optional.of("the model's attention shape (group " + config.groupSize() + ", head dim " + config.headDim()
+          + ") takes decode_attention_wide, which reads only the model's dtype");
+    }
+    int capability = CudaKernels.computeCapability(device);
+    if (capability < 89) {
+      return Optional.of("the GPU's compute capability " + capability / 10 + "." + capability % 10
+          + " has no float8 conversions (8.9 and up)");
+    }
+    return Optional.empty();
   }
 
   /** NVRTC options of the kernels for a model: its group size and head dim as constants, and the dtype. */

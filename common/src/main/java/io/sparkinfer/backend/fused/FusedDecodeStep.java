@@ -62,6 +62,7 @@ public final class FusedDecodeStep implements AutoCloseable {
   private final IValue[] valueValues;
   private final long[] keyPtrs;
   private final long[] valuePtrs;
+  private final boolean float8; // the cache holds float8 e4m3 bytes: the _fp8 rotary and attention kernels
   private final IValue capacityValue;
   private final IValue numHeads;
   private final IValue numKvHeads;
@@ -80,6 +81,11 @@ public final class FusedDecodeStep implements AutoCloseable {
     this.config = model.config;
     this.batch = cache.batchSize();
     this.capacity = cache.capacity();
+    this.float8 = cache.float8();
+    if (float8 && model.attentionFp8 == null) {
+      throw new IllegalArgumentException("fused decode steps cannot read this float8 KV cache: "
+          + model.float8CacheUnsupported().orElse("no decode_attention_fp8"));
+    }
     this.manager = NDManager.newBaseManager(model.device);
     DataType dtype = cache.dataType();
     int hidden = config.hiddenSize();
@@ -172,8 +178,8 @@ public final class FusedDecodeStep implements AutoCloseable {
           norm(w.inputLayernorm());
           step(perStep, model.call("project", hValue, w.qkvWeight(), w.qkvBias(), qkvValue));
         }
-        launch(model.rotaryCacheWrite, plan.rotaryCacheWrite(), ptr(qkv), positions,
-            model.invFreq, keyPtrs[l], valuePtrs[l], config.numAttentionHeads(), config.numKeyValueHeads(),
+        launch(float8 ? model.rotaryCacheWriteFp8 : model.rotaryCacheWrite, plan.rotaryCacheWrite(), ptr(qkv),
+            positions, model.invFreq, keyPtrs[l], valuePtrs[l], config.numAttentionHeads(), config.numKeyValueHeads(),
             config.headDim(), capacity);
         IValue attended;
         if (model.ownAttention) {
@@ -215,7 +221,7 @@ public final class FusedDecodeStep implements AutoCloseable {
   private void attend(int l, long positions) {
     long scaleBits = CudaKernels.bits(attentionScale());
     if (model.attentionPerWarp) {
-      launch(model.attention, plan.attention(), ptr(qkv), positions, keyPtrs[l], valuePtrs[l], ptr(partialOut),
+      launch(float8 ? model.attentionFp8 : model.attention, plan.attention(), ptr(qkv), positions, keyPtrs[l], valuePtrs[l], ptr(partialOut),
           ptr(partialMax), ptr(partialSum), ptr(attentionOut), config.numKeyValueHeads(), capacity, model.windows[l],
           plan.splitSize(), scaleBits);
     } else {

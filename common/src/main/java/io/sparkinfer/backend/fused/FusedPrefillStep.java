@@ -22,7 +22,8 @@ import java.util.List;
  *   h = rms_norm(x)                                         kernel
  *   qkv = h @ Wqkv^T + b                                    op
  *   rotate q, k; write k, v to each token's row and slot    kernel (rotary_cache_write_packed)
- *   x += flash_attention(q, cache) @ Wo^T (+ b)             ops (variable-length, causal from the bottom right)
+ *   x += flash_attention(q, cache) @ Wo^T (+ b)             ops (variable-length, causal from the bottom right; a
+ *                                                           float8 cache's rows widened to the compute dtype first)
  *   h = rms_norm(x)                                         kernel
  *   gate_up = h @ Wgu^T (+ b)                               op
  *   act = silu(gate) * up                                   kernel
@@ -67,13 +68,15 @@ public final class FusedPrefillStep {
       IValue cacheRows = keep(perStep, IValue.from((PtNDArray) targets));
       IValue[] inputs = keep(perStep, model.call("packed_attention_inputs", positions, lastIndex, cacheRows,
           keep(perStep, IValue.from((long) capacity)), keep(perStep, IValue.from((long) cache.batchSize()))))
-          .toIValueTuple(); // seqused, cu_q, cu_k, each token's cache row
+          .toIValueTuple(); // seqused, cu_q, cu_k, each token's cache row, each row's cache row
       for (IValue v : inputs) {
         keep(perStep, v);
       }
       long positionsPtr = CudaKernels.dataPtr(batch.positions());
       long tokenRows = CudaKernels.dataPtr(inputs[3].toTensor((PtNDManager) step)); // (T) int64
       IValue maxQ = keep(perStep, IValue.from((long) batch.keyLength())); // at least the longest row's own tokens
+      IValue keyLength = maxQ; // 1 + the line's largest position: the slots a float8 cache's rows are widened over
+      boolean float8 = cache.float8();
       IValue numHeads = keep(perStep, IValue.from((long) c.numAttentionHeads()));
       IValue numKvHeads = keep(perStep, IValue.from((long) c.numKeyValueHeads()));
       IValue headDim = keep(perStep, IValue.from((long) c.headDim()));
@@ -91,14 +94,17 @@ public final class FusedPrefillStep {
           model.norm(line.rmsNorm(), b.x, w.inputLayernorm(), b.h);
           keep(perStep, model.call("project", b.hValue, w.qkvWeight(), w.qkvBias(), b.qkvValue));
         }
-        launch(model.rotaryCacheWritePacked, line.rotaryCacheWrite(), ptr(b.qkv), positionsPtr, tokenRows,
-            model.invFreq, ptr(keys[l]), ptr(values[l]), c.numAttentionHeads(), c.numKeyValueHeads(), c.headDim(),
-            capacity);
+        launch(float8 ? model.rotaryCacheWritePackedFp8 : model.rotaryCacheWritePacked, line.rotaryCacheWrite(),
+            ptr(b.qkv), positionsPtr, tokenRows, model.invFreq, ptr(keys[l]), ptr(values[l]), c.numAttentionHeads(),
+            c.numKeyValueHeads(), c.headDim(), capacity);
         try (IValue k = IValue.from((PtNDArray) keys[l]);
             IValue v = IValue.from((PtNDArray) values[l]);
             IValue window = IValue.from((long) model.windows[l]);
-            IValue attended = model.call("packed_attend", b.qkvValue, k, v, inputs[0], inputs[1], inputs[2], maxQ,
-                numHeads, numKvHeads, headDim, window, scale)) { // (T, N*D), freed once projected
+            IValue attended = float8
+                ? model.call("packed_attend_float8", b.qkvValue, k, v, inputs[4], inputs[0], inputs[1], maxQ,
+                    keyLength, numHeads, numKvHeads, headDim, window, scale)
+                : model.call("packed_attend", b.qkvValue, k, v, inputs[0], inputs[1], inputs[2], maxQ, numHeads,
+                    numKvHeads, headDim, window, scale)) { // (T, N*D), freed once projected
           if (b.fp8 != null) {
             b.fp8.attentionThenProject(line, attended.toTensor((PtNDManager) step), w.oWeight(), w.oScale(),
                 w.oBias(), perStep);

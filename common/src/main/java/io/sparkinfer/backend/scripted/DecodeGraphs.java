@@ -115,13 +115,13 @@ public final class DecodeGraphs implements AutoCloseable {
 
   /**
    * Captures the step reading {@code keys} slots: the fused step ({@link FusedDecodeStep}) when the model
-   * takes it, else the TorchScript step. If the fused step fails, fused steps are turned off for the model
-   * and the TorchScript step is captured instead.
+   * takes it (and, for a float8 cache, reads one), else the TorchScript step. If the fused step fails, fused steps
+   * are turned off for the model and the TorchScript step is captured instead.
    */
   private Captured capture(int keys) {
     long start = System.nanoTime();
     FusedDecode fused = acceleration.fused();
-    if (fused != null) {
+    if (fused != null && (!cache.float8() || fused.float8CacheUnsupported().isEmpty())) {
       try {
         if (fusedStep == null) {
           fusedStep = fused.newStep(cache);

@@ -3,6 +3,7 @@ package io.sparkinfer.backend.scripted;
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.engine.PtNDManager;
 import ai.djl.pytorch.engine.PtSymbolBlock;
@@ -26,6 +27,8 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The scripted backend: the same model step as the eager one, run as one TorchScript call
@@ -39,6 +42,8 @@ import java.util.Map;
  * its own ({@link CudaGraphs#useThreadStream}).
  */
 public final class ScriptedCausalLm implements CausalLmBackend {
+
+  private static final Logger LOG = LoggerFactory.getLogger(ScriptedCausalLm.class);
 
   /** The step's TorchScript source (a class resource) and the module class it defines. */
   public static final String KERNEL = "/io/sparkinfer/backend/scripted/llama_step.py";
@@ -66,6 +71,10 @@ public final class ScriptedCausalLm implements CausalLmBackend {
   private final IValue everyRow; // an empty int64 tensor: the step's rows are the cache's rows 0..R-1
   private final NDArray invFreqArray;
   private final DecodeAcceleration acceleration;
+  /** Whether caches hold float8 e4m3 bytes ({@link ScriptedOptions#KV_CACHE_DTYPE}). */
+  private final boolean float8Cache;
+  /** Why a float8 cache on a GPU is read by the TorchScript step rather than our kernels, or null. */
+  private String float8CacheSlow;
 
   /**
    * @param options the engine's options: {@link ScriptedOptions} and, for fused decode steps,
@@ -105,6 +114,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
       made = new DecodeAcceleration(weights, stepParams, invFreqArray, options, decodeReadsWrittenSlotsOnly(),
           packedPrefill);
       this.acceleration = made;
+      this.float8Cache = float8Cache(options.get(ScriptedOptions.KV_CACHE_DTYPE));
     } catch (RuntimeException e) {
       if (made != null) {
         made.close();
@@ -112,6 +122,45 @@ public final class ScriptedCausalLm implements CausalLmBackend {
       closeConstants();
       throw e;
     }
+  }
+
+  /**
+   * Whether caches hold float8 e4m3 bytes: {@code fp8} asked for, or auto under {@code --precision fp8} where our
+   * kernels read them. On a GPU a float8 cache runs only where decode and prefill steps are fused kernels that read
+   * it (the TorchScript step widens the whole cache in each layer of each step: right, but slow); elsewhere (CPU)
+   * the TorchScript step runs it, emulated, when asked for.
+   *
+   * Sets {@link #float8CacheSlow} when it runs through the TorchScript step on a GPU (logged).
+   */
+  private boolean float8Cache(ScriptedOptions.KvCacheDtype asked) {
+    if (asked == ScriptedOptions.KvCacheDtype.MODEL) {
+      return false;
+    }
+    String off = !device.isGpu() ? "not on a GPU" : float8CacheOffOnGpu();
+    if (asked == ScriptedOptions.KvCacheDtype.FP8) {
+      if (device.isGpu() && off != null) {
+        float8CacheSlow = off;
+        LOG.warn("--kv-cache-dtype fp8: our kernels cannot read a float8 cache here ({}); the TorchScript step widens "
+            + "the whole cache in each layer of each step, which is slow", off);
+      }
+      return true;
+    }
+    return off == null && precision.fp8Projections(); // auto
+  }
+
+  /** Why fused steps on this GPU cannot read a float8 cache, or null when they can. */
+  private String float8CacheOffOnGpu() {
+    if (!acceleration.graphsOn()) {
+      return "decode steps are not CUDA graphs (" + acceleration.graphsOffReason() + ")";
+    }
+    FusedDecode fused = acceleration.fused();
+    if (fused == null) {
+      return "decode steps are not fused kernels (" + acceleration.fusedOffReason() + ")";
+    }
+    if (acceleration.fusedPrefillOffReason() != null) {
+      return "prefill steps are not fused kernels (" + acceleration.fusedPrefillOffReason() + ")";
+    }
+    return fused.float8CacheUnsupported().orElse(null);
   }
 
   /** Loads the step module from its TorchScript source. */
@@ -126,7 +175,19 @@ public final class ScriptedCausalLm implements CausalLmBackend {
 
   @Override
   public String describe() {
-    return device.isGpu() ? "scripted backend, " + acceleration.describe() : "scripted backend";
+    String cache = !float8Cache ? "" : float8CacheSlow == null ? ", float8 KV cache"
+        : ", float8 KV cache widened by the TorchScript step (" + float8CacheSlow + ")";
+    return (device.isGpu() ? "scripted backend, " + acceleration.describe() : "scripted backend") + cache;
+  }
+
+  /** Whether caches hold float8 e4m3 bytes ({@code --kv-cache-dtype}). */
+  public boolean float8Cache() {
+    return float8Cache;
+  }
+
+  @Override
+  public DataType cacheStorageType(DataType computeType) {
+    return float8Cache ? DataType.UINT8 : computeType;
   }
 
   /**
@@ -195,7 +256,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
 
   @Override
   public BatchCache allocateCache(NDManager parent, int batchSize, int capacity) {
-    return KvCache.allocate(parent, config, batchSize, capacity, precision.dataType());
+    return KvCache.allocate(parent, config, batchSize, capacity, precision.dataType(), float8Cache);
   }
 
   /**
@@ -211,7 +272,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
     }
     KvCache kv = KvCache.of(cache);
     FusedDecode kernels = isPackedLine(batch) ? acceleration.prefillKernels() : null;
-    if (kernels != null) {
+    if (kernels != null && (!kv.float8() || kernels.float8CacheUnsupported().isEmpty())) {
       try {
         NDArray logits = FusedPrefillStep.run(kernels, scope, batch, kv);
         acceleration.countFusedPrefill();

@@ -167,6 +167,49 @@ extern "C" __global__ void rms_norm(const storage_t* x, const storage_t* weight,
 // cos and sin of position * inv_freq[i] (cosf, sinf in float32, rounded to the storage type, as llama_step.py)
 // are computed once per (row, frequency) into shared memory and used for every head;
 // out[i] = x[i] c - x[i + D/2] s and out[i + D/2] = x[i + D/2] c + x[i] s.
+// Two floats as two e4m3 bytes, lo in the low byte (the lower address).
+__device__ __forceinline__ unsigned short e4m3x2(float lo, float hi) {
+  unsigned short r;
+#if __CUDA_ARCH__ >= 890
+  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
+#else
+  r = 0;
+  __trap();  // fp8 needs compute capability 8.9
+#endif
+  return r;
+}
+
+// 8 values quantized by 1/scale as 8 e4m3 bytes (one 8-byte store).
+__device__ __forceinline__ void store_e4m3x8(unsigned char* q, const float* v, float scale) {
+  uint2 packed;
+  packed.x = (unsigned) e4m3x2(v[0] / scale, v[1] / scale) | ((unsigned) e4m3x2(v[2] / scale, v[3] / scale) << 16);
+  packed.y = (unsigned) e4m3x2(v[4] / scale, v[5] / scale) | ((unsigned) e4m3x2(v[6] / scale, v[7] / scale) << 16);
+  *reinterpret_cast<uint2*>(q) = packed;
+}
+
+// How a KV cache holds keys and values (the rotary kernels' cache writes): in the storage type (StorageCache), or
+// as float8 e4m3 bytes (Fp8Cache, --kv-cache-dtype fp8): the storage-type value rounded to e4m3, saturated at
+// +-448 (no scale), as llama_step.py's fp8 cache writes it.
+struct StorageCache {
+  typedef storage_t value_t;
+  // 8 values (one 16-byte chunk) at dst
+  __device__ static void put8(storage_t* dst, const Pack& p) { *reinterpret_cast<Chunk*>(dst) = p.chunk; }
+  __device__ static void put1(storage_t* dst, storage_t v) { *dst = v; }
+};
+struct Fp8Cache {
+  typedef unsigned char value_t;
+  // 8 values as 8 e4m3 bytes (one 8-byte store)
+  __device__ static void put8(unsigned char* dst, const Pack& p) {
+    float v[8];
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+      v[k] = load(p.h[k]);
+    }
+    store_e4m3x8(dst, v, 1.f);
+  }
+  __device__ static void put1(unsigned char* dst, storage_t v) { *dst = (unsigned char) (e4m3x2(load(v), 0.f) & 0xffu); }
+};
+
 // Work items of a row: when D % 16 == 0 and qkv, k_cache, v_cache are 16-byte aligned, item (head, j) of the
 // (N + 2K) * D/16 items takes the 16-byte chunks of dims 8j .. 8j + 7 and D/2 + 8j .. (8 pairs, one load and
 // one store of 16 bytes each per half); otherwise item (head, i) of the (N + 2K) * D/2 items takes dims i, D/2 + i.
@@ -175,8 +218,10 @@ extern "C" __global__ void rms_norm(const storage_t* x, const storage_t* weight,
 // Qwen2-1.5B row with Y = 1), static shared memory 2 KB; D <= 512.
 #define ROTARY_MAX_HALF 256
 // Line b of qkv (this block's): its token at `position`, written to cache row `cache_row`.
+template <typename Cache>
 __device__ __forceinline__ void rotary_line(storage_t* qkv, long long b, long long position, long long cache_row,
-                                            const float* inv_freq, storage_t* k_cache, storage_t* v_cache,
+                                            const float* inv_freq, typename Cache::value_t* k_cache,
+                                            typename Cache::value_t* v_cache,
                                             long long num_heads, long long num_kv_heads, long long head_dim,
                                             long long capacity) {
   __shared__ float cos_s[ROTARY_MAX_HALF];
@@ -204,14 +249,10 @@ __device__ __forceinline__ void rotary_line(storage_t* qkv, long long b, long lo
       Pack x1, x2;
       x1.chunk = *reinterpret_cast<const Chunk*>(src);
       x2.chunk = *reinterpret_cast<const Chunk*>(src + half);
-      storage_t* dst;
-      if (head < num_heads) {
-        dst = src;
-      } else if (head < num_heads + num_kv_heads) {
-        dst = k_cache + (slot + (head - num_heads)) * head_dim + i0;
-      } else {
-        dst = v_cache + (slot + (head - num_heads - num_kv_heads)) * head_dim + i0;
-      }
+      typename Cache::value_t* dst =  // the cache line's chunk of a key or value head
+          head < num_heads ? nullptr
+          : head < num_heads + num_kv_heads ? k_cache + (slot + (head - num_heads)) * head_dim + i0
+                                            : v_cache + (slot + (head - num_heads - num_kv_heads)) * head_dim + i0;
       if (head < num_heads + num_kv_heads) {
         Pack o1, o2;
 #pragma unroll
@@ -226,8 +267,13 @@ __device__ __forceinline__ void rotary_line(storage_t* qkv, long long b, long lo
         x1 = o1;
         x2 = o2;
       }
-      *reinterpret_cast<Chunk*>(dst) = x1.chunk;
-      *reinterpret_cast<Chunk*>(dst + half) = x2.chunk;
+      if (head < num_heads) {  // the rotated query, back in place
+        *reinterpret_cast<Chunk*>(src) = x1.chunk;
+        *reinterpret_cast<Chunk*>(src + half) = x2.chunk;
+      } else {
+        Cache::put8(dst, x1);
+        Cache::put8(dst + half, x2);
+      }
     }
     return;
   }
@@ -242,13 +288,18 @@ __device__ __forceinline__ void rotary_line(storage_t* qkv, long long b, long lo
       float x2 = load(src[i + half]);
       storage_t out1 = store(rounded(x1 * c) - x2 * s);
       storage_t out2 = store(rounded(x2 * c) + x1 * s);
-      storage_t* dst = head < num_heads ? src : k_cache + (slot + (head - num_heads)) * head_dim;
-      dst[i] = out1;
-      dst[i + half] = out2;
+      if (head < num_heads) {
+        src[i] = out1;
+        src[i + half] = out2;
+      } else {
+        typename Cache::value_t* dst = k_cache + (slot + (head - num_heads)) * head_dim;
+        Cache::put1(dst + i, out1);
+        Cache::put1(dst + i + half, out2);
+      }
     } else {
-      storage_t* dst = v_cache + (slot + (head - num_heads - num_kv_heads)) * head_dim;
-      dst[i] = src[i];
-      dst[i + half] = src[i + half];
+      typename Cache::value_t* dst = v_cache + (slot + (head - num_heads - num_kv_heads)) * head_dim;
+      Cache::put1(dst + i, src[i]);
+      Cache::put1(dst + i + half, src[i + half]);
     }
   }
 }
@@ -257,7 +308,8 @@ extern "C" __global__ void rotary_cache_write(storage_t* qkv, const long long* p
                                               storage_t* k_cache, storage_t* v_cache, long long num_heads,
                                               long long num_kv_heads, long long head_dim, long long capacity) {
   const long long b = blockIdx.x;
-  rotary_line(qkv, b, positions[b], b, inv_freq, k_cache, v_cache, num_heads, num_kv_heads, head_dim, capacity);
+  rotary_line<StorageCache>(qkv, b, positions[b], b, inv_freq, k_cache, v_cache, num_heads, num_kv_heads, head_dim,
+                            capacity);
 }
 
 extern "C" __global__ void rotary_cache_write_packed(storage_t* qkv, const long long* positions,
@@ -265,8 +317,27 @@ extern "C" __global__ void rotary_cache_write_packed(storage_t* qkv, const long 
                                                      storage_t* k_cache, storage_t* v_cache, long long num_heads,
                                                      long long num_kv_heads, long long head_dim, long long capacity) {
   const long long t = blockIdx.x;
-  rotary_line(qkv, t, positions[t], cache_rows[t], inv_freq, k_cache, v_cache, num_heads, num_kv_heads, head_dim,
-              capacity);
+  rotary_line<StorageCache>(qkv, t, positions[t], cache_rows[t], inv_freq, k_cache, v_cache, num_heads, num_kv_heads,
+                            head_dim, capacity);
+}
+
+// The same two writing a float8 e4m3 cache (Fp8Cache): k_cache, v_cache (B, C, K, D) bytes.
+extern "C" __global__ void rotary_cache_write_fp8(storage_t* qkv, const long long* positions, const float* inv_freq,
+                                                  unsigned char* k_cache, unsigned char* v_cache, long long num_heads,
+                                                  long long num_kv_heads, long long head_dim, long long capacity) {
+  const long long b = blockIdx.x;
+  rotary_line<Fp8Cache>(qkv, b, positions[b], b, inv_freq, k_cache, v_cache, num_heads, num_kv_heads, head_dim,
+                        capacity);
+}
+
+extern "C" __global__ void rotary_cache_write_packed_fp8(storage_t* qkv, const long long* positions,
+                                                         const long long* cache_rows, const float* inv_freq,
+                                                         unsigned char* k_cache, unsigned char* v_cache,
+                                                         long long num_heads, long long num_kv_heads,
+                                                         long long head_dim, long long capacity) {
+  const long long t = blockIdx.x;
+  rotary_line<Fp8Cache>(qkv, t, positions[t], cache_rows[t], inv_freq, k_cache, v_cache, num_heads, num_kv_heads,
+                        head_dim, capacity);
 }
 
 
@@ -321,26 +392,6 @@ extern "C" __global__ void silu_mul(const storage_t* gate_up, storage_t* out, lo
 #ifndef FP8_CHUNKS  // the engine passes it (io.sparkinfer.backend.fused.LaunchPlan.FP8_CHUNKS)
 #define FP8_CHUNKS 4
 #endif
-
-// Two floats as two e4m3 bytes, lo in the low byte (the lower address).
-__device__ __forceinline__ unsigned short e4m3x2(float lo, float hi) {
-  unsigned short r;
-#if __CUDA_ARCH__ >= 890
-  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(hi), "f"(lo));
-#else
-  r = 0;
-  __trap();  // fp8 needs compute capability 8.9
-#endif
-  return r;
-}
-
-// 8 values quantized by 1/scale as 8 e4m3 bytes (one 8-byte store).
-__device__ __forceinline__ void store_e4m3x8(unsigned char* q, const float* v, float scale) {
-  uint2 packed;
-  packed.x = (unsigned) e4m3x2(v[0] / scale, v[1] / scale) | ((unsigned) e4m3x2(v[2] / scale, v[3] / scale) << 16);
-  packed.y = (unsigned) e4m3x2(v[4] / scale, v[5] / scale) | ((unsigned) e4m3x2(v[6] / scale, v[7] / scale) << 16);
-  *reinterpret_cast<uint2*>(q) = packed;
-}
 
 // Row r's 8 values of chunk c: rms_norm's output (Row::Norm) or silu_mul's (Row::Gate), rounded to the storage type.
 struct NormRow {
@@ -889,11 +940,87 @@ __device__ __forceinline__ void solo_copy_chunk(Chunk* buffer, const storage_t* 
   }
 }
 
-extern "C" __global__ void __launch_bounds__(SOLO_WARPS * 32) decode_attention(
-    const storage_t* qkv, const long long* positions, const storage_t* k_cache, const storage_t* v_cache,
-    float* partial_out, float* partial_max, float* partial_sum, storage_t* out, long long num_kv_heads,
-    long long capacity, long long window, long long split_size, double scale) {
-  __shared__ Chunk ring[SOLO_WARPS][SOLO_STAGES][2][SOLO_SLOTS * SOLO_ROW];  // per warp and stage: keys [0], values [1]
+// Pick<c, T, F>::type: T if c, else F.
+template <bool c, typename T, typename F>
+struct Pick {
+  typedef T type;
+};
+template <typename T, typename F>
+struct Pick<false, T, F> {
+  typedef F type;
+};
+
+// A float8 e4m3 cache's chunk of 16 slots (decode_attention_fp8): slots 16 chunk .. + 15 of one key/value head's
+// cache rows copied as they are (D bytes a slot, D / 16 16-byte pieces), those at or past `count` zero-filled.
+__device__ __forceinline__ void solo_copy_chunk_fp8(Chunk* raw, const unsigned char* base, long long stride,
+                                                    long long chunk, long long count, int lane) {
+#pragma unroll
+  for (int p = lane; p < SOLO_SLOTS * (HEAD_DIM / 16); p += 32) {
+    const int t = p / (HEAD_DIM / 16);
+    const int c = p - t * (HEAD_DIM / 16);
+    const long long slot = SOLO_SLOTS * chunk + t;
+    const bool valid = slot < count;
+    cp_async16(raw + p, base + (valid ? slot : 0) * stride + 16 * c, valid);
+  }
+}
+
+// Two e4m3 bytes of `bytes` (the two `selector` puts in the high bytes of its halves: 0x1404 bytes 0 and 1, 0x3424
+// bytes 2 and 3) as two storage-type values, the lower byte in the low half: exact, e4m3's values all being
+// float16's and bfloat16's. Sign, exponent and mantissa are moved to where the storage type keeps them, which reads
+// as the value times 2^-8 (float16; 2^-120 for bfloat16, whose exponent bias is 127 against e4m3's 7; subnormals
+// alike), then multiplied back. A few integer ops and one fma per pair, against four conversions through float32.
+__device__ __forceinline__ unsigned widen_e4m3x2(unsigned bytes, unsigned selector) {
+  const unsigned v = __byte_perm(bytes, 0u, selector);  // each byte in the high byte of its 16-bit half
+  unsigned out;
+#if defined(SPARKINFER_BF16)
+  const unsigned bits = (v & 0x80008000u) | ((v & 0x7f007f00u) >> 4);
+  asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(out) : "r"(bits), "r"(0x7b807b80u), "r"(0x80008000u));  // * 2^120 - 0
+#else
+  const unsigned bits = (v & 0x80008000u) | ((v & 0x7f007f00u) >> 1);
+  asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(out) : "r"(bits), "r"(0x5c005c00u), "r"(0x80008000u));  // * 2^8 - 0
+#endif
+  return out;
+}
+
+// Widens a chunk of raw e4m3 cache rows (16 slots of D / 16 pieces) into storage-type rows of SOLO_ROW chunks, the
+// layout decode_attention's products read with ldmatrix.
+__device__ __forceinline__ void solo_widen(Chunk* wide, const Chunk* raw, int lane) {
+#pragma unroll
+  for (int p = lane; p < SOLO_SLOTS * (HEAD_DIM / 16); p += 32) {
+    const int t = p / (HEAD_DIM / 16);
+    const int c = p - t * (HEAD_DIM / 16);
+    const Chunk r = raw[p];
+    Chunk lo, hi;  // dims 16 c .. + 7, then + 8 .. + 15
+    lo.a = widen_e4m3x2(r.a, 0x1404u);
+    lo.b = widen_e4m3x2(r.a, 0x3424u);
+    lo.c = widen_e4m3x2(r.b, 0x1404u);
+    lo.d = widen_e4m3x2(r.b, 0x3424u);
+    hi.a = widen_e4m3x2(r.c, 0x1404u);
+    hi.b = widen_e4m3x2(r.c, 0x3424u);
+    hi.c = widen_e4m3x2(r.d, 0x1404u);
+    hi.d = widen_e4m3x2(r.d, 0x3424u);
+    wide[t * SOLO_ROW + 2 * c] = lo;
+    wide[t * SOLO_ROW + 2 * c + 1] = hi;
+  }
+}
+
+// decode_attention's body; FP8_KV: the cache is float8 e4m3 bytes (decode_attention_fp8). Then each warp's chunk
+// arrives as it is in the cache (half the bytes) and is widened into the storage type in shared memory, the keys
+// before the scores and the values into the same buffer after them; the next chunk's copy starts once the values
+// are widened. Per warp, static shared memory: FP8_KV false, SOLO_STAGES stages of keys and values in the storage
+// type (34.8 KB a block at D = 128); true, the raw keys and values and one storage-type buffer (33.8 KB).
+template <bool FP8_KV>
+__device__ __forceinline__ void solo_attention(
+    const storage_t* qkv, const long long* positions, const void* k_cache, const void* v_cache, float* partial_out,
+    float* partial_max, float* partial_sum, storage_t* out, long long num_kv_heads, long long capacity,
+    long long window, long long split_size, double scale) {
+  static_assert(!FP8_KV || SOLO_STAGES == 1, "a float8 cache is staged in one stage");
+  constexpr int kWide = SOLO_SLOTS * SOLO_ROW;              // chunks of one storage-type buffer
+  constexpr int kRaw = SOLO_SLOTS * (HEAD_DIM / 16);        // chunks of one raw e4m3 buffer
+  constexpr int kStaged = FP8_KV ? kWide + 2 * kRaw : SOLO_STAGES * 2 * kWide;
+  // per warp: FP8_KV false, per stage keys then values; true, the widened buffer, then raw keys and raw values
+  __shared__ Chunk staged[SOLO_WARPS][kStaged];
+  typedef typename Pick<FP8_KV, unsigned char, storage_t>::type cache_t;
   const Split w = block_split(positions, num_kv_heads, window, split_size);
   const int num_heads = GROUP * (int) num_kv_heads;
   const int lane = threadIdx.x & 31;
@@ -908,16 +1035,28 @@ extern "C" __global__ void __launch_bounds__(SOLO_WARPS * 32) decode_attention(
   const long long chunks = (count + SOLO_SLOTS - 1) / SOLO_SLOTS;
   const long long stride = num_kv_heads * HEAD_DIM;                    // elements from slot to slot
   const long long first_row = ((long long) w.b * capacity + w.begin) * num_kv_heads + w.kv_head;
-  const storage_t* keys = k_cache + first_row * HEAD_DIM;
-  const storage_t* values = v_cache + first_row * HEAD_DIM;
+  const cache_t* keys = static_cast<const cache_t*>(k_cache) + first_row * HEAD_DIM;
+  const cache_t* values = static_cast<const cache_t*>(v_cache) + first_row * HEAD_DIM;
+  Chunk* const mine = staged[warp];
+  Chunk* const raw_keys = mine + kWide;  // FP8_KV
+  Chunk* const raw_values = mine + kWide + kRaw;
+  // copies chunk `chunk` of the split's keys and values to stage `s`
+  auto copy_chunk = [&](int s, long long chunk) {
+    if constexpr (FP8_KV) {
+      solo_copy_chunk_fp8(raw_keys, keys, stride, chunk, count, lane);
+      solo_copy_chunk_fp8(raw_values, values, stride, chunk, count, lane);
+    } else {
+      solo_copy_chunk(mine + (2 * s) * kWide, keys, stride, chunk, count, lane);
+      solo_copy_chunk(mine + (2 * s + 1) * kWide, values, stride, chunk, count, lane);
+    }
+  };
 
   // this warp's first SOLO_STAGES chunks on their way (a group per stage, empty past the split)
 #pragma unroll
   for (int s = 0; s < SOLO_STAGES; s++) {
     const long long chunk = warp + (long long) SOLO_WARPS * s;
     if (chunk < chunks) {
-      solo_copy_chunk(ring[warp][s][0], keys, stride, chunk, count, lane);
-      solo_copy_chunk(ring[warp][s][1], values, stride, chunk, count, lane);
+      copy_chunk(s, chunk);
     }
     cp_async_commit();
   }
@@ -956,8 +1095,14 @@ extern "C" __global__ void __launch_bounds__(SOLO_WARPS * 32) decode_attention(
   for (long long chunk = warp; chunk < chunks; chunk += SOLO_WARPS) {
     cp_async_wait<SOLO_STAGES - 1>();  // this chunk's keys and values (later chunks' may still be in flight)
     __syncwarp();
-    const Chunk* key_s = ring[warp][stage][0];
-    const Chunk* value_s = ring[warp][stage][1];
+    const Chunk* key_s = mine + (2 * stage) * kWide;
+    const Chunk* value_s = mine + (2 * stage + 1) * kWide;
+    if constexpr (FP8_KV) {
+      solo_widen(mine, raw_keys, lane);
+      __syncwarp();
+      key_s = mine;
+      value_s = mine;  // once the scores are done, see below
+    }
     const int n = (int) min_ll(SOLO_SLOTS, count - SOLO_SLOTS * chunk);  // valid slots of the chunk
 
     // scores: c[nb] is the (16 heads, 8 slots) block of slots 8 nb ..
@@ -1022,6 +1167,16 @@ extern "C" __global__ void __launch_bounds__(SOLO_WARPS * 32) decode_attention(
         acc[j][3] *= alpha_hi;
       }
     }
+    if constexpr (FP8_KV) {
+      __syncwarp();  // every lane's keys are read: the values take their buffer
+      solo_widen(mine, raw_values, lane);
+      __syncwarp();
+      const long long next = chunk + SOLO_WARPS;  // the raw buffers are free: the next chunk comes behind the values
+      if (next < chunks) {
+        copy_chunk(0, next);
+      }
+      cp_async_commit();
+    }
     // values: O (16 heads, 8 dims) += (P hi + P lo) (16 heads, 16 slots) V (16 slots, 8 dims), two blocks per load
 #pragma unroll
     for (int j = 0; j < SOLO_BLOCKS; j += 2) {
@@ -1032,14 +1187,15 @@ extern "C" __global__ void __launch_bounds__(SOLO_WARPS * 32) decode_attention(
       mma16816(acc[j + 1], pa[0], vb[2], vb[3]);
       mma16816(acc[j + 1], pa[1], vb[2], vb[3]);
     }
-    __syncwarp();  // every lane is done with this stage: refill it SOLO_STAGES chunks on
-    const long long next = chunk + (long long) SOLO_WARPS * SOLO_STAGES;
-    if (next < chunks) {
-      solo_copy_chunk(ring[warp][stage][0], keys, stride, next, count, lane);
-      solo_copy_chunk(ring[warp][stage][1], values, stride, next, count, lane);
+    __syncwarp();  // every lane is done with this stage: refill it SOLO_STAGES chunks on (FP8_KV: done above)
+    if constexpr (!FP8_KV) {
+      const long long next = chunk + (long long) SOLO_WARPS * SOLO_STAGES;
+      if (next < chunks) {
+        copy_chunk(stage, next);
+      }
+      cp_async_commit();
+      stage = stage + 1 == SOLO_STAGES ? 0 : stage + 1;
     }
-    cp_async_commit();
-    stage = stage + 1 == SOLO_STAGES ? 0 : stage + 1;
   }
   cp_async_wait<0>();
   sum_lo += __shfl_xor_sync(0xffffffffu, sum_lo, 1);
@@ -1049,8 +1205,8 @@ extern "C" __global__ void __launch_bounds__(SOLO_WARPS * 32) decode_attention(
 
   // merge: warps 1.. hand (output, maxima, sums) to warp 0 in their lane layout (the staged buffers reused)
   __syncthreads();
-  float* merge = reinterpret_cast<float*>(&ring[0][0][0][0]);  // (SOLO_WARPS - 1, SOLO_MERGE, 32)
-  static_assert(sizeof(ring) >= (SOLO_WARPS - 1) * SOLO_MERGE * 32 * sizeof(float), "merge fits in the ring");
+  float* merge = reinterpret_cast<float*>(&staged[0][0]);  // (SOLO_WARPS - 1, SOLO_MERGE, 32)
+  static_assert(sizeof(staged) >= (SOLO_WARPS - 1) * SOLO_MERGE * 32 * sizeof(float), "merge fits in the buffers");
   if (warp > 0) {
     float* mine = merge + (warp - 1) * SOLO_MERGE * 32 + lane;
 #pragma unroll
@@ -1126,6 +1282,23 @@ extern "C" __global__ void __launch_bounds__(SOLO_WARPS * 32) decode_attention(
     partial_max[w.first_stat + (row + 8) * w.num_splits] = max_hi;
     partial_sum[w.first_stat + (row + 8) * w.num_splits] = sum_hi;
   }
+}
+
+extern "C" __global__ void __launch_bounds__(SOLO_WARPS * 32) decode_attention(
+    const storage_t* qkv, const long long* positions, const storage_t* k_cache, const storage_t* v_cache,
+    float* partial_out, float* partial_max, float* partial_sum, storage_t* out, long long num_kv_heads,
+    long long capacity, long long window, long long split_size, double scale) {
+  solo_attention<false>(qkv, positions, k_cache, v_cache, partial_out, partial_max, partial_sum, out, num_kv_heads,
+                        capacity, window, split_size, scale);
+}
+
+// decode_attention over a float8 e4m3 cache (--kv-cache-dtype fp8): k_cache, v_cache (B, C, K, D) bytes.
+extern "C" __global__ void __launch_bounds__(SOLO_WARPS * 32, 3) decode_attention_fp8(
+    const storage_t* qkv, const long long* positions, const unsigned char* k_cache, const unsigned char* v_cache,
+    float* partial_out, float* partial_max, float* partial_sum, storage_t* out, long long num_kv_heads,
+    long long capacity, long long window, long long split_size, double scale) {
+  solo_attention<true>(qkv, positions, k_cache, v_cache, partial_out, partial_max, partial_sum, out, num_kv_heads,
+                       capacity, window, split_size, scale);
 }
 #endif
 

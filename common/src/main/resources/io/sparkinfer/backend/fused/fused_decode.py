@@ -123,11 +123,11 @@ class FusedDecodeOps(Module):
     last_index: Tensor,
     cache_rows: Tensor,
     capacity: int,
-    cache_batch: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    cache_batch: int) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     # a packed line's rows as flash attention's packed sequences, as llama_step.py: row r's queries are line
     # tokens cu_q[r] .. cu_q[r + 1], its keys slots cache_rows[r]*C .. cache_rows[r]*C + seqused[r] of a cache of
-    # cache_batch rows (cache_rows empty: row r); and each token's cache row (T). With seqused_k, flash reads
-    # cu_k[r] as a start only, so rows need not be neighbours.
+    # cache_batch rows (cache_rows empty: row r); each token's cache row (T); and each row's cache row (R). With
+    # seqused_k, flash reads cu_k[r] as a start only, so rows need not be neighbours.
     t = positions.size(1)
     dev = positions.device
     ends = torch.add(last_index, 1)  # (R)
@@ -139,7 +139,7 @@ class FusedDecodeOps(Module):
     cu_q = torch.cat([torch.zeros([1], dtype=4, device=dev), ends]).to(3)  # int32  # (R + 1)
     cu_k = torch.mul(torch.cat([rows, torch.full([1], cache_batch, dtype=4, device=dev)]), capacity).to(3)  # (R + 1)
     seqused = torch.add(torch.index(torch.select(positions, 0, 0), [last_index]), 1).to(3)  # (R): slots written
-    return (seqused, cu_q, cu_k, token_rows)
+    return (seqused, cu_q, cu_k, token_rows, rows)
   def packed_attend(self: __torch__.FusedDecodeOps,
     qkv: Tensor,
     k_cache: Tensor,
@@ -155,6 +155,29 @@ class FusedDecodeOps(Module):
     scale: float) -> Tensor:
     # each row's tokens over its written slots, causal from the bottom right, as llama_step.py's packed step
     return self.varlen_attend(qkv, k_cache, v_cache, seqused, cu_q, cu_k, max_q, True, num_heads, num_kv_heads, head_dim, window, scale)
+  def packed_attend_float8(self: __torch__.FusedDecodeOps,
+    qkv: Tensor,
+    k_cache: Tensor,
+    v_cache: Tensor,
+    rows: Tensor,
+    seqused: Tensor,
+    cu_q: Tensor,
+    max_q: int,
+    key_length: int,
+    num_heads: int,
+    num_kv_heads: int,
+    head_dim: int,
+    window: int,
+    scale: float) -> Tensor:
+    # packed_attend over a float8 e4m3 cache (uint8 bytes, --kv-cache-dtype fp8), which flash attention cannot read:
+    # the line's R rows' first key_length slots (1 + the line's largest position) widened to qkv's dtype, then flash
+    # attention over them as R packed sequences of key_length slots: (T, N*D)
+    keys = torch.index_select(torch.slice(k_cache, 1, 0, key_length), 0, rows)  # (B', C, K, D) -> (R, L, K, D) bytes
+    values = torch.index_select(torch.slice(v_cache, 1, 0, key_length), 0, rows)
+    wide_k = torch.view_copy(keys, dtype=24).to(qkv.dtype)  # float8_e4m3fn -> the compute dtype
+    wide_v = torch.view_copy(values, dtype=24).to(qkv.dtype)
+    cu_k = torch.mul(torch.arange(rows.size(0) + 1, dtype=3, device=rows.device), key_length)  # int32  # (R + 1)
+    return self.varlen_attend(qkv, wide_k, wide_v, seqused, cu_q, cu_k, max_q, True, num_heads, num_kv_heads, head_dim, window, scale)
   def varlen_attend(self: __torch__.FusedDecodeOps,
     qkv: Tensor,
     k_cache: Tensor,

@@ -14,7 +14,8 @@
 # and per layer model.layers.<i>. + input_layernorm.weight, self_attn.qkv_proj.weight (q, k, v stacked),
 # self_attn.o_proj.weight, post_attention_layernorm.weight, mlp.gate_up_proj.weight (gate, up stacked),
 # mlp.down_proj.weight, and the biases (.bias) a model has (absent keys: no bias).
-# k_cache / v_cache hold one (B, C, K, D) tensor per layer, written in place.
+# k_cache / v_cache hold one (B, C, K, D) tensor per layer, written in place: in the compute dtype, or uint8 for a
+# float8 e4m3 cache (--kv-cache-dtype fp8).
 # In fp8 (io.sparkinfer.model.Precision.FP8) the four projection weights are float8 e4m3 and each has a float32
 # scale per output channel under its key + "_scale" ((1, out)); fp8_mm then quantizes the projection's input per
 # row and multiplies with torch._scaled_mm on CUDA (fast accumulation, written in bf16), or emulates it in float32
@@ -149,8 +150,16 @@ class LlamaStep(Module):
       kc = k_cache[l]
       vc = v_cache[l]
       # in place at each row's positions: cache[rows, positions] is (B, S, K, D)
-      torch.index_put_(kc, [rows, positions], torch.transpose(k, 1, 2))
-      torch.index_put_(vc, [rows, positions], torch.transpose(v, 1, 2))
+      if kc.dtype == 0:
+        # uint8: a float8 e4m3 cache (--kv-cache-dtype fp8), written as our kernels write it (rounded, saturated at
+        # 448) and read widened to the compute dtype: the whole cache, here (the kernels widen only what they read)
+        torch.index_put_(kc, [rows, positions], self.e4m3_bytes(torch.transpose(k, 1, 2)))
+        torch.index_put_(vc, [rows, positions], self.e4m3_bytes(torch.transpose(v, 1, 2)))
+        kc = torch.view_copy(kc, dtype=24).to(dtype)  # float8_e4m3fn (B', C, K, D) -> the compute dtype
+        vc = torch.view_copy(vc, dtype=24).to(dtype)
+      else:
+        torch.index_put_(kc, [rows, positions], torch.transpose(k, 1, 2))
+        torch.index_put_(vc, [rows, positions], torch.transpose(v, 1, 2))
       if flash:
         packed_k = torch.view(kc, [kc.size(0) * capacity, num_kv_heads, head_dim])  # (B', C, K, D) -> (B'*C, K, D)
         packed_v = torch.view(vc, [vc.size(0) * capacity, num_kv_heads, head_dim])
@@ -214,6 +223,10 @@ class LlamaStep(Module):
     lf = last.float()
     normed = torch.mul(params["model.norm.weight"], torch.mul(lf, torch.rsqrt(torch.add(torch.mean(torch.pow(lf, 2), [-1], True), eps))).to(dtype))
     return torch.linear(normed, params["lm_head.weight"]).float()  # (B, V)
+  def e4m3_bytes(self: __torch__.LlamaStep,
+    t: Tensor) -> Tensor:
+    # t rounded to float8 e4m3 (to nearest even, saturated at +-448 as cvt.rn.satfinite does), as uint8 bytes
+    return torch.view_copy(torch.clamp(t, -448., 448.).to(24), dtype=0)
   def fp8_mm(self: __torch__.LlamaStep,
     a: Tensor,
     params: Dict[str, Tensor],

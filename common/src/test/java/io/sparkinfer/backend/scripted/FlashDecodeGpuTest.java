@@ -48,7 +48,7 @@ class FlashDecodeGpuTest {
     try (LlmEngine engine = LlmEngine.load(options); NDManager m = NDManager.newBaseManager(ai.djl.Device.gpu())) {
       ScriptedCausalLm backend = (ScriptedCausalLm) engine.newGenerator().backend();
       ModelConfig config = ModelConfig.load(dir);
-      PrefilledBatch batch = PrefilledBatch.of(engine, backend, config, Precision.FP16, m, 8);
+      PrefilledBatch batch = PrefilledBatch.of(engine, backend, m, 8);
       ForwardBatch decode = batch.decodeBatch(m, batch.longest() + 1);
       backend.useFlashDecode(true);
       NDArray flash = backend.forward(m, decode, batch.cache());

@@ -12,6 +12,7 @@ import io.sparkinfer.backend.fused.FusedDecode;
 import io.sparkinfer.backend.fused.FusedOptions;
 import io.sparkinfer.backend.scripted.ScriptedCausalLm;
 import io.sparkinfer.backend.scripted.ScriptedOptions;
+import io.sparkinfer.backend.scripted.ScriptedOptions.KvCacheDtype;
 import io.sparkinfer.engine.BackendKind;
 import io.sparkinfer.engine.EngineOptions;
 import io.sparkinfer.engine.LlmEngine;
@@ -33,7 +34,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  * on the same cache: same logits within fp16 rounding, same next tokens, over several steps of rows with
  * different lengths, with flash attention and with each of our attention kernels (decode_attention split
  * over the keys then combined, or one split per row writing the output itself; decode_attention_wide), and
- * through mistral-tiny's sliding window. Skipped without a GPU.
+ * through mistral-tiny's sliding window, and over a float8 cache ({@code --kv-cache-dtype fp8}: decode_attention_fp8
+ * against the TorchScript step's widening of the whole cache). Skipped without a GPU.
  */
 @Tag("gpu")
 class FusedDecodeGpuTest {
@@ -50,24 +52,32 @@ class FusedDecodeGpuTest {
     Path demo = Fixtures.demoModel();
     Path mistral = Fixtures.bundled("mistral-tiny");
     return Stream.of(
-        Arguments.of("qwen2-code-demo, flash attention", demo, Precision.FP16, Attention.FLASH),
-        Arguments.of("qwen2-code-demo, decode_attention + combine", demo, Precision.FP16, Attention.SPLITS),
-        Arguments.of("qwen2-code-demo, decode_attention, one split", demo, Precision.FP16, Attention.ONE_SPLIT),
-        Arguments.of("qwen2-code-demo, decode_attention_wide", demo, Precision.FP16, Attention.WIDE),
-        Arguments.of("mistral-tiny (sliding window 8), flash attention", mistral, Precision.FP16, Attention.FLASH),
-        Arguments.of("mistral-tiny (sliding window 8), decode_attention", mistral, Precision.FP16, Attention.SPLITS),
-        Arguments.of("mistral-tiny (sliding window 8), one split", mistral, Precision.FP16, Attention.ONE_SPLIT),
-        Arguments.of("mistral-tiny (sliding window 8), decode_attention_wide", mistral, Precision.FP16, Attention.WIDE),
-        Arguments.of("qwen2-code-demo bf16, decode_attention", demo, Precision.BF16, Attention.SPLITS),
-        Arguments.of("qwen2-code-demo bf16, decode_attention_wide", demo, Precision.BF16, Attention.WIDE),
-        Arguments.of("qwen2-code-demo fp8, decode_attention", demo, Precision.FP8, Attention.SPLITS));
+        Arguments.of("qwen2-code-demo, flash attention", demo, Precision.FP16, Attention.FLASH, false),
+        Arguments.of("qwen2-code-demo, decode_attention + combine", demo, Precision.FP16, Attention.SPLITS, false),
+        Arguments.of("qwen2-code-demo, decode_attention, one split", demo, Precision.FP16, Attention.ONE_SPLIT, false),
+        Arguments.of("qwen2-code-demo, decode_attention_wide", demo, Precision.FP16, Attention.WIDE, false),
+        Arguments.of("mistral-tiny (sliding window 8), flash attention", mistral, Precision.FP16, Attention.FLASH, false),
+        Arguments.of("mistral-tiny (sliding window 8), decode_attention", mistral, Precision.FP16, Attention.SPLITS, false),
+        Arguments.of("mistral-tiny (sliding window 8), one split", mistral, Precision.FP16, Attention.ONE_SPLIT, false),
+        Arguments.of("mistral-tiny (sliding window 8), decode_attention_wide", mistral, Precision.FP16, Attention.WIDE, false),
+        Arguments.of("qwen2-code-demo bf16, decode_attention", demo, Precision.BF16, Attention.SPLITS, false),
+        Arguments.of("qwen2-code-demo bf16, decode_attention_wide", demo, Precision.BF16, Attention.WIDE, false),
+        Arguments.of("qwen2-code-demo fp8, decode_attention", demo, Precision.FP8, Attention.SPLITS, false),
+        Arguments.of("qwen2-code-demo, float8 cache, decode_attention + combine", demo, Precision.FP16,
+            Attention.SPLITS, true),
+        Arguments.of("qwen2-code-demo, float8 cache, one split", demo, Precision.FP16, Attention.ONE_SPLIT, true),
+        Arguments.of("mistral-tiny (sliding window 8), float8 cache", mistral, Precision.FP16, Attention.SPLITS, true),
+        Arguments.of("qwen2-code-demo bf16, float8 cache", demo, Precision.BF16, Attention.SPLITS, true),
+        Arguments.of("qwen2-code-demo fp8, float8 cache", demo, Precision.FP8, Attention.SPLITS, true));
   }
 
   @ParameterizedTest(name = "{0}")
   @MethodSource("cases")
-  void fusedStepsGiveTheScriptedStepsLogits(String name, Path dir, Precision precision, Attention attention) {
+  void fusedStepsGiveTheScriptedStepsLogits(String name, Path dir, Precision precision, Attention attention,
+      boolean float8Cache) {
     EngineOptions options = EngineOptions.of(dir, precision, "gpu").with(EngineOptions.BACKEND, BackendKind.SCRIPTED)
         .with(ScriptedOptions.CUDA_GRAPHS, true)
+        .with(ScriptedOptions.KV_CACHE_DTYPE, float8Cache ? KvCacheDtype.FP8 : KvCacheDtype.MODEL)
         .with(FusedOptions.FUSED_ATTENTION, attention == Attention.FLASH ? FusedOptions.Attention.FLASH
             : attention == Attention.WIDE ? FusedOptions.Attention.WIDE : FusedOptions.Attention.KERNELS)
         .with(FusedOptions.FUSED_ATTENTION_BLOCKS, attention == Attention.ONE_SPLIT ? 1
@@ -76,15 +86,18 @@ class FusedDecodeGpuTest {
       ScriptedCausalLm backend = (ScriptedCausalLm) engine.newGenerator().backend();
       ModelConfig config = ModelConfig.load(dir);
       int steps = 4;
-      PrefilledBatch batch = PrefilledBatch.of(engine, backend, config, precision, m, steps + 1);
+      PrefilledBatch batch = PrefilledBatch.of(engine, backend, m, steps + 1);
       int rows = batch.nextIds().length;
       long[] nextIds = batch.nextIds();
       long[] nextPositions = batch.nextPositions();
       KvCache cache = batch.cache();
+      assertThat(cache.float8()).isEqualTo(float8Cache);
+      assertThat(backend.describe()).contains(float8Cache ? "float8 KV cache" : "").doesNotContain("widened");
       for (int s = 0; s < steps; s++) {
         int keyLength = batch.longest() + s + 1;
         float[] fused = backend.decode(m, nextIds, nextPositions, keyLength, cache).toFloatArray(); // a graph replay
-        NDArray scripted = backend.run(m, batch.decodeBatch(m, keyLength), cache); // rewrites the same keys and values
+        // rewrites the same keys and values (float8: the same bytes), then reads the cache widened whole
+        NDArray scripted = backend.run(m, batch.decodeBatch(m, keyLength), cache);
         float[] expected = scripted.toFloatArray();
         // fp8: a tenth of the largest logit (FusedPrefillGpuTest says why)
         float bound = precision == Precision.FP8

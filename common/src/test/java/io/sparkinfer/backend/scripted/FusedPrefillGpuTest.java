@@ -7,6 +7,7 @@ import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
 import io.sparkinfer.backend.KvCache;
 import io.sparkinfer.backend.fused.FusedOptions;
 import io.sparkinfer.engine.BackendKind;
@@ -18,6 +19,7 @@ import io.sparkinfer.generate.GenerationRequest;
 import io.sparkinfer.model.ModelConfig;
 import io.sparkinfer.model.Precision;
 import io.sparkinfer.testing.Fixtures;
+import io.sparkinfer.torchscript.ScriptedTensors;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -75,6 +77,54 @@ class FusedPrefillGpuTest {
         backend.run(m, head.packed(m), scripted);
         assertSame(name + ", after written slots", after, backend.forward(m, after.packed(m), fused),
             backend.run(m, after.packed(m), scripted), fused, scripted, bound, precision == Precision.FP8);
+      }
+      assertThat(backend.acceleration().fusedPrefills()).as("both fused steps ran fused").isEqualTo(2);
+    }
+  }
+
+  static Stream<Arguments> float8Cases() {
+    return Stream.of(Arguments.of("qwen2-code-demo fp16, float8 cache", Fixtures.demoModel(), Precision.FP16),
+        Arguments.of("qwen2-code-demo fp8, float8 cache", Fixtures.demoModel(), Precision.FP8),
+        Arguments.of("mistral-tiny (sliding window 8) fp16, float8 cache", Fixtures.bundled("mistral-tiny"),
+            Precision.FP16));
+  }
+
+  /**
+   * Over float8 caches ({@code --kv-cache-dtype fp8}): the fused step (rotary_cache_write_packed_fp8, then its rows'
+   * slots widened for flash attention) against the TorchScript step (its own e4m3 writes, the cache widened whole),
+   * fresh and after written slots: the same next tokens, logits within a tenth of their largest magnitude (each
+   * rounds keys and values to e4m3 from inputs that differ by fp16 rounding, so one can land an e4m3 step, 1/16 of
+   * its value, apart), and each layer's keys within the same bound.
+   */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("float8Cases")
+  void fusedPrefillOverAFloat8CacheGivesTheScriptedSteps(String name, Path dir, Precision precision) {
+    EngineOptions options = EngineOptions.of(dir, precision, "gpu").with(EngineOptions.BACKEND, BackendKind.SCRIPTED);
+    try (LlmEngine engine = LlmEngine.load(options); NDManager m = NDManager.newBaseManager(Device.gpu())) {
+      ScriptedCausalLm backend = (ScriptedCausalLm) engine.newGenerator().backend();
+      assertThat(backend.acceleration().fusedPrefillOffReason()).as(backend.describe()).isNull();
+      ModelConfig config = ModelConfig.load(dir);
+      StepRows.Split split = StepRows.Split.of(engine.tokenizer());
+      try (KvCache fused = KvCache.allocate(m, config, split.rows(), split.capacity(), precision.dataType(), true);
+          KvCache scripted = KvCache.allocate(m, config, split.rows(), split.capacity(), precision.dataType(), true)) {
+        for (int pass = 0; pass < 2; pass++) {
+          StepRows rows = pass == 0 ? split.fresh() : split.after();
+          if (pass == 1) {
+            backend.run(m, split.head().packed(m), fused);
+            backend.run(m, split.head().packed(m), scripted);
+          }
+          String what = name + (pass == 0 ? ", fresh" : ", after written slots");
+          NDArray ours = backend.forward(m, rows.packed(m), fused);
+          float[] expected = backend.run(m, rows.packed(m), scripted).toFloatArray();
+          assertThat(ReferenceConformanceTest.maxAbsDiff(ours.toFloatArray(), expected)).as("%s: logits", what)
+              .isLessThan(FP8_RELATIVE * ReferenceConformanceTest.maxAbsDiff(expected, new float[expected.length]));
+          for (int l = 0; l < config.numHiddenLayers(); l++) {
+            NDArray a = ScriptedTensors.widenFloat8(fused.keyArrays()[l], DataType.FLOAT32);
+            NDArray b = ScriptedTensors.widenFloat8(scripted.keyArrays()[l], DataType.FLOAT32);
+            assertThat(a.sub(b).abs().max().getFloat()).as("%s: layer %d's keys", what, l)
+                .isLessThanOrEqualTo(FP8_RELATIVE * b.abs().max().getFloat());
+          }
+        }
       }
       assertThat(backend.acceleration().fusedPrefills()).as("both fused steps ran fused").isEqualTo(2);
     }
