@@ -339,8 +339,15 @@ def kv_fp8(b, dtype, capacity=640, iters=30):
     torch.cuda.synchronize()
     cast = lambda t: t.float().clamp(-448, 448).to(e4m3).view(torch.uint8)
     wrong = sum(int((cast(a) != c).sum().item()) for a, c in [(kc, k8), (vc, v8)])
+    # the float8 write also keeps the rotated keys in qkv (a fresh prefill line attends to them): they are the keys
+    # rotary_cache_write wrote to its cache
+    rows = torch.arange(b, device=dev)
+    kept = q2[:, N * D:(N + K) * D].view(b, K, D)
+    written = kc[rows, pos.view(-1)]  # (B, K, D)
+    same = bool(torch.equal(q1[:, :N * D], q2[:, :N * D])) and bool(torch.equal(kept, written))
     print(f"batch {b} {dtype}: rotary_cache_write_fp8 bytes unlike torch's cast of rotary_cache_write's: {wrong}"
-          f"{'' if wrong == 0 else ' <-- MISMATCH'}; rotated queries equal: {bool(torch.equal(q1, q2))}")
+          f"{'' if wrong == 0 else ' <-- MISMATCH'}; rotated queries and kept keys equal: {same}"
+          f"{'' if same else ' <-- MISMATCH'}")
     # attention over a float8 cache against the same cache widened
     k8 = (torch.randn(b, capacity, K, D, device=dev) * 4).to(e4m3).view(torch.uint8)
     v8 = (torch.randn(b, capacity, K, D, device=dev) * 4).to(e4m3).view(torch.uint8)
@@ -369,6 +376,28 @@ def kv_fp8(b, dtype, capacity=640, iters=30):
         big = torch.empty(read // 2, device=dev, dtype=dtype)
         us = replay_us(lambda: big.sum(), iters)
         print(f"    torch sum of as many contiguous bytes ({read / 1e6:.1f} MB): {us:.1f} us")
+    # variants of decode_attention_fp8's source (text substitutions), each checked against the widened cache's result
+    source = PLAN.kernel_source()
+    stages = "#define SOLO_FP8_STAGES (FP8_SWIZZLED ? 2 : 1)"
+    bounds = "__launch_bounds__(SOLO_WARPS * 32, 3) decode_attention_fp8("
+    reference = CustomAttention(kernels, b, capacity, dev)(q, at_pos, kw, vw, 0, out.clone())
+    for name, subs in [("as built", []), ("one raw stage", [(stages, "#define SOLO_FP8_STAGES 1")]),
+                       ("no block bound", [(bounds, bounds.replace(", 3)", ")"))]),
+                       ("2 blocks per SM", [(bounds, bounds.replace(", 3)", ", 2)"))])]:
+        src = source
+        for a, c in subs:
+            assert a in src, a
+            src = src.replace(a, c)
+        try:
+            variant = Kernels(src, dtype == torch.bfloat16)
+        except RuntimeError as e:
+            print(f"  variant {name}: {str(e)[:300]}")
+            continue
+        att = CustomAttention(variant, b, capacity, dev, fp8=True)
+        diff = (att(q, at_pos, k8, v8, 0, torch.full_like(out, float("nan"))).float() - reference.float()).abs().max()
+        us = replay_us(lambda: att(q, at_pos, k8, v8, 0, out), iters)
+        print(f"  decode_attention_fp8 variant {name}: {us:.1f} us, max |fp8 - widened| {diff.item():.6f}"
+              f"{'' if diff.item() <= rounding(reference) else ' <-- MISMATCH'}")
 
 
 def main():

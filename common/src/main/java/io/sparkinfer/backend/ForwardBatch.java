@@ -23,12 +23,21 @@ import ai.djl.ndarray.NDArray;
  * @param lastIndex (B) int64: index in S of each row's last real token, whose logits are returned; packed: (R)
  * @param keyLength 1 + the largest position in the batch: how many cache slots attention reads
  * @param cacheRows (B), packed (R): int64, the cache row of each row, in increasing order; null: row r
+ * @param fresh whether every row's tokens start at position 0, so a row attends to no slot the step does not write
+ *     (a float8 cache's prefill then attends over the line's own keys and values, not the cache's); false when not
+ *     known
  */
-public record ForwardBatch(NDArray inputIds, NDArray positions, NDArray lastIndex, int keyLength, NDArray cacheRows) {
+public record ForwardBatch(NDArray inputIds, NDArray positions, NDArray lastIndex, int keyLength, NDArray cacheRows,
+    boolean fresh) {
 
   /** A step whose row r is cache row r. */
   public ForwardBatch(NDArray inputIds, NDArray positions, NDArray lastIndex, int keyLength) {
     this(inputIds, positions, lastIndex, keyLength, null);
+  }
+
+  /** A step not known to be {@link #fresh}. */
+  public ForwardBatch(NDArray inputIds, NDArray positions, NDArray lastIndex, int keyLength, NDArray cacheRows) {
+    this(inputIds, positions, lastIndex, keyLength, cacheRows, false);
   }
 
   /** For backends whose step rows are always the cache's rows 0 .. B-1: refuses a step that names other rows. */

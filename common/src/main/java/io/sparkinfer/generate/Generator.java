@@ -711,7 +711,7 @@ public final class Generator implements AutoCloseable {
         // line; packed: (k) each prompt's row of the batch (free rows, in increasing order)
         Shape shape = new Shape(ids.length / lineLength, lineLength);
         ForwardBatch fb = new ForwardBatch(step.create(ids, shape), step.create(positions, shape), step.create(last),
-            longest, packed ? step.create(targetRows) : null);
+            longest, packed ? step.create(targetRows) : null, shared == 0); // fresh: each prompt from position 0
         NDArray logits = backend.forward(step, fb, into);
         long[] next = chooseTokens(logits, group);
         if (!packed) {
@@ -748,7 +748,8 @@ public final class Generator implements AutoCloseable {
       try {
         // ids, positions: (1, shared)
         backend.forward(step, new ForwardBatch(step.create(Arrays.copyOf(promptIds, shared), new Shape(1, shared)),
-            step.create(positions, new Shape(1, shared)), step.create(new long[] {shared - 1}), shared), fresh);
+            step.create(positions, new Shape(1, shared)), step.create(new long[] {shared - 1}), shared, null, true),
+            fresh);
       } catch (RuntimeException e) {
         fresh.close();
         throw e;

@@ -23,7 +23,8 @@ import java.util.List;
  *   qkv = h @ Wqkv^T + b                                    op
  *   rotate q, k; write k, v to each token's row and slot    kernel (rotary_cache_write_packed)
  *   x += flash_attention(q, cache) @ Wo^T (+ b)             ops (variable-length, causal from the bottom right; a
- *                                                           float8 cache's rows widened to the compute dtype first)
+ *                                                           float8 cache: over the line's own keys and values when
+ *                                                           its rows start at 0, else its rows' slots widened)
  *   h = rms_norm(x)                                         kernel
  *   gate_up = h @ Wgu^T (+ b)                               op
  *   act = silu(gate) * up                                   kernel
@@ -100,11 +101,14 @@ public final class FusedPrefillStep {
         try (IValue k = IValue.from((PtNDArray) keys[l]);
             IValue v = IValue.from((PtNDArray) values[l]);
             IValue window = IValue.from((long) model.windows[l]);
-            IValue attended = float8
-                ? model.call("packed_attend_float8", b.qkvValue, k, v, inputs[4], inputs[0], inputs[1], maxQ,
-                    keyLength, numHeads, numKvHeads, headDim, window, scale)
-                : model.call("packed_attend", b.qkvValue, k, v, inputs[0], inputs[1], inputs[2], maxQ, numHeads,
-                    numKvHeads, headDim, window, scale)) { // (T, N*D), freed once projected
+            IValue attended = !float8
+                ? model.call("packed_attend", b.qkvValue, k, v, inputs[0], inputs[1], inputs[2], maxQ, numHeads,
+                    numKvHeads, headDim, window, scale)
+                : batch.fresh() // the line holds every slot its rows attend to: its own keys and values
+                ? model.call("packed_attend_line", b.qkvValue, inputs[1], maxQ, numHeads, numKvHeads, headDim, window,
+                    scale)
+                : model.call("packed_attend_float8", b.qkvValue, k, v, inputs[4], inputs[0], inputs[1], maxQ,
+                    keyLength, numHeads, numKvHeads, headDim, window, scale)) { // (T, N*D), freed once projected
           if (b.fp8 != null) {
             b.fp8.attentionThenProject(line, attended.toTensor((PtNDManager) step), w.oWeight(), w.oScale(),
                 w.oBias(), perStep);

@@ -189,15 +189,19 @@ __device__ __forceinline__ void store_e4m3x8(unsigned char* q, const float* v, f
 
 // How a KV cache holds keys and values (the rotary kernels' cache writes): in the storage type (StorageCache), or
 // as float8 e4m3 bytes (Fp8Cache, --kv-cache-dtype fp8): the storage-type value rounded to e4m3, saturated at
-// +-448 (no scale), as llama_step.py's fp8 cache writes it.
+// +-448 (no scale), as llama_step.py's fp8 cache writes it. Over a float8 cache the rotated keys are also written
+// back into qkv, where a prefill line whose rows start at position 0 attends to them (fused_decode.py,
+// packed_attend_line) instead of widening its rows' slots.
 struct StorageCache {
   typedef storage_t value_t;
+  static constexpr bool keeps_rotated_keys = false;
   // 8 values (one 16-byte chunk) at dst
   __device__ static void put8(storage_t* dst, const Pack& p) { *reinterpret_cast<Chunk*>(dst) = p.chunk; }
   __device__ static void put1(storage_t* dst, storage_t v) { *dst = v; }
 };
 struct Fp8Cache {
   typedef unsigned char value_t;
+  static constexpr bool keeps_rotated_keys = true;
   // 8 values as 8 e4m3 bytes (one 8-byte store)
   __device__ static void put8(unsigned char* dst, const Pack& p) {
     float v[8];
@@ -267,10 +271,11 @@ __device__ __forceinline__ void rotary_line(storage_t* qkv, long long b, long lo
         x1 = o1;
         x2 = o2;
       }
-      if (head < num_heads) {  // the rotated query, back in place
-        *reinterpret_cast<Chunk*>(src) = x1.chunk;
+      if (head < num_heads || (Cache::keeps_rotated_keys && head < num_heads + num_kv_heads)) {
+        *reinterpret_cast<Chunk*>(src) = x1.chunk;  // the rotated query (or key), back in place
         *reinterpret_cast<Chunk*>(src + half) = x2.chunk;
-      } else {
+      }
+      if (head >= num_heads) {
         Cache::put8(dst, x1);
         Cache::put8(dst + half, x2);
       }
@@ -288,10 +293,11 @@ __device__ __forceinline__ void rotary_line(storage_t* qkv, long long b, long lo
       float x2 = load(src[i + half]);
       storage_t out1 = store(rounded(x1 * c) - x2 * s);
       storage_t out2 = store(rounded(x2 * c) + x1 * s);
-      if (head < num_heads) {
+      if (head < num_heads || Cache::keeps_rotated_keys) {
         src[i] = out1;
         src[i + half] = out2;
-      } else {
+      }
+      if (head >= num_heads) {
         typename Cache::value_t* dst = k_cache + (slot + (head - num_heads)) * head_dim;
         Cache::put1(dst + i, out1);
         Cache::put1(dst + i + half, out2);
@@ -982,8 +988,19 @@ __device__ __forceinline__ unsigned widen_e4m3x2(unsigned bytes, unsigned select
   return out;
 }
 
-// Widens a chunk of raw e4m3 cache rows (16 slots of D / 16 pieces) into storage-type rows of SOLO_ROW chunks, the
-// layout decode_attention's products read with ldmatrix.
+// The widened buffer of decode_attention_fp8 (16 slots of D / 8 storage-type chunks): where chunk c of slot t is.
+// Where D / 8 is a multiple of 8 (D = 64, 128) the rows are not padded but swizzled, chunk c of row t at c ^ (t % 8),
+// so ldmatrix's 8 rows at one column still hit distinct banks and the buffer takes D * 32 bytes (the second stage
+// of raw chunks fits beside it); other head dims pad rows to SOLO_ROW chunks as decode_attention's buffers do.
+#define FP8_SWIZZLED (HEAD_DIM % 64 == 0)
+#define FP8_WIDE_ROW (FP8_SWIZZLED ? HEAD_DIM / 8 : SOLO_ROW)  // chunks from one widened row to the next
+#ifndef SOLO_FP8_STAGES
+#define SOLO_FP8_STAGES (FP8_SWIZZLED ? 2 : 1)                  // raw chunks in flight per warp (48 KB a block at most)
+#endif
+__device__ __forceinline__ int wide_at(int t, int c) { return t * FP8_WIDE_ROW + (FP8_SWIZZLED ? c ^ (t & 7) : c); }
+
+// Widens a chunk of raw e4m3 cache rows (16 slots of D / 16 pieces) into storage-type rows (wide_at), the layout
+// decode_attention_fp8's products read with ldmatrix.
 __device__ __forceinline__ void solo_widen(Chunk* wide, const Chunk* raw, int lane) {
 #pragma unroll
   for (int p = lane; p < SOLO_SLOTS * (HEAD_DIM / 16); p += 32) {
@@ -999,26 +1016,28 @@ __device__ __forceinline__ void solo_widen(Chunk* wide, const Chunk* raw, int la
     hi.b = widen_e4m3x2(r.c, 0x3424u);
     hi.c = widen_e4m3x2(r.d, 0x1404u);
     hi.d = widen_e4m3x2(r.d, 0x3424u);
-    wide[t * SOLO_ROW + 2 * c] = lo;
-    wide[t * SOLO_ROW + 2 * c + 1] = hi;
+    wide[wide_at(t, 2 * c)] = lo;
+    wide[wide_at(t, 2 * c + 1)] = hi;
   }
 }
 
-// decode_attention's body; FP8_KV: the cache is float8 e4m3 bytes (decode_attention_fp8). Then each warp's chunk
-// arrives as it is in the cache (half the bytes) and is widened into the storage type in shared memory, the keys
-// before the scores and the values into the same buffer after them; the next chunk's copy starts once the values
-// are widened. Per warp, static shared memory: FP8_KV false, SOLO_STAGES stages of keys and values in the storage
-// type (34.8 KB a block at D = 128); true, the raw keys and values and one storage-type buffer (33.8 KB).
+// decode_attention's body; FP8_KV: the cache is float8 e4m3 bytes (decode_attention_fp8). Then each warp's chunks
+// arrive as they are in the cache (half the bytes) into a ring of SOLO_FP8_STAGES raw stages, and each is widened into
+// the storage type in shared memory, the keys before the scores and the values into the same buffer after them; a
+// stage is refilled SOLO_FP8_STAGES chunks on once its values are widened. Per warp, static shared memory: FP8_KV
+// false, SOLO_STAGES stages of keys and values in the storage type (34.8 KB a block at D = 128); true, the raw stages
+// and one widened buffer (48 KB at D = 128: two stages; with one, as at D = 128 the bytes in flight per warp were half
+// decode_attention's, and it read a float8 cache no faster than decode_attention an fp16 one on an H200).
 template <bool FP8_KV>
 __device__ __forceinline__ void solo_attention(
     const storage_t* qkv, const long long* positions, const void* k_cache, const void* v_cache, float* partial_out,
     float* partial_max, float* partial_sum, storage_t* out, long long num_kv_heads, long long capacity,
     long long window, long long split_size, double scale) {
-  static_assert(!FP8_KV || SOLO_STAGES == 1, "a float8 cache is staged in one stage");
-  constexpr int kWide = SOLO_SLOTS * SOLO_ROW;              // chunks of one storage-type buffer
-  constexpr int kRaw = SOLO_SLOTS * (HEAD_DIM / 16);        // chunks of one raw e4m3 buffer
-  constexpr int kStaged = FP8_KV ? kWide + 2 * kRaw : SOLO_STAGES * 2 * kWide;
-  // per warp: FP8_KV false, per stage keys then values; true, the widened buffer, then raw keys and raw values
+  constexpr int kWide = SOLO_SLOTS * (FP8_KV ? FP8_WIDE_ROW : SOLO_ROW);  // chunks of one storage-type buffer
+  constexpr int kRaw = SOLO_SLOTS * (HEAD_DIM / 16);                       // chunks of one raw e4m3 buffer
+  constexpr int kStages = FP8_KV ? SOLO_FP8_STAGES : SOLO_STAGES;
+  constexpr int kStaged = FP8_KV ? kWide + kStages * 2 * kRaw : SOLO_STAGES * 2 * kWide;
+  // per warp: FP8_KV false, per stage keys then values; true, the widened buffer, then per stage raw keys and values
   __shared__ Chunk staged[SOLO_WARPS][kStaged];
   typedef typename Pick<FP8_KV, unsigned char, storage_t>::type cache_t;
   const Split w = block_split(positions, num_kv_heads, window, split_size);
@@ -1037,23 +1056,26 @@ __device__ __forceinline__ void solo_attention(
   const long long first_row = ((long long) w.b * capacity + w.begin) * num_kv_heads + w.kv_head;
   const cache_t* keys = static_cast<const cache_t*>(k_cache) + first_row * HEAD_DIM;
   const cache_t* values = static_cast<const cache_t*>(v_cache) + first_row * HEAD_DIM;
-  Chunk* const mine = staged[warp];
-  Chunk* const raw_keys = mine + kWide;  // FP8_KV
-  Chunk* const raw_values = mine + kWide + kRaw;
+  Chunk* const buffers = staged[warp];
+  // FP8_KV: stage s's raw keys and values
+  auto raw_keys = [&](int s) { return buffers + kWide + 2 * s * kRaw; };
+  auto raw_values = [&](int s) { return buffers + kWide + (2 * s + 1) * kRaw; };
   // copies chunk `chunk` of the split's keys and values to stage `s`
   auto copy_chunk = [&](int s, long long chunk) {
     if constexpr (FP8_KV) {
-      solo_copy_chunk_fp8(raw_keys, keys, stride, chunk, count, lane);
-      solo_copy_chunk_fp8(raw_values, values, stride, chunk, count, lane);
+      solo_copy_chunk_fp8(raw_keys(s), keys, stride, chunk, count, lane);
+      solo_copy_chunk_fp8(raw_values(s), values, stride, chunk, count, lane);
     } else {
-      solo_copy_chunk(mine + (2 * s) * kWide, keys, stride, chunk, count, lane);
-      solo_copy_chunk(mine + (2 * s + 1) * kWide, values, stride, chunk, count, lane);
+      solo_copy_chunk(buffers + (2 * s) * kWide, keys, stride, chunk, count, lane);
+      solo_copy_chunk(buffers + (2 * s + 1) * kWide, values, stride, chunk, count, lane);
     }
   };
+  // ldmatrix's chunk c of row t of a staged buffer
+  auto at = [](int t, int c) { return FP8_KV ? wide_at(t, c) : t * SOLO_ROW + c; };
 
-  // this warp's first SOLO_STAGES chunks on their way (a group per stage, empty past the split)
+  // this warp's first kStages chunks on their way (a group per stage, empty past the split)
 #pragma unroll
-  for (int s = 0; s < SOLO_STAGES; s++) {
+  for (int s = 0; s < kStages; s++) {
     const long long chunk = warp + (long long) SOLO_WARPS * s;
     if (chunk < chunks) {
       copy_chunk(s, chunk);
@@ -1093,15 +1115,15 @@ __device__ __forceinline__ void solo_attention(
 
   int stage = 0;
   for (long long chunk = warp; chunk < chunks; chunk += SOLO_WARPS) {
-    cp_async_wait<SOLO_STAGES - 1>();  // this chunk's keys and values (later chunks' may still be in flight)
+    cp_async_wait<kStages - 1>();  // this chunk's keys and values (later chunks' may still be in flight)
     __syncwarp();
-    const Chunk* key_s = mine + (2 * stage) * kWide;
-    const Chunk* value_s = mine + (2 * stage + 1) * kWide;
+    const Chunk* key_s = buffers + (2 * stage) * kWide;
+    const Chunk* value_s = buffers + (2 * stage + 1) * kWide;
     if constexpr (FP8_KV) {
-      solo_widen(mine, raw_keys, lane);
+      solo_widen(buffers, raw_keys(stage), lane);
       __syncwarp();
-      key_s = mine;
-      value_s = mine;  // once the scores are done, see below
+      key_s = buffers;
+      value_s = buffers;  // once the scores are done, see below
     }
     const int n = (int) min_ll(SOLO_SLOTS, count - SOLO_SLOTS * chunk);  // valid slots of the chunk
 
@@ -1110,7 +1132,7 @@ __device__ __forceinline__ void solo_attention(
 #pragma unroll
     for (int k = 0; k < HEAD_DIM / 16; k++) {
       unsigned kb[4];  // b0, b1 of slots 0..7, then of slots 8..15
-      ldmatrix_x4(kb, key_s + key_row * SOLO_ROW + 2 * k + key_col);
+      ldmatrix_x4(kb, key_s + at(key_row, 2 * k + key_col));
       mma16816(c[0], qa[k], kb[0], kb[1]);
       mma16816(c[1], qa[k], kb[2], kb[3]);
     }
@@ -1169,19 +1191,21 @@ __device__ __forceinline__ void solo_attention(
     }
     if constexpr (FP8_KV) {
       __syncwarp();  // every lane's keys are read: the values take their buffer
-      solo_widen(mine, raw_values, lane);
+      solo_widen(buffers, raw_values(stage), lane);
       __syncwarp();
-      const long long next = chunk + SOLO_WARPS;  // the raw buffers are free: the next chunk comes behind the values
+      // this stage's raw buffers are free: the chunk kStages on comes behind the values
+      const long long next = chunk + (long long) SOLO_WARPS * kStages;
       if (next < chunks) {
-        copy_chunk(0, next);
+        copy_chunk(stage, next);
       }
       cp_async_commit();
+      stage = stage + 1 == kStages ? 0 : stage + 1;
     }
     // values: O (16 heads, 8 dims) += (P hi + P lo) (16 heads, 16 slots) V (16 slots, 8 dims), two blocks per load
 #pragma unroll
     for (int j = 0; j < SOLO_BLOCKS; j += 2) {
       unsigned vb[4];  // b0, b1 of block j, then of block j + 1
-      ldmatrix_x4_trans(vb, value_s + value_row * SOLO_ROW + j + value_col);
+      ldmatrix_x4_trans(vb, value_s + at(value_row, j + value_col));
       mma16816(acc[j], pa[0], vb[0], vb[1]);
       mma16816(acc[j], pa[1], vb[0], vb[1]);
       mma16816(acc[j + 1], pa[0], vb[2], vb[3]);

@@ -178,6 +178,27 @@ class FusedDecodeOps(Module):
     wide_v = torch.view_copy(values, dtype=24).to(qkv.dtype)
     cu_k = torch.mul(torch.arange(rows.size(0) + 1, dtype=3, device=rows.device), key_length)  # int32  # (R + 1)
     return self.varlen_attend(qkv, wide_k, wide_v, seqused, cu_q, cu_k, max_q, True, num_heads, num_kv_heads, head_dim, window, scale)
+  def packed_attend_line(self: __torch__.FusedDecodeOps,
+    qkv: Tensor,
+    cu_q: Tensor,
+    max_q: int,
+    num_heads: int,
+    num_kv_heads: int,
+    head_dim: int,
+    window: int,
+    scale: float) -> Tensor:
+    # a line whose rows all start at position 0 over a float8 cache: each row's tokens over the line's own rotated
+    # keys and values (rotary_cache_write_packed_fp8 keeps the rotated keys in qkv), causal, rather than over its
+    # cache slots widened: (T, N*D)
+    t = qkv.size(0)
+    q = torch.view(torch.slice(qkv, 1, 0, num_heads * head_dim), [t, num_heads, head_dim])  # (T, N*D) -> (T, N, D)
+    k = torch.view(torch.slice(qkv, 1, num_heads * head_dim, (num_heads + num_kv_heads) * head_dim), [t, num_kv_heads, head_dim])  # (T, K*D) -> (T, K, D)
+    v = torch.view(torch.slice(qkv, 1, (num_heads + num_kv_heads) * head_dim, (num_heads + 2 * num_kv_heads) * head_dim), [t, num_kv_heads, head_dim])
+    if window > 0:
+      o, _0, _1, _2, _3 = torch._flash_attention_forward(q, k, v, cu_q, cu_q, max_q, max_q, 0., True, False, scale=scale, window_size_left=window - 1, window_size_right=0)
+    else:
+      o, _0, _1, _2, _3 = torch._flash_attention_forward(q, k, v, cu_q, cu_q, max_q, max_q, 0., True, False, scale=scale)
+    return torch.contiguous(torch.reshape(o, [t, num_heads * head_dim]))  # (T, N, D) -> (T, N*D)
   def varlen_attend(self: __torch__.FusedDecodeOps,
     qkv: Tensor,
     k_cache: Tensor,

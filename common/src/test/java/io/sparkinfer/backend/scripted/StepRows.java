@@ -100,8 +100,9 @@ record StepRows(long[][] tokens, int[] starts) {
       last[r] = at - 1;
     }
     Shape shape = new Shape(1, total); // (1, T)
+    boolean fresh = java.util.Arrays.stream(starts).allMatch(start -> start == 0); // every row from position 0
     return new ForwardBatch(m.create(ids, shape), m.create(positions, shape), m.create(last), keyLength(),
-        cacheRows == null ? null : m.create(cacheRows));
+        cacheRows == null ? null : m.create(cacheRows), fresh);
   }
 
   /** Cache rows 1, 3, 5, ...: one for each of these rows, in increasing order, not neighbours, none of them row 0. */
