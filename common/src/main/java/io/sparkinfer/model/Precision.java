@@ -11,16 +11,15 @@ import java.util.Locale;
  * <p>{@link #FP8} is bf16 with the decoder layers' four projections (q/k/v, o, gate/up, down) as float8 e4m3
  * matrix multiplications: weights quantized once at load with a scale per output channel, each matmul's input
  * quantized per token (row) with its own scale, products accumulated in float32 and written in bf16
- * ({@link io.sparkinfer.backend.scripted.Fp8Projections}). Embeddings, norms, attention, the KV cache and the LM
- * head stay bf16. Only the scripted backend runs it: on GPUs with float8 tensor cores (compute capability 8.9 and
+ * ({@link io.sparkinfer.backend.scripted.Fp8Projections}). Embeddings, norms, attention and the LM head stay bf16;
+ * the KV cache is float8 by default where our kernels read it ({@code --kv-cache-dtype}), else bf16. Only the scripted backend runs it: on GPUs with float8 tensor cores (compute capability 8.9 and
  * up) through {@code torch._scaled_mm}; elsewhere the same quantization runs emulated in float32.
  *
- * <p>Experimental: on an H200 it ran the 8k workload of {@code bench/gpu/e2e.sh} at 0.98x fp16's throughput
- * (2026-12-02, {@code bench/results/2026-12-02-e2e-NVIDIA-H200-run6}). In fused steps the norms and the SiLU gate
- * quantize their rows inside our kernels ({@code rms_norm_fp8}, {@code silu_mul_fp8}); the attention output and the
- * TorchScript step's inputs are quantized by libtorch ops. The first version, with every input quantized by four
- * or five libtorch passes, ran at 0.50x ({@code run5}). What is left: libtorch 2.5.1's row-wise float8 matmul
- * (CUTLASS, fast accumulation) has not been measured alone against its fp16 matmul on these shapes.
+ * <p>Experimental: on an H200 it runs the 8k workload of {@code bench/gpu/e2e.sh} at 1.335x fp16's throughput with
+ * the float8 cache (2026-12-02, {@code bench/results/2026-12-02-e2e-NVIDIA-H200-run18}; the first version, with every
+ * input quantized by libtorch passes, ran at 0.50x, {@code run5}). In fused steps the norms and the SiLU gate quantize
+ * their rows inside our kernels ({@code rms_norm_fp8}, {@code silu_mul_fp8}, {@code quantize_fp8} for the attention
+ * output); the TorchScript step's inputs are quantized by libtorch ops. README, "fp8", states its agreement.
  */
 public enum Precision {
   FP32(DataType.FLOAT32),
