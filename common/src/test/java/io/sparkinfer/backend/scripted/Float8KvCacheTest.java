@@ -167,6 +167,75 @@ class Float8KvCacheTest {
         total, agreed[KvCacheDtype.MODEL.ordinal()], total);
   }
 
+  /**
+   * The generator marks a prefill line {@link ForwardBatch#fresh} (every row from position 0, so a float8 cache's
+   * fused prefill may attend over the line itself) exactly when it holds whole prompts: lines without a shared
+   * prefix, and the shared prefix's own line, but not the prompts' own tokens after a copied prefix.
+   */
+  @Test
+  void prefillLinesAreFreshExactlyWhenTheirRowsStartAtPositionZero() {
+    List<Fixtures.Case> cases = Fixtures.reference(DEMO);
+    String system = cases.get(0).prompt() + "\n" + cases.get(1).prompt() + "\n" + cases.get(2).prompt() + "\n";
+    List<GenerationRequest> shared = new ArrayList<>();
+    List<GenerationRequest> plain = new ArrayList<>();
+    for (int i = 0; i < 4; i++) {
+      shared.add(GenerationRequest.greedy("s" + i, system + cases.get(i + 3).prompt(), 2));
+      plain.add(GenerationRequest.greedy("p" + i, cases.get(i + 3).prompt(), 2));
+    }
+    try (LlmEngine engine = LlmEngine.load(options(Precision.FP32, KvCacheDtype.FP8))) {
+      CausalLmBackend scripted = engine.generator().backend();
+      List<Boolean> fresh = new ArrayList<>();
+      List<Long> firstPositions = new ArrayList<>();
+      CausalLmBackend recording = new CausalLmBackend() {
+        @Override
+        public NDArray forward(NDManager scope, ForwardBatch batch, BatchCache cache) {
+          if (batch.inputIds().getShape().get(1) > 1) { // prefill lines, not decode steps
+            fresh.add(batch.fresh());
+            firstPositions.add(batch.positions().min().getLong());
+          }
+          return scripted.forward(scope, batch, cache);
+        }
+
+        @Override
+        public BatchCache allocateCache(NDManager parent, int batchSize, int capacity) {
+          return scripted.allocateCache(parent, batchSize, capacity);
+        }
+
+        @Override
+        public boolean runsPacked() {
+          return scripted.runsPacked();
+        }
+
+        @Override
+        public String name() {
+          return "recording";
+        }
+      };
+      for (int sharing : new int[] {0, 32}) {
+        fresh.clear();
+        firstPositions.clear();
+        try (io.sparkinfer.generate.Generator g = new io.sparkinfer.generate.Generator(engine.config(),
+            engine.device(), Precision.FP32, recording, engine.tokenizer(),
+            io.sparkinfer.generate.GenerationConfig.load(DEMO, engine.config()),
+            engine.options().values().with(io.sparkinfer.generate.GeneratorOptions.SHARED_PREFIX, sharing))) {
+          List<Completion> out = g.generate(sharing == 0 ? plain : shared, 4);
+          assertThat(out).allSatisfy(c -> assertThat(c.outputTokenIds()).hasSize(2));
+          if (sharing > 0) {
+            assertThat(g.stats().sharedPrefixTokens()).as("the prefix was shared").isPositive();
+          }
+        }
+        assertThat(fresh).as("prefill lines with shared prefix %d", sharing).isNotEmpty();
+        for (int i = 0; i < fresh.size(); i++) {
+          assertThat(fresh.get(i)).as("line %d (first position %d), shared prefix %d", i, firstPositions.get(i), sharing)
+              .isEqualTo(firstPositions.get(i) == 0);
+        }
+        if (sharing > 0) {
+          assertThat(fresh).as("the prefix's own line, then the prompts' own tokens after it").contains(true, false);
+        }
+      }
+    }
+  }
+
   @Test
   void onlyTheScriptedStepsWriteAndReadIt() {
     assertThatThrownBy(() -> LlmEngine.load(options(Precision.FP32, KvCacheDtype.FP8)
