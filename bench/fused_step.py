@@ -270,6 +270,19 @@ def replay_us(fn, iters=LAYERS):
     return start.elapsed_time(stop) / (5 * iters) * 1e3
 
 
+def variant_kernels(source, subs, dtype, name):
+    """The kernels of source with text substitutions subs ((old, new) pairs, each present), or None (printed) when
+    they do not compile."""
+    for a, c in subs:
+        assert a in source, a
+        source = source.replace(a, c)
+    try:
+        return Kernels(source, dtype == torch.bfloat16)
+    except RuntimeError as e:
+        print(f"  variant {name}: {str(e)[:300]}")
+        return None
+
+
 def attention_variants(b, dtype, capacity=640, iters=30):
     """Times decode_attention + combine alone for variants of the source (text substitutions) and split sizes,
     with CUDA events, and checks each against flash attention."""
@@ -295,14 +308,8 @@ def attention_variants(b, dtype, capacity=640, iters=30):
                 ("1 warp x 3 stages, split 128", shape(1, 3), 128, 32)]
     out = torch.empty(b, N * D, device=dev, dtype=dtype)
     for name, subs, split, threads in variants:
-        src = source
-        for a, c in subs:
-            assert a in src, a
-            src = src.replace(a, c)
-        try:
-            kern = Kernels(src, dtype == torch.bfloat16)
-        except RuntimeError as e:
-            print(f"  variant {name}: {str(e)[:300]}")
+        kern = variant_kernels(source, subs, dtype, name)
+        if kern is None:
             continue
         att = CustomAttention(kern, b, capacity, dev, split, wide=threads == 0, threads=threads or 128)
         out.fill_(float("nan"))
@@ -384,14 +391,8 @@ def kv_fp8(b, dtype, capacity=640, iters=30):
     for name, subs in [("as built", []), ("one raw stage", [(stages, "#define SOLO_FP8_STAGES 1")]),
                        ("no block bound", [(bounds, bounds.replace(", 3)", ")"))]),
                        ("2 blocks per SM", [(bounds, bounds.replace(", 3)", ", 2)"))])]:
-        src = source
-        for a, c in subs:
-            assert a in src, a
-            src = src.replace(a, c)
-        try:
-            variant = Kernels(src, dtype == torch.bfloat16)
-        except RuntimeError as e:
-            print(f"  variant {name}: {str(e)[:300]}")
+        variant = variant_kernels(source, subs, dtype, name)
+        if variant is None:
             continue
         att = CustomAttention(variant, b, capacity, dev, fp8=True)
         diff = (att(q, at_pos, k8, v8, 0, torch.full_like(out, float("nan"))).float() - reference.float()).abs().max()

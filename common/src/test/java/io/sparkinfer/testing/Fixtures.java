@@ -13,6 +13,9 @@ import io.sparkinfer.backend.BatchCache;
 import io.sparkinfer.backend.CausalLmBackend;
 import io.sparkinfer.backend.ForwardBatch;
 import io.sparkinfer.engine.LlmEngine;
+import io.sparkinfer.generate.Completion;
+import io.sparkinfer.generate.GenerationRequest;
+import io.sparkinfer.generate.SamplingParams;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
@@ -95,6 +98,35 @@ public final class Fixtures {
     } catch (IOException e) {
       throw new UncheckedIOException(e);
     }
+  }
+
+  /**
+   * Each case's prompt as a greedy request ({@code p0}, {@code p1}, ...) for as many tokens as its reference ids,
+   * past eos (the references run past it).
+   */
+  public static List<GenerationRequest> referenceRequests(List<Case> cases) {
+    List<GenerationRequest> requests = new ArrayList<>();
+    for (int i = 0; i < cases.size(); i++) {
+      requests.add(new GenerationRequest("p" + i, cases.get(i).prompt(), cases.get(i).greedyIds().length,
+          SamplingParams.GREEDY, List.of(), true));
+    }
+    return requests;
+  }
+
+  /** The reference ids of every case, counted. */
+  public static int referenceTokens(List<Case> cases) {
+    return cases.stream().mapToInt(c -> c.greedyIds().length).sum();
+  }
+
+  /** How many leading ids of each completion (of {@link #referenceRequests}) are its case's greedy ids, summed. */
+  public static int leadingAgreement(List<Completion> out, List<Case> cases) {
+    int n = 0;
+    for (int i = 0; i < cases.size(); i++) {
+      long[] reference = cases.get(i).greedyIds();
+      int mismatch = Arrays.mismatch(out.get(i).outputTokenIds(), reference);
+      n += mismatch < 0 ? reference.length : mismatch;
+    }
+    return n;
   }
 
   /** Runs each case's prompt through the engine's backend alone (one prefill) and returns its last-position logits. */

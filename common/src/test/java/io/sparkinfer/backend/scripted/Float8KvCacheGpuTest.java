@@ -11,7 +11,6 @@ import io.sparkinfer.generate.Completion;
 import io.sparkinfer.generate.GenerationRequest;
 import io.sparkinfer.generate.Generator;
 import io.sparkinfer.generate.GeneratorOptions;
-import io.sparkinfer.generate.SamplingParams;
 import io.sparkinfer.model.Precision;
 import io.sparkinfer.testing.Fixtures;
 import java.util.ArrayList;
@@ -43,13 +42,8 @@ class Float8KvCacheGpuTest {
   @Test
   void greedyGenerationKeepsTransformersFirstTokens() {
     List<Fixtures.Case> cases = Fixtures.reference(Fixtures.demoModel());
-    List<GenerationRequest> requests = new ArrayList<>();
-    int total = 0;
-    for (int i = 0; i < cases.size(); i++) {
-      requests.add(new GenerationRequest("p" + i, cases.get(i).prompt(), cases.get(i).greedyIds().length,
-          SamplingParams.GREEDY, List.of(), true)); // references run past eos
-      total += cases.get(i).greedyIds().length;
-    }
+    List<GenerationRequest> requests = Fixtures.referenceRequests(cases);
+    int total = Fixtures.referenceTokens(cases);
     int[] agreed = new int[2];
     for (KvCacheDtype cache : new KvCacheDtype[] {KvCacheDtype.FP8, KvCacheDtype.MODEL}) {
       try (LlmEngine engine = LlmEngine.load(options(Precision.FP16, cache))) {
@@ -62,12 +56,10 @@ class Float8KvCacheGpuTest {
           assertThat(backend.acceleration().fusedCaptures()).as("fused decode graphs ran").isPositive();
         }
         for (int i = 0; i < cases.size(); i++) {
-          long[] ids = out.get(i).outputTokenIds();
-          long[] reference = cases.get(i).greedyIds();
-          assertThat(ids[0]).as("%s: first token of %s", cache, cases.get(i).prompt()).isEqualTo(reference[0]);
-          int mismatch = Arrays.mismatch(ids, reference);
-          agreed[cache.ordinal()] += mismatch < 0 ? reference.length : mismatch;
+          assertThat(out.get(i).outputTokenIds()[0]).as("%s: first token of %s", cache, cases.get(i).prompt())
+              .isEqualTo(cases.get(i).greedyIds()[0]);
         }
+        agreed[cache.ordinal()] = Fixtures.leadingAgreement(out, cases);
       }
     }
     assertThat(agreed[KvCacheDtype.FP8.ordinal()]).isPositive();

@@ -139,26 +139,19 @@ class Float8KvCacheTest {
   @Test
   void greedyGenerationKeepsTransformersFirstTokens() {
     List<Fixtures.Case> cases = Fixtures.reference(DEMO);
-    List<GenerationRequest> requests = new ArrayList<>();
-    int total = 0;
-    for (int i = 0; i < cases.size(); i++) {
-      requests.add(new GenerationRequest("p" + i, cases.get(i).prompt(), cases.get(i).greedyIds().length,
-          io.sparkinfer.generate.SamplingParams.GREEDY, List.of(), true)); // references run past eos
-      total += cases.get(i).greedyIds().length;
-    }
+    List<GenerationRequest> requests = Fixtures.referenceRequests(cases);
+    int total = Fixtures.referenceTokens(cases);
     int[] agreed = new int[2];
     for (KvCacheDtype cache : new KvCacheDtype[] {KvCacheDtype.FP8, KvCacheDtype.MODEL}) {
       try (LlmEngine engine = LlmEngine.load(options(Precision.FP32, cache))) {
         List<Completion> out = engine.generate(requests, 4);
-        for (int i = 0; i < cases.size(); i++) {
-          long[] ids = out.get(i).outputTokenIds();
-          long[] reference = cases.get(i).greedyIds();
-          if (cache == KvCacheDtype.FP8) {
-            assertThat(ids[0]).as("first token of %s", cases.get(i).prompt()).isEqualTo(reference[0]);
+        if (cache == KvCacheDtype.FP8) {
+          for (int i = 0; i < cases.size(); i++) {
+            assertThat(out.get(i).outputTokenIds()[0]).as("first token of %s", cases.get(i).prompt())
+                .isEqualTo(cases.get(i).greedyIds()[0]);
           }
-          int mismatch = Arrays.mismatch(ids, reference);
-          agreed[cache.ordinal()] += mismatch < 0 ? reference.length : mismatch;
         }
+        agreed[cache.ordinal()] = Fixtures.leadingAgreement(out, cases);
       }
     }
     assertThat(agreed[KvCacheDtype.FP8.ordinal()]).isPositive();

@@ -13,15 +13,12 @@ import io.sparkinfer.engine.EngineOptions;
 import io.sparkinfer.engine.LlmEngine;
 import io.sparkinfer.generate.Completion;
 import io.sparkinfer.generate.GenerationRequest;
-import io.sparkinfer.generate.SamplingParams;
 import io.sparkinfer.layout.Layout;
 import io.sparkinfer.model.LayerParameter;
 import io.sparkinfer.model.Precision;
 import io.sparkinfer.testing.Fixtures;
 import io.sparkinfer.torchscript.ScriptedTensors;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -139,29 +136,20 @@ class Fp8Test {
   static Map<Precision, Integer> agreementWithTransformers(String device, java.util.function.Consumer<LlmEngine> check) {
     Path dir = Fixtures.demoModel();
     List<Fixtures.Case> cases = Fixtures.reference(dir);
-    List<GenerationRequest> requests = new ArrayList<>();
-    int total = 0;
-    for (int i = 0; i < cases.size(); i++) {
-      requests.add(new GenerationRequest("p" + i, cases.get(i).prompt(), cases.get(i).greedyIds().length,
-          SamplingParams.GREEDY, List.of(), true)); // references run past eos
-      total += cases.get(i).greedyIds().length;
-    }
+    List<GenerationRequest> requests = Fixtures.referenceRequests(cases);
+    int total = Fixtures.referenceTokens(cases);
     Map<Precision, Integer> agreed = new LinkedHashMap<>();
     for (Precision precision : new Precision[] {Precision.FP8, Precision.BF16}) {
       try (LlmEngine engine = LlmEngine.load(EngineOptions.of(dir, precision, device))) {
         List<Completion> out = engine.generate(requests, 4);
         check.accept(engine);
-        int n = 0;
-        for (int i = 0; i < cases.size(); i++) {
-          long[] ids = out.get(i).outputTokenIds();
-          long[] reference = cases.get(i).greedyIds();
-          if (precision == Precision.FP8) {
-            assertThat(ids[0]).as("first token of %s", cases.get(i).prompt()).isEqualTo(reference[0]);
+        if (precision == Precision.FP8) {
+          for (int i = 0; i < cases.size(); i++) {
+            assertThat(out.get(i).outputTokenIds()[0]).as("first token of %s", cases.get(i).prompt())
+                .isEqualTo(cases.get(i).greedyIds()[0]);
           }
-          int mismatch = Arrays.mismatch(ids, reference);
-          n += mismatch < 0 ? reference.length : mismatch;
         }
-        agreed.put(precision, n);
+        agreed.put(precision, Fixtures.leadingAgreement(out, cases));
       }
     }
     System.out.printf("greedy ids agreeing with transformers fp32 (leading ids of %d prompts, demo model, %s): fp8 %d "
