@@ -125,12 +125,10 @@ public final class ScriptedCausalLm implements CausalLmBackend {
   }
 
   /**
-   * Whether caches hold float8 e4m3 bytes: {@code fp8} asked for, or auto under {@code --precision fp8} where our
-   * kernels read them. On a GPU a float8 cache runs only where decode and prefill steps are fused kernels that read
-   * it (the TorchScript step widens the whole cache in each layer of each step: right, but slow); elsewhere (CPU)
-   * the TorchScript step runs it, emulated, when asked for.
-   *
-   * Sets {@link #float8CacheSlow} when it runs through the TorchScript step on a GPU (logged).
+   * Whether caches hold float8 e4m3 bytes: {@code fp8} asked for, or auto under {@code --precision fp8} where decode
+   * and prefill steps are fused kernels that read them. Asked for elsewhere it runs through the TorchScript step,
+   * which widens the whole cache in each layer of each step: on the CPU (emulated, as fp8's matmuls are), and on a
+   * GPU right but slow, logged and named by {@link #describe()} ({@link #float8CacheSlow}).
    */
   private boolean float8Cache(ScriptedOptions.KvCacheDtype asked) {
     if (asked == ScriptedOptions.KvCacheDtype.MODEL) {
