@@ -184,7 +184,7 @@ class SweepJobTest {
     assertThat(o.space().axis("precision").grid()).containsExactly("fp32");
     assertThat(o.space().axis("batch-size").grid()).containsExactly("1", "2", "4", "8", "16", "32", "64");
     assertThat(o.space().gridSize()).isEqualTo(14);
-    for (String conf : new String[] {"nightly.yaml", "decode.yaml", "kernels.json"}) {
+    for (String conf : new String[] {"nightly.yaml", "decode.yaml", "kernels.json", "kv-cache.yaml"}) {
       SweepOptions shipped = SweepOptions.parse(new String[] {"--model", "m", "--output", "o", "--space",
           TestSupport.repo().resolve("conf/sweep").resolve(conf).toString()}, k -> null, k -> null);
       assertThat(shipped.space().gridSize()).as(conf).isGreaterThan(1);
