@@ -388,9 +388,22 @@ def kv_fp8(b, dtype, capacity=640, iters=30):
     stages = "#define SOLO_FP8_STAGES (FP8_SWIZZLED ? 2 : 1)"
     bounds = "__launch_bounds__(SOLO_WARPS * 32, 3) decode_attention_fp8("
     reference = CustomAttention(kernels, b, capacity, dev)(q, at_pos, kw, vw, 0, out.clone())
-    for name, subs in [("as built", []), ("one raw stage", [(stages, "#define SOLO_FP8_STAGES 1")]),
-                       ("no block bound", [(bounds, bounds.replace(", 3)", ")"))]),
-                       ("2 blocks per SM", [(bounds, bounds.replace(", 3)", ", 2)"))])]:
+    variants = [("as built", []), ("one raw stage", [(stages, "#define SOLO_FP8_STAGES 1")]),
+                ("no block bound", [(bounds, bounds.replace(", 3)", ")"))]),
+                ("2 blocks per SM", [(bounds, bounds.replace(", 3)", ", 2)"))])]
+    if dtype == torch.float16:
+        # float16 widening without its fma: the bits read as the value times 2^-8, the 2^8 folded into the scores'
+        # scale and into the output (before the warps merge)
+        fma = ('asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(out) : "r"(bits), "r"(0x5c005c00u), "r"(0x80008000u));'
+               '  // * 2^8 - 0')
+        scale = "  const float score_scale = (float) scale;"
+        merge = ("  cp_async_wait<0>();\n  sum_lo += __shfl_xor_sync(0xffffffffu, sum_lo, 1);")
+        variants.append(("float16, 2^8 folded into the scales", [
+            (fma, "out = bits;"),
+            (scale, "  const float score_scale = (float) scale * (FP8_KV ? 256.f : 1.f);"),
+            (merge, "  cp_async_wait<0>();\n  if (FP8_KV) { for (int j = 0; j < SOLO_BLOCKS; j++) { for (int r = 0; r < 4; "
+                    "r++) { acc[j][r] *= 256.f; } } }\n  sum_lo += __shfl_xor_sync(0xffffffffu, sum_lo, 1);")]))
+    for name, subs in variants:
         variant = variant_kernels(source, subs, dtype, name)
         if variant is None:
             continue
