@@ -208,6 +208,11 @@ public final class FusedDecode implements AutoCloseable {
     return Optional.ofNullable(float8CacheOff);
   }
 
+  /** Whether fused steps read {@code cache}: any cache of the model's dtype, a float8 one where they can. */
+  public boolean reads(KvCache cache) {
+    return !cache.float8() || float8CacheOff == null;
+  }
+
   private static Optional<String> float8CacheOff(Attention attention, ModelConfig config, Device device) {
     if (attention != Attention.KERNELS) {
       return Optional.of("decode attention is not our kernels (--fused-attention " + attention.label() + ")");

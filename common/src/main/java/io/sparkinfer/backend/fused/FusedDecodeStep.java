@@ -82,9 +82,9 @@ public final class FusedDecodeStep implements AutoCloseable {
     this.batch = cache.batchSize();
     this.capacity = cache.capacity();
     this.float8 = cache.float8();
-    if (float8 && model.attentionFp8 == null) {
+    if (!model.reads(cache)) {
       throw new IllegalArgumentException("fused decode steps cannot read this float8 KV cache: "
-          + model.float8CacheUnsupported().orElse("no decode_attention_fp8"));
+          + model.float8CacheUnsupported().orElseThrow());
     }
     this.manager = NDManager.newBaseManager(model.device);
     DataType dtype = cache.dataType();

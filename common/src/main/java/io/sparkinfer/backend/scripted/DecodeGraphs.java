@@ -121,7 +121,7 @@ public final class DecodeGraphs implements AutoCloseable {
   private Captured capture(int keys) {
     long start = System.nanoTime();
     FusedDecode fused = acceleration.fused();
-    if (fused != null && (!cache.float8() || fused.float8CacheUnsupported().isEmpty())) {
+    if (fused != null && fused.reads(cache)) {
       try {
         if (fusedStep == null) {
           fusedStep = fused.newStep(cache);

@@ -270,7 +270,7 @@ public final class ScriptedCausalLm implements CausalLmBackend {
     }
     KvCache kv = KvCache.of(cache);
     FusedDecode kernels = isPackedLine(batch) ? acceleration.prefillKernels() : null;
-    if (kernels != null && (!kv.float8() || kernels.float8CacheUnsupported().isEmpty())) {
+    if (kernels != null && kernels.reads(kv)) {
       try {
         NDArray logits = FusedPrefillStep.run(kernels, scope, batch, kv);
         acceleration.countFusedPrefill();

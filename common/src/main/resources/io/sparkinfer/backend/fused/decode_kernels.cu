@@ -158,15 +158,6 @@ extern "C" __global__ void rms_norm(const storage_t* x, const storage_t* weight,
   }
 }
 
-// Rotary embedding of the step's queries and keys, and the step's keys and values written to the cache: queries
-// rotated in place in qkv, rotated keys and the values written to slot positions[b] of cache row b; a block per
-// row (rotary_cache_write). A packed prefill line (rotary_cache_write_packed) has a block per token t, written to
-// slot positions[t] of cache row cache_rows[t].
-// qkv: (B, (N + 2K) * D) rows [q heads | k heads | v heads] (packed: (T, ..)); positions: (B) int64 (packed: (T));
-// cache_rows: (T) int64; inv_freq: (D/2) float32; k_cache, v_cache: (B, C, K, D) (packed: (R, C, K, D)).
-// cos and sin of position * inv_freq[i] (cosf, sinf in float32, rounded to the storage type, as llama_step.py)
-// are computed once per (row, frequency) into shared memory and used for every head;
-// out[i] = x[i] c - x[i + D/2] s and out[i + D/2] = x[i + D/2] c + x[i] s.
 // Two floats as two e4m3 bytes, lo in the low byte (the lower address).
 __device__ __forceinline__ unsigned short e4m3x2(float lo, float hi) {
   unsigned short r;
@@ -214,6 +205,15 @@ struct Fp8Cache {
   __device__ static void put1(unsigned char* dst, storage_t v) { *dst = (unsigned char) (e4m3x2(load(v), 0.f) & 0xffu); }
 };
 
+// Rotary embedding of the step's queries and keys, and the step's keys and values written to the cache: queries
+// rotated in place in qkv, rotated keys and the values written to slot positions[b] of cache row b; a block per
+// row (rotary_cache_write). A packed prefill line (rotary_cache_write_packed) has a block per token t, written to
+// slot positions[t] of cache row cache_rows[t]. The _fp8 variants write a float8 cache (Fp8Cache above).
+// qkv: (B, (N + 2K) * D) rows [q heads | k heads | v heads] (packed: (T, ..)); positions: (B) int64 (packed: (T));
+// cache_rows: (T) int64; inv_freq: (D/2) float32; k_cache, v_cache: (B, C, K, D) (packed: (R, C, K, D)).
+// cos and sin of position * inv_freq[i] (cosf, sinf in float32, rounded to the storage type, as llama_step.py)
+// are computed once per (row, frequency) into shared memory and used for every head;
+// out[i] = x[i] c - x[i + D/2] s and out[i + D/2] = x[i + D/2] c + x[i] s.
 // Work items of a row: when D % 16 == 0 and qkv, k_cache, v_cache are 16-byte aligned, item (head, j) of the
 // (N + 2K) * D/16 items takes the 16-byte chunks of dims 8j .. 8j + 7 and D/2 + 8j .. (8 pairs, one load and
 // one store of 16 bytes each per half); otherwise item (head, i) of the (N + 2K) * D/2 items takes dims i, D/2 + i.
