@@ -392,17 +392,14 @@ def kv_fp8(b, dtype, capacity=640, iters=30):
                 ("no block bound", [(bounds, bounds.replace(", 3)", ")"))]),
                 ("2 blocks per SM", [(bounds, bounds.replace(", 3)", ", 2)"))])]
     if dtype == torch.float16:
-        # float16 widening without its fma: the bits read as the value times 2^-8, the 2^8 folded into the scores'
-        # scale and into the output (before the warps merge)
-        fma = ('asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(out) : "r"(bits), "r"(0x5c005c00u), "r"(0x80008000u));'
-               '  // * 2^8 - 0')
-        scale = "  const float score_scale = (float) scale;"
-        merge = ("  cp_async_wait<0>();\n  sum_lo += __shfl_xor_sync(0xffffffffu, sum_lo, 1);")
-        variants.append(("float16, 2^8 folded into the scales", [
-            (fma, "out = bits;"),
-            (scale, "  const float score_scale = (float) scale * (FP8_KV ? 256.f : 1.f);"),
-            (merge, "  cp_async_wait<0>();\n  if (FP8_KV) { for (int j = 0; j < SOLO_BLOCKS; j++) { for (int r = 0; r < 4; "
-                    "r++) { acc[j][r] *= 256.f; } } }\n  sum_lo += __shfl_xor_sync(0xffffffffu, sum_lo, 1);")]))
+        # float16 widening as before run19: the bits moved to where float16 keeps them (the value times 2^-8) and an
+        # fma, in place of sm_89's conversion
+        cvt = ('  const unsigned short pair = (unsigned short) (selector == 0x1404u ? bytes : bytes >> 16);\n'
+               '  asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(out) : "h"(pair));')
+        variants.append(("float16, bit moves and an fma (before run19)", [
+            (cvt, '  const unsigned v = __byte_perm(bytes, 0u, selector);\n'
+                  '  const unsigned bits = (v & 0x80008000u) | ((v & 0x7f007f00u) >> 1);\n'
+                  '  asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(out) : "r"(bits), "r"(0x5c005c00u), "r"(0x80008000u));')]))
     for name, subs in variants:
         variant = variant_kernels(source, subs, dtype, name)
         if variant is None:

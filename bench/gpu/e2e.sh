@@ -97,7 +97,8 @@ def num(pattern, text, cast=float):
     return cast(m.group(1).replace(",", "")) if m else None
 timeline = re.search(r"first inference task at ([\d.]+) s \| inference ([\d.]+) s \(tasks ([\d.]+) s: waiting for "
                      r"engines ([\d.]+); generators generating ([\d.]+), idle ([\d.]+)\) \| batch sizes ([\d,]+)", job)
-sizes = num(r"batch sizes ([\d,]+)\)", gen, str)
+sizes_match = re.search(r"batch sizes ([\d,]+)\)", gen)  # "1467,4096": kept apart (num drops the commas)
+sizes = sizes_match.group(1) if sizes_match else None
 result = {
     "gpu": gpu.split(",")[0].strip(), "driver": gpu.split(",")[-1].strip(),
     "date": datetime.date.today().isoformat(), "command": "bench/gpu/e2e.sh", "prompts": n,

@@ -15,8 +15,8 @@ import java.util.Locale;
  * the KV cache is float8 by default where our kernels read it ({@code --kv-cache-dtype}), else bf16. Only the scripted backend runs it: on GPUs with float8 tensor cores (compute capability 8.9 and
  * up) through {@code torch._scaled_mm}; elsewhere the same quantization runs emulated in float32.
  *
- * <p>Experimental: on an H200 it runs the 8k workload of {@code bench/gpu/e2e.sh} at 1.335x fp16's throughput with
- * the float8 cache (2026-12-02, {@code bench/results/2026-12-02-e2e-NVIDIA-H200-run18}; the first version, with every
+ * <p>Experimental: on an H200 it runs the 8k workload of {@code bench/gpu/e2e.sh} at 1.388x fp16's throughput with
+ * the float8 cache (2026-12-02, {@code bench/results/2026-12-02-e2e-NVIDIA-H200-run20}; the first version, with every
  * input quantized by libtorch passes, ran at 0.50x, {@code run5}). In fused steps the norms and the SiLU gate quantize
  * their rows inside our kernels ({@code rms_norm_fp8}, {@code silu_mul_fp8}, {@code quantize_fp8} for the attention
  * output); the TorchScript step's inputs are quantized by libtorch ops. README, "fp8", states its agreement.

@@ -970,20 +970,26 @@ __device__ __forceinline__ void solo_copy_chunk_fp8(Chunk* raw, const unsigned c
   }
 }
 
-// Two e4m3 bytes of `bytes` (the two `selector` puts in the high bytes of its halves: 0x1404 bytes 0 and 1, 0x3424
-// bytes 2 and 3) as two storage-type values, the lower byte in the low half: exact, e4m3's values all being
-// float16's and bfloat16's. Sign, exponent and mantissa are moved to where the storage type keeps them, which reads
-// as the value times 2^-8 (float16; 2^-120 for bfloat16, whose exponent bias is 127 against e4m3's 7; subnormals
-// alike), then multiplied back. A few integer ops and one fma per pair, against four conversions through float32.
+// Two e4m3 bytes of `bytes` (`selector` 0x1404: bytes 0 and 1, 0x3424: bytes 2 and 3) as two storage-type values,
+// the lower byte in the low half: exact, e4m3's values all being float16's and bfloat16's. Float16: sm_89's
+// conversion, one instruction a pair (it took decode_attention_fp8 at 1,024 rows from 92.2 to 81.5 us on an H200,
+// bench/results/2026-12-02-e2e-NVIDIA-H200-run19/kv-fp8.txt). Bfloat16, which has no such conversion: sign, exponent and
+// mantissa moved to where bfloat16 keeps them, which reads as the value times 2^-120 (its exponent bias is 127
+// against e4m3's 7; subnormals alike), then multiplied back: a few integer ops and one fma a pair.
 __device__ __forceinline__ unsigned widen_e4m3x2(unsigned bytes, unsigned selector) {
-  const unsigned v = __byte_perm(bytes, 0u, selector);  // each byte in the high byte of its 16-bit half
   unsigned out;
 #if defined(SPARKINFER_BF16)
+  const unsigned v = __byte_perm(bytes, 0u, selector);  // each byte in the high byte of its 16-bit half
   const unsigned bits = (v & 0x80008000u) | ((v & 0x7f007f00u) >> 4);
   asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(out) : "r"(bits), "r"(0x7b807b80u), "r"(0x80008000u));  // * 2^120 - 0
 #else
-  const unsigned bits = (v & 0x80008000u) | ((v & 0x7f007f00u) >> 1);
-  asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(out) : "r"(bits), "r"(0x5c005c00u), "r"(0x80008000u));  // * 2^8 - 0
+#if __CUDA_ARCH__ >= 890
+  const unsigned short pair = (unsigned short) (selector == 0x1404u ? bytes : bytes >> 16);
+  asm("cvt.rn.f16x2.e4m3x2 %0, %1;" : "=r"(out) : "h"(pair));
+#else
+  out = 0;
+  __trap();  // a float8 cache needs compute capability 8.9
+#endif
 #endif
   return out;
 }
