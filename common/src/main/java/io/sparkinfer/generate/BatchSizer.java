@@ -75,8 +75,12 @@ public final class BatchSizer {
    */
   public static int fit(Device device, ModelConfig c, DataType dtype, CausalLmBackend backend, int promptTokens,
       int newTokens, int maxPrefillTokens, int sharers) {
-    long budget = device.isGpu() ? freeGpuBytes(device) : CPU_BUDGET_BYTES;
-    return fit(budget / Math.max(sharers, 1), c, dtype, backend, promptTokens, newTokens, maxPrefillTokens);
+    return fit(budget(device) / Math.max(sharers, 1), c, dtype, backend, promptTokens, newTokens, maxPrefillTokens);
+  }
+
+  /** The bytes batches may take on {@code device} now: a share of its free memory on a GPU, a fixed budget on CPU. */
+  public static long budget(Device device) {
+    return device.isGpu() ? freeGpuBytes(device) : CPU_BUDGET_BYTES;
   }
 
   private static long freeGpuBytes(Device device) {

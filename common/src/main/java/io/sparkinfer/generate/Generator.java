@@ -20,6 +20,7 @@ import java.util.Deque;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
+import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -64,6 +65,20 @@ public final class Generator implements AutoCloseable {
   private final boolean oomRetry;
   /** Generators decoding on this device at once, this one included: {@code --batch-size auto} takes its share. */
   private volatile int deviceSharers = 1;
+  /** The bytes {@code --batch-size auto} may fill now; null: {@link BatchSizer#budget} of the device (tests set it). */
+  private volatile LongSupplier deviceBudget;
+
+  /** A batch's rows and the KV cache slots each row holds. */
+  private record Held(int rows, long slots) {}
+
+  /**
+   * The largest batch {@code --batch-size auto} made so far (rows times slots), or null. When a batch ends, libtorch's
+   * caching allocator keeps its memory for the next one, so the device's free memory no longer shows it: a later batch
+   * whose rows need no more slots is sized at least as wide. (Without this, generate.sh's second call of 4,096 fp16
+   * prompts saw room for 1,467 rows after its first had run 4,096 on an H200:
+   * bench/results/2026-12-02-e2e-NVIDIA-H200-run20.) Forgotten when a batch runs out of memory.
+   */
+  private volatile Held held;
 
   /**
    * @param device where inputs are made and logits land: the backend's first device
@@ -140,6 +155,9 @@ public final class Generator implements AutoCloseable {
             width, valid.get(valid.size() - 1).promptIds.length, valid.stream().mapToInt(s -> s.maxNew).max()
                 .orElse(0), valid.size());
       }
+      if (batchSize == 0) {
+        holding(Math.min(width, valid.size()), Math.min(contextLength, capacityFor(valid)));
+      }
       for (Sequence s : run(valid, Math.min(width, valid.size()))) {
         out[s.index] = s.result();
       }
@@ -196,6 +214,9 @@ public final class Generator implements AutoCloseable {
             prompt, first.maxNew);
       }
       stats.addBatchWidth(width);
+      if (batchSize == 0) {
+        holding(width, need);
+      }
       Batch batch = new Batch(waiting, width, need, waiting::finished);
       batch.reformsWhenOutgrown = capped;
       try {
@@ -204,6 +225,7 @@ public final class Generator implements AutoCloseable {
         List<Sequence> unfinished = batch.settleTaken();
         if (isOutOfMemory(e) && oomRetry && width > 1) {
           stats.addOomRetry();
+          held = null; // the memory was not there after all
           widthLimit = Math.max(1, width / 2);
           LOG.warn("out of device memory in a batch of width {}: {} unfinished request(s) start again at width {} ({})",
               width, unfinished.size(), widthLimit, e.getMessage());
@@ -253,6 +275,7 @@ public final class Generator implements AutoCloseable {
       boolean oom = isOutOfMemory(e);
       if (oom && oomRetry && width > 1) {
         stats.addOomRetry();
+        held = null; // the memory was not there after all
         int half = Math.max(1, width / 2);
         LOG.warn("out of device memory in a batch of width {}: {} unfinished request(s) start again at width {} ({})",
             width, unfinished.size(), half, e.getMessage());
@@ -293,8 +316,27 @@ public final class Generator implements AutoCloseable {
    * limit among them (the batch's KV cache is allocated for that length).
    */
   public int autoBatchSize(int promptTokens, int newTokens) {
-    return BatchSizer.fit(device, config, precision.dataType(), backend, promptTokens, newTokens, maxPrefillTokens,
-        deviceSharers);
+    LongSupplier budget = deviceBudget;
+    long bytes = budget != null ? budget.getAsLong() : BatchSizer.budget(device);
+    int fit = BatchSizer.fit(bytes / deviceSharers, config, precision.dataType(), backend, promptTokens, newTokens,
+        maxPrefillTokens);
+    Held h = held;
+    long slots = Math.min(contextLength, (long) promptTokens + newTokens);
+    return h != null && slots <= h.slots() ? Math.max(fit, h.rows()) : fit;
+  }
+
+  /** Remembers an auto-sized batch of {@code rows} rows of {@code slots} slots if it holds more than any before. */
+  private void holding(int rows, long slots) {
+    Held h = held;
+    if (h == null || (long) rows * slots > (long) h.rows() * h.slots()) {
+      held = new Held(rows, slots);
+    }
+  }
+
+  /** Sizes {@code --batch-size auto} from {@code bytes} instead of the device's memory (tests). */
+  Generator withDeviceBudget(LongSupplier bytes) {
+    this.deviceBudget = bytes;
+    return this;
   }
 
   /**

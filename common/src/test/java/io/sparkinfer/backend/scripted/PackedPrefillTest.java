@@ -31,11 +31,15 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * The scripted step's packed layout (rows back to back in one line, no padding) against the padded layout it
- * replaces for prefill, on CPU libtorch in fp32: the same logits within 1e-5 and the same keys and values in every
- * written slot. Rows have different lengths, start fresh or after slots already written (a shared prefix), and
+ * replaces for prefill, on CPU libtorch in fp32: the same logits within 1e-4 and the same keys and values in every
+ * written slot (the two layouts' products add in different orders, which CPUs round differently: 2.4e-5 on an Intel
+ * Xeon, less on an AMD EPYC; a wrong mask or position moves logits by whole units). Rows have different lengths, start fresh or after slots already written (a shared prefix), and
  * mistral-tiny's sliding window (8) is shorter than its prompts. The GPU's flash path: {@link PackedPrefillGpuTest}.
  */
 class PackedPrefillTest {
+
+  /** Largest logit and cache difference between the layouts in fp32 on a CPU (see the class comment). */
+  static final float CPU_FP32_BOUND = 1e-4f;
 
   static Stream<Arguments> models() {
     return Stream.of(Arguments.of("qwen2-code-demo", Fixtures.demoModel()),
@@ -46,7 +50,7 @@ class PackedPrefillTest {
   @ParameterizedTest(name = "{0}")
   @MethodSource("models")
   void packedStepsGiveThePaddedStepsLogitsAndCache(String name, Path dir) {
-    compare(dir, Precision.FP32, Device.cpu(), 1e-5f);
+    compare(dir, Precision.FP32, Device.cpu(), CPU_FP32_BOUND);
   }
 
   @ParameterizedTest(name = "{0}")
@@ -55,7 +59,7 @@ class PackedPrefillTest {
     EngineOptions options = EngineOptions.of(dir, Precision.FP32, "cpu").with(EngineOptions.BACKEND, BackendKind.SCRIPTED);
     try (LlmEngine engine = LlmEngine.load(options); NDManager m = NDManager.newBaseManager(Device.cpu())) {
       ScriptedCausalLm backend = (ScriptedCausalLm) engine.newGenerator().backend();
-      intoChosenRows(name, engine, m, Precision.FP32, (b, c) -> backend.forward(m, b, c), 1e-5f);
+      intoChosenRows(name, engine, m, Precision.FP32, (b, c) -> backend.forward(m, b, c), CPU_FP32_BOUND);
     }
   }
 
