@@ -15,7 +15,8 @@ import java.lang.management.MemoryUsage;
  * buffers). Prefill is different: the generator prefills joining rows in groups of at most
  * {@code --max-prefill-tokens} padded tokens, one group at a time, so the group's own KV cache, activations and
  * attention scores are needed once per batch, not once per row: a reserve taken off the budget before it is
- * divided into rows.
+ * divided into rows. Where a whole group's reserve would take more than half the budget, auto-sized batches prefill
+ * smaller groups ({@link #prefillTokens}).
  */
 public final class BatchSizer {
 
@@ -59,12 +60,28 @@ public final class BatchSizer {
   }
 
   /**
-   * The largest batch that fits {@code budget} bytes (at least 1, at most {@link #MAX_BATCH}): the prefill reserve
-   * first, then whole rows.
+   * The padded tokens of a prefill group under {@code budget}: {@code maxPrefillTokens}, halved while the group's
+   * reserve ({@link #prefillBytes}) would take more than half the budget, down to one prompt of {@code promptTokens}.
+   * Without it, prompts of 421 tokens on the demo model sized batches of one row on a CPU (2 GiB: a group of 32,768
+   * tokens reserves 2.2 GB for eager attention's scores and activations); prefilling them 8,192 tokens at a time
+   * leaves room for hundreds.
+   */
+  public static int prefillTokens(long budget, ModelConfig c, DataType dtype, int promptTokens, int maxPrefillTokens) {
+    int tokens = maxPrefillTokens;
+    while (tokens / 2 >= promptTokens && prefillBytes(c, dtype, promptTokens, tokens) > budget / 2) {
+      tokens /= 2;
+    }
+    return tokens;
+  }
+
+  /**
+   * The largest batch that fits {@code budget} bytes (at least 1, at most {@link #MAX_BATCH}): the reserve of a prefill
+   * group ({@link #prefillTokens}) first, then whole rows.
    */
   public static int fit(long budget, ModelConfig c, DataType dtype, CausalLmBackend backend, int promptTokens,
       int newTokens, int maxPrefillTokens) {
-    long rows = budget - prefillBytes(c, dtype, promptTokens, maxPrefillTokens);
+    long rows = budget - prefillBytes(c, dtype, promptTokens, prefillTokens(budget, c, dtype, promptTokens,
+        maxPrefillTokens));
     long per = bytesPerSequence(c, dtype, backend, promptTokens, newTokens);
     return (int) Math.max(1, Math.min(MAX_BATCH, rows / Math.max(per, 1)));
   }

@@ -16,6 +16,7 @@ public final class GenerationStats {
   private final AtomicLong decodeSteps = new AtomicLong();
   private final AtomicLong kvCacheAllocations = new AtomicLong();
   private final AtomicLong oomRetries = new AtomicLong();
+  private final AtomicLong prefillPasses = new AtomicLong();
   private final ConcurrentSkipListSet<Integer> batchWidths = new ConcurrentSkipListSet<>();
   private final AtomicLong sharedPrefixTokens = new AtomicLong();
 
@@ -27,6 +28,7 @@ public final class GenerationStats {
       out.addBatch(p.promptTokens(), p.generatedTokens(), p.prefillNanos(), p.decodeNanos(), p.decodeSteps());
       out.kvCacheAllocations.addAndGet(p.kvCacheAllocations());
       out.oomRetries.addAndGet(p.oomRetries());
+      out.prefillPasses.addAndGet(p.prefillPasses());
       out.batchWidths.addAll(p.batchWidths());
       out.sharedPrefixTokens.addAndGet(p.sharedPrefixTokens());
     }
@@ -61,6 +63,15 @@ public final class GenerationStats {
   /** Prompt tokens not computed because rows prefilled together shared them ({@code --shared-prefix}). */
   public long sharedPrefixTokens() {
     return sharedPrefixTokens.get();
+  }
+
+  void addPrefillPass() {
+    prefillPasses.incrementAndGet();
+  }
+
+  /** Prefill passes run: groups of joining prompts prefilled together ({@code --max-prefill-tokens} apiece at most). */
+  public long prefillPasses() {
+    return prefillPasses.get();
   }
 
   void addKvCacheAllocation() {

@@ -155,10 +155,12 @@ public final class Generator implements AutoCloseable {
             width, valid.get(valid.size() - 1).promptIds.length, valid.stream().mapToInt(s -> s.maxNew).max()
                 .orElse(0), valid.size());
       }
+      int longest = valid.get(valid.size() - 1).promptIds.length;
+      int prefillTokens = batchSize > 0 ? maxPrefillTokens : autoPrefillTokens(longest);
       if (batchSize == 0) {
         holding(Math.min(width, valid.size()), Math.min(contextLength, capacityFor(valid)));
       }
-      for (Sequence s : run(valid, Math.min(width, valid.size()))) {
+      for (Sequence s : run(valid, Math.min(width, valid.size()), prefillTokens)) {
         out[s.index] = s.result();
       }
     }
@@ -219,6 +221,9 @@ public final class Generator implements AutoCloseable {
       }
       Batch batch = new Batch(waiting, width, need, waiting::finished);
       batch.reformsWhenOutgrown = capped;
+      if (batchSize == 0) {
+        batch.prefillTokens = autoPrefillTokens(prompt);
+      }
       try {
         batch.run();
       } catch (RuntimeException e) {
@@ -258,10 +263,12 @@ public final class Generator implements AutoCloseable {
    * of device memory (and {@code --oom-retry}), its finished rows stand and the unfinished ones start again, afresh,
    * at half the width, down to 1; other failures, and out of memory at width 1, make the unfinished rows errors.
    */
-  private List<Sequence> run(List<Sequence> sorted, int width) {
+  private List<Sequence> run(List<Sequence> sorted, int width, int prefillTokens) {
     try {
       stats.addBatchWidth(width);
-      new Batch(new ListWaiting(sorted), width, Math.min(contextLength, capacityFor(sorted)), s -> { }).run();
+      Batch batch = new Batch(new ListWaiting(sorted), width, Math.min(contextLength, capacityFor(sorted)), s -> { });
+      batch.prefillTokens = prefillTokens;
+      batch.run();
       return sorted;
     } catch (InterruptedException e) { // a list never waits
       Thread.currentThread().interrupt();
@@ -283,7 +290,7 @@ public final class Generator implements AutoCloseable {
         for (Sequence s : unfinished) {
           fresh.add(s.afresh());
         }
-        done.addAll(run(fresh, Math.min(half, fresh.size())));
+        done.addAll(run(fresh, Math.min(half, fresh.size()), prefillTokens));
         return done;
       }
       fail(unfinished, e, width);
@@ -316,13 +323,25 @@ public final class Generator implements AutoCloseable {
    * limit among them (the batch's KV cache is allocated for that length).
    */
   public int autoBatchSize(int promptTokens, int newTokens) {
-    LongSupplier budget = deviceBudget;
-    long bytes = budget != null ? budget.getAsLong() : BatchSizer.budget(device);
-    int fit = BatchSizer.fit(bytes / deviceSharers, config, precision.dataType(), backend, promptTokens, newTokens,
+    int fit = BatchSizer.fit(budgetBytes(), config, precision.dataType(), backend, promptTokens, newTokens,
         maxPrefillTokens);
     Held h = held;
     long slots = Math.min(contextLength, (long) promptTokens + newTokens);
     return h != null && slots <= h.slots() ? Math.max(fit, h.rows()) : fit;
+  }
+
+  /** This generator's share of the bytes batches may take now. */
+  private long budgetBytes() {
+    LongSupplier budget = deviceBudget;
+    return (budget != null ? budget.getAsLong() : BatchSizer.budget(device)) / deviceSharers;
+  }
+
+  /**
+   * The padded tokens an auto-sized batch prefills at a time for prompts of up to {@code promptTokens}: fewer than
+   * {@code --max-prefill-tokens} where its reserve would crowd out the rows ({@link BatchSizer#prefillTokens}).
+   */
+  private int autoPrefillTokens(int promptTokens) {
+    return BatchSizer.prefillTokens(budgetBytes(), config, precision.dataType(), promptTokens, maxPrefillTokens);
   }
 
   /** Remembers an auto-sized batch of {@code rows} rows of {@code slots} slots if it holds more than any before. */
@@ -541,6 +560,8 @@ public final class Generator implements AutoCloseable {
     private final StepPhases phases = new StepPhases(); // with --profile-steps
     /** Narrowed to what the stream had left: once requests wait that it has no row for, it drains and ends. */
     boolean reformsWhenOutgrown;
+    /** Padded tokens prefilled at a time: {@code --max-prefill-tokens}, fewer where auto sizing needs the room. */
+    int prefillTokens = maxPrefillTokens;
     private boolean outgrown;
 
     /**
@@ -641,7 +662,7 @@ public final class Generator implements AutoCloseable {
 
     /**
      * Prefills waiting sequences into the free rows. Joiners are prefilled in groups of at most
-     * {@link #maxPrefillTokens} padded tokens.
+     * {@link #prefillTokens} padded tokens.
      */
     private void admit(NDManager scope, BatchCache cache) {
       if (outgrown) {
@@ -678,13 +699,14 @@ public final class Generator implements AutoCloseable {
         int longest = 0;
         while (to < joining.size()) {
           int len = Math.max(longest, joining.get(to).promptIds.length);
-          if (to > from && (long) len * (to - from + 1) > maxPrefillTokens) {
+          if (to > from && (long) len * (to - from + 1) > prefillTokens) {
             break;
           }
           longest = len;
           to++;
         }
         prefill(scope, cache, joining.subList(from, to), freeRows.subList(from, to), longest);
+        stats.addPrefillPass();
         from = to;
       }
     }

@@ -33,13 +33,41 @@ class BatchSizingTest {
     CausalLmBackend none = new Sized(tokens -> 0);
     long reserve = BatchSizer.prefillBytes(QWEN_1_5B, FP16, 512, MAX_PREFILL);
     long row = BatchSizer.bytesPerSequence(QWEN_1_5B, FP16, none, 512, 128);
-    assertThat(BatchSizer.fit(reserve + 10 * row, QWEN_1_5B, FP16, none, 512, 128, MAX_PREFILL)).isEqualTo(10);
-    assertThat(BatchSizer.fit(reserve + 20 * row, QWEN_1_5B, FP16, none, 512, 128, MAX_PREFILL))
-        .as("twice the rows' memory, twice the rows").isEqualTo(20);
-    assertThat(BatchSizer.fit(reserve / 2, QWEN_1_5B, FP16, none, 512, 128, MAX_PREFILL))
+    int n = (int) (reserve / row) + 10; // rows taking more than the reserve: the whole group is reserved
+    assertThat(BatchSizer.fit(reserve + n * row, QWEN_1_5B, FP16, none, 512, 128, MAX_PREFILL)).isEqualTo(n);
+    assertThat(BatchSizer.fit(reserve + 2L * n * row, QWEN_1_5B, FP16, none, 512, 128, MAX_PREFILL))
+        .as("twice the rows' memory, twice the rows").isEqualTo(2 * n);
+    assertThat(BatchSizer.fit(row / 2, QWEN_1_5B, FP16, none, 512, 128, MAX_PREFILL))
         .as("never less than one row").isEqualTo(1);
     assertThat(row).as("a row: its KV cache for 640 tokens and two rows of float32 logits")
         .isEqualTo(io.sparkinfer.backend.KvCache.bytesPerToken(QWEN_1_5B, FP16) * 640 + 2L * 151936 * 4);
+  }
+
+  /**
+   * Where a whole prefill group's reserve would take more than half the budget, the group shrinks (halving, down to one
+   * prompt) and leaves the rest to rows: long prompts on a CPU's budget no longer size batches of one row.
+   */
+  @Test
+  void aPrefillGroupShrinksWhereItsReserveWouldCrowdOutTheRows() {
+    ModelConfig demo = ModelConfig.load(io.sparkinfer.testing.Fixtures.demoModel());
+    DataType fp32 = DataType.FLOAT32;
+    CausalLmBackend none = new Sized(tokens -> 0);
+    long cpu = 2L << 30;
+    assertThat(BatchSizer.prefillBytes(demo, fp32, 421, MAX_PREFILL)).as("a whole group's reserve").isGreaterThan(cpu);
+    int group = BatchSizer.prefillTokens(cpu, demo, fp32, 421, MAX_PREFILL);
+    assertThat(group).as("a smaller group").isLessThan(MAX_PREFILL).isGreaterThanOrEqualTo(421);
+    assertThat(BatchSizer.prefillBytes(demo, fp32, 421, group)).as("its reserve").isLessThanOrEqualTo(cpu / 2);
+    assertThat(BatchSizer.prefillBytes(demo, fp32, 421, 2 * group)).as("the group twice as large")
+        .isGreaterThan(cpu / 2);
+    assertThat(BatchSizer.fit(cpu, demo, fp32, none, 421, 1, MAX_PREFILL)).as("rows of 421-token prompts on a CPU")
+        .isGreaterThan(100);
+    assertThat(BatchSizer.prefillTokens(2 * cpu, demo, fp32, 421, MAX_PREFILL))
+        .as("twice the budget: a group twice as large").isEqualTo(2 * group);
+    long whole = BatchSizer.prefillBytes(demo, fp32, 421, MAX_PREFILL);
+    assertThat(BatchSizer.prefillTokens(2 * whole, demo, fp32, 421, MAX_PREFILL))
+        .as("the whole group's reserve within half the budget: the whole group").isEqualTo(MAX_PREFILL);
+    assertThat(BatchSizer.prefillTokens(1, demo, fp32, 421, MAX_PREFILL)).as("no memory: one prompt a group")
+        .isBetween(421, 2 * 421 - 1);
   }
 
   @Test

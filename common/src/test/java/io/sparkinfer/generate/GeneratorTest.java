@@ -433,6 +433,36 @@ class GeneratorTest {
     }
   }
 
+  /**
+   * With {@code --batch-size auto} and little memory, a batch prefills its prompts in smaller groups than
+   * {@code --max-prefill-tokens} (BatchSizer.prefillTokens), and gives the reference tokens.
+   */
+  @Test
+  void autoSizingWithLittleMemoryPrefillsInSmallerGroupsAndGivesTheSameTokens() {
+    List<GenerationRequest> requests = new ArrayList<>();
+    for (int i = 0; i < cases.size(); i++) {
+      requests.add(GenerationRequest.greedy("p" + i, cases.get(i).prompt(), 6));
+    }
+    int longest = cases.stream().mapToInt(c -> engine.tokenizer().encode(c.prompt()).length).max().orElseThrow();
+    io.sparkinfer.model.ModelConfig config = io.sparkinfer.model.ModelConfig.load(Fixtures.model("qwen2-code-demo"));
+    long little = 2 * BatchSizer.prefillBytes(config, ai.djl.ndarray.types.DataType.FLOAT32, longest, 2 * longest);
+    try (Generator roomy = engine.newGenerator().withDeviceBudget(() -> 1L << 31);
+        Generator tight = engine.newGenerator().withDeviceBudget(() -> little)) {
+      List<Completion> a = roomy.generate(requests, 0);
+      List<Completion> b = tight.generate(requests, 0);
+      assertThat(roomy.stats().prefillPasses()).as("every prompt in one group").isEqualTo(1);
+      assertThat(tight.stats().batchWidths()).as("all rows still fit").containsExactly(cases.size());
+      assertThat(tight.stats().prefillPasses()).as("groups of at most two of the longest prompts")
+          .isGreaterThanOrEqualTo(cases.size() / 2);
+      for (int i = 0; i < cases.size(); i++) {
+        long[] ref = cases.get(i).greedyIds();
+        long[] expected = Arrays.copyOf(ref, Math.min(ref.length, 6));
+        assertThat(a.get(i).outputTokenIds()).containsExactly(expected);
+        assertThat(b.get(i).outputTokenIds()).containsExactly(expected);
+      }
+    }
+  }
+
   /** Batch size 0 sizes the batch from free memory for the requests at hand, and gives the same tokens. */
   @Test
   void autoBatchSizeFitsTheRequestsAndGivesTheSameTokens() {

@@ -52,6 +52,49 @@ class PlanSummaryTest {
     assertThat(s.repeatedIds()).isZero();
   }
 
+  /**
+   * The summary runs as one Spark job, adaptive query execution off for it (on, each of its shuffle stages was a job of
+   * its own: four), and the session's setting is as it was after.
+   */
+  @Test
+  void theSummaryIsOneSparkJobAndLeavesTheSessionsSettingAsItWas() throws InterruptedException {
+    SparkSession spark = TestSupport.spark();
+    Dataset<Row> rows = spark.createDataFrame(List.of(planned("a", 3, null), planned("b", 4, null),
+        planned("b", 5, null)), Tables.PLANNED).repartition(3);
+    String initially = spark.conf().get(PlanSummary.ADAPTIVE);
+    for (String setting : new String[] {"true", "false"}) {
+      spark.conf().set(PlanSummary.ADAPTIVE, setting);
+      String group = "plan-summary-" + setting;
+      spark.sparkContext().setJobGroup(group, "PlanSummaryTest", false);
+      try {
+        assertThat(PlanSummary.of(rows).repeatedIds()).isEqualTo(1);
+      } finally {
+        spark.sparkContext().clearJobGroup();
+      }
+      assertThat(jobsOf(spark, group)).as("Spark jobs of the summary, the session's setting %s", setting).isEqualTo(1);
+      assertThat(spark.conf().get(PlanSummary.ADAPTIVE)).as("the session's setting after").isEqualTo(setting);
+    }
+    spark.conf().set(PlanSummary.ADAPTIVE, initially);
+  }
+
+  /** The jobs Spark's status tracker lists for {@code group}, once the count has stayed put for half a second. */
+  private static int jobsOf(SparkSession spark, String group) throws InterruptedException {
+    int seen = -1;
+    long stableSince = System.nanoTime();
+    long deadline = System.nanoTime() + 10_000_000_000L;
+    while (System.nanoTime() < deadline) {
+      int now = spark.sparkContext().statusTracker().getJobIdsForGroup(group).length;
+      if (now != seen) {
+        seen = now;
+        stableSince = System.nanoTime();
+      } else if (now > 0 && System.nanoTime() - stableSince > 500_000_000L) {
+        return now;
+      }
+      Thread.sleep(20);
+    }
+    return seen;
+  }
+
   @Test
   void noRows() {
     SparkSession spark = TestSupport.spark();
