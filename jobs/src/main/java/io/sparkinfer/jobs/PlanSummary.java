@@ -32,9 +32,11 @@ record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeate
    * Runs the summary's query with adaptive query execution off, and the session's setting back as it was after it.
    * Adaptive execution runs each shuffle stage of the query (the group-by's, the sum's) as a Spark job of its own and
    * plans again between them: four jobs, where without it the summary is one. On the development machine (2 cores,
-   * 8,192 prompts) the inference stage started 0.4-0.5 s earlier without it, alternated; the summary's 8,192 groups
-   * have no skew or partition sizes for adaptive execution to correct. The setting is the session's, so a query that
-   * another thread plans meanwhile on the same session plans without it too.
+   * 8,192 prompts) the inference stage started 0.4-0.7 s earlier without it, alternated; on an H200's host the fp8
+   * job ran at 46,340-47,284 completion tokens/s with it off (bench/results/2026-12-02-e2e-NVIDIA-H200-run22;
+   * 43,087-44,234 with it on, run20, another machine). The query's groups (one per id, of a row or a few) leave
+   * adaptive execution no skew to split. The setting is the session's: a query another thread plans meanwhile on the
+   * same session plans without it too.
    */
   static PlanSummary of(Dataset<Row> planned) {
     SparkSession spark = planned.sparkSession();
