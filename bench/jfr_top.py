@@ -1,13 +1,15 @@
 """Sums a Java Flight Recording's method samples: where a JVM's threads spend their time, for the host-side work
 around the GPU (tokenizing, planning, writing, waiting on the device).
 
-Reads `jfr print --json --events jdk.ExecutionSample,jdk.NativeMethodSample REC.jfr` on stdin and prints, per thread
-(the threads with the most samples first): its samples, the methods on top of its stacks (self), and the methods of
+Reads `jfr print --stack-depth 300 --json --events jdk.ExecutionSample,jdk.NativeMethodSample REC.jfr` on stdin (jfr
+prints 5 frames of each stack unless told more, which leaves the inclusive counts without the callers) and prints, per
+thread (the threads with the most samples first): its samples, the methods on top of its stacks (self), and the methods of
 our code and of the libraries on its stacks (inclusive, each counted once per sample). Java samples (running Java)
 and native samples (inside a native method: JNI calls into libtorch, the tokenizer, or waiting on the GPU) are counted
 apart, as JFR takes them apart.
 
-usage: jfr print --json --events jdk.ExecutionSample,jdk.NativeMethodSample REC.jfr | python3 bench/jfr_top.py [--top 15]
+usage: jfr print --stack-depth 300 --json --events jdk.ExecutionSample,jdk.NativeMethodSample REC.jfr \
+           | python3 bench/jfr_top.py [--top 15]
 """
 import argparse
 import collections
