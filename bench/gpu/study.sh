@@ -7,7 +7,8 @@
 #
 # Needs, sent beforehand as ../shared/gpu/README.md says: the bundle in /tmp/g (.gpu/p00, c00...), the Spark
 # runtime parts in /tmp/s (.gpu/s00...), the engine jars in /tmp/app (common/target/*.jar and its dependencies,
-# without the CPU libtorch jar), and the job's classes in .gpulib/jobs-classes (carried). Draw the report on a
+# without the CPU libtorch jar and without slf4j-simple, which would take the job's logging from log4j2: Spark then
+# logs at INFO), and the job's classes in .gpulib/jobs-classes (carried). Draw the report on a
 # machine with fonts: submit/sweep.sh report --output DIR --run-id RUN_ID.
 set -uo pipefail
 source .gpu/setup.sh >/dev/null
