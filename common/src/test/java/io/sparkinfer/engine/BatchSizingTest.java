@@ -70,6 +70,25 @@ class BatchSizingTest {
         .isBetween(421, 2 * 421 - 1);
   }
 
+  /**
+   * Llama-2-7B in fp16 on a 24 GB GPU (13.5 GB of weights, 80% of the rest): a whole group of 32,768 prompt tokens would
+   * reserve more than all of the memory (its KV cache alone is 17 GB), which sized batches of one row; a smaller group
+   * leaves room for rows of 512 + 128 tokens.
+   */
+  @Test
+  void aLargeModelOnASmallGpuPrefillsInSmallerGroupsAndFitsRows() {
+    ModelConfig llama7b = ModelConfig.parse("""
+        {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+         "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 32000,
+         "max_position_embeddings": 4096, "rms_norm_eps": 1e-5, "rope_theta": 10000.0}""");
+    long free = (long) ((24e9 - 13.5e9) * 0.8);
+    CausalLmBackend none = new Sized(tokens -> 0);
+    assertThat(BatchSizer.prefillBytes(llama7b, FP16, 512, MAX_PREFILL)).as("a whole group's reserve")
+        .isGreaterThan(free);
+    assertThat(BatchSizer.prefillTokens(free, llama7b, FP16, 512, MAX_PREFILL)).as("the group").isLessThan(MAX_PREFILL);
+    assertThat(BatchSizer.fit(free, llama7b, FP16, none, 512, 128, MAX_PREFILL)).as("rows").isGreaterThanOrEqualTo(8);
+  }
+
   @Test
   void aPrefillGroupIsBoundedByMaxPrefillTokensWhateverThePromptLength() {
     long group = BatchSizer.prefillBytes(QWEN_1_5B, FP16, 512, MAX_PREFILL);
