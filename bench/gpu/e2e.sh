@@ -6,13 +6,16 @@
 # timeline: first inference task, engine wait, generation and idle seconds, batch sizes; generate.sh's prefill against
 # the dense fp16 peak (989 TFLOP/s), again with --packed-prefill=false (packed_prefill_speedup) and with
 # --fused-prefill=false (fused_prefill_speedup); generate.sh's process wall time, its JVM's start and the load included
-# (generate_process_wall_s, job_over_generate_process: the job's wall time against it); generate.sh in fp8 and bf16
+# (generate_process_wall_s; job_over_generate and job_over_generate_process set the job against generate.sh in the job's
+# precision, job_over_generate_precision, where that ran: E2E_JOB_PRECISION=fp8 needs fp8 among E2E_PRECISIONS);
+# generate.sh in fp8 and bf16
 # (fp8_e2e_speedup over fp16, and how far their ids agree with fp16's); prefix_cache_prefill_speedup from
 # bench/shared_prefix.sh on the same checkpoint; and engine_decode_tokens_per_s_b256 from submit/bench.sh's engine
 # side) and the logs.
 #
 #   E2E_JOB_LAYOUT=threads=2 E2E_PROMPTS=8192 bench/gpu/e2e.sh
 #   E2E_PADDED=0 E2E_SHARED=0 E2E_DECODE=0 bench/gpu/e2e.sh      # the job and generate.sh only
+#   E2E_GENERATE=0 E2E_FP8=0 E2E_PADDED=0 E2E_UNFUSED=0 E2E_SHARED=0 E2E_DECODE=0 bench/gpu/e2e.sh   # the job alone
 #   E2E_JOB_JAVA_OPTS=-XX:StartFlightRecording=filename=$OUT/job.jfr E2E_GENERATE_JAVA_OPTS=... # JVM options of
 #                                                                  # the job's and fp16 generate.sh's JVMs (a recording)
 #   E2E_JOB_PRECISION=fp8 E2E_FP8=0 ... bench/gpu/e2e.sh           # the job in fp8 (job_precision; default fp16)
@@ -39,13 +42,16 @@ timeout ${E2E_JOB_TIMEOUT:-240} java "${SPARKINFER_JAVA_MODULE_OPTS[@]}" ${E2E_J
   --max-new-tokens 128 --ignore-eos --layout "${E2E_JOB_LAYOUT:-threads=1}" --progress-seconds 10 ${E2E_JOB_OPTIONS:-} 2>&1 \
   | grep -v " WARN \|^\s*at \|^WARNING" > $OUT/job.log
 tail -20 $OUT/job.log
+# seconds since $1 (a date +%s.%N): a generate.sh process's wall time, its JVM's start and the load included
+since() { python3 -c "import sys, time; print(round(time.time() - float(sys.argv[1]), 1))" "$1"; }
 GENERATE_START=$(date +%s.%N)
-timeout ${E2E_GENERATE_TIMEOUT:-200} java ${E2E_GENERATE_JAVA_OPTS:-} -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true \
+[ "${E2E_GENERATE:-1}" = 0 ] || { timeout ${E2E_GENERATE_TIMEOUT:-200} java ${E2E_GENERATE_JAVA_OPTS:-} -Xmx24g \
+  -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true \
   -cp "/tmp/app/*" io.sparkinfer.cli.GenerateCommand --model $M --input /tmp/e2e-prompts.jsonl \
   --output /tmp/e2e-generate.jsonl --device gpu --precision fp16 --max-new-tokens 128 --ignore-eos \
   --progress-seconds 10 > $OUT/generate.log 2>&1
-export E2E_GENERATE_WALL_S=$(python3 -c "import sys, time; print(round(time.time() - float(sys.argv[1]), 1))" "$GENERATE_START")
-tail -3 $OUT/generate.log
+  export E2E_GENERATE_WALL_S=$(since "$GENERATE_START"); }
+touch $OUT/generate.log && tail -3 $OUT/generate.log
 # the same with padded prefill (a row per prompt, masked SDPA): what packing gives (E2E_PADDED=0 skips it)
 [ "${E2E_PADDED:-1}" = 0 ] || timeout ${E2E_GENERATE_TIMEOUT:-200} java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true \
   -cp "/tmp/app/*" io.sparkinfer.cli.GenerateCommand --model $M --input /tmp/e2e-prompts.jsonl \
@@ -62,10 +68,12 @@ touch $OUT/generate-unfused.log && tail -3 $OUT/generate-unfused.log
 # fp8 (bf16 with float8 projections) and bf16 through generate.sh: fp8_e2e_speedup over fp16 above, and the ids'
 # agreement with fp16's (first token, leading ids in common; E2E_FP8=0 skips both, E2E_PRECISIONS=fp8 runs fp8 only)
 for precision in ${E2E_PRECISIONS:-fp8 bf16}; do
-  [ "${E2E_FP8:-1}" = 0 ] || timeout ${E2E_GENERATE_TIMEOUT:-200} java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true \
-    -cp "/tmp/app/*" io.sparkinfer.cli.GenerateCommand --model $M --input /tmp/e2e-prompts.jsonl \
+  GENERATE_START=$(date +%s.%N)
+  [ "${E2E_FP8:-1}" = 0 ] || { timeout ${E2E_GENERATE_TIMEOUT:-200} java -Xmx24g -XX:MaxDirectMemorySize=64g \
+    -Dai.djl.offline=true -cp "/tmp/app/*" io.sparkinfer.cli.GenerateCommand --model $M --input /tmp/e2e-prompts.jsonl \
     --output /tmp/e2e-generate-$precision.jsonl --device gpu --precision $precision --max-new-tokens 128 --ignore-eos \
     --progress-seconds 10 > $OUT/generate-$precision.log 2>&1
+    export E2E_GENERATE_WALL_S_${precision^^}=$(since "$GENERATE_START"); }
   touch $OUT/generate-$precision.log && tail -3 $OUT/generate-$precision.log
 done
 touch $OUT/generate-fp8.log $OUT/generate-bf16.log
@@ -168,13 +176,20 @@ try:
     result["prefix_cache_same_tokens"] = shared["same_tokens"]
 except (OSError, ValueError, IndexError, KeyError):
     result["prefix_cache_prefill_speedup"] = None
-if result["job_e2e_tokens_per_s_8k"] and result["generate_e2e_tokens_per_s_8k"]:
-    result["job_over_generate"] = result["job_e2e_tokens_per_s_8k"] / result["generate_e2e_tokens_per_s_8k"]
 # generate.sh's own figure leaves out its JVM's start and the model's load; the job's wall time has them
 wall = os.environ.get("E2E_GENERATE_WALL_S")
 result["generate_process_wall_s"] = float(wall) if wall else None
-if result["job_wall_s"] and result["generate_process_wall_s"]:
-    result["job_over_generate_process"] = result["generate_process_wall_s"] / result["job_wall_s"]
+# the job against generate.sh in the job's precision (fp16: the first run; fp8, bf16: their runs, when made)
+same = {"fp16": (result["generate_e2e_tokens_per_s_8k"], wall)}
+for p, text in (("fp8", fp8), ("bf16", bf16)):
+    same[p] = (num(r"generated tokens in \S+ \(([\d.]+) tokens/s", text), os.environ.get("E2E_GENERATE_WALL_S_" + p.upper()))
+tokens_per_s, process_wall = same.get(job_precision, (None, None))
+result["job_over_generate_precision"] = job_precision if tokens_per_s else None
+if result["job_e2e_tokens_per_s_8k"] and tokens_per_s:
+    result["job_over_generate"] = result["job_e2e_tokens_per_s_8k"] / tokens_per_s
+if result["job_wall_s"] and process_wall:
+    result["generate_process_wall_s_job_precision"] = float(process_wall)
+    result["job_over_generate_process"] = float(process_wall) / result["job_wall_s"]
 json.dump(result, open(f"{out}/e2e.json", "w"), indent=2)
 print(json.dumps(result, indent=2))
 PY
