@@ -86,15 +86,6 @@ public final class BatchSizer {
     return (int) Math.max(1, Math.min(MAX_BATCH, rows / Math.max(per, 1)));
   }
 
-  /**
-   * The largest batch that fits a {@code 1/sharers} share of the device's free memory (the generators that decode
-   * on one device at once each size their batches for their share, each with its own prefill reserve).
-   */
-  public static int fit(Device device, ModelConfig c, DataType dtype, CausalLmBackend backend, int promptTokens,
-      int newTokens, int maxPrefillTokens, int sharers) {
-    return fit(budget(device) / Math.max(sharers, 1), c, dtype, backend, promptTokens, newTokens, maxPrefillTokens);
-  }
-
   /** The bytes batches may take on {@code device} now: a share of its free memory on a GPU, a fixed budget on CPU. */
   public static long budget(Device device) {
     return device.isGpu() ? freeGpuBytes(device) : CPU_BUDGET_BYTES;
