@@ -149,17 +149,15 @@ public final class Generator implements AutoCloseable {
     stats.addRequests(requests.size());
     valid.sort(Comparator.comparingInt(s -> s.promptIds.length));
     if (!valid.isEmpty()) {
-      int width = batchSize > 0 ? batchSize : autoBatchSize(valid);
-      if (batchSize == 0) {
+      AutoSize size = batchSize > 0 ? null : autoSize(valid);
+      int width = size == null ? batchSize : size.rows();
+      if (size != null) {
         LOG.info("--batch-size auto: {} rows fit for prompts of up to {} tokens plus {} new ({} requests here)",
             width, valid.get(valid.size() - 1).promptIds.length, valid.stream().mapToInt(s -> s.maxNew).max()
                 .orElse(0), valid.size());
-      }
-      int longest = valid.get(valid.size() - 1).promptIds.length;
-      int prefillTokens = batchSize > 0 ? maxPrefillTokens : autoPrefillTokens(longest);
-      if (batchSize == 0) {
         holding(Math.min(width, valid.size()), Math.min(contextLength, capacityFor(valid)));
       }
+      int prefillTokens = size == null ? maxPrefillTokens : size.prefillTokens();
       for (Sequence s : run(valid, Math.min(width, valid.size()), prefillTokens)) {
         out[s.index] = s.result();
       }
@@ -197,32 +195,30 @@ public final class Generator implements AutoCloseable {
       if (first == null) {
         return waiting.waitedNanos;
       }
-      int width = Math.min(widthLimit, batchSize > 0 ? batchSize : autoBatchSize(first.promptIds.length, first.maxNew));
+      AutoSize size = batchSize > 0 ? null : autoSize(first.promptIds.length, first.maxNew);
+      int width = Math.min(widthLimit, size == null ? batchSize : size.rows());
       int known = waiting.knownRemaining();
       int expected = known >= 0 ? known : waiting.settledAvailable(width); // -1: the stream cannot tell
       // the KV cache holds the longest request ready, not only the first: a longer one that came meanwhile would
       // otherwise end the batch to start one of its own
       int prompt = Math.max(first.promptIds.length, waiting.longestAvailable() - first.maxNew);
       int need = Math.min(contextLength, prompt + first.maxNew);
-      if (prompt > first.promptIds.length && batchSize == 0) {
-        width = Math.min(widthLimit, autoBatchSize(prompt, first.maxNew));
+      if (prompt > first.promptIds.length && size != null) {
+        size = autoSize(prompt, first.maxNew);
+        width = Math.min(widthLimit, size.rows());
       }
       boolean capped = expected > 0 && expected < width;
       if (capped) { // no wider than the requests the stream has (idle rows still cost every step)
         width = expected;
       }
-      if (batchSize == 0) {
-        LOG.info("--batch-size auto: {} rows fit for prompts of up to {} tokens plus {} new (a request stream)", width,
-            prompt, first.maxNew);
-      }
       stats.addBatchWidth(width);
-      if (batchSize == 0) {
-        holding(width, need);
-      }
       Batch batch = new Batch(waiting, width, need, waiting::finished);
       batch.reformsWhenOutgrown = capped;
-      if (batchSize == 0) {
-        batch.prefillTokens = autoPrefillTokens(prompt);
+      if (size != null) {
+        LOG.info("--batch-size auto: {} rows fit for prompts of up to {} tokens plus {} new (a request stream)", width,
+            prompt, first.maxNew);
+        holding(width, need);
+        batch.prefillTokens = size.prefillTokens();
       }
       try {
         batch.run();
@@ -318,30 +314,31 @@ public final class Generator implements AutoCloseable {
   }
 
   /**
-   * The width of a batch for {@code sorted} (shortest prompt first) with {@code --batch-size auto}: as many
-   * sequences as fit the device's free memory now, each sized for the longest prompt plus the largest token
-   * limit among them (the batch's KV cache is allocated for that length).
+   * The width of a batch with {@code --batch-size auto} for prompts of up to {@code promptTokens} and up to
+   * {@code newTokens} new ones (the batch's KV cache is allocated for that length): as many rows as fit this
+   * generator's share of the device's free memory now, and no fewer than an earlier batch of rows as long held
+   * ({@link #held}).
    */
   public int autoBatchSize(int promptTokens, int newTokens) {
-    int fit = BatchSizer.fit(budgetBytes(), config, precision.dataType(), backend, promptTokens, newTokens,
-        maxPrefillTokens);
-    Held h = held;
-    long slots = Math.min(contextLength, (long) promptTokens + newTokens);
-    return h != null && slots <= h.slots() ? Math.max(fit, h.rows()) : fit;
-  }
-
-  /** This generator's share of the bytes batches may take now. */
-  private long budgetBytes() {
-    LongSupplier budget = deviceBudget;
-    return (budget != null ? budget.getAsLong() : BatchSizer.budget(device)) / deviceSharers;
+    return autoSize(promptTokens, newTokens).rows();
   }
 
   /**
-   * The padded tokens an auto-sized batch prefills at a time for prompts of up to {@code promptTokens}: fewer than
-   * {@code --max-prefill-tokens} where its reserve would crowd out the rows ({@link BatchSizer#prefillTokens}).
+   * An auto-sized batch: its rows, and the padded tokens it prefills at a time (fewer than {@code --max-prefill-tokens}
+   * where a whole group's reserve would crowd out the rows, {@link BatchSizer#prefillTokens}).
    */
-  private int autoPrefillTokens(int promptTokens) {
-    return BatchSizer.prefillTokens(budgetBytes(), config, precision.dataType(), promptTokens, maxPrefillTokens);
+  private record AutoSize(int rows, int prefillTokens) {}
+
+  /** {@link #autoBatchSize} with the batch's prefill group, from one reading of this generator's share of the memory. */
+  private AutoSize autoSize(int promptTokens, int newTokens) {
+    LongSupplier test = deviceBudget;
+    long budget = (test != null ? test.getAsLong() : BatchSizer.budget(device)) / deviceSharers;
+    int fit = BatchSizer.fit(budget, config, precision.dataType(), backend, promptTokens, newTokens, maxPrefillTokens);
+    Held h = held;
+    long slots = Math.min(contextLength, (long) promptTokens + newTokens);
+    int rows = h != null && slots <= h.slots() ? Math.max(fit, h.rows()) : fit;
+    return new AutoSize(rows, BatchSizer.prefillTokens(budget, config, precision.dataType(), promptTokens,
+        maxPrefillTokens));
   }
 
   /** Remembers an auto-sized batch of {@code rows} rows of {@code slots} slots if it holds more than any before. */
@@ -370,9 +367,10 @@ public final class Generator implements AutoCloseable {
     return this;
   }
 
-  private int autoBatchSize(List<Sequence> sorted) {
+  /** {@link #autoSize(int, int)} for {@code sorted} (shortest prompt first): its longest prompt and token limit. */
+  private AutoSize autoSize(List<Sequence> sorted) {
     int newTokens = sorted.stream().mapToInt(s -> s.maxNew).max().orElse(1);
-    return autoBatchSize(sorted.get(sorted.size() - 1).promptIds.length, newTokens);
+    return autoSize(sorted.get(sorted.size() - 1).promptIds.length, newTokens);
   }
 
   /** A request's prompt ids, or the error completion that answers it. */

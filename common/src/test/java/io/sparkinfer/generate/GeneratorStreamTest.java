@@ -255,6 +255,48 @@ class GeneratorStreamTest {
     }
   }
 
+  /**
+   * A stream's auto-sized batch with little memory prefills its requests in smaller groups than
+   * {@code --max-prefill-tokens} (BatchSizer.prefillTokens), and gives the reference tokens: the stream's side of
+   * GeneratorTest's list case.
+   */
+  @Test
+  void anAutoSizedStreamWithLittleMemoryPrefillsInSmallerGroups() {
+    int[] limits = uniform(6);
+    List<GenerationRequest> requests = requests(true, limits);
+    int longest = engine.tokenizer().encode(requests.get(0).prompt()).length;
+    io.sparkinfer.model.ModelConfig config = io.sparkinfer.model.ModelConfig.load(Fixtures.model("qwen2-code-demo"));
+    long little = 2 * BatchSizer.prefillBytes(config, ai.djl.ndarray.types.DataType.FLOAT32, longest, 2 * longest);
+    try (Generator roomy = engine.newGenerator().withDeviceBudget(() -> 1L << 31);
+        Generator tight = engine.newGenerator().withDeviceBudget(() -> little)) {
+      assertReferenceTokens(stream(roomy, requests, 0), limits);
+      assertReferenceTokens(stream(tight, requests, 0), limits);
+      assertThat(roomy.stats().prefillPasses()).as("every request in one group").isEqualTo(1);
+      assertThat(tight.stats().batchWidths()).as("all rows still fit").containsExactly(cases.size());
+      assertThat(tight.stats().prefillPasses()).as("groups of at most two of the longest prompts")
+          .isGreaterThanOrEqualTo(cases.size() / 2);
+    }
+  }
+
+  /**
+   * A stream's auto-sized batch is remembered as GeneratorTest's list batches are: with the free memory gone after it
+   * (in libtorch's cache), rows as long still fit as many.
+   */
+  @Test
+  void anAutoSizedStreamBatchCountsForLaterBatches() {
+    int[] limits = uniform(6);
+    List<GenerationRequest> requests = requests(true, limits);
+    int longest = engine.tokenizer().encode(requests.get(0).prompt()).length;
+    java.util.concurrent.atomic.AtomicLong free = new java.util.concurrent.atomic.AtomicLong(1L << 31);
+    try (Generator g = engine.newGenerator().withDeviceBudget(free::get)) {
+      assertReferenceTokens(stream(g, requests, 0), limits);
+      free.set(0);
+      assertThat(g.autoBatchSize(longest, 6)).as("rows as long as the stream's batch").isEqualTo(cases.size());
+      assertReferenceTokens(stream(g, requests, 0), limits);
+      assertThat(g.stats().batchWidths()).as("both streams' batches").containsExactly(cases.size());
+    }
+  }
+
   /** An ended stream of a few requests runs in a batch of that few, not the width auto would fit. */
   @Test
   void anEndedStreamMakesNoBatchWiderThanItsRequests() {

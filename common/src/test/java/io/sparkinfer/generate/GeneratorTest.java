@@ -34,6 +34,20 @@ class GeneratorTest {
     engine.close();
   }
 
+  /** A greedy request of {@code maxNew} tokens for each reference case, with ids {@code prefix} + index. */
+  static List<GenerationRequest> greedyRequests(String prefix, int maxNew) {
+    List<GenerationRequest> requests = new ArrayList<>();
+    for (int i = 0; i < cases.size(); i++) {
+      requests.add(GenerationRequest.greedy(prefix + i, cases.get(i).prompt(), maxNew));
+    }
+    return requests;
+  }
+
+  /** The reference cases' longest prompt, in tokens. */
+  static int longestPromptTokens() {
+    return cases.stream().mapToInt(c -> engine.tokenizer().encode(c.prompt()).length).max().orElseThrow();
+  }
+
   static GenerationRequest sampled(String id, String prompt, int maxNew, double temperature, int topK, double topP,
       long seed) {
     return new GenerationRequest(id, prompt, maxNew, new SamplingParams(temperature, topK, topP, seed), List.of(), false);
@@ -59,10 +73,7 @@ class GeneratorTest {
   @Test
   void joiningPromptsLongerThanTheFirstBatchGrowTheCacheAndStayExact() {
     // Batch width 1: every later prompt joins a cache sized for the shortest one.
-    List<GenerationRequest> requests = new ArrayList<>();
-    for (int i = 0; i < cases.size(); i++) {
-      requests.add(GenerationRequest.greedy("g" + i, cases.get(i).prompt(), 6));
-    }
+    List<GenerationRequest> requests = greedyRequests("g", 6);
     List<Completion> out = engine.generate(requests, 1);
     for (int i = 0; i < cases.size(); i++) {
       long[] ref = cases.get(i).greedyIds();
@@ -155,10 +166,7 @@ class GeneratorTest {
 
   @Test
   void prefillSplitIntoSmallPassesGivesTheSameTokens() {
-    List<GenerationRequest> requests = new ArrayList<>();
-    for (int i = 0; i < cases.size(); i++) {
-      requests.add(GenerationRequest.greedy("s" + i, cases.get(i).prompt(), 8));
-    }
+    List<GenerationRequest> requests = greedyRequests("s", 8);
     // at most one or two prompts per pass
     try (Generator g = engine.newGenerator(with(GeneratorOptions.MAX_PREFILL_TOKENS, 20))) {
       List<Completion> out = g.generate(requests, 8);
@@ -411,11 +419,8 @@ class GeneratorTest {
    */
   @Test
   void autoSizingCountsTheMemoryOfAnEarlierBatchForRowsNoLonger() {
-    List<GenerationRequest> requests = new ArrayList<>();
-    for (int i = 0; i < cases.size(); i++) {
-      requests.add(GenerationRequest.greedy("h" + i, cases.get(i).prompt(), 6));
-    }
-    int longest = cases.stream().mapToInt(c -> engine.tokenizer().encode(c.prompt()).length).max().orElseThrow();
+    List<GenerationRequest> requests = greedyRequests("h", 6);
+    int longest = longestPromptTokens();
     java.util.concurrent.atomic.AtomicLong free = new java.util.concurrent.atomic.AtomicLong(1L << 31);
     try (Generator g = engine.newGenerator().withDeviceBudget(free::get);
         Generator control = engine.newGenerator().withDeviceBudget(() -> 0L)) {
@@ -439,11 +444,8 @@ class GeneratorTest {
    */
   @Test
   void autoSizingWithLittleMemoryPrefillsInSmallerGroupsAndGivesTheSameTokens() {
-    List<GenerationRequest> requests = new ArrayList<>();
-    for (int i = 0; i < cases.size(); i++) {
-      requests.add(GenerationRequest.greedy("p" + i, cases.get(i).prompt(), 6));
-    }
-    int longest = cases.stream().mapToInt(c -> engine.tokenizer().encode(c.prompt()).length).max().orElseThrow();
+    List<GenerationRequest> requests = greedyRequests("p", 6);
+    int longest = longestPromptTokens();
     io.sparkinfer.model.ModelConfig config = io.sparkinfer.model.ModelConfig.load(Fixtures.model("qwen2-code-demo"));
     long little = 2 * BatchSizer.prefillBytes(config, ai.djl.ndarray.types.DataType.FLOAT32, longest, 2 * longest);
     try (Generator roomy = engine.newGenerator().withDeviceBudget(() -> 1L << 31);
@@ -466,10 +468,7 @@ class GeneratorTest {
   /** Batch size 0 sizes the batch from free memory for the requests at hand, and gives the same tokens. */
   @Test
   void autoBatchSizeFitsTheRequestsAndGivesTheSameTokens() {
-    List<GenerationRequest> requests = new ArrayList<>();
-    for (int i = 0; i < cases.size(); i++) {
-      requests.add(GenerationRequest.greedy("a" + i, cases.get(i).prompt(), 6));
-    }
+    List<GenerationRequest> requests = greedyRequests("a", 6);
     List<Completion> auto = engine.generate(requests, 0);
     List<Completion> fixed = engine.generate(requests, 2);
     for (int i = 0; i < requests.size(); i++) {

@@ -10,7 +10,6 @@ import org.apache.spark.sql.Column;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
-import scala.Option;
 
 /**
  * What planning counted over the planned rows ({@link Tables#PLANNED}), in one Spark query that groups the rows by
@@ -40,17 +39,13 @@ record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeate
    */
   static PlanSummary of(Dataset<Row> planned) {
     SparkSession spark = planned.sparkSession();
-    Option<String> before = spark.conf().getOption(ADAPTIVE); // its default where the session sets none
+    String before = spark.conf().get(ADAPTIVE); // its default where the session sets none
     spark.conf().set(ADAPTIVE, "false");
     Row r;
     try {
       r = query(planned).first();
     } finally {
-      if (before.isDefined()) {
-        spark.conf().set(ADAPTIVE, before.get());
-      } else {
-        spark.conf().unset(ADAPTIVE);
-      }
+      spark.conf().set(ADAPTIVE, before);
     }
     return new PlanSummary(longOrZero(r, 0), longOrZero(r, 1), longOrZero(r, 2), longOrZero(r, 3));
   }
