@@ -24,8 +24,13 @@ the bytes torch's own e4m3 cast of rotary_cache_write's keys and values gives (s
 decode_attention_fp8 over a float8 cache what decode_attention gives over that cache widened to the compute dtype;
 then it times the two attention kernels against each other and against torch reading each one's bytes.
 
+--overlap B,... times the step at B rows against the same rows as two halves of B / 2 on two streams of one CUDA
+graph (the plan needs launches for B / 2 too): serial, free (nothing between the streams) and alternating (each
+half's attention beside the other half's MLP), to see how much of the attention's cache reads can hide behind
+the other half's matmuls.
+
 usage: python3 bench/fused_step.py --plan PLAN.json [--batch-sizes 1,64,256] [--dtype fp16|bf16] [--positions LO,HI]
-       [--attention-variants B] [--kv-fp8 B]
+       [--attention-variants B] [--kv-fp8 B] [--overlap B,...]
 """
 import argparse
 import ctypes
@@ -201,40 +206,122 @@ class FusedStep:
             self.x.add_(bias)
 
     def __call__(self, ids, positions):
-        b, k, p = self.b, self.k, self.parts
-        torch.index_select(self.p["model.embed_tokens.weight"], 0, ids.view(-1), out=self.x)
-        seqused = (positions.view(-1) + 1).to(torch.int32)
+        self.embed(ids)
+        if "attention" in self.parts and not self.attention:
+            self.seqused = (positions.view(-1) + 1).to(torch.int32)
         for l in range(LAYERS):
-            if "kernels" in p:
-                planned(k, "rms_norm", b, self.x, self.p[key(l, "input_layernorm.weight")], self.h, H, H, self.eps)
-            if "matmul" in p:
-                self.project(l, "self_attn.qkv_proj", self.h, self.qkv)
-            if "kernels" in p:
-                planned(k, "rotary_cache_write", b, self.qkv, positions, self.inv_freq, self.kc[l], self.vc[l], N, K,
-                        D, self.c)
-            if "attention" in p and self.attention:
-                o = self.attention(self.qkv, positions, self.kc[l], self.vc[l], 0, self.attn_out)
-            elif "attention" in p:
-                q1 = self.qkv[:, :N * D].view(b, N, D)
-                o = torch.ops.aten._flash_attention_forward(
-                    q1, self.kc[l].view(b * self.c, K, D), self.vc[l].view(b * self.c, K, D), self.cu_q, self.cu_k,
-                    1, self.c, 0., False, False, scale=D ** -0.5, seqused_k=seqused)[0]
-            else:
-                o = self.qkv[:, :N * D]
-            if "matmul" in p:
-                self.add_projection(l, "self_attn.o_proj", o.reshape(b, N * D))
-            if "kernels" in p:
-                planned(k, "rms_norm", b, self.x, self.p[key(l, "post_attention_layernorm.weight")], self.h, H, H,
-                        self.eps)
-            if "matmul" in p:
-                self.project(l, "mlp.gate_up_proj", self.h, self.gate_up)
-            if "kernels" in p:
-                planned(k, "silu_mul", b, self.gate_up, self.act, I, b)
-            if "matmul" in p:
-                self.add_projection(l, "mlp.down_proj", self.act)
+            self.attention_part(l, positions)
+            self.mlp_part(l)
+        return self.head().float()
+
+    def embed(self, ids):
+        torch.index_select(self.p["model.embed_tokens.weight"], 0, ids.view(-1), out=self.x)
+
+    def attention_part(self, l, positions):
+        """Layer l's norm, q/k/v, rotary and cache write, attention and o projection."""
+        b, k, p = self.b, self.k, self.parts
         if "kernels" in p:
-            planned(k, "rms_norm", b, self.x, self.p["model.norm.weight"], self.h, H, H, self.eps)
-        return torch.mm(self.h, self.p["lm_head.weight"].t()).float()
+            planned(k, "rms_norm", b, self.x, self.p[key(l, "input_layernorm.weight")], self.h, H, H, self.eps)
+        if "matmul" in p:
+            self.project(l, "self_attn.qkv_proj", self.h, self.qkv)
+        if "kernels" in p:
+            planned(k, "rotary_cache_write", b, self.qkv, positions, self.inv_freq, self.kc[l], self.vc[l], N, K,
+                    D, self.c)
+        if "attention" in p and self.attention:
+            o = self.attention(self.qkv, positions, self.kc[l], self.vc[l], 0, self.attn_out)
+        elif "attention" in p:
+            q1 = self.qkv[:, :N * D].view(b, N, D)
+            o = torch.ops.aten._flash_attention_forward(
+                q1, self.kc[l].view(b * self.c, K, D), self.vc[l].view(b * self.c, K, D), self.cu_q, self.cu_k,
+                1, self.c, 0., False, False, scale=D ** -0.5, seqused_k=self.seqused)[0]
+        else:
+            o = self.qkv[:, :N * D]
+        if "matmul" in p:
+            self.add_projection(l, "self_attn.o_proj", o.reshape(b, N * D))
+
+    def mlp_part(self, l):
+        """Layer l's norm, gate/up, SiLU and down projection."""
+        b, k, p = self.b, self.k, self.parts
+        if "kernels" in p:
+            planned(k, "rms_norm", b, self.x, self.p[key(l, "post_attention_layernorm.weight")], self.h, H, H,
+                    self.eps)
+        if "matmul" in p:
+            self.project(l, "mlp.gate_up_proj", self.h, self.gate_up)
+        if "kernels" in p:
+            planned(k, "silu_mul", b, self.gate_up, self.act, I, b)
+        if "matmul" in p:
+            self.add_projection(l, "mlp.down_proj", self.act)
+
+    def head(self):
+        if "kernels" in self.parts:
+            planned(self.k, "rms_norm", self.b, self.x, self.p["model.norm.weight"], self.h, H, H, self.eps)
+        return torch.mm(self.h, self.p["lm_head.weight"].t())
+
+
+def overlapped_step(a, b, ids, positions, side, mode):
+    """One decode step of a batch as two halves a and b (FusedSteps of half its rows, caches of their own).
+    mode "serial": a then b on one stream; "free": b on the side stream with nothing between the two; "alternate":
+    b's attention part of layer l waits for a's, and a's attention part of layer l + 1 for b's, so each half's
+    attention (reading the cache) runs beside the other's MLP (matmuls)."""
+    h = a.b
+    ids_a, ids_b, pos_a, pos_b = ids[:h], ids[h:], positions[:h], positions[h:]
+    main = torch.cuda.current_stream()
+    if mode == "serial":
+        return torch.cat([a(ids_a, pos_a), b(ids_b, pos_b)])
+    side.wait_stream(main)
+    a.embed(ids_a)
+    with torch.cuda.stream(side):
+        b.embed(ids_b)
+    for l in range(LAYERS):
+        a.attention_part(l, pos_a)
+        if mode == "alternate":
+            a_done = torch.cuda.Event()
+            a_done.record(main)
+        with torch.cuda.stream(side):
+            if mode == "alternate":
+                side.wait_event(a_done)
+            b.attention_part(l, pos_b)
+            if mode == "alternate":
+                b_done = torch.cuda.Event()
+                b_done.record(side)
+        a.mlp_part(l)
+        if mode == "alternate":
+            main.wait_event(b_done)
+        with torch.cuda.stream(side):
+            b.mlp_part(l)
+    out_a = a.head()
+    with torch.cuda.stream(side):
+        out_b = b.head()
+    main.wait_stream(side)
+    return torch.cat([out_a, out_b])
+
+
+def overlap(b, lo, hi, dtype, kernels, params, inv_freq):
+    """Times the step at b rows against it as two halves of b / 2 (serial, on two free streams, alternating)."""
+    dev = "cuda"
+    capacity = PLAN.capacity
+    h = b // 2
+    kc = [torch.randn(b, capacity, K, D, device=dev).to(dtype) for _ in range(LAYERS)]
+    vc = [torch.randn(b, capacity, K, D, device=dev).to(dtype) for _ in range(LAYERS)]
+    ids = torch.randint(0, V, (b, 1), device=dev)
+    pos = torch.randint(lo, hi + 1, (b, 1), device=dev)
+    parts = {"kernels", "matmul", "attention"}
+    whole = FusedStep(kernels, b, capacity, params, inv_freq, kc, vc, dtype, parts)
+    ms, ref, g = graph_ms(lambda: whole(ids, pos))
+    ref = ref.clone()
+    del g
+    print(f"batch {b}: one step {ms:.3f} ms ({b / ms * 1e3:,.0f} tok/s)")
+    a = FusedStep(kernels, h, capacity, params, inv_freq, [t[:h] for t in kc], [t[:h] for t in vc], dtype, parts)
+    c = FusedStep(kernels, h, capacity, params, inv_freq, [t[h:] for t in kc], [t[h:] for t in vc], dtype, parts)
+    side = torch.cuda.Stream()
+    for mode in ["serial", "free", "alternate"]:
+        ms, out, g = graph_ms(lambda: overlapped_step(a, c, ids, pos, side, mode))
+        agree = (out.float().argmax(-1) == ref.argmax(-1)).float().mean().item()
+        diff = (out.float() - ref).abs().max().item()
+        print(f"  two halves of {h}, {mode}: {ms:.3f} ms ({b / ms * 1e3:,.0f} tok/s); max |logit diff| {diff:.4f}, "
+              f"argmax agreement {agree:.3f}")
+        del g
+    del kc, vc
 
 
 def graph_ms(fn, n=20):
@@ -419,6 +506,7 @@ def main():
     ap.add_argument("--attention-variants", type=int, default=0, help="batch size to time attention variants at")
     ap.add_argument("--positions", default="128,575", help="LO,HI: each row's position is drawn from [LO, HI]")
     ap.add_argument("--kv-fp8", type=int, default=0, help="batch size to check and time the float8 cache's kernels at")
+    ap.add_argument("--overlap", default="", help="B,B,...: the step at B rows against two halves on two streams")
     args = ap.parse_args()
     use_plan(StepPlan(args.plan))
     dtype = torch.float16 if args.dtype == "fp16" else torch.bfloat16
@@ -440,6 +528,11 @@ def main():
     inv_freq = PLAN.inv_freq(dev)
     capacity = PLAN.capacity
     print(f"{torch.cuda.get_device_name()} torch {torch.__version__}, {args.dtype}, cache {capacity} slots")
+    if args.overlap:
+        with torch.no_grad():
+            for b in [int(x) for x in args.overlap.split(",")]:
+                overlap(b, lo, hi, dtype, kernels, params, inv_freq)
+        return
     with torch.no_grad():
         for b in [int(x) for x in args.batch_sizes.split(",")]:
             kc = [torch.randn(b, capacity, K, D, device=dev).to(dtype) for _ in range(LAYERS)]

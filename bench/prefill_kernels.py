@@ -198,7 +198,9 @@ def check(t, dtype, kern, launch, norm_w):
         amax = ref.abs().amax(1)
         err = ((q * scale[:, None] - ref).abs().amax(1) / amax.clamp_min(1e-12)).max().item()
         scale_err = ((scale - (amax / 448).clamp_min(1e-12)).abs() / scale).max().item()
-        good = math.isfinite(err) and err <= 1 / 16 + 1e-3 and scale_err <= 1e-6
+        # the scale against the reference's largest value: equal but where the two kernels' sums of squares (added
+        # in another order) round a value of the row to the other neighbour of the storage type (one unit)
+        good = math.isfinite(err) and err <= 1 / 16 + 1e-3 and scale_err <= torch.finfo(dtype).eps
         ok &= good
         print(f"  check {name}: max |q*scale - ref| / row max {err:.4f} (limit {1 / 16 + 1e-3:.4f}), scale rel. err "
               f"{scale_err:.1e}: {'pass' if good else 'FAIL'}")
