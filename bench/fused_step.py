@@ -392,7 +392,11 @@ def attention_variants(b, dtype, capacity=640, iters=30):
                 ("decode_attention split 128", [], 128, 128), ("decode_attention split 256", [], 256, 128),
                 ("decode_attention at least 4 blocks/SM", [bounds(4)], None, 128),
                 ("2 warps x 2 stages", shape(2, 2), None, 64), ("2 warps x 2 stages, split 128", shape(2, 2), 128, 64),
-                ("1 warp x 3 stages, split 128", shape(1, 3), 128, 32)]
+                ("1 warp x 3 stages, split 128", shape(1, 3), 128, 32),
+                ("decode_attention split 64", [], 64, 128), ("decode_attention split 192", [], 192, 128),
+                ("2 warps x 2 stages, split 64", shape(2, 2), 64, 64), ("2 warps x 2 stages, split 256", shape(2, 2), 256, 64),
+                ("1 warp x 3 stages, split 64", shape(1, 3), 64, 32), ("1 warp x 3 stages, split 256", shape(1, 3), 256, 32),
+                ("1 warp x 4 stages", shape(1, 4), None, 32), ("1 warp x 4 stages, split 128", shape(1, 4), 128, 32)]
     out = torch.empty(b, N * D, device=dev, dtype=dtype)
     for name, subs, split, threads in variants:
         kern = variant_kernels(source, subs, dtype, name)
