@@ -171,7 +171,9 @@ public final class Generator implements AutoCloseable {
    * stream's next request whenever a row is free, so it never drains between groups of requests; it ends only when
    * the stream does, or when the next request needs more KV cache slots than the batch allocated (its prompt plus
    * token limit is longer than the first request's): then a new batch starts for it. Streams that come longest
-   * first, as the Spark job's do, run in one batch. A batch made narrower than the batch size because the stream
+   * first run in one batch, and so do streams that say how long their longest request will be
+   * ({@link RequestStream#longestExpected}, as the Spark job's tasks do, whose requests come longest first from each
+   * task but not across tasks), where holding it costs an auto-sized batch at most an eighth of its rows. A batch made narrower than the batch size because the stream
    * had only so many requests left or ready ({@link RequestStream#knownRemaining}, {@link RequestStream#available})
    * takes no more once requests wait that it has no row for (the stream got more since): it drains, and a batch as
    * wide as they need follows.
@@ -202,11 +204,23 @@ public final class Generator implements AutoCloseable {
       // the KV cache holds the longest request ready, not only the first: a longer one that came meanwhile would
       // otherwise end the batch to start one of its own
       int prompt = Math.max(first.promptIds.length, waiting.longestAvailable() - first.maxNew);
-      int need = Math.min(contextLength, prompt + first.maxNew);
       if (prompt > first.promptIds.length && size != null) {
         size = autoSize(prompt, first.maxNew);
         width = Math.min(widthLimit, size.rows());
       }
+      // and, auto-sized, the longest the stream will ever give where it knows that (the Spark job's planning does)
+      // and holding it costs at most an eighth of the rows: a longer request coming later stops the batch's refills
+      // while it waits, and the batch drains row by row before one of its own starts
+      int longestToCome = waiting.longestExpected() - first.maxNew;
+      if (size != null && longestToCome > prompt) {
+        AutoSize forExpected = autoSize(longestToCome, first.maxNew);
+        if (8L * forExpected.rows() >= 7L * size.rows()) {
+          prompt = longestToCome;
+          size = forExpected;
+          width = Math.min(widthLimit, size.rows());
+        }
+      }
+      int need = Math.min(contextLength, prompt + first.maxNew);
       boolean capped = expected > 0 && expected < width;
       if (capped) { // no wider than the requests the stream has (idle rows still cost every step)
         width = expected;
@@ -519,6 +533,11 @@ public final class Generator implements AutoCloseable {
       return stream.longestAvailable();
     }
 
+    /** The prompt tokens plus token limit of the longest request the stream will give; -1 if it cannot tell. */
+    int longestExpected() {
+      return stream.longestExpected();
+    }
+
     /** Puts {@code unfinished} back first, afresh, the longest first: the next batch's cache is sized for them all. */
     void startAgain(List<Sequence> unfinished) {
       List<Sequence> longestLast = new ArrayList<>(unfinished);
@@ -691,15 +710,29 @@ public final class Generator implements AutoCloseable {
       if (reformsWhenOutgrown && joining.size() == freeRows.size() && peekNow() != null) {
         outgrown = true; // requests wait that this batch has no row for: it drains and a wider one follows
       }
+      boolean packed = backend.runsPacked();
       int from = 0;
       while (from < joining.size()) {
-        int to = from;
+        // a packed line holds the sum of its prompts' tokens, and where every prompt begins with the batch's kept
+        // prefix only their own after it (the prefix is copied into their rows of the batch); padded rows hold the
+        // longest prompt in every row, prefix and all (their cache of their own keeps the prefix's slots too)
+        int kept = prefixIds != null ? prefixIds.length : 0;
+        boolean reuses = true;
+        long ownSum = 0;
+        long fullSum = 0;
         int longest = 0;
+        int to = from;
         while (to < joining.size()) {
-          int len = Math.max(longest, joining.get(to).promptIds.length);
-          if (to > from && (long) len * (to - from + 1) > prefillTokens) {
+          int full = joining.get(to).promptIds.length;
+          boolean stillReuses = reuses && reusesKeptPrefix(joining.get(to));
+          int len = Math.max(longest, full);
+          long line = !packed ? (long) len * (to - from + 1) : stillReuses ? ownSum + full - kept : fullSum + full;
+          if (to > from && line > prefillTokens) {
             break;
           }
+          reuses = stillReuses;
+          ownSum += full - kept;
+          fullSum += full;
           longest = len;
           to++;
         }
@@ -707,6 +740,11 @@ public final class Generator implements AutoCloseable {
         stats.addPrefillPass();
         from = to;
       }
+    }
+
+    /** Whether {@code s} begins with the batch's kept prefix and has tokens of its own after it. */
+    private boolean reusesKeptPrefix(Sequence s) {
+      return prefixIds != null && allBeginWith(List.of(s), prefixIds);
     }
 
     private Sequence peekNow() {

@@ -9,7 +9,8 @@ public final class GeneratorOptions {
   public static final Option<Integer> BATCH_SIZE = Option.integerOrAuto("batch-size", "N|auto", 1,
       "sequences decoding together; auto: as many as fit the device's free memory for the longest prompt of each "
           + "call plus its new tokens (at most " + BatchSizer.MAX_BATCH + "; rows no longer than an earlier batch's "
-          + "count the memory it left in libtorch's cache as free)");
+          + "count the memory it left in libtorch's cache as free; the Spark job's batches hold the run's longest "
+          + "prompt where that costs at most an eighth of the rows)");
 
   public static final Option<Integer> MAX_PROMPT_TOKENS = Option.integerOrAuto("max-prompt-tokens", "N|auto", 1,
       "longer prompts become prompt_too_long errors; auto: the model's context less one");
@@ -24,7 +25,8 @@ public final class GeneratorOptions {
       .validate(n -> n >= 1 && n <= 16, "in [1, 16]");
 
   public static final Option<Integer> MAX_PREFILL_TOKENS = Option.integer("max-prefill-tokens", "N", 32768,
-      "padded prompt tokens one prefill pass takes at most; longer admissions run as several passes (with "
+      "prompt tokens one prefill pass takes at most (a packed line: its prompts' tokens, less a shared prefix the batch "
+          + "already holds; padded rows: the longest prompt times the rows); longer admissions run as several passes (with "
           + "--batch-size auto, fewer where one pass would take more than half the memory batches may use: 80% of "
           + "the GPU's free memory, 2 GiB on a CPU)")
       .atLeast(1);

@@ -45,6 +45,16 @@ public interface RequestStream<T> {
   }
 
   /**
+   * The prompt tokens plus token limit of the longest request the stream will ever give, where its feeders know it
+   * before they bring it (the Spark job's planning counts every prompt's tokens); -1 otherwise. A generator starting
+   * an auto-sized batch sizes its KV cache for it when that narrows the batch little, so that a longer request coming
+   * later does not end the batch.
+   */
+  default int longestExpected() {
+    return -1;
+  }
+
+  /**
    * Whether a feeder has opened that has brought no request yet, so more are sure to come; false where the stream
    * cannot tell. A generator starting a batch waits for them (up to {@link Generator#SETTLE_MILLIS}) before it
    * narrows the batch to the requests ready.

@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.PriorityBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -33,6 +34,7 @@ public final class SharedRequestStream<T> implements RequestStream<T> {
   private int openFeeds; // guarded by this
   private int silentFeeds; // open feeds that have brought nothing yet; guarded by this
   private volatile boolean ended;
+  private final AtomicInteger longestExpected = new AtomicInteger(-1);
 
   /**
    * A feeder's handle. Its requests reach the stream together, at {@link #flush} or {@link #close}: a generator that
@@ -96,6 +98,19 @@ public final class SharedRequestStream<T> implements RequestStream<T> {
     openFeeds++;
     silentFeeds++;
     return new Feed();
+  }
+
+  /**
+   * Tells the stream that a request of {@code length} prompt tokens plus token limit will come (the longest of those
+   * known so far is kept): {@link #longestExpected}.
+   */
+  public void expectLongest(int length) {
+    longestExpected.accumulateAndGet(length, Math::max);
+  }
+
+  @Override
+  public int longestExpected() {
+    return longestExpected.get();
   }
 
   /** No more feeders: takers return null once the stream is empty. */

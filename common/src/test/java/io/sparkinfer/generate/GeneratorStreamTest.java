@@ -234,6 +234,70 @@ class GeneratorStreamTest {
     }
   }
 
+  /**
+   * A stream that gives its shortest request first and cannot say what it has ready, but knows the longest it will
+   * give ({@link RequestStream#longestExpected}, as the Spark job's planning does): one auto-sized batch whose cache
+   * holds them all, with the reference tokens; without that knowledge, a new cache for longer requests; and where
+   * holding the longest would narrow the batch by more than an eighth, the batch is sized for what it has.
+   */
+  @Test
+  void anAutoSizedBatchIsSizedForTheLongestRequestTheStreamExpects() throws InterruptedException {
+    int[] limits = uniform(6);
+    int longest = 0;
+    int shortest = Integer.MAX_VALUE;
+    for (GenerationRequest r : requests(false, limits)) {
+      int tokens = engine.tokenizer().encode(r.prompt()).length;
+      longest = Math.max(longest, tokens);
+      shortest = Math.min(shortest, tokens);
+    }
+    try (Generator g = engine.newGenerator()) {
+      assertReferenceTokens(streamShortestFirst(g, limits, longest + 6), limits);
+      assertThat(g.stats().kvCacheAllocations()).as("one cache, for the longest expected").isEqualTo(1);
+    }
+    try (Generator g = engine.newGenerator()) {
+      assertReferenceTokens(streamShortestFirst(g, limits, -1), limits);
+      assertThat(g.stats().kvCacheAllocations()).as("nothing expected: longer requests need new caches")
+          .isGreaterThan(1);
+    }
+    long tight = 1L << 20;
+    try (Generator g = engine.newGenerator().withDeviceBudget(() -> tight)) {
+      assertThat(8L * g.autoBatchSize(longest, 6)).as("holding the longest costs more than an eighth of the rows")
+          .isLessThan(7L * g.autoBatchSize(shortest, 6));
+      assertReferenceTokens(streamShortestFirst(g, limits, longest + 6), limits);
+      assertThat(g.stats().kvCacheAllocations()).as("sized for the requests it has, not the longest expected")
+          .isGreaterThan(1);
+    }
+  }
+
+  /** The reference requests shortest first, each ready only once the one before is taken; {@code expected}. */
+  private static Map<String, Completion> streamShortestFirst(Generator g, int[] limits, int expected)
+      throws InterruptedException {
+    java.util.ArrayDeque<RequestStream.Item<String>> items = new java.util.ArrayDeque<>();
+    for (GenerationRequest r : requests(false, limits)) {
+      items.add(new RequestStream.Item<>(new GenerationRequest(r.id(), null, r.maxNewTokens(), r.sampling(), List.of(),
+          false, engine.tokenizer().encode(r.prompt())), r.id()));
+    }
+    RequestStream<String> stream = new RequestStream<>() {
+      @Override
+      public synchronized Item<String> next(boolean wait) {
+        return items.poll();
+      }
+
+      @Override
+      public synchronized int knownRemaining() {
+        return items.size();
+      }
+
+      @Override
+      public int longestExpected() {
+        return expected;
+      }
+    };
+    Map<String, Completion> out = new ConcurrentHashMap<>();
+    g.generate(stream, 0, (tag, c) -> assertThat(out.put(tag, c.get())).isNull());
+    return out;
+  }
+
   /** The Spark job's case: one token limit, prompts longest first. */
   @Test
   void aStreamLongestFirstRunsInOneBatchWithTheReferenceTokens() {

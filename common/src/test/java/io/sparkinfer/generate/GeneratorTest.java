@@ -140,6 +140,40 @@ class GeneratorTest {
   }
 
   /**
+   * A packed prefill pass counts the tokens it runs: once the batch keeps a shared prefix, a pass of prompts that
+   * begin with it holds their own tokens only, so the same prompts take fewer passes than without sharing (where
+   * the prefix's tokens run in every prompt and count), with the same tokens out.
+   */
+  @Test
+  void passesAfterTheKeptPrefixCountThePromptsOwnTokens() {
+    String system = cases.get(0).prompt() + "\n" + cases.get(1).prompt() + "\n" + cases.get(2).prompt() + "\n";
+    List<GenerationRequest> requests = new ArrayList<>();
+    for (int i = 0; i < cases.size(); i++) {
+      requests.add(GenerationRequest.greedy("k" + i, system + cases.get(i).prompt(), 6));
+    }
+    EngineOptions options = EngineOptions.of(Fixtures.model("qwen2-code-demo"), Precision.FP32, "cpu")
+        .with(EngineOptions.BACKEND, EngineOptions.BACKEND.parse("scripted"));
+    try (LlmEngine e = LlmEngine.load(options)) {
+      assertThat(e.newGenerator().backend().runsPacked()).as("the scripted backend prefills packed lines").isTrue();
+      int longest = requests.stream().mapToInt(r -> e.tokenizer().encode(r.prompt()).length).max().orElseThrow();
+      OptionValues twoPrompts = with(GeneratorOptions.MAX_PREFILL_TOKENS, 2 * longest); // at least two a pass
+      List<Completion> alone;
+      long alonePasses;
+      try (Generator g = e.newGenerator(twoPrompts.with(GeneratorOptions.SHARED_PREFIX, 0))) {
+        alone = g.generate(requests, requests.size());
+        alonePasses = g.stats().prefillPasses();
+      }
+      assertThat(alonePasses).as("whole prompts: about two a pass").isGreaterThanOrEqualTo(requests.size() / 3);
+      try (Generator g = e.newGenerator(twoPrompts.with(GeneratorOptions.SHARED_PREFIX, 32))) {
+        List<Completion> shared = g.generate(requests, requests.size());
+        assertSameTokens("kept prefix", shared, alone, false);
+        assertThat(g.stats().prefillPasses()).as("after the first pass, the prompts' own tokens only")
+            .isLessThan(alonePasses).isLessThanOrEqualTo(3);
+      }
+    }
+  }
+
+  /**
    * The same completions; with a float8 cache ({@code float8}), the same first tokens and at least half the completions
    * the same. Float8 keys and values: a prefix computed once or per prompt adds in another order, and a last-bit
    * difference that moves a value across an e4m3 rounding boundary moves it by a whole e4m3 step, which can flip a

@@ -37,6 +37,17 @@ class SharedRequestStreamTest {
   }
 
   @Test
+  void theLongestExpectedRequestIsTheLongestAnyFeederAnnounced() {
+    SharedRequestStream<String> s = new SharedRequestStream<>();
+    assertThat(s.longestExpected()).as("nothing announced").isEqualTo(-1);
+    s.expectLongest(300);
+    s.expectLongest(120); // a feeder whose requests are shorter
+    assertThat(s.longestExpected()).isEqualTo(300);
+    s.expectLongest(640);
+    assertThat(s.longestExpected()).isEqualTo(640);
+  }
+
+  @Test
   void whatIsLeftIsKnownOnlyWhileNoFeedIsOpen() throws InterruptedException {
     SharedRequestStream<String> s = new SharedRequestStream<>();
     assertThat(s.knownRemaining()).as("nothing open, nothing waiting").isZero();

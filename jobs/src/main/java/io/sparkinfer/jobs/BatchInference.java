@@ -104,7 +104,8 @@ public final class BatchInference {
           }
           Dataset<Row> requests = plan.wave(wave);
           if (requests != null) {
-            Dataset<Row> inferred = Completions.infer(stage.apply(spark, requests), o, model, runId, metrics, fault);
+            Dataset<Row> inferred = Completions.infer(stage.apply(spark, requests), o, model, runId, metrics, fault,
+                counts.longestPromptTokens);
             answers = answers == null ? inferred : inferred.unionByName(answers);
           }
           if (answers == null || (counts.rows == 0 && output.hasData())) {

@@ -84,10 +84,14 @@ final class Completions {
     return dedup ? sorted.mapPartitions(new RepeatedPrompts(), Encoders.row(sorted.schema())) : sorted;
   }
 
-  /** The completion rows of arranged requests, one per id, from each executor's engines. */
+  /**
+   * The completion rows of arranged requests, one per id, from each executor's engines.
+   *
+   * @param longestPromptTokens the run's longest prompt that can run (0: unknown), for the generators' first batch
+   */
   static Dataset<Row> infer(Dataset<Row> arranged, JobOptions o, ModelLocation model, String runId,
-      JobMetrics metrics, InjectedFault fault) {
-    return arranged.mapPartitions(new PartitionInference(o, model, runId, metrics, fault),
+      JobMetrics metrics, InjectedFault fault, int longestPromptTokens) {
+    return arranged.mapPartitions(new PartitionInference(o, model, runId, metrics, fault, longestPromptTokens),
         Encoders.row(Tables.COMPLETIONS));
   }
 
@@ -126,7 +130,8 @@ final class Completions {
         o.get(io.sparkinfer.engine.EngineOptions.LAYOUT));
     Dataset<Row> planned = plan(input, model, o, stage);
     Dataset<Row> arranged = arrange(requests(planned), partitions, o.dedup() && o.isGreedy());
-    Dataset<Row> answered = infer(stage.apply(spark, arranged), o, model, runId, metrics, null);
+    // no planning query here (the plan stays lazy): the generators size batches by the requests they see
+    Dataset<Row> answered = infer(stage.apply(spark, arranged), o, model, runId, metrics, null, 0);
     return answered.unionByName(errorRows(planned, model.uri(), runId));
   }
 }

@@ -6,6 +6,7 @@ import io.sparkinfer.engine.LlmEngine;
 import io.sparkinfer.engine.ReplicaPlan;
 import io.sparkinfer.generate.BatchSizer;
 import io.sparkinfer.generate.Completion;
+import io.sparkinfer.generate.RequestOptions;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Iterator;
@@ -50,13 +51,21 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
   private final String runId;
   private final JobMetrics metrics;
   private final InjectedFault fault; // a test hook: null unless a test asks for a fault
+  private final int longestPromptTokens; // the run's longest prompt that can run; 0 where not known
 
-  PartitionInference(JobOptions options, ModelLocation model, String runId, JobMetrics metrics, InjectedFault fault) {
+  /**
+   * @param longestPromptTokens the tokens of the run's longest prompt that can run (planning counts them; 0 where not
+   *     known): the generators size their first batch's KV cache for it where that narrows the batch little, so a
+   *     longer prompt reaching the stream later (from a task that started later) does not end that batch
+   */
+  PartitionInference(JobOptions options, ModelLocation model, String runId, JobMetrics metrics, InjectedFault fault,
+      int longestPromptTokens) {
     this.options = options;
     this.model = model;
     this.runId = runId;
     this.metrics = metrics;
     this.fault = fault;
+    this.longestPromptTokens = longestPromptTokens;
   }
 
   @Override
@@ -182,6 +191,9 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       String name = "sparkinfer-generate-" + (task == null ? "local" : "stage-" + task.stageId());
       this.lease = SharedGenerators.join(key, () -> EnginePool.over(plan, engines, options.values(), name),
           options.batchSize());
+      if (longestPromptTokens > 0) {
+        lease.expectLongest(longestPromptTokens + options.values().get(RequestOptions.MAX_NEW_TOKENS));
+      }
       this.faulty = fault != null && fault.applies(task);
     }
 

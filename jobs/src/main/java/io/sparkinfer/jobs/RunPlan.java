@@ -82,6 +82,8 @@ final class RunPlan implements AutoCloseable {
     long cacheMisses;
     /** Completion tokens of the cached answers used, once per request: what the engine did not generate. */
     long cacheTokensSaved;
+    /** Tokens of the longest prompt that can run (the inference tasks tell the generators). */
+    int longestPromptTokens;
   }
 
   private final Dataset<Row> planned;
@@ -128,6 +130,7 @@ final class RunPlan implements AutoCloseable {
       counts.rows = summary.rows();
       counts.plannedErrors = summary.plannedErrors();
       counts.inputErrors = summary.inputErrors();
+      counts.longestPromptTokens = summary.longestPromptTokens();
       if (!resuming) {
         counts.inputRows = counts.rows;
       }

@@ -126,6 +126,11 @@ final class SharedGenerators {
       feed.add(request, new Routed(this, tag));
     }
 
+    /** Tells the generators that a request of {@code length} prompt tokens plus token limit will come. */
+    void expectLongest(int length) {
+      stream.expectLongest(length);
+    }
+
     /** Puts the requests added since the last flush into the stream, together. */
     void flush() {
       feed.flush();

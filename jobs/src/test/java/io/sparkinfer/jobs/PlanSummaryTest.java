@@ -39,6 +39,7 @@ class PlanSummaryTest {
     assertThat(s.plannedErrors()).as("d, e, row-9 and g's empty prompt").isEqualTo(4);
     assertThat(s.inputErrors()).isEqualTo(1);
     assertThat(s.repeatedIds()).as("f and g").isEqualTo(2);
+    assertThat(s.longestPromptTokens()).as("f's 9 tokens: e's 2,000 cannot run").isEqualTo(9);
   }
 
   @Test
@@ -50,6 +51,9 @@ class PlanSummaryTest {
     assertThat(s.plannedErrors()).isZero();
     assertThat(s.inputErrors()).isZero();
     assertThat(s.repeatedIds()).isZero();
+    assertThat(s.longestPromptTokens()).isEqualTo(6);
+    assertThat(PlanSummary.of(spark.createDataFrame(List.of(planned("e", 0, ErrorCode.EMPTY_PROMPT)), Tables.PLANNED))
+        .longestPromptTokens()).as("no row can run").isZero();
   }
 
   /**
@@ -99,6 +103,6 @@ class PlanSummaryTest {
   void noRows() {
     SparkSession spark = TestSupport.spark();
     assertThat(PlanSummary.of(spark.createDataFrame(List.<Row>of(), Tables.PLANNED)))
-        .isEqualTo(new PlanSummary(0, 0, 0, 0));
+        .isEqualTo(new PlanSummary(0, 0, 0, 0, 0));
   }
 }

@@ -96,6 +96,44 @@ class SharedGeneratorsTest {
     assertThat(c.run()).as("nothing asked, still reported").isNotNull();
   }
 
+  /**
+   * A task that tells the generators the run's longest request (as planning knows it) gets one batch whose cache
+   * holds a longer prompt that comes after the batch started; without that, the longer prompt needs a batch of its
+   * own. Both give the engine's tokens.
+   */
+  @Test
+  void theRunsLongestRequestToldByATaskSizesTheFirstBatch() throws InterruptedException {
+    String[] shortOnes = {"x = 1", "import os", "y = 2"};
+    String longOne = "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)";
+    int longest = engine.tokenizer().encode(longOne).length + 6;
+    List<Completion> expected = engine.generate(List.of(request("l", longOne)), 1);
+    for (boolean told : new boolean[] {true, false}) {
+      java.util.concurrent.atomic.AtomicReference<EnginePool> made = new java.util.concurrent.atomic.AtomicReference<>();
+      SharedGenerators.Lease lease = SharedGenerators.join(List.of("run-longest-" + told, "cpu"), () -> {
+        made.set(EnginePool.over(ReplicaPlan.of(options), List.of(engine), options.values(), "test-generate"));
+        return made.get();
+      }, 0);
+      if (told) {
+        lease.expectLongest(longest);
+      }
+      for (int i = 0; i < shortOnes.length; i++) {
+        lease.add(request("s" + i, shortOnes[i]), "s" + i);
+      }
+      lease.flush();
+      long deadline = System.currentTimeMillis() + 30_000;
+      while (lease.waiting() > 0 && System.currentTimeMillis() < deadline) { // a batch took the short ones
+        Thread.sleep(5);
+      }
+      lease.add(request("l", longOne), "l");
+      lease.inputEnded();
+      Map<Object, Completion> out = collect(lease, shortOnes.length + 1);
+      assertThat(out.get("l").outputTokenIds()).as("told %s", told).containsExactly(expected.get(0).outputTokenIds());
+      lease.close();
+      assertThat(made.get().stats().kvCacheAllocations()).as("batches (KV caches), told the longest: %s", told)
+          .isEqualTo(told ? 1 : 2);
+    }
+  }
+
   private static Map<Object, Completion> collect(SharedGenerators.Lease lease, int n) throws InterruptedException {
     Map<Object, Completion> out = new HashMap<>();
     long deadline = System.currentTimeMillis() + 60_000;
