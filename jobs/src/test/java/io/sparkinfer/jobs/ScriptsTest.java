@@ -13,7 +13,8 @@ import org.junit.jupiter.api.io.TempDir;
 @Tag("slow")
 class ScriptsTest {
 
-  static final Map<String, String> ENV = Map.of("SPARKINFER_DRIVER_MEMORY", "1g");
+  /** Class-data sharing off (it would write archives to the user's cache): its own tests below turn it on. */
+  static final Map<String, String> ENV = Map.of("SPARKINFER_DRIVER_MEMORY", "1g", "SPARKINFER_CDS", "false");
 
   @TempDir
   Path tmp;
@@ -40,6 +41,92 @@ class ScriptsTest {
         "",
         "rows\tok_rows\tmodel_loads",
         "2\t1\t1");
+  }
+
+  /**
+   * submit/lib/spark.sh's class-data sharing options for a class path: the first run writes the archive as it exits
+   * (a marker keeps a second run from writing it at the same time: that one runs without), later runs use it; a jar
+   * changed is another archive; a directory on the class path, or SPARKINFER_CDS=false, means none.
+   */
+  @Test
+  void classDataSharingWritesAnArchiveOnceThenUsesIt() throws java.io.IOException {
+    Path a = java.nio.file.Files.writeString(tmp.resolve("a.jar"), "a");
+    Path b = java.nio.file.Files.writeString(tmp.resolve("b.jar"), "b");
+    Path dir = tmp.resolve("cds");
+    String cp = a + ":" + b;
+    String options = "set -euo pipefail; source submit/lib/spark.sh; echo \"[$(sparkinfer_cds_options \"$1\")]\"";
+    Map<String, String> env = Map.of("SPARKINFER_CDS_DIR", dir.toString());
+    java.util.function.BiFunction<Map<String, String>, String, String> run = (e, path) -> {
+      Shell.Result r = Shell.run(e, 30, List.of("bash", "-c", options, "options", path));
+      assertThat(r.status()).as("%s", r).isZero();
+      return r.stdout().strip();
+    };
+
+    String first = run.apply(env, cp);
+    assertThat(first).startsWith("[-XX:ArchiveClassesAtExit=" + dir).contains(".jsa").contains("-Xlog:cds=off");
+    String archive = first.substring(first.indexOf('=') + 1, first.indexOf(' '));
+    assertThat(run.apply(env, cp)).as("another run is writing it").isEqualTo("[]");
+    java.nio.file.Files.writeString(Path.of(archive), "written");
+    assertThat(run.apply(env, cp)).startsWith("[-XX:SharedArchiveFile=" + archive + " ");
+    try (var left = java.nio.file.Files.list(dir)) {
+      assertThat(left.map(p -> p.getFileName().toString())).as("the marker gone once the archive is there")
+          .containsExactly(Path.of(archive).getFileName().toString());
+    }
+    java.nio.file.Files.writeString(b, "b, rebuilt");
+    String rebuilt = run.apply(env, cp);
+    assertThat(rebuilt).startsWith("[-XX:ArchiveClassesAtExit=").doesNotContain(archive);
+    assertThat(run.apply(env, cp + ":" + tmp)).as("a directory on the class path").isEqualTo("[]");
+    assertThat(run.apply(Map.of("SPARKINFER_CDS_DIR", dir.toString(), "SPARKINFER_CDS", "false"), cp))
+        .isEqualTo("[]");
+  }
+
+  /**
+   * infer.sh with class-data sharing on a class path of jars: the first run writes a real archive, the second runs
+   * with it, both giving the same completions.
+   */
+  @Test
+  void inferRunsWithTheArchiveItsFirstRunWrote() throws java.io.IOException {
+    Path jobsJar = tmp.resolve("sparkinfer-jobs.jar");
+    Path classes = TestSupport.repo().resolve("jobs/target/classes");
+    try (var out = new java.util.jar.JarOutputStream(java.nio.file.Files.newOutputStream(jobsJar));
+        var files = java.nio.file.Files.walk(classes)) {
+      for (Path f : files.filter(java.nio.file.Files::isRegularFile).toList()) {
+        out.putNextEntry(new java.util.jar.JarEntry(classes.relativize(f).toString().replace('\\', '/')));
+        java.nio.file.Files.copy(f, out);
+        out.closeEntry();
+      }
+    }
+    Path target = TestSupport.repo().resolve("jobs/target/classpath");
+    Path dir = tmp.resolve("cds");
+    Map<String, String> env = Map.of("SPARKINFER_DRIVER_MEMORY", "1g", "SPARKINFER_CDS_DIR", dir.toString(),
+        "SPARKINFER_APP_CP", jobsJar + ":" + java.nio.file.Files.readString(target.resolve("app.classpath")).strip(),
+        "SPARKINFER_SPARK_CP", java.nio.file.Files.readString(target.resolve("spark.classpath")).strip());
+    String input = TestSupport.writeJsonl(tmp.resolve("prompts.jsonl"), Map.of("a", "def add(a, b):")).toString();
+    List<String> lines = new java.util.ArrayList<>();
+    long written = 0;
+    for (int run = 1; run <= 2; run++) {
+      String out = tmp.resolve("out-" + run).toString();
+      Shell.Result infer = Shell.run(env, 240, List.of("submit/infer.sh", "--master", "local[1]", "--model",
+          TestSupport.tinyModel().toString(), "--input", input, "--output", out, "--max-new-tokens", "4"));
+      assertThat(infer.status()).as("run %d: %s", run, infer).isZero();
+      assertThat(infer.stderr()).as("no class-data sharing messages").doesNotContain("[cds]");
+      Path archive;
+      try (var files = java.nio.file.Files.list(dir)) {
+        archive = files.filter(p -> p.toString().endsWith(".jsa")).findFirst().orElseThrow();
+      }
+      assertThat(java.nio.file.Files.size(archive)).as("a real archive").isGreaterThan(1L << 20);
+      if (run == 1) {
+        written = java.nio.file.Files.getLastModifiedTime(archive).toMillis();
+      } else {
+        assertThat(java.nio.file.Files.getLastModifiedTime(archive).toMillis()).as("used, not written again")
+            .isEqualTo(written);
+      }
+      Shell.Result sql = Shell.run(ENV, 240, List.of("submit/sql.sh", "--view", "c=" + out,
+          "SELECT id, completion FROM c ORDER BY id"));
+      assertThat(sql.status()).as("sql.sh: %s", sql).isZero();
+      lines.add(sql.stdout());
+    }
+    assertThat(lines.get(1)).isEqualTo(lines.get(0));
   }
 
   /**
