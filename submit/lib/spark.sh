@@ -105,7 +105,7 @@ sparkinfer_jobs_jar_current_or_empty() {
   jar="$(ls "$SPARKINFER_JOBS_TARGET"/sparkinfer-jobs-*.jar 2>/dev/null | grep -v -e '-job\.jar$' -e '-tests\.jar$' | head -n 1)"
   [[ -n "$jar" ]] || return 0
   if [[ -d "$SPARKINFER_JOBS_TARGET/classes" \
-        && -n "$(find "$SPARKINFER_JOBS_TARGET/classes" -type f -newer "$jar" -print -quit)" ]]; then
+        && -n "$(find "$SPARKINFER_JOBS_TARGET/classes" -type f -name "*.class" -newer "$jar" -print -quit)" ]]; then
     return 0
   fi
   echo "$jar"
