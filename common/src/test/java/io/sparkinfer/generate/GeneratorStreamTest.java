@@ -203,32 +203,8 @@ class GeneratorStreamTest {
   @Test
   void aBatchIsSizedForTheLongestRequestReadyNotOnlyTheFirst() throws InterruptedException {
     int[] limits = uniform(6);
-    java.util.ArrayDeque<RequestStream.Item<String>> items = new java.util.ArrayDeque<>();
-    for (GenerationRequest r : requests(false, limits)) { // shortest first
-      items.add(new RequestStream.Item<>(new GenerationRequest(r.id(), null, r.maxNewTokens(), r.sampling(), List.of(),
-          false, engine.tokenizer().encode(r.prompt())), r.id()));
-    }
-    RequestStream<String> shortestFirst = new RequestStream<>() {
-      @Override
-      public synchronized Item<String> next(boolean wait) {
-        return items.poll();
-      }
-
-      @Override
-      public synchronized int knownRemaining() {
-        return items.size();
-      }
-
-      @Override
-      public synchronized int longestAvailable() {
-        return items.stream().mapToInt(i -> i.request().promptTokenIds().length + i.request().maxNewTokens()).max()
-            .orElse(-1);
-      }
-    };
-    Map<String, Completion> out = new ConcurrentHashMap<>();
     try (Generator g = engine.newGenerator()) {
-      g.generate(shortestFirst, 0, (tag, c) -> assertThat(out.put(tag, c.get())).isNull());
-      assertReferenceTokens(out, limits);
+      assertReferenceTokens(streamShortestFirst(g, limits, true, -1), limits);
       assertThat(g.stats().kvCacheAllocations()).as("one cache for the longest, the first to come the shortest")
           .isEqualTo(1);
     }
@@ -251,11 +227,11 @@ class GeneratorStreamTest {
       shortest = Math.min(shortest, tokens);
     }
     try (Generator g = engine.newGenerator()) {
-      assertReferenceTokens(streamShortestFirst(g, limits, longest + 6), limits);
+      assertReferenceTokens(streamShortestFirst(g, limits, false, longest + 6), limits);
       assertThat(g.stats().kvCacheAllocations()).as("one cache, for the longest expected").isEqualTo(1);
     }
     try (Generator g = engine.newGenerator()) {
-      assertReferenceTokens(streamShortestFirst(g, limits, -1), limits);
+      assertReferenceTokens(streamShortestFirst(g, limits, false, -1), limits);
       assertThat(g.stats().kvCacheAllocations()).as("nothing expected: longer requests need new caches")
           .isGreaterThan(1);
     }
@@ -263,15 +239,19 @@ class GeneratorStreamTest {
     try (Generator g = engine.newGenerator().withDeviceBudget(() -> tight)) {
       assertThat(8L * g.autoBatchSize(longest, 6)).as("holding the longest costs more than an eighth of the rows")
           .isLessThan(7L * g.autoBatchSize(shortest, 6));
-      assertReferenceTokens(streamShortestFirst(g, limits, longest + 6), limits);
+      assertReferenceTokens(streamShortestFirst(g, limits, false, longest + 6), limits);
       assertThat(g.stats().kvCacheAllocations()).as("sized for the requests it has, not the longest expected")
           .isGreaterThan(1);
     }
   }
 
-  /** The reference requests shortest first, each ready only once the one before is taken; {@code expected}. */
-  private static Map<String, Completion> streamShortestFirst(Generator g, int[] limits, int expected)
-      throws InterruptedException {
+  /**
+   * Streams the reference requests shortest first through {@code g} (auto batch size); the stream says how long the
+   * longest ready request is only with {@code tellsReady}, and how long the longest to come will be: {@code expected}
+   * (-1: it cannot tell).
+   */
+  private static Map<String, Completion> streamShortestFirst(Generator g, int[] limits, boolean tellsReady,
+      int expected) throws InterruptedException {
     java.util.ArrayDeque<RequestStream.Item<String>> items = new java.util.ArrayDeque<>();
     for (GenerationRequest r : requests(false, limits)) {
       items.add(new RequestStream.Item<>(new GenerationRequest(r.id(), null, r.maxNewTokens(), r.sampling(), List.of(),
@@ -286,6 +266,12 @@ class GeneratorStreamTest {
       @Override
       public synchronized int knownRemaining() {
         return items.size();
+      }
+
+      @Override
+      public synchronized int longestAvailable() {
+        return !tellsReady ? -1 : items.stream()
+            .mapToInt(i -> i.request().promptTokenIds().length + i.request().maxNewTokens()).max().orElse(-1);
       }
 
       @Override

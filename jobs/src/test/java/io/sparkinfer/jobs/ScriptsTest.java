@@ -86,20 +86,17 @@ class ScriptsTest {
    */
   @Test
   void inferRunsWithTheArchiveItsFirstRunWrote() throws java.io.IOException {
-    Path jobsJar = tmp.resolve("sparkinfer-jobs.jar");
-    Path classes = TestSupport.repo().resolve("jobs/target/classes");
-    try (var out = new java.util.jar.JarOutputStream(java.nio.file.Files.newOutputStream(jobsJar));
-        var files = java.nio.file.Files.walk(classes)) {
-      for (Path f : files.filter(java.nio.file.Files::isRegularFile).toList()) {
-        out.putNextEntry(new java.util.jar.JarEntry(classes.relativize(f).toString().replace('\\', '/')));
-        java.nio.file.Files.copy(f, out);
-        out.closeEntry();
-      }
-    }
+    // the job's and the engine's classes as jars (a build that stopped at the tests has only their directories)
     Path target = TestSupport.repo().resolve("jobs/target/classpath");
+    List<String> app = new java.util.ArrayList<>(List.of(
+        jarOf(TestSupport.repo().resolve("jobs/target/classes"), tmp.resolve("jobs.jar")).toString()));
+    for (String entry : java.nio.file.Files.readString(target.resolve("app.classpath")).strip().split(":")) {
+      Path p = Path.of(entry);
+      app.add(java.nio.file.Files.isDirectory(p) ? jarOf(p, tmp.resolve(app.size() + ".jar")).toString() : entry);
+    }
     Path dir = tmp.resolve("cds");
     Map<String, String> env = Map.of("SPARKINFER_DRIVER_MEMORY", "1g", "SPARKINFER_CDS_DIR", dir.toString(),
-        "SPARKINFER_APP_CP", jobsJar + ":" + java.nio.file.Files.readString(target.resolve("app.classpath")).strip(),
+        "SPARKINFER_APP_CP", String.join(":", app),
         "SPARKINFER_SPARK_CP", java.nio.file.Files.readString(target.resolve("spark.classpath")).strip());
     String input = TestSupport.writeJsonl(tmp.resolve("prompts.jsonl"), Map.of("a", "def add(a, b):")).toString();
     List<String> lines = new java.util.ArrayList<>();
@@ -127,6 +124,19 @@ class ScriptsTest {
       lines.add(sql.stdout());
     }
     assertThat(lines.get(1)).isEqualTo(lines.get(0));
+  }
+
+  /** A jar of the files under {@code dir}. */
+  private static Path jarOf(Path dir, Path jar) throws java.io.IOException {
+    try (var out = new java.util.jar.JarOutputStream(java.nio.file.Files.newOutputStream(jar));
+        var files = java.nio.file.Files.walk(dir)) {
+      for (Path f : files.filter(java.nio.file.Files::isRegularFile).toList()) {
+        out.putNextEntry(new java.util.jar.JarEntry(dir.relativize(f).toString().replace('\\', '/')));
+        java.nio.file.Files.copy(f, out);
+        out.closeEntry();
+      }
+    }
+    return jar;
   }
 
   /**
