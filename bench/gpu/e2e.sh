@@ -22,6 +22,8 @@
 #   E2E_DECODE_OPTIONS=--graph-timing bench/gpu/e2e.sh             # engine options of the decode run at batch 256
 #                                                                  # (--graph-timing: engine_graph_replay_ms_b256)
 #   E2E_JOB_OPTIONS="--kv-cache-dtype fp8" bench/gpu/e2e.sh        # more options of the job (job_options)
+#   E2E_JOB_CDS=1 bench/gpu/e2e.sh                                 # the job's driver with class-data sharing, as
+#                                                                  # submit/infer.sh starts it (an archive written first)
 #
 # Needs what bench/gpu/study.sh needs (the bundle in /tmp/g, the Spark parts in /tmp/s, the engine jars in /tmp/app,
 # the job's classes in .gpulib/jobs-classes).
@@ -32,15 +34,44 @@ bench_prompts /tmp/e2e-prompts.jsonl "$N" 0 128 512 p
 source submit/lib/spark.sh
 GPU=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)
 echo "$GPU"
-rm -rf /tmp/e2e-out
-timeout ${E2E_JOB_TIMEOUT:-240} java "${SPARKINFER_JAVA_MODULE_OPTS[@]}" ${E2E_JOB_JAVA_OPTS:-} -Xmx24g -XX:MaxDirectMemorySize=64g \
-  -Dai.djl.offline=true -Dlog4j2.configurationFile=$R/conf/log4j2.properties \
-  -cp "$R/.gpulib/jobs-classes:/tmp/app/*:/tmp/sparkjars/*" org.apache.spark.deploy.SparkSubmit \
-  --master "${E2E_MASTER:-local[*]}" --properties-file $R/conf/local.properties --conf spark.driver.memory=24g \
-  --class io.sparkinfer.jobs.BatchInferenceJob spark-internal \
-  --model $M --input /tmp/e2e-prompts.jsonl --output /tmp/e2e-out --device gpu --precision "${E2E_JOB_PRECISION:-fp16}" \
-  --max-new-tokens 128 --ignore-eos --layout "${E2E_JOB_LAYOUT:-threads=1}" --progress-seconds 10 ${E2E_JOB_OPTIONS:-} 2>&1 \
-  | grep -v " WARN \|^\s*at \|^WARNING" > $OUT/job.log
+# the job's class path: its classes directory and the jars' directories; with E2E_JOB_CDS=1, every class as a jar, named
+# one by one, and the class-data sharing options submit/lib/spark.sh gives the local driver, the archive written first
+# by the job over the first 256 prompts (its log: $OUT/job-cds-archive.log)
+JOB_CP="$R/.gpulib/jobs-classes:/tmp/app/*:/tmp/sparkjars/*"
+JOB_CDS=()
+if [ "${E2E_JOB_CDS:-0}" = 1 ]; then
+  python3 - "$R/.gpulib/jobs-classes" /tmp/e2e-jobs.jar <<'PY'
+import os, sys, zipfile
+root, jar = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(jar, "w", zipfile.ZIP_DEFLATED) as z:
+    for d, _, files in os.walk(root):
+        for f in files:
+            z.write(os.path.join(d, f), os.path.relpath(os.path.join(d, f), root))
+PY
+  JOB_CP="/tmp/e2e-jobs.jar:$(ls /tmp/app/*.jar /tmp/sparkjars/*.jar | paste -sd:)"
+fi
+job() {  # $1 input, $2 log; the job over $1 into /tmp/e2e-out
+  rm -rf /tmp/e2e-out
+  timeout ${E2E_JOB_TIMEOUT:-240} java "${SPARKINFER_JAVA_MODULE_OPTS[@]}" ${JOB_CDS[@]+"${JOB_CDS[@]}"} ${E2E_JOB_JAVA_OPTS:-} \
+    -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true -Dlog4j2.configurationFile=$R/conf/log4j2.properties \
+    -cp "$JOB_CP" org.apache.spark.deploy.SparkSubmit \
+    --master "${E2E_MASTER:-local[*]}" --properties-file $R/conf/local.properties --conf spark.driver.memory=24g \
+    --class io.sparkinfer.jobs.BatchInferenceJob spark-internal \
+    --model $M --input "$1" --output /tmp/e2e-out --device gpu --precision "${E2E_JOB_PRECISION:-fp16}" \
+    --max-new-tokens 128 --ignore-eos --layout "${E2E_JOB_LAYOUT:-threads=1}" --progress-seconds 10 ${E2E_JOB_OPTIONS:-} 2>&1 \
+    | grep -v " WARN \|^\s*at \|^WARNING" > "$2"
+}
+if [ "${E2E_JOB_CDS:-0}" = 1 ]; then
+  export SPARKINFER_CDS_DIR=/tmp/e2e-cds
+  read -ra JOB_CDS <<< "$(sparkinfer_cds_options "$JOB_CP")"
+  if [[ "${JOB_CDS[0]:-}" == -XX:ArchiveClassesAtExit=* ]]; then
+    head -256 /tmp/e2e-prompts.jsonl > /tmp/e2e-prompts-256.jsonl
+    job /tmp/e2e-prompts-256.jsonl $OUT/job-cds-archive.log
+    read -ra JOB_CDS <<< "$(sparkinfer_cds_options "$JOB_CP")"
+  fi
+  echo "class-data sharing: ${JOB_CDS[0]:-none (no archive was written)}"
+fi
+job /tmp/e2e-prompts.jsonl $OUT/job.log
 tail -20 $OUT/job.log
 # seconds since $1 (a date +%s.%N): a generate.sh process's wall time, its JVM's start and the load included
 since() { python3 -c "import sys, time; print(round(time.time() - float(sys.argv[1]), 1))" "$1"; }
@@ -111,6 +142,7 @@ result = {
     "gpu": gpu.split(",")[0].strip(), "driver": gpu.split(",")[-1].strip(),
     "date": datetime.date.today().isoformat(), "command": "bench/gpu/e2e.sh", "prompts": n,
     "job_master": master, "job_layout": layout, "job_precision": job_precision, "job_options": job_options,
+    "job_class_data_sharing": os.environ.get("E2E_JOB_CDS") == "1",
     "job_e2e_tokens_per_s_8k": num(r"throughput\s+([\d.,]+) completion tokens/s", job),
     "job_wall_s": num(r"wall time\s+([\d.]+) s", job),
     "generate_e2e_tokens_per_s_8k": num(r"generated tokens in \S+ \(([\d.]+) tokens/s", gen),

@@ -126,7 +126,11 @@ sparkinfer_cds_options() {
   for entry in "${entries[@]}"; do
     [[ "$entry" == *.jar && -f "$entry" ]] || return 0
   done
-  key="$( { echo "$1"; "$(sparkinfer_java)" -version 2>&1; stat -c '%s %Y' "${entries[@]}"; } | sha1sum | cut -c1-20)"
+  # the JVM by its files (starting one to ask its version would cost a JVM start; a JVM refuses another's archive)
+  local java
+  java="$(readlink -f "$(sparkinfer_java)")"
+  key="$( { echo "$1"; echo "$java"; stat -c '%s %Y' "$java" "${entries[@]}"; \
+    stat -c '%s %Y' "$(dirname "$java")/../lib/modules" 2>/dev/null; } | sha1sum | cut -c1-20)"
   dir="${SPARKINFER_CDS_DIR:-$HOME/.cache/sparkinfer/cds}"
   archive="$dir/$key.jsa"
   mkdir -p "$dir" 2>/dev/null || return 0

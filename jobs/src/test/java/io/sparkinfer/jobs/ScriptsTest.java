@@ -13,8 +13,7 @@ import org.junit.jupiter.api.io.TempDir;
 @Tag("slow")
 class ScriptsTest {
 
-  /** Class-data sharing off (it would write archives to the user's cache): its own tests below turn it on. */
-  static final Map<String, String> ENV = Map.of("SPARKINFER_DRIVER_MEMORY", "1g", "SPARKINFER_CDS", "false");
+  static final Map<String, String> ENV = Map.of("SPARKINFER_DRIVER_MEMORY", "1g");
 
   @TempDir
   Path tmp;
@@ -55,7 +54,7 @@ class ScriptsTest {
     Path dir = tmp.resolve("cds");
     String cp = a + ":" + b;
     String options = "set -euo pipefail; source submit/lib/spark.sh; echo \"[$(sparkinfer_cds_options \"$1\")]\"";
-    Map<String, String> env = Map.of("SPARKINFER_CDS_DIR", dir.toString());
+    Map<String, String> env = Map.of("SPARKINFER_CDS_DIR", dir.toString(), "SPARKINFER_CDS", "true");
     java.util.function.BiFunction<Map<String, String>, String, String> run = (e, path) -> {
       Shell.Result r = Shell.run(e, 30, List.of("bash", "-c", options, "options", path));
       assertThat(r.status()).as("%s", r).isZero();
@@ -95,7 +94,8 @@ class ScriptsTest {
       app.add(java.nio.file.Files.isDirectory(p) ? jarOf(p, tmp.resolve(app.size() + ".jar")).toString() : entry);
     }
     Path dir = tmp.resolve("cds");
-    Map<String, String> env = Map.of("SPARKINFER_DRIVER_MEMORY", "1g", "SPARKINFER_CDS_DIR", dir.toString(),
+    Map<String, String> env = Map.of("SPARKINFER_DRIVER_MEMORY", "1g", "SPARKINFER_CDS", "true",
+        "SPARKINFER_CDS_DIR", dir.toString(),
         "SPARKINFER_APP_CP", String.join(":", app),
         "SPARKINFER_SPARK_CP", java.nio.file.Files.readString(target.resolve("spark.classpath")).strip());
     String input = TestSupport.writeJsonl(tmp.resolve("prompts.jsonl"), Map.of("a", "def add(a, b):")).toString();
