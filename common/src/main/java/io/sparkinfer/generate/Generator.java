@@ -173,10 +173,10 @@ public final class Generator implements AutoCloseable {
    * token limit is longer than the first request's): then a new batch starts for it. Streams that come longest
    * first run in one batch, and so do streams that say how long their longest request will be
    * ({@link RequestStream#longestExpected}, as the Spark job's tasks do, whose requests come longest first from each
-   * task but not across tasks), where holding it costs an auto-sized batch at most an eighth of its rows. A batch made narrower than the batch size because the stream
-   * had only so many requests left or ready ({@link RequestStream#knownRemaining}, {@link RequestStream#available})
-   * takes no more once requests wait that it has no row for (the stream got more since): it drains, and a batch as
-   * wide as they need follows.
+   * task but not across tasks), where holding it costs an auto-sized batch at most an eighth of its rows. A batch
+   * made narrower than the batch size because the stream had only so many requests left or ready
+   * ({@link RequestStream#knownRemaining}, {@link RequestStream#available}) takes no more once requests wait that it
+   * has no row for (the stream got more since): it drains, and a batch as wide as they need follows.
    *
    * <p>Out of device memory (with {@code --oom-retry}), the batch's unfinished requests start again, afresh, and
    * every later batch runs at half the width, down to 1; other failures make the batch's unfinished requests

@@ -25,8 +25,9 @@ public final class GeneratorOptions {
       .validate(n -> n >= 1 && n <= 16, "in [1, 16]");
 
   public static final Option<Integer> MAX_PREFILL_TOKENS = Option.integer("max-prefill-tokens", "N", 32768,
-      "prompt tokens one prefill pass takes at most (a packed line: its prompts' tokens, less a shared prefix the batch "
-          + "already holds; padded rows: the longest prompt times the rows); longer admissions run as several passes (with "
+      "prompt tokens one prefill pass takes at most (a packed line: its prompts' tokens, less a shared prefix the "
+          + "batch already holds; padded rows: the longest prompt times the rows); longer admissions run as several "
+          + "passes (with "
           + "--batch-size auto, fewer where one pass would take more than half the memory batches may use: 80% of "
           + "the GPU's free memory, 2 GiB on a CPU)")
       .atLeast(1);

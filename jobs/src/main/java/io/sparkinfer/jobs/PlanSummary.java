@@ -11,12 +11,14 @@ import org.apache.spark.sql.Column;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.types.DataTypes;
 
 /**
  * What planning counted over the planned rows ({@link Tables#PLANNED}), in one Spark query that groups the rows by
  * id and adds the groups up: the rows, those that cannot run and those the input could not give, the ids given to
- * more than one row, and the longest prompt that can run. The run used to count in one query (an aggregate) and check the ids in another (a group-by
- * on id); {@link RunPlan}'s notes say what that saved on the development machine.
+ * more than one row, and the longest prompt that can run. The run used to count in one query (an aggregate) and
+ * check the ids in another (a group-by on id); {@link RunPlan}'s notes say what that saved on the development
+ * machine.
  *
  * @param rows the planned rows
  * @param plannedErrors the rows that cannot run (the input's errors among them)
@@ -63,7 +65,8 @@ record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeate
         sum(when(valid, 0).otherwise(1)).as("errors"), sum(when(inputError, 1).otherwise(0)).as("input_errors"),
         max(when(valid, col(Tables.PROMPT_TOKENS))).as("longest"));
     return ids.agg(sum(col("n")), sum(col("errors")), sum(col("input_errors")),
-        sum(when(col("n").gt(1), 1).otherwise(0)), max(col("longest")).cast("long"));
+        // the cast to a DataType, not a type's name: parsing one would start Spark's SQL parser on the driver
+        sum(when(col("n").gt(1), 1).otherwise(0)), max(col("longest")).cast(DataTypes.LongType));
   }
 
   /** A sum over no rows is null: none. */

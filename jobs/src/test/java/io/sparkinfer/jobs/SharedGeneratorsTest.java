@@ -104,11 +104,12 @@ class SharedGeneratorsTest {
   @Test
   void theRunsLongestRequestToldByATaskSizesTheFirstBatch() throws InterruptedException {
     String[] shortOnes = {"x = 1", "import os", "y = 2"};
-    String longOne = "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)";
+    String longOne = "def fibonacci(n):\n    if n < 2:\n        return n\n"
+        + "    return fibonacci(n - 1) + fibonacci(n - 2)";
     int longest = engine.tokenizer().encode(longOne).length + 6;
     List<Completion> expected = engine.generate(List.of(request("l", longOne)), 1);
     for (boolean told : new boolean[] {true, false}) {
-      java.util.concurrent.atomic.AtomicReference<EnginePool> made = new java.util.concurrent.atomic.AtomicReference<>();
+      var made = new java.util.concurrent.atomic.AtomicReference<EnginePool>();
       SharedGenerators.Lease lease = SharedGenerators.join(List.of("run-longest-" + told, "cpu"), () -> {
         made.set(EnginePool.over(ReplicaPlan.of(options), List.of(engine), options.values(), "test-generate"));
         return made.get();
