@@ -66,18 +66,24 @@ sparkinfer_job_jar_or_empty() {
   ls "$SPARKINFER_JOBS_TARGET"/sparkinfer-jobs-*-job.jar 2>/dev/null | head -n 1
 }
 
-# The job jar when no class of the engine or the job was compiled after it (a stale jar would ship old code to
-# executors); empty otherwise.
-sparkinfer_job_jar_current_or_empty() {
-  local jar dir
-  jar="$(sparkinfer_job_jar_or_empty)"
+# Prints jar $1 when no class under the directories $2... was compiled after it; nothing otherwise (or without $1).
+sparkinfer_jar_current_or_empty() {
+  local jar="$1" dir
+  shift
   [[ -n "$jar" ]] || return 0
-  for dir in "$SPARKINFER_JOBS_TARGET/classes" "$SPARKINFER_REPO/common/target/classes"; do
+  for dir in "$@"; do
     if [[ -d "$dir" && -n "$(find "$dir" -type f -name "*.class" -newer "$jar" -print -quit)" ]]; then
       return 0
     fi
   done
   echo "$jar"
+}
+
+# The job jar when no class of the engine or the job was compiled after it (a stale jar would ship old code to
+# executors); empty otherwise.
+sparkinfer_job_jar_current_or_empty() {
+  sparkinfer_jar_current_or_empty "$(sparkinfer_job_jar_or_empty)" "$SPARKINFER_JOBS_TARGET/classes" \
+    "$SPARKINFER_REPO/common/target/classes"
 }
 
 # What a Spark installation provides: Spark, Hadoop, hadoop-aws and its AWS SDK ($SPARKINFER_SPARK_CP if set).
@@ -101,14 +107,8 @@ sparkinfer_app_classpath() {
 # The jobs module's own jar (not the -job.jar shipped to executors) when no job class was compiled after it; empty
 # otherwise (the class path then names jobs/target/classes).
 sparkinfer_jobs_jar_current_or_empty() {
-  local jar
-  jar="$(ls "$SPARKINFER_JOBS_TARGET"/sparkinfer-jobs-*.jar 2>/dev/null | grep -v -e '-job\.jar$' -e '-tests\.jar$' | head -n 1)"
-  [[ -n "$jar" ]] || return 0
-  if [[ -d "$SPARKINFER_JOBS_TARGET/classes" \
-        && -n "$(find "$SPARKINFER_JOBS_TARGET/classes" -type f -name "*.class" -newer "$jar" -print -quit)" ]]; then
-    return 0
-  fi
-  echo "$jar"
+  sparkinfer_jar_current_or_empty "$(ls "$SPARKINFER_JOBS_TARGET"/sparkinfer-jobs-*.jar 2>/dev/null \
+    | grep -v -e '-job\.jar$' -e '-tests\.jar$' | head -n 1)" "$SPARKINFER_JOBS_TARGET/classes"
 }
 
 # Application class-data sharing for a driver JVM this project starts (JDK 13+ dynamic archives): the first run with
