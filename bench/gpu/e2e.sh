@@ -7,7 +7,10 @@
 # the dense fp16 peak (989 TFLOP/s), again with --packed-prefill=false (packed_prefill_speedup) and with
 # --fused-prefill=false (fused_prefill_speedup); generate.sh's process wall time, its JVM's start and the load included
 # (generate_process_wall_s; job_over_generate and job_over_generate_process set the job against generate.sh in the job's
-# precision, job_over_generate_precision, where that ran: E2E_JOB_PRECISION=fp8 needs fp8 among E2E_PRECISIONS);
+# precision, job_over_generate_precision, where that ran: E2E_JOB_PRECISION=fp8 needs fp8 among E2E_PRECISIONS; the
+# first sets the job's throughput over its run against generate.sh's printed figure, which counts its generation only,
+# the second the two processes' wall times, each JVM's start and load included: job_process_wall_s against
+# generate_process_wall_s_job_precision);
 # generate.sh in fp8 and bf16
 # (fp8_e2e_speedup over fp16, and how far their ids agree with fp16's); prefix_cache_prefill_speedup from
 # bench/shared_prefix.sh on the same checkpoint; and engine_decode_tokens_per_s_b256 from submit/bench.sh's engine
@@ -22,8 +25,9 @@
 #   E2E_DECODE_OPTIONS=--graph-timing bench/gpu/e2e.sh             # engine options of the decode run at batch 256
 #                                                                  # (--graph-timing: engine_graph_replay_ms_b256)
 #   E2E_JOB_OPTIONS="--kv-cache-dtype fp8" bench/gpu/e2e.sh        # more options of the job (job_options)
-#   E2E_JOB_CDS=1 bench/gpu/e2e.sh                                 # the job's driver with class-data sharing, as
-#                                                                  # submit/infer.sh starts it (an archive written first)
+#   E2E_JOB_CDS=0 bench/gpu/e2e.sh                                 # the job's driver without class-data sharing
+#                                                                  # (default 1: as submit/infer.sh starts it, with an
+#                                                                  # archive written first by a job over 256 prompts)
 #
 # Needs what bench/gpu/study.sh needs (the bundle in /tmp/g, the Spark parts in /tmp/s, the engine jars in /tmp/app,
 # the job's classes in .gpulib/jobs-classes).
@@ -34,13 +38,22 @@ bench_prompts /tmp/e2e-prompts.jsonl "$N" 0 128 512 p
 source submit/lib/spark.sh
 GPU=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)
 echo "$GPU"
-# the job's class path: its classes directory and the jars' directories; with E2E_JOB_CDS=1, every class as a jar, named
-# one by one, and the class-data sharing options submit/lib/spark.sh gives the local driver, the archive written first
-# by the job over the first 256 prompts (its log: $OUT/job-cds-archive.log)
-JOB_CP="$R/.gpulib/jobs-classes:/tmp/app/*:/tmp/sparkjars/*"
+# the job's class path: its classes directory and the jars' directories; with E2E_JOB_CDS=1 (the default), every class
+# as a jar, named one by one, and the class-data sharing options submit/lib/spark.sh gives the local driver, the archive
+# written first by the job over the first 256 prompts (its log: $OUT/job-cds-archive.log). The classes' jar is written
+# again only when a class is newer than it, so that later calls on the machine find their archive. E2E_JOBS_CLASSES
+# names another classes directory (default .gpulib/jobs-classes; a jar and an archive of its own), e.g. an older build
+# to alternate with.
+CLASSES=${E2E_JOBS_CLASSES:-$R/.gpulib/jobs-classes}
+JOBS_JAR=/tmp/e2e-jobs-$(echo "$CLASSES" | sha1sum | cut -c1-8).jar
+JOB_CP="$CLASSES:/tmp/app/*:/tmp/sparkjars/*"
 JOB_CDS=()
-if [ "${E2E_JOB_CDS:-0}" = 1 ]; then
-  python3 - "$R/.gpulib/jobs-classes" /tmp/e2e-jobs.jar <<'PY'
+if [ "${E2E_JOB_CDS:-1}" = 1 ]; then
+  # the bundle's jlink'd JRE has no base archive of its own classes, which dynamic archives build on (a JDK has one)
+  server="$(dirname "$(readlink -f "$(command -v java)")")/../lib/server"
+  [ -f "$server/classes.jsa" ] || java -Xshare:dump > /dev/null 2>&1 || echo "could not write $server/classes.jsa"
+  [ -f "$JOBS_JAR" ] && [ -z "$(find "$CLASSES" -newer "$JOBS_JAR" -type f | head -1)" ] \
+    || python3 - "$CLASSES" "$JOBS_JAR" <<'PY'
 import os, sys, zipfile
 root, jar = sys.argv[1], sys.argv[2]
 with zipfile.ZipFile(jar, "w", zipfile.ZIP_DEFLATED) as z:
@@ -48,7 +61,7 @@ with zipfile.ZipFile(jar, "w", zipfile.ZIP_DEFLATED) as z:
         for f in files:
             z.write(os.path.join(d, f), os.path.relpath(os.path.join(d, f), root))
 PY
-  JOB_CP="/tmp/e2e-jobs.jar:$(ls /tmp/app/*.jar /tmp/sparkjars/*.jar | paste -sd:)"
+  JOB_CP="$JOBS_JAR:$(ls /tmp/app/*.jar /tmp/sparkjars/*.jar | paste -sd:)"
 fi
 job() {  # $1 input, $2 log; the job over $1 into /tmp/e2e-out
   rm -rf /tmp/e2e-out
@@ -61,7 +74,7 @@ job() {  # $1 input, $2 log; the job over $1 into /tmp/e2e-out
     --max-new-tokens 128 --ignore-eos --layout "${E2E_JOB_LAYOUT:-threads=1}" --progress-seconds 10 ${E2E_JOB_OPTIONS:-} 2>&1 \
     | grep -v " WARN \|^\s*at \|^WARNING" > "$2"
 }
-if [ "${E2E_JOB_CDS:-0}" = 1 ]; then
+if [ "${E2E_JOB_CDS:-1}" = 1 ]; then
   export SPARKINFER_CDS_DIR=/tmp/e2e-cds
   read -ra JOB_CDS <<< "$(sparkinfer_cds_options "$JOB_CP")"
   if [[ "${JOB_CDS[0]:-}" == -XX:ArchiveClassesAtExit=* ]]; then
@@ -71,10 +84,12 @@ if [ "${E2E_JOB_CDS:-0}" = 1 ]; then
   fi
   echo "class-data sharing: ${JOB_CDS[0]:-none (no archive was written)}"
 fi
-job /tmp/e2e-prompts.jsonl $OUT/job.log
-tail -20 $OUT/job.log
-# seconds since $1 (a date +%s.%N): a generate.sh process's wall time, its JVM's start and the load included
+# seconds since $1 (a date +%s.%N): a process's wall time, its JVM's start and the load included
 since() { python3 -c "import sys, time; print(round(time.time() - float(sys.argv[1]), 1))" "$1"; }
+JOB_START=$(date +%s.%N)
+job /tmp/e2e-prompts.jsonl $OUT/job.log
+export E2E_JOB_PROCESS_WALL_S=$(since "$JOB_START")
+tail -20 $OUT/job.log
 GENERATE_START=$(date +%s.%N)
 [ "${E2E_GENERATE:-1}" = 0 ] || { timeout ${E2E_GENERATE_TIMEOUT:-200} java ${E2E_GENERATE_JAVA_OPTS:-} -Xmx24g \
   -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true \
@@ -142,9 +157,10 @@ result = {
     "gpu": gpu.split(",")[0].strip(), "driver": gpu.split(",")[-1].strip(),
     "date": datetime.date.today().isoformat(), "command": "bench/gpu/e2e.sh", "prompts": n,
     "job_master": master, "job_layout": layout, "job_precision": job_precision, "job_options": job_options,
-    "job_class_data_sharing": os.environ.get("E2E_JOB_CDS") == "1",
+    "job_class_data_sharing": os.environ.get("E2E_JOB_CDS", "1") == "1",
     "job_e2e_tokens_per_s_8k": num(r"throughput\s+([\d.,]+) completion tokens/s", job),
     "job_wall_s": num(r"wall time\s+([\d.]+) s", job),
+    "job_process_wall_s": float(os.environ["E2E_JOB_PROCESS_WALL_S"]),
     "generate_e2e_tokens_per_s_8k": num(r"generated tokens in \S+ \(([\d.]+) tokens/s", gen),
     "generate_prefill_s": num(r"prefill ([\d.]+)s", gen), "generate_decode_s": num(r"decode ([\d.]+)s", gen),
     "generate_auto_batch_size": max(int(s) for s in sizes.split(",")) if sizes else None,
@@ -197,6 +213,10 @@ if prompt_tokens and result["generate_prefill_s"]:
     # prefill FLOP of the bench checkpoint: 2 x 1.31e9 weights a token multiplies (the LM head at last tokens only)
     result["prefill_prompt_tokens_per_s_8k"] = prompt_tokens / result["generate_prefill_s"]
     result["prefill_fraction_of_peak_8k"] = 2 * 1.31e9 * prompt_tokens / result["generate_prefill_s"] / 989e12
+    if result["generate_fp8_prefill_s"]:
+        # fp8's prefill (its products in float8) against the same dense fp16 peak: the FLOP the model needs per second
+        result["prefill_fraction_of_fp16_peak_8k_fp8"] = \
+            2 * 1.31e9 * prompt_tokens / result["generate_fp8_prefill_s"] / 989e12
 if timeline:
     keys = ["first_inference_s", "inference_span_s", "inference_task_s", "engine_wait_s", "generate_s",
             "engine_idle_s"]
@@ -219,9 +239,10 @@ tokens_per_s, process_wall = same.get(job_precision, (None, None))
 result["job_over_generate_precision"] = job_precision if tokens_per_s else None
 if result["job_e2e_tokens_per_s_8k"] and tokens_per_s:
     result["job_over_generate"] = result["job_e2e_tokens_per_s_8k"] / tokens_per_s
-if result["job_wall_s"] and process_wall:
+if process_wall:
+    # both processes from their JVM's start to their exit (the job's wall_s above counts from its run's start)
     result["generate_process_wall_s_job_precision"] = float(process_wall)
-    result["job_over_generate_process"] = float(process_wall) / result["job_wall_s"]
+    result["job_over_generate_process"] = float(process_wall) / result["job_process_wall_s"]
 json.dump(result, open(f"{out}/e2e.json", "w"), indent=2)
 print(json.dumps(result, indent=2))
 PY

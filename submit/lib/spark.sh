@@ -116,7 +116,9 @@ sparkinfer_jobs_jar_current_or_empty() {
 # the same jars and JVM map them instead of finding, reading and verifying each in some 270 jars: on the 2-core
 # development machine the demo job's process took 7.2 s against 10.0, its first inference task at 4.0 s against 5.2
 # (three runs each, alternated). Prints the JVM options for class path $1, or nothing: with SPARKINFER_CDS=false, where
-# the class path names a directory (dynamic archives take jars only), or while another run writes the archive.
+# the class path names a directory (dynamic archives take jars only), while another run writes the archive, or when the
+# JVM has no base archive of its own classes to build on (a JDK ships one; a jlink'd runtime made without
+# --generate-cds-archive has none: a line on stderr says how to add it).
 # Archives go to SPARKINFER_CDS_DIR (default ~/.cache/sparkinfer/cds), one per class path, jar sizes and times, and JVM.
 sparkinfer_cds_options() {
   [[ "${SPARKINFER_CDS:-true}" != false ]] || return 0
@@ -127,8 +129,14 @@ sparkinfer_cds_options() {
     [[ "$entry" == *.jar && -f "$entry" ]] || return 0
   done
   # the JVM by its files (starting one to ask its version would cost a JVM start; a JVM refuses another's archive)
-  local java
+  local java server
   java="$(readlink -f "$(sparkinfer_java)")"
+  server="$(dirname "$java")/../lib/server"
+  if [[ ! -f "$server/classes.jsa" && ! -f "$server/classes_nocoops.jsa" ]]; then
+    echo "class-data sharing: off, $java has no base archive (lib/server/classes.jsa) to build on;" \
+      "'$java -Xshare:dump' writes one, SPARKINFER_CDS=false silences this" >&2
+    return 0
+  fi
   key="$( { echo "$1"; echo "$java"; stat -c '%s %Y' "$java" "${entries[@]}"; \
     stat -c '%s %Y' "$(dirname "$java")/../lib/modules" 2>/dev/null; } | sha1sum | cut -c1-20)"
   dir="${SPARKINFER_CDS_DIR:-$HOME/.cache/sparkinfer/cds}"
@@ -136,13 +144,14 @@ sparkinfer_cds_options() {
   mkdir -p "$dir" 2>/dev/null || return 0
   # the four newest archives stay (each jar rebuilt makes a new one; about 180 MB each)
   ls -t "$dir"/*.jsa 2>/dev/null | tail -n +5 | while read -r old; do [[ "$old" == "$archive" ]] || rm -f "$old"; done
+  # a marker older than an hour is a run that died (or one whose JVM wrote nothing)
+  find "$dir" -maxdepth 1 -name "*.writing" -mmin +60 -exec rmdir {} + 2>/dev/null || true
   if [[ -f "$archive" ]]; then
     rmdir "$dir/$key.writing" 2>/dev/null
     echo "-XX:SharedArchiveFile=$archive -Xlog:cds=off -Xlog:cds+dynamic=off"
     return 0
   fi
-  # one run writes it: the first to make the marker (a marker older than an hour is a run that died)
-  find "$dir" -maxdepth 1 -name "$key.writing" -mmin +60 -exec rmdir {} + 2>/dev/null
+  # one run writes it: the first to make the marker
   if mkdir "$dir/$key.writing" 2>/dev/null; then
     echo "-XX:ArchiveClassesAtExit=$archive -Xlog:cds=off -Xlog:cds+dynamic=off"
   fi

@@ -253,7 +253,7 @@ public final class GenerateCommand {
     void finish(long ok, long errors, GenerationStats stats, String output) {
       double elapsed = (System.nanoTime() - start) / 1e9;
       err.printf(Locale.ROOT, "generate: done: %d prompts (%d ok, %d errors), %d prompt tokens, %d generated tokens "
-              + "in %s (%.1f tokens/s; prefill %.1fs, decode %.1fs; batch sizes %s%s) -> %s%n",
+              + "in %s (%.1f tokens/s; prefill %.2fs, decode %.2fs; batch sizes %s%s) -> %s%n",
           ok + errors, ok, errors, stats.promptTokens(), stats.generatedTokens(), duration(elapsed),
           stats.generatedTokens() / Math.max(elapsed, 1e-9), stats.prefillNanos() / 1e9, stats.decodeNanos() / 1e9,
           widths(stats), stats.sharedPrefixTokens() == 0 ? ""

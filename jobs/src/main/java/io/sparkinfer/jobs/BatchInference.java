@@ -97,6 +97,7 @@ public final class BatchInference {
       try (ProgressReporter progress = ProgressReporter.start(spark, metrics, counts.rows,
           counts.plannedErrors + counts.cacheHits, o.progressSeconds())) {
         for (int wave = 0; wave < plan.waves(); wave++) {
+          boolean firstWave = wave == 0;
           // Each wave is its own Spark job and commit: a run that dies keeps the waves it committed.
           Dataset<Row> answers = wave == 0 ? plan.errorRows() : null;
           if (wave == 0 && plan.cachedRows() != null) {
@@ -113,7 +114,10 @@ public final class BatchInference {
           }
           sc.setJobDescription("sparkinfer " + runId + ": generate and write " + o.output() + " (commit " + (wave + 1)
               + "/" + plan.waves() + ")");
-          output.write(hook.beforeWrite(wave + 1, plan.waves(), answers), wave == 0);
+          // adaptive execution off: with it, the range shuffle's map stage ran as a Spark job of its own, and the
+          // wave was planned again after it, before the first inference task
+          Dataset<Row> rows = hook.beforeWrite(wave + 1, plan.waves(), answers);
+          AdaptiveExecution.off(spark, () -> output.write(rows, firstWave));
           commits++;
           if (cache != null && requests != null) {
             sc.setJobDescription("sparkinfer " + runId + ": add commit " + (wave + 1) + "'s answers to the cache "

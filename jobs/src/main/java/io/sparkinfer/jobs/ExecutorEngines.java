@@ -151,6 +151,17 @@ public final class ExecutorEngines {
     }
   }
 
+  /** Whether planning's tokenizer of {@code modelDir} is loaded in this JVM. */
+  static boolean tokenizerLoaded(Path modelDir) {
+    Slot<PlanningTokenizer> slot = TOKENIZERS.get(modelDir.toAbsolutePath().normalize());
+    if (slot == null) {
+      return false;
+    }
+    synchronized (slot) {
+      return slot.value != null;
+    }
+  }
+
   /** Preloads started by this JVM since it started (each one loads at most once). */
   public static int preloadCount() {
     return PRELOADS_STARTED.get();

@@ -131,10 +131,12 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
   /**
    * {@link #preloadEngines} on a preload thread, for the driver in local mode: the engines' layout needs the
    * PyTorch engine and its devices, which took 0.6 s of the driver's thread before it planned the run
-   * ({@link RunPlan}'s notes).
+   * ({@link RunPlan}'s notes). Then the planning tasks' tokenizer ({@link ExecutorEngines#tokenizer}), while the
+   * engines load: otherwise the first planning task loads it, the native library too, with the others waiting.
    *
-   * @return done when the preload has started (or was refused); a failure is logged, and the inference tasks load
-   *     the engines themselves as without a preload
+   * @return done when the preload has started (or was refused) and the tokenizer is loaded (or failed to: the
+   *     planning tasks load it then); a failure is logged, and the inference tasks load the engines themselves as
+   *     without a preload
    */
   static Future<?> preloadEnginesInBackground(JobOptions options, ModelLocation model) {
     return ExecutorEngines.inBackground(() -> {
@@ -142,6 +144,11 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
         preloadEngines(options, model, null);
       } catch (RuntimeException e) {
         LOG.warn("the driver's preload of {} did not start; the inference tasks load it", model.uri(), e);
+      }
+      try {
+        ExecutorEngines.tokenizer(model.localDir());
+      } catch (RuntimeException e) {
+        LOG.debug("no tokenizer preloaded: {}", e.toString()); // the planning task says what is wrong with it
       }
     });
   }

@@ -10,7 +10,6 @@ import static org.apache.spark.sql.functions.when;
 import org.apache.spark.sql.Column;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
-import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.DataTypes;
 
 /**
@@ -30,29 +29,16 @@ import org.apache.spark.sql.types.DataTypes;
  */
 record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeatedIds, int longestPromptTokens) {
 
-  /** Spark SQL's setting for adaptive query execution. */
-  static final String ADAPTIVE = "spark.sql.adaptive.enabled";
-
   /**
-   * Runs the summary's query with adaptive query execution off, and the session's setting back as it was after it.
-   * Adaptive execution runs each shuffle stage of the query (the group-by's, the sum's) as a Spark job of its own and
-   * plans again between them: four jobs, where without it the summary is one. On the development machine (2 cores,
-   * 8,192 prompts) the inference stage started 0.4-0.7 s earlier without it, alternated; on an H200's host the fp8
-   * job ran at 46,340-47,284 completion tokens/s with it off (bench/results/2026-12-02-e2e-NVIDIA-H200-run22;
-   * 43,087-44,234 with it on, run20, another machine). The query's groups (one per id, of a row or a few) leave
-   * adaptive execution no skew to split. The setting is the session's: a query another thread plans meanwhile on the
-   * same session plans without it too.
+   * Runs the summary's query with adaptive query execution off ({@link AdaptiveExecution}): with it, each shuffle
+   * stage of the query (the group-by's, the sum's) was a Spark job of its own, planned again between them: four jobs,
+   * where without it the summary is one. On the development machine (2 cores, 8,192 prompts) the inference stage
+   * started 0.4-0.7 s earlier without it, alternated; on an H200's host the fp8 job ran at 46,340-47,284 completion
+   * tokens/s with it off (bench/results/2026-12-02-e2e-NVIDIA-H200-run22; 43,087-44,234 with it on, run20, another
+   * machine).
    */
   static PlanSummary of(Dataset<Row> planned) {
-    SparkSession spark = planned.sparkSession();
-    String before = spark.conf().get(ADAPTIVE); // its default where the session sets none
-    spark.conf().set(ADAPTIVE, "false");
-    Row r;
-    try {
-      r = query(planned).first();
-    } finally {
-      spark.conf().set(ADAPTIVE, before);
-    }
+    Row r = AdaptiveExecution.off(planned.sparkSession(), () -> query(planned).first());
     return new PlanSummary(longOrZero(r, 0), longOrZero(r, 1), longOrZero(r, 2), longOrZero(r, 3),
         (int) longOrZero(r, 4));
   }

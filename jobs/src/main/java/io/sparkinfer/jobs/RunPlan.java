@@ -32,11 +32,13 @@ import org.slf4j.LoggerFactory;
  * <h2>Spark jobs before the first inference task</h2>
  * Planning counts in one query ({@link PlanSummary}: rows, errors, unreadable rows, repeated ids); the
  * repeated-id message's own queries run only when an id is repeated. For a run without a cache: the input's line
- * count, the planning job (tokenize and cache), three jobs of the summary, then the wave: the range partitioner's
- * sampling job, the range shuffle, the inference stage: 8 Spark jobs and two queries to the first inference task,
- * where the counts (two jobs) and the id check (two jobs) made 10 and three, and a grouping shuffle for
- * {@code --dedup} before the range's one more (9 until 2026-12-02's evening: identical prompts meet in one range
- * partition anyway, as they share their length and hash).
+ * count, the planning job (tokenize and cache, then the summary's stages: {@link PlanSummary}), then the wave: the
+ * range partitioner's sampling job and one job of the range shuffle's map stage and the inference stage, both with
+ * adaptive query execution off ({@link AdaptiveExecution}): 4 Spark jobs to the first inference task. Before: the
+ * summary's three more (adaptive execution on), and the range shuffle's map stage as a job of its own (until
+ * 2026-12-03); the counts (two jobs) and the id check (two jobs) made 10 jobs and three queries earlier, and a grouping
+ * shuffle for {@code --dedup} before the range's one more (until 2026-12-02's evening: identical prompts meet in one
+ * range partition anyway, as they share their length and hash).
  *
  * <p>Measured on the 2-core development machine (2026-12-02; 8,192 prompts of 128-512 words made as
  * {@code bench/gpu/lib.sh}'s {@code bench_prompts} makes them, the demo checkpoint with its context raised to 4,096

@@ -89,7 +89,7 @@ class ExecutorEnginesTest {
   }
 
   @Test
-  void theDriversPreloadRunsOnAPreloadThreadAndStartsTheLoad() throws Exception {
+  void theDriversPreloadRunsOnAPreloadThreadStartsTheLoadAndLoadsPlanningsTokenizer() throws Exception {
     ExecutorEngines.closeAll();
     String[] thread = new String[1];
     ExecutorEngines.inBackground(() -> thread[0] = Thread.currentThread().getName()
@@ -99,9 +99,12 @@ class ExecutorEnginesTest {
     JobOptions o = TestSupport.options("--model", TestSupport.tinyModel().toString(), "--input", "in.jsonl",
         "--output", "out", "--device", "cpu");
     ModelLocation model = ModelLocation.check(TestSupport.tinyModel().toString(), new Configuration(), null);
+    assertThat(ExecutorEngines.tokenizerLoaded(model.localDir())).isFalse();
     PartitionInference.preloadEnginesInBackground(o, model).get(60, TimeUnit.SECONDS);
     assertThat(ExecutorEngines.preloadCount() - before).as("the layout resolved there and the load started")
         .isEqualTo(1);
+    assertThat(ExecutorEngines.tokenizerLoaded(model.localDir())).as("planning's tokenizer, ready for its tasks")
+        .isTrue();
     assertThat(ExecutorEngines.engine(new ExecutorEngines.Key(model.uri(), PartitionInference.replicaPlan(o, model,
         null).replicas().get(0)), (k, e, seconds) -> { })).isNotNull();
   }

@@ -65,9 +65,9 @@ class PlanSummaryTest {
     SparkSession spark = TestSupport.spark();
     Dataset<Row> rows = spark.createDataFrame(List.of(planned("a", 3, null), planned("b", 4, null),
         planned("b", 5, null)), Tables.PLANNED).repartition(3);
-    String initially = spark.conf().get(PlanSummary.ADAPTIVE);
+    String initially = spark.conf().get(AdaptiveExecution.SETTING);
     for (String setting : new String[] {"true", "false"}) {
-      spark.conf().set(PlanSummary.ADAPTIVE, setting);
+      spark.conf().set(AdaptiveExecution.SETTING, setting);
       String group = "plan-summary-" + setting;
       spark.sparkContext().setJobGroup(group, "PlanSummaryTest", false);
       try {
@@ -76,9 +76,9 @@ class PlanSummaryTest {
         spark.sparkContext().clearJobGroup();
       }
       assertThat(jobsOf(spark, group)).as("Spark jobs of the summary, the session's setting %s", setting).isEqualTo(1);
-      assertThat(spark.conf().get(PlanSummary.ADAPTIVE)).as("the session's setting after").isEqualTo(setting);
+      assertThat(spark.conf().get(AdaptiveExecution.SETTING)).as("the session's setting after").isEqualTo(setting);
     }
-    spark.conf().set(PlanSummary.ADAPTIVE, initially);
+    spark.conf().set(AdaptiveExecution.SETTING, initially);
   }
 
   /** The jobs Spark's status tracker lists for {@code group}, once the count has stayed put for half a second. */

@@ -77,6 +77,42 @@ class ScriptsTest {
     assertThat(run.apply(env, cp + ":" + tmp)).as("a directory on the class path").isEqualTo("[]");
     assertThat(run.apply(Map.of("SPARKINFER_CDS_DIR", dir.toString(), "SPARKINFER_CDS", "false"), cp))
         .isEqualTo("[]");
+
+    // markers of any class path: one older than an hour is a run that died, and goes; a recent one stays
+    Path stale = java.nio.file.Files.createDirectory(dir.resolve("0123456789abcdef0123.writing"));
+    assertThat(stale.toFile().setLastModified(System.currentTimeMillis() - 2 * 3600_000L)).isTrue();
+    Path recent = java.nio.file.Files.createDirectory(dir.resolve("fedcba9876543210fedc.writing"));
+    run.apply(env, cp);
+    assertThat(stale).doesNotExist();
+    assertThat(recent).exists();
+  }
+
+  /**
+   * Dynamic archives build on the JVM's base archive of its own classes: a JVM without one (a jlink'd runtime made
+   * without --generate-cds-archive) gets no options, and a line on stderr that says how to add it.
+   */
+  @Test
+  void classDataSharingNeedsTheJvmsBaseArchive() throws java.io.IOException {
+    Path a = java.nio.file.Files.writeString(tmp.resolve("a.jar"), "a");
+    Path home = tmp.resolve("jre");
+    Path server = java.nio.file.Files.createDirectories(home.resolve("lib/server"));
+    Path launcher = java.nio.file.Files.createDirectories(home.resolve("bin")).resolve("java");
+    java.nio.file.Files.writeString(launcher, "#!/bin/sh\nexit 0\n");
+    assertThat(launcher.toFile().setExecutable(true)).isTrue();
+    String options = "set -euo pipefail; source submit/lib/spark.sh; echo \"[$(sparkinfer_cds_options \"$1\")]\"";
+    Map<String, String> env = Map.of("SPARKINFER_CDS_DIR", tmp.resolve("cds").toString(), "SPARKINFER_CDS", "true",
+        "JAVA_HOME", home.toString());
+
+    Shell.Result none = Shell.run(env, 30, List.of("bash", "-c", options, "options", a.toString()));
+    assertThat(none.status()).as("%s", none).isZero();
+    assertThat(none.stdout().strip()).isEqualTo("[]");
+    assertThat(none.stderr()).contains("no base archive").contains("-Xshare:dump");
+
+    java.nio.file.Files.writeString(server.resolve("classes.jsa"), "base");
+    Shell.Result some = Shell.run(env, 30, List.of("bash", "-c", options, "options", a.toString()));
+    assertThat(some.status()).as("%s", some).isZero();
+    assertThat(some.stdout().strip()).startsWith("[-XX:ArchiveClassesAtExit=");
+    assertThat(some.stderr()).doesNotContain("base archive");
   }
 
   /**

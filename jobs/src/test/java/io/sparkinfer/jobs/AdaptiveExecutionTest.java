@@ -1,0 +1,78 @@
+package io.sparkinfer.jobs;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+import org.apache.spark.scheduler.SparkListener;
+import org.apache.spark.scheduler.SparkListenerJobStart;
+import org.apache.spark.sql.SparkSession;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Adaptive query execution off for the job's own queries ({@link AdaptiveExecution}): the session's setting comes back
+ * as it was, also when the work fails, and a run's inference wave is the range partitioner's sampling job and one
+ * job that infers and writes (with adaptive execution, the range shuffle's map stage was a job of its own before it).
+ */
+class AdaptiveExecutionTest {
+
+  @TempDir
+  Path tmp;
+
+  @Test
+  void theSessionsSettingComesBackAsItWas() {
+    SparkSession spark = TestSupport.spark();
+    String initially = spark.conf().get(AdaptiveExecution.SETTING);
+    try {
+      for (String setting : new String[] {"true", "false"}) {
+        spark.conf().set(AdaptiveExecution.SETTING, setting);
+        assertThat(AdaptiveExecution.off(spark, () -> spark.conf().get(AdaptiveExecution.SETTING)))
+            .as("inside").isEqualTo("false");
+        assertThat(spark.conf().get(AdaptiveExecution.SETTING)).as("after").isEqualTo(setting);
+        assertThatThrownBy(() -> AdaptiveExecution.off(spark, () -> {
+          throw new IllegalStateException("failed");
+        })).hasMessage("failed");
+        assertThat(spark.conf().get(AdaptiveExecution.SETTING)).as("after a failure").isEqualTo(setting);
+      }
+    } finally {
+      spark.conf().set(AdaptiveExecution.SETTING, initially);
+    }
+  }
+
+  @Test
+  void aWaveIsTheRangeSamplingJobAndOneJobThatInfersAndWrites() throws Exception {
+    SparkSession spark = TestSupport.spark();
+    String initially = spark.conf().get(AdaptiveExecution.SETTING);
+    spark.conf().set(AdaptiveExecution.SETTING, "true"); // Spark's default: the run turns it off for its wave
+    List<String> waveJobs = Collections.synchronizedList(new ArrayList<>());
+    SparkListener listener = new SparkListener() {
+      @Override
+      public void onJobStart(SparkListenerJobStart start) {
+        String description = start.properties() == null ? null
+            : start.properties().getProperty("spark.job.description");
+        if (description != null && description.contains("generate and write")) {
+          waveJobs.add(description);
+        }
+      }
+    };
+    String input = TestSupport.writeJsonl(tmp.resolve("in.jsonl"), Map.of("a", "def add(a, b):",
+        "b", "def sub(a, b):", "c", "class Stack:", "d", "import os")).toString();
+    spark.sparkContext().listenerBus().waitUntilEmpty();
+    spark.sparkContext().addSparkListener(listener);
+    try {
+      JobResult result = BatchInference.run(spark, TestSupport.options("--model", TestSupport.tinyModel().toString(),
+          "--input", input, "--output", tmp.resolve("out").toString(), "--max-new-tokens", "2", "--partitions", "2"));
+      assertThat(result.status()).isEqualTo(JobResult.SUCCEEDED);
+      spark.sparkContext().listenerBus().waitUntilEmpty();
+    } finally {
+      spark.sparkContext().removeSparkListener(listener);
+      spark.conf().set(AdaptiveExecution.SETTING, initially);
+    }
+    assertThat(waveJobs).as("the range partitioner's sample, then the wave's inference and write").hasSize(2);
+  }
+}
