@@ -99,8 +99,8 @@ public final class BatchInference {
         for (int wave = 0; wave < plan.waves(); wave++) {
           boolean firstWave = wave == 0;
           // Each wave is its own Spark job and commit: a run that dies keeps the waves it committed.
-          Dataset<Row> answers = wave == 0 ? plan.errorRows() : null;
-          if (wave == 0 && plan.cachedRows() != null) {
+          Dataset<Row> answers = firstWave ? plan.errorRows() : null;
+          if (firstWave && plan.cachedRows() != null) {
             answers = answers.unionByName(plan.cachedRows());
           }
           Dataset<Row> requests = plan.wave(wave);
