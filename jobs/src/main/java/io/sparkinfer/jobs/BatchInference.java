@@ -101,7 +101,7 @@ public final class BatchInference {
           // Each wave is its own Spark job and commit: a run that dies keeps the waves it committed.
           Dataset<Row> answers = firstWave ? plan.errorRows() : null;
           if (firstWave && plan.cachedRows() != null) {
-            answers = answers.unionByName(plan.cachedRows());
+            answers = answers == null ? plan.cachedRows() : answers.unionByName(plan.cachedRows());
           }
           Dataset<Row> requests = plan.wave(wave);
           if (requests != null) {

@@ -3,6 +3,7 @@ package io.sparkinfer.jobs;
 import static org.apache.spark.sql.functions.array;
 import static org.apache.spark.sql.functions.col;
 import static org.apache.spark.sql.functions.collect_list;
+import static org.apache.spark.sql.functions.first;
 import static org.apache.spark.sql.functions.flatten;
 import static org.apache.spark.sql.functions.lit;
 import static org.apache.spark.sql.functions.min;
@@ -21,7 +22,7 @@ import org.apache.spark.sql.types.DataTypes;
  * both run it.
  *
  * <ol>
- *   <li>{@link #plan}: token counts and the rows that cannot run ({@link PromptPlanner}, on the executors);
+ *   <li>{@link #plan}: token ids and counts, and the rows that cannot run ({@link PromptPlanner}, on the executors);
  *   <li>{@link #requests}: the rows that can run as requests;
  *   <li>{@link #arrange}: range-partitioned by prompt length, sorted inside each partition, identical greedy prompts
  *       under one request;
@@ -50,37 +51,40 @@ final class Completions {
   }
 
   /**
-   * The requests of the planned rows that can run: (prompt, prompt_tokens, ids, tiebreak), one per row, ids holding
-   * its id. Identical prompts share a tiebreak (a hash of the prompt), so they stay together in a wave and meet in one
-   * partition when arranged, where {@link #arrange} can merge them.
+   * The requests of the planned rows that can run: (prompt, prompt_tokens, ids, prompt_token_ids, tiebreak), one per
+   * row, ids holding its id. Identical prompts share a tiebreak (a hash of the prompt), so they stay together in a
+   * wave and meet in one partition when arranged, where {@link #arrange} can merge them.
    */
   static Dataset<Row> requests(Dataset<Row> planned) {
     return planned.where(col(Tables.ERROR_CODE).isNull())
-        .select(col(Tables.PROMPT), col(Tables.PROMPT_TOKENS), array(col(Tables.ID)).as(Tables.IDS))
+        .select(col(Tables.PROMPT), col(Tables.PROMPT_TOKENS), array(col(Tables.ID)).as(Tables.IDS),
+            col(Tables.PROMPT_TOKEN_IDS))
         .withColumn(Tables.TIEBREAK, xxhash64(col(Tables.PROMPT)));
   }
 
   /**
-   * The requests with identical prompts grouped under one (prompt, prompt_tokens, ids, tiebreak) by a shuffle: what
-   * the result cache looks up ({@link ResultCache#lookup}), once per distinct prompt. Runs without a cache leave
-   * the grouping to {@link #arrange}, without a shuffle of its own.
+   * The requests with identical prompts grouped under one (prompt, prompt_tokens, ids, prompt_token_ids, tiebreak) by
+   * a shuffle: what the result cache looks up ({@link ResultCache#lookup}), once per distinct prompt. Runs without a
+   * cache leave the grouping to {@link #arrange}, without a shuffle of its own.
    */
   static Dataset<Row> byPrompt(Dataset<Row> requests) {
     return requests.groupBy(col(Tables.PROMPT)).agg(min(col(Tables.PROMPT_TOKENS)).as(Tables.PROMPT_TOKENS),
-        flatten(collect_list(col(Tables.IDS))).as(Tables.IDS), min(col(Tables.TIEBREAK)).as(Tables.TIEBREAK));
+        flatten(collect_list(col(Tables.IDS))).as(Tables.IDS),
+        first(col(Tables.PROMPT_TOKEN_IDS)).as(Tables.PROMPT_TOKEN_IDS), // one prompt's ids, the same in every row
+        min(col(Tables.TIEBREAK)).as(Tables.TIEBREAK));
   }
 
   /**
    * Requests in {@code partitions} partitions, ranged on (length, hash) so similar lengths share a partition and
    * equal lengths still spread, sorted by length inside each, longest first (a task's first request sizes the KV
-   * cache of the batch that runs all of them, {@link PartitionInference}): (prompt, prompt_tokens, ids). With
-   * {@code dedup}, identical prompts (adjacent after the sort, which ends on the prompt) become one request holding
-   * all their ids ({@link RepeatedPrompts}): no grouping shuffle before the range's.
+   * cache of the batch that runs all of them, {@link PartitionInference}): (prompt, prompt_tokens, ids,
+   * prompt_token_ids). With {@code dedup}, identical prompts (adjacent after the sort, which ends on the prompt)
+   * become one request holding all their ids ({@link RepeatedPrompts}): no grouping shuffle before the range's.
    */
   static Dataset<Row> arrange(Dataset<Row> requests, int partitions, boolean dedup) {
     Dataset<Row> sorted = requests.repartitionByRange(partitions, col(Tables.PROMPT_TOKENS), col(Tables.TIEBREAK))
         .sortWithinPartitions(col(Tables.PROMPT_TOKENS).desc(), col(Tables.TIEBREAK), col(Tables.PROMPT))
-        .select(col(Tables.PROMPT), col(Tables.PROMPT_TOKENS), col(Tables.IDS));
+        .select(col(Tables.PROMPT), col(Tables.PROMPT_TOKENS), col(Tables.IDS), col(Tables.PROMPT_TOKEN_IDS));
     return dedup ? sorted.mapPartitions(new RepeatedPrompts(), Encoders.row(sorted.schema())) : sorted;
   }
 

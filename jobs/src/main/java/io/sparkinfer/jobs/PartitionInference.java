@@ -23,26 +23,25 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Inference over one partition: rows of (prompt, prompt_tokens, ids) sorted by prompt length in, longest first
- * ({@link Completions#arrange}), one completion row per id out ({@link Tables#COMPLETIONS}).
+ * Inference over one partition: rows of (prompt, prompt_tokens, ids, prompt_token_ids) sorted by prompt length in,
+ * longest first ({@link Completions#arrange}), one completion row per id out ({@link Tables#COMPLETIONS}). The prompts
+ * come tokenized by planning ({@link PromptTokenIds}): a task's first requests reach the generators as soon as its
+ * rows are read, with no tokenizing in between.
  *
  * <p>The task's layout ({@code --layout}, {@link ReplicaPlan}) is laid over the GPUs Spark assigned to the task:
  * one engine per replica from the executor's cache ({@link ExecutorEngines}), and {@code threads} generators on
  * each, every generator on a thread of its own with its own batches. The generators are shared by the run's tasks
- * that run on the same devices at the same time ({@link SharedGenerators}): each task feeds its rows, read and
- * tokenized ahead, into one stream of requests, longest first; each generator takes the next request whenever a
- * row of its batch is free (continuous batching across the tasks, with a batch as wide as the device's memory
- * holds, however many tasks share it), and each request's rows go back to its task and on to Spark's writer as
- * soon as it is done.
+ * that run on the same devices at the same time ({@link SharedGenerators}): each task feeds its rows, read ahead,
+ * into one stream of requests, longest first; each generator takes the next request whenever a row of its batch is
+ * free (continuous batching across the tasks, with a batch as wide as the device's memory holds, however many tasks
+ * share it), and each request's rows go back to its task and on to Spark's writer as soon as it is done.
  */
 final class PartitionInference implements MapPartitionsFunction<Row, Row> {
 
   private static final Logger LOG = LoggerFactory.getLogger(PartitionInference.class);
 
-  /** Requests read and tokenized ahead of the generators, at most (plus one block). */
+  /** Requests read ahead of the generators, at most. */
   static final int QUEUED = 4096;
-  /** Rows the task thread reads and tokenizes at once. */
-  static final int FEED_BLOCK = 256;
   /** How long the task thread waits for a completion before it reads more rows into the stream. */
   static final long POLL_MILLIS = 10;
 
@@ -162,13 +161,12 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
   /**
    * The task's rows as requests into the executor's generators for its devices ({@link SharedGenerators}, shared
    * with the inference tasks running there at the same time), and their completions back out as rows. The task
-   * thread reads and tokenizes rows into the shared stream (keeping up to {@link #QUEUED} requests waiting) and
-   * hands the finished requests' rows to Spark's writer, detokenizing them; the generators take requests from the
-   * stream whenever a row of their batch is free, so no batch drains before the last task's input ends.
+   * thread reads rows into the shared stream (keeping up to {@link #QUEUED} requests waiting) and hands the finished
+   * requests' rows to Spark's writer, detokenizing them; the generators take requests from the stream whenever a row
+   * of their batch is free, so no batch drains before the last task's input ends.
    */
   private final class Pipeline implements Iterator<Row> {
     private final Iterator<Row> input;
-    private final LlmEngine tokenizing; // the first replica's engine: its tokenizer reads every prompt
     private final String layout;
     private final String executorId;
     private final TaskContext task;
@@ -190,8 +188,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       this.executorId = executorId;
       this.task = task;
       this.oneRequestPerGroup = options.dedup() && options.isGreedy();
-      this.tokenizing = engines.get(0);
-      this.precisionLabel = tokenizing.precision().label();
+      this.precisionLabel = engines.get(0).precision().label();
       // the job's generation options over the executor's engines, one set of generators per run, devices and layout
       List<Object> key = new ArrayList<>(List.of(runId, layout));
       plan.replicas().forEach(r -> key.add(new ExecutorEngines.Key(model.uri(), r)));
@@ -258,34 +255,26 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       }
     }
 
-    /**
-     * Reads and tokenizes rows into the stream, {@link #FEED_BLOCK} groups at a time (one tokenizer call each),
-     * until {@link #QUEUED} requests wait; ends the task's feed with the input.
-     */
+    /** Reads rows into the stream until {@link #QUEUED} requests wait; ends the task's feed with the input. */
     private void feed() {
       feed(QUEUED);
     }
 
-    /** Reads and tokenizes rows into the stream until {@code queued} requests wait or the input ends; one flush. */
+    /** Reads rows into the stream until {@code queued} requests wait or the input ends; one flush. */
     private void feed(int queued) {
       if (inputEnded) {
         return;
       }
       int added = 0;
-      while (lease.waiting() + added < queued && input.hasNext()) {
-        List<Group> groups = new ArrayList<>();
-        while (groups.size() < FEED_BLOCK && input.hasNext()) {
-          Row r = input.next();
-          groups.add(new Group(r.getString(0), r.getInt(1), r.getList(2)));
-        }
-        long[][] promptIds = tokenizing.tokenizer().encodeAll(groups.stream().map(Group::prompt).toList());
-        for (int i = 0; i < groups.size(); i++) {
-          Group g = groups.get(i);
-          for (String id : oneRequestPerGroup ? g.ids().subList(0, 1) : g.ids()) {
-            lease.add(options.request(id, g.prompt(), promptIds[i]), new Tag(g, oneRequestPerGroup ? null : id));
-            submitted++;
-            added++;
-          }
+      int waiting = lease.waiting();
+      while (waiting + added < queued && input.hasNext()) {
+        Row r = input.next();
+        Group g = new Group(r.getString(0), r.getInt(1), r.getList(2));
+        long[] promptIds = PromptTokenIds.fromColumn(r, 3);
+        for (String id : oneRequestPerGroup ? g.ids().subList(0, 1) : g.ids()) {
+          lease.add(options.request(id, g.prompt(), promptIds), new Tag(g, oneRequestPerGroup ? null : id));
+          submitted++;
+          added++;
         }
       }
       if (!input.hasNext()) {

@@ -14,10 +14,11 @@ import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 
 /**
- * Planning, on the executors: counts each prompt's tokens with the model's tokenizer and turns prompts that
- * cannot run into error rows (empty or null: {@code empty_prompt}; longer than the model's context less one,
- * or than {@code --max-prompt-tokens}: {@code prompt_too_long}). Input rows follow {@link Tables#INPUT}: those the
- * input could not give are errors already and keep their error; output rows follow {@link Tables#PLANNED}.
+ * Planning, on the executors: tokenizes each prompt with the model's tokenizer (its ids go on to the inference tasks,
+ * {@link PromptTokenIds}, so a prompt is tokenized once) and turns prompts that cannot run into error rows (empty or
+ * null: {@code empty_prompt}; longer than the model's context less one, or than {@code --max-prompt-tokens}:
+ * {@code prompt_too_long}). Input rows follow {@link Tables#INPUT}: those the input could not give are errors already
+ * and keep their error; output rows follow {@link Tables#PLANNED}.
  */
 final class PromptPlanner implements MapPartitionsFunction<Row, Row> {
 
@@ -78,31 +79,33 @@ final class PromptPlanner implements MapPartitionsFunction<Row, Row> {
         long[][] ids = tok.tokenizer().encodeAll(prompts);
         int next = 0;
         for (Row r : rows) {
-          planned.add(needsTokens(r) ? plan(r, ids[next++].length) : plan(r, 0));
+          planned.add(plan(r, needsTokens(r) ? ids[next++] : new long[0]));
         }
       }
 
-      private Row plan(Row r, int tokens) {
+      private Row plan(Row r, long[] ids) {
+        int tokens = ids.length;
         String id = r.getString(0);
         String prompt = r.isNullAt(1) ? null : r.getString(1);
         if (!r.isNullAt(2)) {
-          return RowFactory.create(id, prompt, 0, r.getString(2), r.getString(3), executorId);
+          return RowFactory.create(id, prompt, 0, r.getString(2), r.getString(3), executorId, null);
         }
         if (prompt == null) {
-          return RowFactory.create(id, null, 0, ErrorCode.EMPTY_PROMPT, "the prompt is null", executorId);
+          return RowFactory.create(id, null, 0, ErrorCode.EMPTY_PROMPT, "the prompt is null", executorId, null);
         }
         if (prompt.isEmpty()) {
-          return RowFactory.create(id, prompt, 0, ErrorCode.EMPTY_PROMPT, "the prompt is empty", executorId);
+          return RowFactory.create(id, prompt, 0, ErrorCode.EMPTY_PROMPT, "the prompt is empty", executorId, null);
         }
         if (tokens == 0) {
-          return RowFactory.create(id, prompt, 0, ErrorCode.EMPTY_PROMPT, "the prompt has no tokens", executorId);
+          return RowFactory.create(id, prompt, 0, ErrorCode.EMPTY_PROMPT, "the prompt has no tokens", executorId,
+              null);
         }
         if (tokens > limit) {
           return RowFactory.create(id, prompt, tokens, ErrorCode.PROMPT_TOO_LONG, "the prompt has " + tokens
               + " tokens; the limit is " + limit + " (model context " + context + " tokens, one kept for output"
-              + (maxPromptTokens > 0 ? "; --max-prompt-tokens " + maxPromptTokens : "") + ")", executorId);
+              + (maxPromptTokens > 0 ? "; --max-prompt-tokens " + maxPromptTokens : "") + ")", executorId, null);
         }
-        return RowFactory.create(id, prompt, tokens, null, null, executorId);
+        return RowFactory.create(id, prompt, tokens, null, null, executorId, PromptTokenIds.toColumn(ids));
       }
     };
   }

@@ -12,10 +12,10 @@ import scala.jdk.javaapi.CollectionConverters;
 
 /**
  * Identical greedy prompts under one request ({@code --dedup}), inside an arranged partition: requests (prompt,
- * prompt_tokens, ids) sorted so that equal prompts are adjacent ({@link Completions#arrange} ranges and sorts on
- * (length, hash of the prompt, prompt)) become one request each, holding all their ids in order. A partition is
- * read once, one request ahead. This takes the place of a grouping shuffle before the range partitioning: equal
- * prompts already meet in one partition there.
+ * prompt_tokens, ids, prompt_token_ids) sorted so that equal prompts are adjacent ({@link Completions#arrange} ranges
+ * and sorts on (length, hash of the prompt, prompt)) become one request each, holding all their ids in order (and
+ * the first row's token ids: equal prompts have equal ids). A partition is read once, one request ahead. This takes
+ * the place of a grouping shuffle before the range partitioning: equal prompts already meet in one partition there.
  */
 final class RepeatedPrompts implements MapPartitionsFunction<Row, Row> {
 
@@ -55,7 +55,8 @@ final class RepeatedPrompts implements MapPartitionsFunction<Row, Row> {
         }
         // a Scala Seq, as Spark's rows hold arrays (the next step may read this row as it is, not re-encoded)
         return ids == null ? first
-            : RowFactory.create(first.getString(0), first.getInt(1), CollectionConverters.asScala(ids).toList());
+            : RowFactory.create(first.getString(0), first.getInt(1), CollectionConverters.asScala(ids).toList(),
+                first.get(3));
       }
     };
   }

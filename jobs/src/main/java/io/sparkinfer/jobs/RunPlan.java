@@ -160,7 +160,8 @@ final class RunPlan implements AutoCloseable {
           counts.cacheTokensSaved = h.isNullAt(2) ? 0 : h.getLong(2);
           cached = counts.cacheHits > 0 ? ResultCache.hitRows(looked, model.uri(), runId) : null;
           groups = counts.cacheMisses > 0 ? looked.where(not(ResultCache.hit()))
-              .select(col(Tables.PROMPT), col(Tables.PROMPT_TOKENS), col(Tables.IDS), col(Tables.TIEBREAK)) : null;
+              .select(col(Tables.PROMPT), col(Tables.PROMPT_TOKENS), col(Tables.IDS), col(Tables.PROMPT_TOKEN_IDS),
+                  col(Tables.TIEBREAK)) : null;
           computeRows = counts.cacheMisses;
         }
       }
@@ -174,8 +175,13 @@ final class RunPlan implements AutoCloseable {
       if (groups != null && waves > 1) {
         groups = groups.persist(StorageLevel.MEMORY_AND_DISK()); // each wave reads it again
       }
-      return new RunPlan(planned, Completions.errorRows(planned, model.uri(), runId), cached, looked, groups,
-          groups != null && waves > 1, o.dedup() && o.isGreedy(), waves, partitions);
+      // no error rows to write beside inference: none in the wave's query. Read from the cached plan, their empty
+      // partitions' tasks were scheduled first and held every core for 0.2 s before the inference tasks started
+      // (an H200's host, bench/results/2026-12-03-e2e-NVIDIA-H200-run27)
+      Dataset<Row> errors = counts.plannedErrors > 0 || groups == null
+          ? Completions.errorRows(planned, model.uri(), runId) : null;
+      return new RunPlan(planned, errors, cached, looked, groups, groups != null && waves > 1,
+          o.dedup() && o.isGreedy(), waves, partitions);
     } catch (RuntimeException e) {
       planned.unpersist();
       throw e;
@@ -192,7 +198,10 @@ final class RunPlan implements AutoCloseable {
     return partitions;
   }
 
-  /** The completion rows of the rows that cannot run, answered by planning. */
+  /**
+   * The completion rows of the rows that cannot run, answered by planning; null when there are none and the run has
+   * requests to compute (a run with none writes this, even empty).
+   */
   Dataset<Row> errorRows() {
     return errors;
   }

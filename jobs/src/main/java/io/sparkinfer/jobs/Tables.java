@@ -72,8 +72,12 @@ public final class Tables {
   // planning (internal)
   static final String IDS = "ids";
   static final String TIEBREAK = "tiebreak";
+  static final String PROMPT_TOKEN_IDS = "prompt_token_ids";
 
-  /** The planner's output: each input row with its token count, or why it cannot run. */
+  /**
+   * The planner's output: each input row with its token count and token ids, or why it cannot run (then no ids). The
+   * inference tasks generate from these ids: a prompt is tokenized once per run.
+   */
   static final StructType PLANNED = new StructType(new StructField[] {
       field(ID, DataTypes.StringType, true),
       field(PROMPT, DataTypes.StringType, true),
@@ -81,6 +85,7 @@ public final class Tables {
       field(ERROR_CODE, DataTypes.StringType, true),
       field(ERROR_MESSAGE, DataTypes.StringType, true),
       field(EXECUTOR_ID, DataTypes.StringType, true),
+      field(PROMPT_TOKEN_IDS, DataTypes.createArrayType(DataTypes.IntegerType, false), true),
   });
 
   // the result cache (--cache)

@@ -62,15 +62,10 @@ class AdaptiveExecutionTest {
     };
     String input = TestSupport.writeJsonl(tmp.resolve("in.jsonl"), Map.of("a", "def add(a, b):",
         "b", "def sub(a, b):", "c", "class Stack:", "d", "import os")).toString();
-    spark.sparkContext().listenerBus().waitUntilEmpty();
-    spark.sparkContext().addSparkListener(listener);
     try {
-      JobResult result = BatchInference.run(spark, TestSupport.options("--model", TestSupport.tinyModel().toString(),
-          "--input", input, "--output", tmp.resolve("out").toString(), "--max-new-tokens", "2", "--partitions", "2"));
-      assertThat(result.status()).isEqualTo(JobResult.SUCCEEDED);
-      spark.sparkContext().listenerBus().waitUntilEmpty();
+      assertThat(TestSupport.runListened(spark, listener, input, tmp.resolve("out").toString()).status())
+          .isEqualTo(JobResult.SUCCEEDED);
     } finally {
-      spark.sparkContext().removeSparkListener(listener);
       spark.conf().set(AdaptiveExecution.SETTING, initially);
     }
     assertThat(waveJobs).as("the range partitioner's sample, then the wave's inference and write").hasSize(2);

@@ -27,7 +27,8 @@ class CompletionsArrangeTest {
     Dataset<Row> requests = spark.range(200).select(
         concat(lit("p"), col("id").cast("string")).as(Tables.PROMPT),
         col("id").multiply(7919).mod(97).plus(1).cast("int").as(Tables.PROMPT_TOKENS),
-        array(col("id").cast("string")).as(Tables.IDS))
+        array(col("id").cast("string")).as(Tables.IDS),
+        array(col("id").cast("int")).as(Tables.PROMPT_TOKEN_IDS))
         .withColumn(Tables.TIEBREAK, xxhash64(col(Tables.PROMPT)));
     List<List<Row>> partitions = Completions.arrange(requests, 3, false).javaRDD().glom().collect();
     assertThat(partitions).hasSize(3);
@@ -54,7 +55,8 @@ class CompletionsArrangeTest {
         col("id").cast("string").as(Tables.ID),
         concat(lit("prompt "), col("id").mod(60).cast("string")).as(Tables.PROMPT),
         col("id").mod(60).mod(9).plus(1).cast("int").as(Tables.PROMPT_TOKENS),
-        lit(null).cast("string").as(Tables.ERROR_CODE));
+        lit(null).cast("string").as(Tables.ERROR_CODE),
+        array(col("id").mod(60).cast("int")).as(Tables.PROMPT_TOKEN_IDS));
     Dataset<Row> requests = Completions.requests(planned);
     assertThat(requests.count()).as("one request per row before arranging").isEqualTo(300);
 
@@ -65,6 +67,8 @@ class CompletionsArrangeTest {
       assertThat(lengths).as("still longest first").isSortedAccordingTo((a, b) -> Integer.compare(b, a));
       for (Row r : partition) {
         assertThat(idsByPrompt.put(r.getString(0), r.getList(2))).as("one request for " + r.getString(0)).isNull();
+        assertThat(r.<Integer>getList(3)).as("its prompt's token ids, carried along")
+            .containsExactly(Integer.parseInt(r.getString(0).substring("prompt ".length())));
       }
     }
     assertThat(idsByPrompt).hasSize(60);

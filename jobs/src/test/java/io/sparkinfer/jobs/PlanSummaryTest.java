@@ -14,7 +14,8 @@ import org.junit.jupiter.api.Test;
 class PlanSummaryTest {
 
   private static Row planned(String id, int tokens, String errorCode) {
-    return RowFactory.create(id, "prompt of " + id, tokens, errorCode, errorCode == null ? null : "why", "driver");
+    return RowFactory.create(id, "prompt of " + id, tokens, errorCode, errorCode == null ? null : "why", "driver",
+        null);
   }
 
   @Test

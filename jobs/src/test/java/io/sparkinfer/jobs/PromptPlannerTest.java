@@ -43,13 +43,21 @@ class PromptPlannerTest {
         Row in = input.get(i);
         Row out = planned.get(i);
         assertThat(out.getString(0)).as("order").isEqualTo(in.getString(0));
+        if (out.getString(3) != null) {
+          assertThat(out.isNullAt(6)).as("a row that cannot run carries no ids").isTrue();
+        }
         if (!in.isNullAt(2)) {
           assertThat(out.getString(3)).as("the input's error kept").isEqualTo(ErrorCode.INVALID_REQUEST);
         } else if (in.isNullAt(1) || in.getString(1).isEmpty()) {
           assertThat(out.getString(3)).isEqualTo(ErrorCode.EMPTY_PROMPT);
         } else {
-          int tokens = tokenizer.encode(in.getString(1)).length;
+          long[] ids = tokenizer.encode(in.getString(1));
+          int tokens = ids.length;
           assertThat(out.getInt(2)).as("the tokens of %s", in.getString(0)).isEqualTo(tokens);
+          if (tokens <= limit) {
+            assertThat(PromptTokenIds.fromColumn(out, 6)).as("the ids the inference tasks generate from")
+                .containsExactly(ids);
+          }
           assertThat(out.isNullAt(3) ? null : out.getString(3)).as("%s, %d tokens", in.getString(0), tokens)
               .isEqualTo(tokens > limit ? ErrorCode.PROMPT_TOO_LONG : null);
         }

@@ -16,7 +16,9 @@ import scala.jdk.javaapi.CollectionConverters;
 class RepeatedPromptsTest {
 
   private static Row request(String prompt, int tokens, String... ids) {
-    return RowFactory.create(prompt, tokens, CollectionConverters.asScala(List.of(ids)).toList()); // as Spark holds arrays
+    // as Spark holds arrays; a prompt's token ids as many as its length says
+    return RowFactory.create(prompt, tokens, CollectionConverters.asScala(List.of(ids)).toList(),
+        PromptTokenIds.toColumn(new long[tokens]));
   }
 
   private static List<Row> merged(Row... rows) {
@@ -36,6 +38,8 @@ class RepeatedPromptsTest {
     assertThat(out.get(0).getList(2)).containsExactly("1", "2", "3", "4");
     assertThat(out.get(1).getList(2)).containsExactly("5");
     assertThat(out.get(2).getList(2)).containsExactly("6", "7");
+    assertThat(out).as("each request keeps its prompt's token ids").extracting(r -> r.getList(3).size())
+        .containsExactly(5, 5, 3);
   }
 
   @Test

@@ -151,6 +151,24 @@ public final class TestSupport {
     return jobs.get();
   }
 
+  /**
+   * Runs the job with {@code listener} attached (the tiny checkpoint over the JSONL {@code input} into {@code output}, 2
+   * new tokens, 2 inference partitions), and detaches it once the listener bus has delivered the run's events.
+   */
+  static JobResult runListened(SparkSession spark, SparkListener listener, String input, String output)
+      throws Exception {
+    spark.sparkContext().listenerBus().waitUntilEmpty(); // earlier runs' events are not this run's
+    spark.sparkContext().addSparkListener(listener);
+    try {
+      JobResult result = BatchInference.run(spark, options("--model", tinyModel().toString(), "--input", input,
+          "--output", output, "--max-new-tokens", "2", "--partitions", "2"));
+      spark.sparkContext().listenerBus().waitUntilEmpty();
+      return result;
+    } finally {
+      spark.sparkContext().removeSparkListener(listener);
+    }
+  }
+
   /** Stops the shared session (before a test that needs another master). */
   static synchronized void stopSpark() {
     if (spark != null) {
