@@ -153,7 +153,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
   }
 
   /** One group of rows with the same prompt: one request, or one per id when not deduplicating. */
-  private record Group(String prompt, int promptTokens, List<String> ids) {}
+  private record Group(String prompt, List<String> ids) {}
 
   /** What a request answers: every id of its group (deduplicated), or the one id {@code id}. */
   private record Tag(Group group, String id) {}
@@ -269,7 +269,7 @@ final class PartitionInference implements MapPartitionsFunction<Row, Row> {
       int waiting = lease.waiting();
       while (waiting + added < queued && input.hasNext()) {
         Row r = input.next();
-        Group g = new Group(r.getString(0), r.getInt(1), r.getList(2));
+        Group g = new Group(r.getString(0), r.getList(2));
         long[] promptIds = PromptTokenIds.fromColumn(r, 3);
         for (String id : oneRequestPerGroup ? g.ids().subList(0, 1) : g.ids()) {
           lease.add(options.request(id, g.prompt(), promptIds), new Tag(g, oneRequestPerGroup ? null : id));
