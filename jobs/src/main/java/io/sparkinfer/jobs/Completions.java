@@ -82,8 +82,21 @@ final class Completions {
    * become one request holding all their ids ({@link RepeatedPrompts}): no grouping shuffle before the range's.
    */
   static Dataset<Row> arrange(Dataset<Row> requests, int partitions, boolean dedup) {
-    Dataset<Row> sorted = requests.repartitionByRange(partitions, col(Tables.PROMPT_TOKENS), col(Tables.TIEBREAK))
-        .sortWithinPartitions(col(Tables.PROMPT_TOKENS).desc(), col(Tables.TIEBREAK), col(Tables.PROMPT))
+    return arrange(requests, partitions, dedup, null);
+  }
+
+  /**
+   * {@link #arrange(Dataset, int, boolean)} into {@code ranges}' partitions, cut from the requests' lengths counted in
+   * planning ({@link PlanSummary#promptLengths}), without the range partitioner's sampling job; null: sampled.
+   */
+  static Dataset<Row> arrange(Dataset<Row> requests, int partitions, boolean dedup, LengthRanges ranges) {
+    if (ranges != null && ranges.partitions() != partitions) {
+      throw new IllegalArgumentException("ranges of " + ranges.partitions() + " partitions for " + partitions);
+    }
+    Dataset<Row> ranged = ranges == null
+        ? requests.repartitionByRange(partitions, col(Tables.PROMPT_TOKENS), col(Tables.TIEBREAK))
+        : requests.repartitionById(partitions, ranges.partitionColumn(col(Tables.PROMPT_TOKENS), col(Tables.TIEBREAK)));
+    Dataset<Row> sorted = ranged.sortWithinPartitions(col(Tables.PROMPT_TOKENS).desc(), col(Tables.TIEBREAK), col(Tables.PROMPT))
         .select(col(Tables.PROMPT), col(Tables.PROMPT_TOKENS), col(Tables.IDS), col(Tables.PROMPT_TOKEN_IDS));
     return dedup ? sorted.mapPartitions(new RepeatedPrompts(), Encoders.row(sorted.schema())) : sorted;
   }

@@ -1,62 +1,173 @@
 package io.sparkinfer.jobs;
 
 import static org.apache.spark.sql.functions.col;
-import static org.apache.spark.sql.functions.count;
-import static org.apache.spark.sql.functions.lit;
-import static org.apache.spark.sql.functions.max;
-import static org.apache.spark.sql.functions.sum;
-import static org.apache.spark.sql.functions.when;
 
-import org.apache.spark.sql.Column;
+import java.io.Serializable;
+import java.util.Arrays;
+import java.util.Iterator;
+import java.util.List;
+import java.util.SortedMap;
+import java.util.TreeMap;
+import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
-import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.catalyst.InternalRow;
+import org.apache.spark.sql.catalyst.expressions.XXH64;
 
 /**
- * What planning counted over the planned rows ({@link Tables#PLANNED}), in one Spark query that groups the rows by
- * id and adds the groups up: the rows, those that cannot run and those the input could not give, the ids given to
- * more than one row, and the longest prompt that can run. The run used to count in one query (an aggregate) and
- * check the ids in another (a group-by on id); {@link RunPlan}'s notes say what that saved on the development
- * machine.
+ * What planning counted over the planned rows ({@link Tables#PLANNED}), in one pass over them: the rows, those that
+ * cannot run and those the input could not give, the ids given to more than one row, and the longest prompt that can
+ * run.
+ *
+ * <p>The pass is one Spark job of one stage: each planning task counts its partition's rows as it caches them and sends
+ * the driver its counts and its ids' 64-bit hashes, sorted, and the driver finds the repeated ones among the hashes.
+ * Past {@link #MAX_ID_HASHES} ids the hashes stay on the executors and a Spark query groups the rows by id instead.
+ * A repeated hash is a repeated id but for a collision of two ids' hashes (about one chance in 10^5 at 16 million
+ * ids), which {@link RunPlan}'s check of the ids, run whenever this counts a repeat, tells apart.
+ *
+ * <p>Until 2026-12-03 the summary was a Spark SQL query (group by id, then add the groups up): three stages, whose
+ * code the driver generated and compiled before the planning job (1.0 s of the driver's time on an H200's host,
+ * mostly code generation in a flight recording), a hash aggregate in each planning task after its rows, and two more
+ * stages after them (0.2 s): bench/results/2026-12-03-e2e-NVIDIA-H200-run27's timeline. As one pass, on an H200's
+ * host, the planning job started 0.3-0.4 s sooner after the line count and took 1.4 s instead of 1.8-2.1 s, alternated
+ * with the query in one call (bench/results/2026-12-03-e2e-NVIDIA-H200-run29).
  *
  * @param rows the planned rows
  * @param plannedErrors the rows that cannot run (the input's errors among them)
  * @param inputErrors the rows the input could not give ({@link InputRows#ERROR_CODES})
- * @param repeatedIds the ids of more than one row
+ * @param repeatedIds the ids of more than one row (a null id counts as one id)
  * @param longestPromptTokens the tokens of the longest prompt among the rows that can run (0 when none can): the
  *     inference tasks tell the generators, whose first batch then holds it ({@link
  *     io.sparkinfer.generate.RequestStream#longestExpected})
+ * @param promptLengths the rows that can run by their prompt's tokens: the inference partitions' ranges ({@link
+ *     LengthRanges})
  */
-record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeatedIds, int longestPromptTokens) {
+record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeatedIds, int longestPromptTokens,
+    SortedMap<Integer, Long> promptLengths) {
+
+  /** The most ids whose hashes reach the driver (8 bytes each, 128 MiB in all). */
+  static final long MAX_ID_HASHES = 1L << 24;
+
+  /** Counts {@code planned} in one Spark job (two past {@link #MAX_ID_HASHES} rows). */
+  static PlanSummary of(Dataset<Row> planned) {
+    return of(planned, MAX_ID_HASHES);
+  }
+
+  /** {@link #of(Dataset)} with another bound on the ids' hashes sent to the driver. */
+  static PlanSummary of(Dataset<Row> planned, long maxIdHashes) {
+    // adaptive execution off: a planned Dataset with a shuffle would otherwise run it as a job of its own
+    List<PartitionCounts> parts = AdaptiveExecution.off(planned.sparkSession(), () -> {
+      JavaRDD<InternalRow> rows = counted(planned).queryExecution().toRdd().toJavaRDD();
+      int perPartition = (int) Math.min(Integer.MAX_VALUE - 8, maxIdHashes / Math.max(1, rows.getNumPartitions()));
+      return rows.mapPartitions(part -> List.of(PartitionCounts.of(part, perPartition)).iterator()).collect();
+    });
+    long total = 0;
+    long errors = 0;
+    long inputErrors = 0;
+    long nullIds = 0;
+    boolean hashed = true;
+    SortedMap<Integer, Long> lengths = new TreeMap<>();
+    for (PartitionCounts p : parts) {
+      for (int i = 0; i < p.lengths.length; i++) {
+        lengths.merge(p.lengths[i], p.lengthCounts[i], Long::sum);
+      }
+      total += p.rows;
+      errors += p.errors;
+      inputErrors += p.inputErrors;
+      nullIds += p.nullIds;
+      hashed &= p.idHashes != null;
+    }
+    long repeated = hashed ? repeatedHashes(parts) + (nullIds > 1 ? 1 : 0) : repeatedIds(planned);
+    return new PlanSummary(total, errors, inputErrors, repeated, lengths.isEmpty() ? 0 : lengths.lastKey(), lengths);
+  }
+
+  /** The columns the summary reads, from the cached plan: (id, error_code, prompt_tokens). */
+  static Dataset<Row> counted(Dataset<Row> planned) {
+    return planned.select(col(Tables.ID), col(Tables.ERROR_CODE), col(Tables.PROMPT_TOKENS));
+  }
+
+  /** The hashes found more than once over the partitions' sorted hashes. */
+  private static long repeatedHashes(List<PartitionCounts> parts) {
+    long[] all = new long[Math.toIntExact(parts.stream().mapToLong(p -> p.idHashes.length).sum())];
+    int at = 0;
+    for (PartitionCounts p : parts) {
+      System.arraycopy(p.idHashes, 0, all, at, p.idHashes.length);
+      at += p.idHashes.length;
+    }
+    Arrays.sort(all);
+    long repeated = 0;
+    for (int i = 1; i < all.length; i++) {
+      if (all[i] == all[i - 1] && (i == 1 || all[i - 1] != all[i - 2])) {
+        repeated++;
+      }
+    }
+    return repeated;
+  }
+
+  /** The ids of more than one row, by a Spark query (adaptive execution off: one job, {@link AdaptiveExecution}). */
+  private static long repeatedIds(Dataset<Row> planned) {
+    return AdaptiveExecution.off(planned.sparkSession(),
+        () -> planned.groupBy(col(Tables.ID)).count().where(col("count").gt(1)).count());
+  }
 
   /**
-   * Runs the summary's query with adaptive query execution off ({@link AdaptiveExecution}): with it, each shuffle
-   * stage of the query (the group-by's, the sum's) was a Spark job of its own, planned again between them: four jobs,
-   * where without it the summary is one. On the development machine (2 cores, 8,192 prompts) the inference stage
-   * started 0.4-0.7 s earlier without it, alternated; on an H200's host the fp8 job ran at 46,340-47,284 completion
-   * tokens/s with it off (bench/results/2026-12-02-e2e-NVIDIA-H200-run22; 43,087-44,234 with it on, run20, another
-   * machine).
+   * One planning partition's counts: its ids' hashes sorted (null past its share of {@link #MAX_ID_HASHES}), the
+   * distinct prompt lengths of its rows that can run, ascending, and their rows.
    */
-  static PlanSummary of(Dataset<Row> planned) {
-    Row r = AdaptiveExecution.off(planned.sparkSession(), () -> query(planned).first());
-    return new PlanSummary(longOrZero(r, 0), longOrZero(r, 1), longOrZero(r, 2), longOrZero(r, 3),
-        (int) longOrZero(r, 4));
-  }
+  private record PartitionCounts(long rows, long errors, long inputErrors, long nullIds, long[] idHashes, int[] lengths, long[] lengthCounts) implements Serializable {
 
-  /** The summary's query: one row of (rows, errors, input errors, repeated ids, longest prompt that can run). */
-  static Dataset<Row> query(Dataset<Row> planned) {
-    Column valid = col(Tables.ERROR_CODE).isNull();
-    Column inputError = col(Tables.ERROR_CODE).isin(InputRows.ERROR_CODES.toArray());
-    Dataset<Row> ids = planned.groupBy(col(Tables.ID)).agg(count(lit(1)).as("n"),
-        sum(when(valid, 0).otherwise(1)).as("errors"), sum(when(inputError, 1).otherwise(0)).as("input_errors"),
-        max(when(valid, col(Tables.PROMPT_TOKENS))).as("longest"));
-    return ids.agg(sum(col("n")), sum(col("errors")), sum(col("input_errors")),
-        // the cast to a DataType, not a type's name: parsing one would start Spark's SQL parser on the driver
-        sum(when(col("n").gt(1), 1).otherwise(0)), max(col("longest")).cast(DataTypes.LongType));
-  }
-
-  /** A sum over no rows is null: none. */
-  private static long longOrZero(Row r, int i) {
-    return r.isNullAt(i) ? 0 : r.getLong(i);
+    /** Counts rows of {@link #counted}'s columns. */
+    static PartitionCounts of(Iterator<InternalRow> rows, int maxHashes) {
+      long n = 0;
+      long errors = 0;
+      long inputErrors = 0;
+      long nullIds = 0;
+      long[] hashes = new long[0];
+      int hashed = 0;
+      int[] valid = new int[64]; // the prompt lengths of the rows that can run
+      int nValid = 0;
+      while (rows.hasNext()) {
+        InternalRow r = rows.next();
+        n++;
+        if (r.isNullAt(0)) {
+          nullIds++;
+        } else if (hashes != null) {
+          if (hashed == hashes.length) { // full: grow, or give up past the bound
+            hashes = hashed < maxHashes ? Arrays.copyOf(hashes, (int) Math.min(maxHashes, Math.max(64, 2L * hashed)))
+                : null;
+          }
+          if (hashes != null) {
+            hashes[hashed++] = XXH64.hashUTF8String(r.getUTF8String(0), 42);
+          }
+        }
+        if (r.isNullAt(1)) {
+          if (nValid == valid.length) {
+            valid = Arrays.copyOf(valid, 2 * nValid);
+          }
+          valid[nValid++] = r.getInt(2);
+        } else {
+          errors++;
+          if (InputRows.ERROR_CODES.contains(r.getUTF8String(1).toString())) {
+            inputErrors++;
+          }
+        }
+      }
+      if (hashes != null) {
+        hashes = Arrays.copyOf(hashes, hashed);
+        Arrays.sort(hashes);
+      }
+      Arrays.sort(valid, 0, nValid);
+      int distinct = 0;
+      int[] lengths = new int[nValid];
+      long[] counts = new long[nValid];
+      for (int i = 0; i < nValid; i++) {
+        if (distinct == 0 || lengths[distinct - 1] != valid[i]) {
+          lengths[distinct++] = valid[i];
+        }
+        counts[distinct - 1]++;
+      }
+      return new PartitionCounts(n, errors, inputErrors, nullIds, hashes, Arrays.copyOf(lengths, distinct),
+          Arrays.copyOf(counts, distinct));
+    }
   }
 }

@@ -30,15 +30,18 @@ import org.slf4j.LoggerFactory;
  * ({@link ResultCache}) are answered from it and only the others are computed. Close it to release what it cached.
  *
  * <h2>Spark jobs before the first inference task</h2>
- * Planning counts in one query ({@link PlanSummary}: rows, errors, unreadable rows, repeated ids); the
- * repeated-id message's own queries run only when an id is repeated. For a run without a cache: the input's line
- * count, the planning job (tokenize and cache, then the summary's stages: {@link PlanSummary}), then the wave: the
- * range partitioner's sampling job and one job of the range shuffle's map stage and the inference stage, both with
- * adaptive query execution off ({@link AdaptiveExecution}): 4 Spark jobs to the first inference task. Before: the
- * summary's three more (adaptive execution on), and the range shuffle's map stage as a job of its own (until
- * 2026-12-03); the counts (two jobs) and the id check (two jobs) made 10 jobs and three queries earlier, and a grouping
- * shuffle for {@code --dedup} before the range's one more (until 2026-12-02's evening: identical prompts meet in one
- * range partition anyway, as they share their length and hash).
+ * Planning counts in one pass ({@link PlanSummary}: rows, errors, unreadable rows, repeated ids, the prompts'
+ * lengths); the repeated-id message's own queries run only when an id is repeated. For a run without a cache: the
+ * input's line count, the planning job (one stage: tokenize, cache and count), then the wave: one job of the range
+ * shuffle's map stage and the inference stage, adaptive query execution off ({@link AdaptiveExecution}), its ranges
+ * cut from planning's count of the lengths ({@link LengthRanges}): 3 Spark jobs to the first inference task. With a
+ * cache, the requests to compute are those the cache did not answer, and Spark's range partitioner samples them in a
+ * job of its own. Before: the summary as a Spark SQL query of three stages and the range partitioner's sampling job
+ * (until 2026-12-03's afternoon: the first inference task came 0.6-0.7 s later on an H200's host,
+ * bench/results/2026-12-03-e2e-NVIDIA-H200-run29); the summary's three more jobs (adaptive execution on), and the range
+ * shuffle's map stage as a job of its own (until 2026-12-03); the counts (two jobs) and the id check (two jobs) made 10
+ * jobs and three queries earlier, and a grouping shuffle for {@code --dedup} before the range's one more (until
+ * 2026-12-02's evening: identical prompts meet in one range partition anyway, as they share their length and hash).
  *
  * <p>Measured on the 2-core development machine (2026-12-02; 8,192 prompts of 128-512 words made as
  * {@code bench/gpu/lib.sh}'s {@code bench_prompts} makes them, the demo checkpoint with its context raised to 4,096
@@ -97,9 +100,10 @@ final class RunPlan implements AutoCloseable {
   private final boolean dedup;
   private final int waves;
   private final int partitions;
+  private final LengthRanges ranges; // the partitions' ranges from planning's count; null: sampled by Spark
 
   private RunPlan(Dataset<Row> planned, Dataset<Row> errors, Dataset<Row> cached, Dataset<Row> looked,
-      Dataset<Row> groups, boolean groupsCached, boolean dedup, int waves, int partitions) {
+      Dataset<Row> groups, boolean groupsCached, boolean dedup, int waves, int partitions, LengthRanges ranges) {
     this.planned = planned;
     this.errors = errors;
     this.cached = cached;
@@ -109,6 +113,7 @@ final class RunPlan implements AutoCloseable {
     this.dedup = dedup;
     this.waves = waves;
     this.partitions = partitions;
+    this.ranges = ranges;
   }
 
   /**
@@ -180,12 +185,24 @@ final class RunPlan implements AutoCloseable {
       // (an H200's host, bench/results/2026-12-03-e2e-NVIDIA-H200-run27)
       Dataset<Row> errors = counts.plannedErrors > 0 || groups == null
           ? Completions.errorRows(planned, model.uri(), runId) : null;
+      LengthRanges ranges = groups != null && cutsRanges(cache != null, spark)
+          ? LengthRanges.of(summary.promptLengths(), partitions) : null;
       return new RunPlan(planned, errors, cached, looked, groups, groups != null && waves > 1,
-          o.dedup() && o.isGreedy(), waves, partitions);
+          o.dedup() && o.isGreedy(), waves, partitions, ranges);
     } catch (RuntimeException e) {
       planned.unpersist();
       throw e;
     }
+  }
+
+  /**
+   * Whether the wave's ranges are cut from planning's count of the prompts' lengths ({@link LengthRanges}) rather than
+   * sampled by Spark's range partitioner: when the requests are the rows planning counted (no result cache answered
+   * some), and RAPIDS' plugin is not configured (RAPIDS runs Spark's range shuffle on the GPU, and not a shuffle to
+   * partitions that Java code names).
+   */
+  static boolean cutsRanges(boolean cache, SparkSession spark) {
+    return !cache && !RapidsPlugin.configured(spark.sparkContext().getConf());
   }
 
   /** Output commits the run makes. */
@@ -232,7 +249,7 @@ final class RunPlan implements AutoCloseable {
     if (groups == null) {
       return null;
     }
-    return Completions.arrange(part(wave), partitions, dedup);
+    return Completions.arrange(part(wave), partitions, dedup, ranges);
   }
 
   /** Partitions for {@code rows}: the cluster's parallelism, more when the input is large. */

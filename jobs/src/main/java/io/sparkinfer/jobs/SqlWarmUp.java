@@ -3,6 +3,7 @@ package io.sparkinfer.jobs;
 import java.util.Collections;
 import java.util.List;
 import java.util.Locale;
+import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.apache.spark.api.java.function.MapPartitionsFunction;
@@ -21,7 +22,8 @@ import org.slf4j.LoggerFactory;
  * much of Catalyst, about 3 s of the driver's thread before the run's planning job on an H200's host (RunPlan's notes).
  * A daemon thread plans, without running, queries of the shapes the run plans (the planned rows, their summary, the
  * requests arranged for inference) over one made-up row, so that the loading is done, or under way, when the run's
- * own queries need it. It runs no Spark job; a failure is logged at debug level and changes nothing.
+ * own queries need it, and compiles the inference wave's code ({@link #compileWave}). It runs no Spark job; a failure
+ * is logged at debug level and changes nothing.
  *
  * <p>When it starts is the Spark setting {@value #CONF}: {@code first-job} (the default) when the run's first Spark
  * job starts (the input's line count, or the planning job), while the driver's thread waits for that job; {@code now}
@@ -37,9 +39,6 @@ final class SqlWarmUp {
   /** Spark setting: when the warm-up starts, {@code first-job}, {@code now} or {@code false} (never). */
   static final String CONF = "spark.sparkinfer.sql-warm-up";
 
-  /** RAPIDS' Spark plugin class. */
-  static final String RAPIDS_PLUGIN = "com.nvidia.spark.SQLPlugin";
-
   /** The made-up queries' Java steps (planning, inference): never run, so they give nothing. */
   private static final MapPartitionsFunction<Row, Row> NO_ROWS = rows -> Collections.emptyIterator();
 
@@ -52,7 +51,7 @@ final class SqlWarmUp {
    */
   static CompletableFuture<Boolean> start(SparkSession spark) {
     String when = spark.conf().get(CONF, "first-job").trim().toLowerCase(Locale.ROOT);
-    if (spark.sparkContext().getConf().get("spark.plugins", "").contains(RAPIDS_PLUGIN) && !when.equals("now")) {
+    if (RapidsPlugin.configured(spark.sparkContext().getConf()) && !when.equals("now")) {
       return null;
     }
     switch (when) {
@@ -88,23 +87,50 @@ final class SqlWarmUp {
   }
 
   /**
-   * Plans (analyzes, optimizes, makes physical plans of) queries shaped like the run's; runs none.
+   * Plans (analyzes, optimizes, makes physical plans of) queries shaped like the run's, and generates and compiles the
+   * code of its inference wave; runs none.
    *
    * @return whether every query planned
    */
   static boolean plan(SparkSession spark) {
     try {
-      Dataset<Row> input = spark.createDataFrame(List.of(RowFactory.create("id", "prompt", null, null, "file:1")),
-          Tables.INPUT);
-      Dataset<Row> planned = input.mapPartitions(NO_ROWS, Encoders.row(Tables.PLANNED)); // as PromptPlanner's
-      Dataset<Row> inferred = Completions.arrange(Completions.requests(planned), 2, true) // as PartitionInference's
-          .mapPartitions(NO_ROWS, Encoders.row(Tables.COMPLETIONS));
-      PlanSummary.query(planned).queryExecution().executedPlan();
-      inferred.unionByName(Completions.errorRows(planned, "model", "run")).queryExecution().executedPlan(); // the write's
+      LengthRanges ranges = RunPlan.cutsRanges(false, spark) ? LengthRanges.of(new TreeMap<>(), 2) : null; // the run's
+      Dataset<Row> planned = madeUpPlan(spark);
+      PlanSummary.counted(planned).queryExecution().executedPlan();
+      wave(planned, ranges).unionByName(Completions.errorRows(planned, "model", "run")).queryExecution()
+          .executedPlan(); // the write's, with planning errors
+      if (ranges != null) {
+        compileWave(spark.newSession(), ranges);
+      }
       return true;
     } catch (RuntimeException | LinkageError e) {
       LOG.debug("Spark SQL's warm-up did not finish (nothing depends on it)", e);
       return false;
     }
+  }
+
+  /**
+   * Generates and compiles the code of the wave's query (without planning errors, the usual run), as the driver and
+   * the inference tasks would before their first request: Spark keeps compiled code for the JVM, so theirs is then
+   * ready. Making the query's RDD runs no Spark job: its shuffle's partitions are named ({@link LengthRanges}), and
+   * {@code session} (a session of the warm-up's own) plans without adaptive execution, which would run the shuffle's
+   * map stage. On an H200's host the first inference task came at 3.7-3.8 s with it, against 4.2-4.8 s planned only
+   * (bench/results/2026-12-03-e2e-NVIDIA-H200-run30).
+   */
+  static void compileWave(SparkSession session, LengthRanges ranges) {
+    session.conf().set(AdaptiveExecution.SETTING, "false");
+    wave(madeUpPlan(session), ranges).queryExecution().toRdd();
+  }
+
+  /** Planned rows over one made-up input row, as {@link PromptPlanner}'s. */
+  private static Dataset<Row> madeUpPlan(SparkSession spark) {
+    return spark.createDataFrame(List.of(RowFactory.create("id", "prompt", null, null, "file:1")), Tables.INPUT)
+        .mapPartitions(NO_ROWS, Encoders.row(Tables.PLANNED));
+  }
+
+  /** Completion rows of {@code planned}, as the run's wave makes them ({@code --dedup}, the default, on). */
+  private static Dataset<Row> wave(Dataset<Row> planned, LengthRanges ranges) {
+    return Completions.arrange(Completions.requests(planned), 2, true, ranges)
+        .mapPartitions(NO_ROWS, Encoders.row(Tables.COMPLETIONS)); // as PartitionInference's
   }
 }

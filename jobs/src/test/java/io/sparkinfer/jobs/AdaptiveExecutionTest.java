@@ -16,8 +16,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Adaptive query execution off for the job's own queries ({@link AdaptiveExecution}): the session's setting comes back
- * as it was, also when the work fails, and a run's inference wave is the range partitioner's sampling job and one
- * job that infers and writes (with adaptive execution, the range shuffle's map stage was a job of its own before it).
+ * as it was, also when the work fails, and a run's inference wave is one job that infers and writes (with adaptive
+ * execution, the range shuffle's map stage was a job of its own before it; and the range partitioner sampled the
+ * requests in a job of its own until planning's count of their lengths cut the ranges, {@link LengthRanges}).
  */
 class AdaptiveExecutionTest {
 
@@ -45,7 +46,7 @@ class AdaptiveExecutionTest {
   }
 
   @Test
-  void aWaveIsTheRangeSamplingJobAndOneJobThatInfersAndWrites() throws Exception {
+  void aWaveIsOneJobThatInfersAndWrites() throws Exception {
     SparkSession spark = TestSupport.spark();
     String initially = spark.conf().get(AdaptiveExecution.SETTING);
     spark.conf().set(AdaptiveExecution.SETTING, "true"); // Spark's default: the run turns it off for its wave
@@ -68,6 +69,6 @@ class AdaptiveExecutionTest {
     } finally {
       spark.conf().set(AdaptiveExecution.SETTING, initially);
     }
-    assertThat(waveJobs).as("the range partitioner's sample, then the wave's inference and write").hasSize(2);
+    assertThat(waveJobs).as("the wave's inference and write, no sampling job before it").hasSize(1);
   }
 }

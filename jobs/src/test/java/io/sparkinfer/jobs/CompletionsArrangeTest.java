@@ -6,9 +6,12 @@ import static org.apache.spark.sql.functions.concat;
 import static org.apache.spark.sql.functions.lit;
 import static org.apache.spark.sql.functions.xxhash64;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.SortedMap;
+import java.util.TreeMap;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
@@ -21,16 +24,48 @@ import org.junit.jupiter.api.Test;
  */
 class CompletionsArrangeTest {
 
-  @Test
-  void partitionsAreLengthRangesLongestPromptFirst() {
-    SparkSession spark = TestSupport.spark();
-    Dataset<Row> requests = spark.range(200).select(
+  private static Dataset<Row> requests(SparkSession spark) {
+    return spark.range(200).select(
         concat(lit("p"), col("id").cast("string")).as(Tables.PROMPT),
         col("id").multiply(7919).mod(97).plus(1).cast("int").as(Tables.PROMPT_TOKENS),
         array(col("id").cast("string")).as(Tables.IDS),
         array(col("id").cast("int")).as(Tables.PROMPT_TOKEN_IDS))
         .withColumn(Tables.TIEBREAK, xxhash64(col(Tables.PROMPT)));
-    List<List<Row>> partitions = Completions.arrange(requests, 3, false).javaRDD().glom().collect();
+  }
+
+  @Test
+  void partitionsAreLengthRangesLongestPromptFirst() {
+    assertLengthRangesLongestFirst(Completions.arrange(requests(TestSupport.spark()), 3, false)
+        .javaRDD().glom().collect());
+  }
+
+  /** With ranges cut from planning's count of the lengths, each request is in the partition its range names. */
+  @Test
+  void rangesCutFromTheLengthsCountPlaceEachRequest() {
+    Dataset<Row> requests = requests(TestSupport.spark());
+    SortedMap<Integer, Long> byLength = new TreeMap<>();
+    for (Row r : requests.collectAsList()) {
+      byLength.merge(r.getInt(1), 1L, Long::sum);
+    }
+    LengthRanges ranges = LengthRanges.of(byLength, 3);
+    java.util.Map<String, Integer> wanted = new java.util.HashMap<>();
+    for (Row r : requests.collectAsList()) {
+      wanted.put(r.getString(0), ranges.partitionOf(r.getInt(1), r.getLong(4)));
+    }
+
+    List<List<Row>> partitions = Completions.arrange(requests, 3, false, ranges).javaRDD().glom().collect();
+    assertLengthRangesLongestFirst(partitions);
+    for (int p = 0; p < partitions.size(); p++) {
+      for (Row r : partitions.get(p)) {
+        assertThat(p).as("the partition of " + r.getString(0)).isEqualTo(wanted.get(r.getString(0)));
+      }
+      assertThat(partitions.get(p).size()).as("a third of 200 requests").isBetween(50, 84);
+    }
+    assertThatThrownBy(() -> Completions.arrange(requests, 4, false, ranges))
+        .isInstanceOf(IllegalArgumentException.class);
+  }
+
+  private static void assertLengthRangesLongestFirst(List<List<Row>> partitions) {
     assertThat(partitions).hasSize(3);
     List<Integer> seen = new ArrayList<>();
     int previousLongest = 0;
@@ -60,7 +95,21 @@ class CompletionsArrangeTest {
     Dataset<Row> requests = Completions.requests(planned);
     assertThat(requests.count()).as("one request per row before arranging").isEqualTo(300);
 
-    List<List<Row>> partitions = Completions.arrange(requests, 4, true).javaRDD().glom().collect();
+    SortedMap<Integer, Long> byLength = new TreeMap<>();
+    for (Row r : requests.collectAsList()) {
+      byLength.merge(r.getInt(1), 1L, Long::sum);
+    }
+    for (LengthRanges ranges : java.util.Arrays.asList(null, LengthRanges.of(byLength, 4))) {
+      assertOneRequestPerPrompt(Completions.arrange(requests, 4, true, ranges).javaRDD().glom().collect());
+    }
+
+    List<Row> undeduplicated = Completions.arrange(requests, 4, false).collectAsList();
+    assertThat(undeduplicated).as("without --dedup every row is its own request").hasSize(300)
+        .allSatisfy(r -> assertThat(r.getList(2)).hasSize(1));
+  }
+
+  /** Each of the 60 prompts is one request holding its 5 ids. */
+  private static void assertOneRequestPerPrompt(List<List<Row>> partitions) {
     java.util.Map<String, List<String>> idsByPrompt = new java.util.HashMap<>();
     for (List<Row> partition : partitions) {
       List<Integer> lengths = partition.stream().map(r -> r.getInt(1)).toList();
@@ -80,9 +129,5 @@ class CompletionsArrangeTest {
       assertThat(idsByPrompt.get("prompt " + p)).as("every id of prompt " + p)
           .containsExactlyInAnyOrderElementsOf(expected);
     }
-
-    List<Row> undeduplicated = Completions.arrange(requests, 4, false).collectAsList();
-    assertThat(undeduplicated).as("without --dedup every row is its own request").hasSize(300)
-        .allSatisfy(r -> assertThat(r.getList(2)).hasSize(1));
   }
 }

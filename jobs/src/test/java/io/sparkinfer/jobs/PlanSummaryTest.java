@@ -1,6 +1,7 @@
 package io.sparkinfer.jobs;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.entry;
 
 import io.sparkinfer.generate.ErrorCode;
 import java.util.List;
@@ -10,7 +11,7 @@ import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.SparkSession;
 import org.junit.jupiter.api.Test;
 
-/** What planning counts over the planned rows in its one query ({@link PlanSummary}). */
+/** What planning counts over the planned rows in its one pass ({@link PlanSummary}). */
 class PlanSummaryTest {
 
   private static Row planned(String id, int tokens, String errorCode) {
@@ -41,6 +42,23 @@ class PlanSummaryTest {
     assertThat(s.inputErrors()).isEqualTo(1);
     assertThat(s.repeatedIds()).as("f and g").isEqualTo(2);
     assertThat(s.longestPromptTokens()).as("f's 9 tokens: e's 2,000 cannot run").isEqualTo(9);
+    assertThat(s.promptLengths()).as("the rows that can run by prompt length")
+        .containsExactly(entry(3, 2L), entry(4, 2L), entry(7, 2L), entry(9, 1L));
+
+    assertThat(PlanSummary.of(rows, 2)).as("the ids counted by a query once their hashes would pass the bound")
+        .isEqualTo(s);
+    assertThat(PlanSummary.of(rows, 0)).isEqualTo(s);
+  }
+
+  @Test
+  void nullIdsAreOneId() {
+    SparkSession spark = TestSupport.spark();
+    Dataset<Row> rows = spark.createDataFrame(List.of(planned(null, 3, null), planned("a", 3, null),
+        planned(null, 4, null)), Tables.PLANNED).repartition(2);
+    assertThat(PlanSummary.of(rows).repeatedIds()).isEqualTo(1);
+    assertThat(PlanSummary.of(rows, 0).repeatedIds()).as("as Spark's group-by counts them").isEqualTo(1);
+    assertThat(PlanSummary.of(spark.createDataFrame(List.of(planned(null, 3, null), planned("a", 3, null)),
+        Tables.PLANNED)).repeatedIds()).as("one null id").isZero();
   }
 
   @Test
@@ -58,8 +76,8 @@ class PlanSummaryTest {
   }
 
   /**
-   * The summary runs as one Spark job, adaptive query execution off for it (on, each of its shuffle stages was a job of
-   * its own: four), and the session's setting is as it was after.
+   * The summary runs as one Spark job, adaptive query execution off for it (on, a shuffle of the planned rows, as here,
+   * was a job of its own), and the session's setting is as it was after.
    */
   @Test
   void theSummaryIsOneSparkJobAndLeavesTheSessionsSettingAsItWas() throws InterruptedException {
@@ -104,6 +122,6 @@ class PlanSummaryTest {
   void noRows() {
     SparkSession spark = TestSupport.spark();
     assertThat(PlanSummary.of(spark.createDataFrame(List.<Row>of(), Tables.PLANNED)))
-        .isEqualTo(new PlanSummary(0, 0, 0, 0, 0));
+        .isEqualTo(new PlanSummary(0, 0, 0, 0, 0, new java.util.TreeMap<>()));
   }
 }
