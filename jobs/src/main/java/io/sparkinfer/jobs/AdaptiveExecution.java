@@ -8,8 +8,8 @@ import org.apache.spark.sql.SparkSession;
  * back after it. Adaptive execution runs each shuffle stage of a query as a Spark job of its own and plans the query
  * again between them; the job's queries have nothing for it to adapt: the planning summary's id groups (an id's one
  * row or few, past its bound on the ids' hashes) have no skew to split ({@link PlanSummary}), and the inference wave's
- * range partitions are a number the run chose, which adaptive execution keeps anyway ({@link BatchInference}). The setting is the session's: a query another
- * thread plans on the same session meanwhile plans without it too.
+ * range partitions are a number the run chose, which adaptive execution keeps anyway ({@link BatchInference}). The
+ * setting is the session's: a query another thread plans on the same session meanwhile plans without it too.
  */
 final class AdaptiveExecution {
 

@@ -34,6 +34,7 @@ public final class BatchInferenceJob {
   /** Parses options, runs the job, prints the summary; returns the exit status. */
   public static int run(String[] args, PrintStream out, PrintStream err) {
     JobOptions options;
+    ModelLocation checked = null; // a local model, checked before Spark starts
     try {
       if (JobOptions.wantsHelp(args)) {
         out.print(JobOptions.usage());
@@ -42,7 +43,7 @@ public final class BatchInferenceJob {
       SparkConf conf = new SparkConf(); // spark-submit passes --conf and properties files as system properties
       options = JobOptions.parse(args, key -> conf.contains(key) ? conf.get(key) : null);
       if (ModelLocation.isLocal(options.model())) {
-        ModelLocation.check(options.model(), new Configuration(false), options.modelCache()); // before Spark starts
+        checked = ModelLocation.check(options.model(), new Configuration(false), options.modelCache());
       }
     } catch (IllegalArgumentException e) {
       err.println("error: " + e.getMessage());
@@ -51,7 +52,7 @@ public final class BatchInferenceJob {
     }
     SparkSession spark = SparkSession.builder().appName("sparkinfer batch inference").getOrCreate();
     try {
-      JobResult result = BatchInference.run(spark, options);
+      JobResult result = BatchInference.run(spark, options, checked);
       out.print(result.summary());
       out.println("query it: submit/sql.sh --view c=" + options.output()
           + " \"SELECT finish_reason, count(*) AS n FROM c GROUP BY finish_reason\"");

@@ -93,10 +93,11 @@ final class Completions {
     if (ranges != null && ranges.partitions() != partitions) {
       throw new IllegalArgumentException("ranges of " + ranges.partitions() + " partitions for " + partitions);
     }
-    Dataset<Row> ranged = ranges == null
-        ? requests.repartitionByRange(partitions, col(Tables.PROMPT_TOKENS), col(Tables.TIEBREAK))
-        : requests.repartitionById(partitions, ranges.partitionColumn(col(Tables.PROMPT_TOKENS), col(Tables.TIEBREAK)));
-    Dataset<Row> sorted = ranged.sortWithinPartitions(col(Tables.PROMPT_TOKENS).desc(), col(Tables.TIEBREAK), col(Tables.PROMPT))
+    Column length = col(Tables.PROMPT_TOKENS);
+    Column tiebreak = col(Tables.TIEBREAK);
+    Dataset<Row> ranged = ranges == null ? requests.repartitionByRange(partitions, length, tiebreak)
+        : requests.repartitionById(partitions, ranges.partitionColumn(length, tiebreak));
+    Dataset<Row> sorted = ranged.sortWithinPartitions(length.desc(), tiebreak, col(Tables.PROMPT))
         .select(col(Tables.PROMPT), col(Tables.PROMPT_TOKENS), col(Tables.IDS), col(Tables.PROMPT_TOKEN_IDS));
     return dedup ? sorted.mapPartitions(new RepeatedPrompts(), Encoders.row(sorted.schema())) : sorted;
   }

@@ -15,6 +15,7 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import java.util.UUID;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
@@ -26,6 +27,9 @@ import org.apache.hadoop.fs.FileSystem;
 public final class ModelLocation implements Serializable {
 
   private static final String COMPLETE_MARKER = ".sparkinfer-complete";
+
+  /** Checks of a local model's files in this JVM: each reads its config, weights' headers and tokenizer. */
+  private static final AtomicInteger LOCAL_CHECKS = new AtomicInteger();
 
   private final String uri;
   private final String cacheDir;
@@ -49,6 +53,7 @@ public final class ModelLocation implements Serializable {
   public static ModelLocation check(String model, Configuration hadoopConf, String cacheDir) {
     ModelLocation location = new ModelLocation(model, cacheDir, isLocal(model) ? null : new Configuration(hadoopConf));
     if (location.hadoopConf == null) {
+      LOCAL_CHECKS.incrementAndGet();
       Path dir = localPath(model);
       if (!Files.isDirectory(dir)) {
         throw new IllegalArgumentException("--model " + model + ": no such directory");
@@ -80,6 +85,11 @@ public final class ModelLocation implements Serializable {
       }
     }
     return location;
+  }
+
+  /** Checks of a local model's files made in this JVM (a test counts them). */
+  static int localChecks() {
+    return LOCAL_CHECKS.get();
   }
 
   /** The model as the user named it (written to the completions' {@code model} column). */

@@ -114,7 +114,8 @@ record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeate
    * One planning partition's counts: its ids' hashes sorted (null past its share of {@link #MAX_ID_HASHES}), the
    * distinct prompt lengths of its rows that can run, ascending, and their rows.
    */
-  private record PartitionCounts(long rows, long errors, long inputErrors, long nullIds, long[] idHashes, int[] lengths, long[] lengthCounts) implements Serializable {
+  private record PartitionCounts(long rows, long errors, long inputErrors, long nullIds, long[] idHashes,
+      int[] lengths, long[] lengthCounts) implements Serializable {
 
     /** Counts rows of {@link #counted}'s columns. */
     static PartitionCounts of(Iterator<InternalRow> rows, int maxHashes) {

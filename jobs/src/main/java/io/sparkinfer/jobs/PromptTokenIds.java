@@ -1,23 +1,31 @@
 package io.sparkinfer.jobs;
 
-import java.util.List;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import org.apache.spark.sql.Row;
 
 /**
- * A prompt's token ids as the planned rows and the requests carry them ({@link Tables#PROMPT_TOKEN_IDS}, an array of
- * ints): planning tokenizes each prompt once, and the inference tasks generate from its ids.
+ * A prompt's token ids as the planned rows and the requests carry them ({@link Tables#PROMPT_TOKEN_IDS}): planning
+ * tokenizes each prompt once, and the inference tasks generate from its ids. The column is binary, each id 4 bytes
+ * (little-endian), as many bytes as an array of ints but one value to Spark: an array went through Spark's row
+ * conversion an element at a time, boxed, on the planning task's way into the cache and the inference task's way out.
+ * On the 2-core development machine a planning task's first hand-over of 256 rows to the cache (cold code) took 59-102
+ * ms against 119-156 ms with the array (8,192 prompts of 128-512 words, temporary timestamps in {@link PromptPlanner});
+ * on an H200's host, with the array, 0.55 s passed between a task's two blocks, the reading of the second one's rows
+ * (0.18 s for the first) included (bench/results/2026-12-03-e2e-NVIDIA-H200-run30). Not yet measured there with bytes.
  */
 final class PromptTokenIds {
 
   private PromptTokenIds() {}
 
-  /** {@code ids} as a row's array value (a Scala Seq of ints, as Spark's rows hold arrays). */
-  static Object toColumn(long[] ids) {
-    int[] ints = new int[ids.length];
-    for (int i = 0; i < ids.length; i++) {
-      ints[i] = Math.toIntExact(ids[i]); // a vocabulary's ids fit an int
+  /** {@code ids} as a row's value: 4 bytes an id, little-endian. */
+  static byte[] toColumn(long[] ids) {
+    ByteBuffer bytes = ByteBuffer.allocate(Math.multiplyExact(ids.length, Integer.BYTES))
+        .order(ByteOrder.LITTLE_ENDIAN);
+    for (long id : ids) {
+      bytes.putInt(Math.toIntExact(id)); // a vocabulary's ids fit an int
     }
-    return scala.collection.immutable.ArraySeq$.MODULE$.unsafeWrapArray(ints);
+    return bytes.array();
   }
 
   /** The ids in field {@code i} of {@code row}; null when the field is null. */
@@ -25,10 +33,14 @@ final class PromptTokenIds {
     if (row.isNullAt(i)) {
       return null;
     }
-    List<Integer> ints = row.getList(i);
-    long[] ids = new long[ints.size()];
+    byte[] packed = (byte[]) row.get(i);
+    if (packed.length % Integer.BYTES != 0) {
+      throw new IllegalArgumentException("token ids of " + packed.length + " bytes: not a whole number of 4-byte ids");
+    }
+    ByteBuffer bytes = ByteBuffer.wrap(packed).order(ByteOrder.LITTLE_ENDIAN);
+    long[] ids = new long[packed.length / Integer.BYTES];
     for (int k = 0; k < ids.length; k++) {
-      ids[k] = ints.get(k);
+      ids[k] = bytes.getInt();
     }
     return ids;
   }

@@ -75,8 +75,8 @@ public final class Tables {
   static final String PROMPT_TOKEN_IDS = "prompt_token_ids";
 
   /**
-   * The planner's output: each input row with its token count and token ids, or why it cannot run (then no ids). The
-   * inference tasks generate from these ids: a prompt is tokenized once per run.
+   * The planner's output: each input row with its token count and token ids ({@link PromptTokenIds}: 4 bytes an id),
+   * or why it cannot run (then no ids). The inference tasks generate from these ids: a prompt is tokenized once per run.
    */
   static final StructType PLANNED = new StructType(new StructField[] {
       field(ID, DataTypes.StringType, true),
@@ -85,7 +85,7 @@ public final class Tables {
       field(ERROR_CODE, DataTypes.StringType, true),
       field(ERROR_MESSAGE, DataTypes.StringType, true),
       field(EXECUTOR_ID, DataTypes.StringType, true),
-      field(PROMPT_TOKEN_IDS, DataTypes.createArrayType(DataTypes.IntegerType, false), true),
+      field(PROMPT_TOKEN_IDS, DataTypes.BinaryType, true),
   });
 
   // the result cache (--cache)

@@ -4,6 +4,7 @@ import static org.apache.spark.sql.functions.array;
 import static org.apache.spark.sql.functions.col;
 import static org.apache.spark.sql.functions.concat;
 import static org.apache.spark.sql.functions.lit;
+import static org.apache.spark.sql.functions.udf;
 import static org.apache.spark.sql.functions.xxhash64;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -12,9 +13,12 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.SortedMap;
 import java.util.TreeMap;
+import org.apache.spark.sql.Column;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.api.java.UDF1;
+import org.apache.spark.sql.types.DataTypes;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -29,8 +33,13 @@ class CompletionsArrangeTest {
         concat(lit("p"), col("id").cast("string")).as(Tables.PROMPT),
         col("id").multiply(7919).mod(97).plus(1).cast("int").as(Tables.PROMPT_TOKENS),
         array(col("id").cast("string")).as(Tables.IDS),
-        array(col("id").cast("int")).as(Tables.PROMPT_TOKEN_IDS))
+        tokenIds(col("id").cast("int")).as(Tables.PROMPT_TOKEN_IDS))
         .withColumn(Tables.TIEBREAK, xxhash64(col(Tables.PROMPT)));
+  }
+
+  /** One token id as planning's column holds it ({@link PromptTokenIds}). */
+  private static Column tokenIds(Column id) {
+    return udf((UDF1<Integer, byte[]>) i -> PromptTokenIds.toColumn(new long[] {i}), DataTypes.BinaryType).apply(id);
   }
 
   @Test
@@ -91,7 +100,7 @@ class CompletionsArrangeTest {
         concat(lit("prompt "), col("id").mod(60).cast("string")).as(Tables.PROMPT),
         col("id").mod(60).mod(9).plus(1).cast("int").as(Tables.PROMPT_TOKENS),
         lit(null).cast("string").as(Tables.ERROR_CODE),
-        array(col("id").mod(60).cast("int")).as(Tables.PROMPT_TOKEN_IDS));
+        tokenIds(col("id").mod(60).cast("int")).as(Tables.PROMPT_TOKEN_IDS));
     Dataset<Row> requests = Completions.requests(planned);
     assertThat(requests.count()).as("one request per row before arranging").isEqualTo(300);
 
@@ -116,8 +125,8 @@ class CompletionsArrangeTest {
       assertThat(lengths).as("still longest first").isSortedAccordingTo((a, b) -> Integer.compare(b, a));
       for (Row r : partition) {
         assertThat(idsByPrompt.put(r.getString(0), r.getList(2))).as("one request for " + r.getString(0)).isNull();
-        assertThat(r.<Integer>getList(3)).as("its prompt's token ids, carried along")
-            .containsExactly(Integer.parseInt(r.getString(0).substring("prompt ".length())));
+        assertThat(PromptTokenIds.fromColumn(r, 3)).as("its prompt's token ids, carried along")
+            .containsExactly(Long.parseLong(r.getString(0).substring("prompt ".length())));
       }
     }
     assertThat(idsByPrompt).hasSize(60);

@@ -48,8 +48,8 @@ class SqlWarmUpTest {
   }
 
   /**
-   * The wave's code, compiled ahead with made-up ranges, is the code a run's wave uses with its own ranges: compiling it
-   * again, in another session and with other ranges, compiles nothing more. Neither runs a Spark job.
+   * The wave's code, compiled ahead with made-up ranges, is the code a run's wave uses with its own ranges: compiling
+   * it again, in another session and with other ranges, compiles nothing more. Neither runs a Spark job.
    */
   @Test
   void theWavesCodeIsCompiledAheadForAnyRanges() throws Exception {

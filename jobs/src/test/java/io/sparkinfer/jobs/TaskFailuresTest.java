@@ -147,11 +147,14 @@ class TaskFailuresTest {
     Path out = tmp.resolve("out");
     ByteArrayOutputStream stdout = new ByteArrayOutputStream();
     ByteArrayOutputStream stderr = new ByteArrayOutputStream();
+    int checks = ModelLocation.localChecks();
 
     int status = BatchInferenceJob.run(new String[] {"--model", TestSupport.tinyModel().toString(), "--input",
         input.toString(), "--output", out.toString(), "--max-new-tokens", "" + MAX_NEW, "--partitions", "2",
         "--run-id", "doomed"}, new PrintStream(stdout, true, StandardCharsets.UTF_8),
         new PrintStream(stderr, true, StandardCharsets.UTF_8)); // the job takes the session above and stops it
+    assertThat(ModelLocation.localChecks() - checks)
+        .as("the model's files checked once, before Spark started: the run takes that check").isEqualTo(1);
 
     String err = stderr.toString(StandardCharsets.UTF_8);
     assertThat(status).as("exit status; stderr: %s", err).isEqualTo(BatchInferenceJob.EXIT_FAILED);
