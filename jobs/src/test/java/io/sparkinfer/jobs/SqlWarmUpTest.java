@@ -8,9 +8,14 @@ import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.metrics.source.CodegenMetrics;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.SparkSession;
+import org.apache.spark.storage.StorageLevel;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -64,6 +69,38 @@ class SqlWarmUpTest {
     assertThat(jobs).as("Spark jobs").isZero();
     assertThat(spark.conf().get(AdaptiveExecution.SETTING)).as("the run's session keeps its setting")
         .isEqualTo(setting);
+  }
+
+  /**
+   * The planning job's code, compiled ahead over a made-up input, is the code the run's driver needs for its planned
+   * rows and their summary: building the run's own (a real planner, another session, more rows) compiles nothing more.
+   * Neither runs a Spark job, and the made-up plan leaves nothing cached.
+   */
+  @Test
+  void thePlanningJobsCodeIsCompiledAhead() throws Exception {
+    SparkSession run = spark.newSession();
+    run.conf().set(AdaptiveExecution.SETTING, "false");
+    JobOptions o = TestSupport.options("--model", TestSupport.tinyModel().toString(), "--input", "x", "--output", "y");
+    ModelLocation model = ModelLocation.check(o.model(), new Configuration(false), null);
+    boolean nothingCached = spark.sharedState().cacheManager().isEmpty();
+    int jobs = TestSupport.sparkJobsDuring(spark, () -> {
+      SqlWarmUp.compilePlanning(spark.newSession());
+      long compiled = CodegenMetrics.METRIC_COMPILATION_TIME().getCount();
+      Dataset<Row> input = run.createDataFrame(new JavaSparkContext(run.sparkContext()).parallelize(List.of(
+          RowFactory.create("a", "def f():", null, null, "in.jsonl:1"),
+          RowFactory.create("b", "", null, null, "in.jsonl:2")), 2), Tables.INPUT);
+      Dataset<Row> planned = Completions.plan(input, model, o, InferenceStageProfile.forRun(run, 0, null))
+          .persist(StorageLevel.MEMORY_AND_DISK());
+      try {
+        PlanSummary.counted(planned).queryExecution().toRdd(); // as PlanSummary.of makes it, before its job
+        assertThat(CodegenMetrics.METRIC_COMPILATION_TIME().getCount()).as("classes the run's planning compiled")
+            .isEqualTo(compiled);
+      } finally {
+        planned.unpersist();
+      }
+    });
+    assertThat(jobs).as("Spark jobs").isZero();
+    assertThat(spark.sharedState().cacheManager().isEmpty()).as("nothing left cached").isEqualTo(nothingCached);
   }
 
   @Test
