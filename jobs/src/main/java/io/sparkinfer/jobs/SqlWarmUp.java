@@ -91,7 +91,7 @@ final class SqlWarmUp {
 
   /**
    * Plans (analyzes, optimizes, makes physical plans of) queries shaped like the run's, and generates and compiles the
-   * code of its inference wave; runs none.
+   * code of its planning job and its inference wave; runs none.
    *
    * @return whether every query planned
    */
