@@ -63,8 +63,7 @@ public final class BatchInference {
    * BatchInferenceJob} checks a local one before Spark starts, and the run takes that check rather than reading the
    * model's config, weights' headers and tokenizer again: on an H200's host the run spent 0.28 s checking the model
    * and inspecting the output, with the benchmark's 1.5B checkpoint and its 151,936-word tokenizer
-   * (bench/results/2026-12-03-e2e-NVIDIA-H200-run30's prof-1; 7 ms with the demo checkpoint on the development
-   * machine).
+   * (bench/results/2026-12-03-e2e-NVIDIA-H200-run30's prof-1).
    */
   static JobResult run(SparkSession spark, JobOptions o, ModelLocation checked) {
     return run(spark, o, checked, CommitHook.NONE);

@@ -1,7 +1,6 @@
 package io.sparkinfer.jobs;
 
 import java.io.Serializable;
-import java.util.Arrays;
 import java.util.Map;
 import java.util.SortedMap;
 import org.apache.spark.sql.Column;
@@ -98,10 +97,5 @@ final class LengthRanges implements Serializable {
     UserDefinedFunction udf = functions.udf((UDF2<Integer, Long, Integer>) this::partitionOf, DataTypes.IntegerType)
         .asNonNullable();
     return udf.apply(promptTokens, tiebreak);
-  }
-
-  @Override
-  public String toString() {
-    return "LengthRanges" + Arrays.toString(cutLengths);
   }
 }

@@ -20,7 +20,7 @@ import org.apache.spark.sql.catalyst.expressions.XXH64;
  * run.
  *
  * <p>The pass is one Spark job of one stage: each planning task counts its partition's rows as it caches them and sends
- * the driver its counts and its ids' 64-bit hashes, sorted, and the driver finds the repeated ones among the hashes.
+ * the driver its counts and its ids' 64-bit hashes, and the driver sorts the hashes and finds the repeated ones.
  * Past {@link #MAX_ID_HASHES} ids the hashes stay on the executors and a Spark query groups the rows by id instead.
  * A repeated hash is a repeated id but for a collision of two ids' hashes (about one chance in 10^5 at 16 million
  * ids), which {@link RunPlan}'s check of the ids, run whenever this counts a repeat, tells apart.
@@ -36,17 +36,22 @@ import org.apache.spark.sql.catalyst.expressions.XXH64;
  * @param plannedErrors the rows that cannot run (the input's errors among them)
  * @param inputErrors the rows the input could not give ({@link InputRows#ERROR_CODES})
  * @param repeatedIds the ids of more than one row (a null id counts as one id)
- * @param longestPromptTokens the tokens of the longest prompt among the rows that can run (0 when none can): the
- *     inference tasks tell the generators, whose first batch then holds it ({@link
- *     io.sparkinfer.generate.RequestStream#longestExpected})
  * @param promptLengths the rows that can run by their prompt's tokens: the inference partitions' ranges ({@link
  *     LengthRanges})
  */
-record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeatedIds, int longestPromptTokens,
+record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeatedIds,
     SortedMap<Integer, Long> promptLengths) {
 
   /** The most ids whose hashes reach the driver (8 bytes each, 128 MiB in all). */
   static final long MAX_ID_HASHES = 1L << 24;
+
+  /**
+   * The tokens of the longest prompt among the rows that can run (0 when none can): the inference tasks tell the
+   * generators, whose first batch then holds it ({@link io.sparkinfer.generate.RequestStream#longestExpected}).
+   */
+  int longestPromptTokens() {
+    return promptLengths.isEmpty() ? 0 : promptLengths.lastKey();
+  }
 
   /** Counts {@code planned} in one Spark job (two past {@link #MAX_ID_HASHES} rows). */
   static PlanSummary of(Dataset<Row> planned) {
@@ -78,7 +83,7 @@ record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeate
       hashed &= p.idHashes != null;
     }
     long repeated = hashed ? repeatedHashes(parts) + (nullIds > 1 ? 1 : 0) : repeatedIds(planned);
-    return new PlanSummary(total, errors, inputErrors, repeated, lengths.isEmpty() ? 0 : lengths.lastKey(), lengths);
+    return new PlanSummary(total, errors, inputErrors, repeated, lengths);
   }
 
   /** The columns the summary reads, from the cached plan: (id, error_code, prompt_tokens). */
@@ -86,7 +91,7 @@ record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeate
     return planned.select(col(Tables.ID), col(Tables.ERROR_CODE), col(Tables.PROMPT_TOKENS));
   }
 
-  /** The hashes found more than once over the partitions' sorted hashes. */
+  /** The hashes found more than once over the partitions' hashes. */
   private static long repeatedHashes(List<PartitionCounts> parts) {
     long[] all = new long[Math.toIntExact(parts.stream().mapToLong(p -> p.idHashes.length).sum())];
     int at = 0;
@@ -111,7 +116,7 @@ record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeate
   }
 
   /**
-   * One planning partition's counts: its ids' hashes sorted (null past its share of {@link #MAX_ID_HASHES}), the
+   * One planning partition's counts: its ids' hashes (null past its share of {@link #MAX_ID_HASHES}), the
    * distinct prompt lengths of its rows that can run, ascending, and their rows.
    */
   private record PartitionCounts(long rows, long errors, long inputErrors, long nullIds, long[] idHashes,
@@ -155,7 +160,6 @@ record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeate
       }
       if (hashes != null) {
         hashes = Arrays.copyOf(hashes, hashed);
-        Arrays.sort(hashes);
       }
       Arrays.sort(valid, 0, nValid);
       int distinct = 0;

@@ -9,10 +9,9 @@ import org.apache.spark.sql.Row;
  * tokenizes each prompt once, and the inference tasks generate from its ids. The column is binary, each id 4 bytes
  * (little-endian), as many bytes as an array of ints but one value to Spark: an array went through Spark's row
  * conversion an element at a time, boxed, on the planning task's way into the cache and the inference task's way out.
- * On the 2-core development machine a planning task's first hand-over of 256 rows to the cache (cold code) took 59-102
- * ms against 119-156 ms with the array (8,192 prompts of 128-512 words, temporary timestamps in {@link PromptPlanner});
- * on an H200's host, with the array, 0.55 s passed between a task's two blocks, the reading of the second one's rows
- * (0.18 s for the first) included (bench/results/2026-12-03-e2e-NVIDIA-H200-run30). Not yet measured there with bytes.
+ * On an H200's host, with the array, 0.55 s passed between a planning task's two blocks of 256 prompts, the reading of
+ * the second one's rows (0.18 s for the first) included (bench/results/2026-12-03-e2e-NVIDIA-H200-run30's prof-1).
+ * Not yet measured there with bytes.
  */
 final class PromptTokenIds {
 

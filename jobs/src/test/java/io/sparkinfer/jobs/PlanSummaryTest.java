@@ -122,6 +122,6 @@ class PlanSummaryTest {
   void noRows() {
     SparkSession spark = TestSupport.spark();
     assertThat(PlanSummary.of(spark.createDataFrame(List.<Row>of(), Tables.PLANNED)))
-        .isEqualTo(new PlanSummary(0, 0, 0, 0, 0, new java.util.TreeMap<>()));
+        .isEqualTo(new PlanSummary(0, 0, 0, 0, new java.util.TreeMap<>()));
   }
 }

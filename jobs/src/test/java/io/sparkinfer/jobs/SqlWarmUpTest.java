@@ -3,6 +3,7 @@ package io.sparkinfer.jobs;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -10,8 +11,10 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.api.java.JavaSparkContext;
+import org.apache.spark.api.java.function.MapPartitionsFunction;
 import org.apache.spark.metrics.source.CodegenMetrics;
 import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.SparkSession;
@@ -53,17 +56,26 @@ class SqlWarmUpTest {
   }
 
   /**
-   * The wave's code, compiled ahead with made-up ranges, is the code a run's wave uses with its own ranges: compiling
-   * it again, in another session and with other ranges, compiles nothing more. Neither runs a Spark job.
+   * The wave's code, compiled ahead with made-up ranges, is the code a wave of other rows needs with other ranges:
+   * making that wave's RDD, in another session as the run's is, compiles nothing more (on a cached plan, as the run's,
+   * only its first stage's code differs). Neither runs a Spark job.
    */
   @Test
   void theWavesCodeIsCompiledAheadForAnyRanges() throws Exception {
     String setting = spark.conf().get(AdaptiveExecution.SETTING);
+    SparkSession run = spark.newSession();
+    run.conf().set(AdaptiveExecution.SETTING, "false"); // as the run's wave is planned
     int jobs = TestSupport.sparkJobsDuring(spark, () -> {
       SqlWarmUp.compileWave(spark.newSession(), LengthRanges.of(new TreeMap<>(), 2));
       long compiled = CodegenMetrics.METRIC_COMPILATION_TIME().getCount();
-      SqlWarmUp.compileWave(spark.newSession(), LengthRanges.of(new TreeMap<>(Map.of(5, 3L, 9, 1L)), 2));
-      assertThat(CodegenMetrics.METRIC_COMPILATION_TIME().getCount()).as("classes compiled the second time")
+      MapPartitionsFunction<Row, Row> none = rows -> Collections.emptyIterator();
+      Dataset<Row> planned = run.createDataFrame(List.of(RowFactory.create("a", "def f():", null, null, "in:1"),
+          RowFactory.create("b", "import os", null, null, "in:2")), Tables.INPUT)
+          .mapPartitions(none, Encoders.row(Tables.PLANNED)); // planned rows, as the warm-up's made-up ones
+      LengthRanges ranges = LengthRanges.of(new TreeMap<>(Map.of(5, 1L, 9, 1L)), 2);
+      Completions.arrange(Completions.requests(planned), 2, true, ranges)
+          .mapPartitions(none, Encoders.row(Tables.COMPLETIONS)).queryExecution().toRdd();
+      assertThat(CodegenMetrics.METRIC_COMPILATION_TIME().getCount()).as("classes the other wave compiled")
           .isEqualTo(compiled);
     });
     assertThat(jobs).as("Spark jobs").isZero();
