@@ -161,6 +161,7 @@ public final class BatchInference {
     } finally {
       sc.setJobDescription(null);
       if (RUNNING.decrementAndGet() == 0 && sc.isLocal()) {
+        SharedGenerators.stopAll(); // a failed run's aborted tasks may still keep them decoding on the engines
         ExecutorEngines.closeAll(); // the driver is the executor: free the model with the job (the last one running)
       }
     }

@@ -69,6 +69,7 @@ final class SharedGenerators {
   private final List<Future<Long>> running = new ArrayList<>(); // each generator's nanoseconds generating
   private final long startMillis = System.currentTimeMillis();
   private int leases; // guarded by RUNNING
+  private Run stopped; // once stopped; guarded by this
 
   private SharedGenerators(Object key, EnginePool pool, int batchSize) {
     this.key = key;
@@ -94,6 +95,23 @@ final class SharedGenerators {
       g.leases++;
       return g.new Lease();
     }
+  }
+
+  /**
+   * Stops every running set of generators, whatever tasks are still attached: their streams end, and this returns
+   * once their threads have ended (a batch still running is interrupted after 2 s, {@link #stop}). The engines may then
+   * be closed ({@link ExecutorEngines#closeAll}): a generator that still decoded for the aborted tasks of a failed
+   * local run, on engines closed under it, crashed the JVM in libtorch (SIGSEGV in TaskFailuresTest, 2026-12-03).
+   * Leases still open close later as usual and get the same {@link Run}.
+   */
+  static void stopAll() {
+    List<SharedGenerators> all;
+    synchronized (RUNNING) {
+      all = new ArrayList<>(RUNNING.values());
+      RUNNING.clear();
+      all.forEach(g -> g.stream.end());
+    }
+    all.forEach(SharedGenerators::stop);
   }
 
   /** Generators running now, for tests. */
@@ -224,7 +242,11 @@ final class SharedGenerators {
     return null;
   }
 
-  private Run stop() {
+  /** Stops the generators once (the last lease, or {@link #stopAll}) and returns their run. */
+  private synchronized Run stop() {
+    if (stopped != null) {
+      return stopped;
+    }
     pool.threads().shutdown(); // the stream ended: generators with nothing left return at once
     try {
       if (!pool.threads().awaitTermination(2, TimeUnit.SECONDS)) { // requests of a task that left early
@@ -249,6 +271,7 @@ final class SharedGenerators {
       oom += w.generator().stats().oomRetries();
     }
     pool.close();
-    return new Run(startMillis, System.currentTimeMillis(), workers.size(), generate, sizes, oom);
+    stopped = new Run(startMillis, System.currentTimeMillis(), workers.size(), generate, sizes, oom);
+    return stopped;
   }
 }

@@ -97,6 +97,32 @@ class SharedGeneratorsTest {
   }
 
   /**
+   * Stopping every set of generators while a task is still attached (a failed local run's aborted task) returns only
+   * once the generators have ended, so that the engines can be closed; the task's lease closes later and gets the run.
+   */
+  @Test
+  void stopAllEndsTheGeneratorsOfTasksStillAttached() {
+    Object key = List.of("run-stop-all", "cpu");
+    SharedGenerators.Lease a = SharedGenerators.join(key,
+        () -> EnginePool.over(ReplicaPlan.of(options), List.of(engine), options.values(), "test-generate"), 0);
+    for (int i = 0; i < 8; i++) {
+      String prompt = "def f" + i + "(x):";
+      a.add(new GenerationRequest("s" + i, prompt, 200, SamplingParams.GREEDY, List.of(), true,
+          engine.tokenizer().encode(prompt)), "tag" + i);
+    }
+    a.flush();
+    assertThat(a.generatorsEnded()).as("generating 200 tokens for each of 8 requests").isFalse();
+
+    SharedGenerators.stopAll();
+
+    assertThat(a.generatorsEnded()).as("every generator ended when stopAll returned").isTrue();
+    assertThat(SharedGenerators.runningCount()).isZero();
+    a.close();
+    assertThat(a.run()).as("the lease, closed after, still gets the run").isNotNull();
+    assertThat(a.run().generators()).isEqualTo(1);
+  }
+
+  /**
    * A task that tells the generators the run's longest request (as planning knows it) gets one batch whose cache
    * holds a longer prompt that comes after the batch started; without that, the longer prompt needs a batch of its
    * own. Both give the engine's tokens.
