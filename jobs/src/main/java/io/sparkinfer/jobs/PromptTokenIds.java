@@ -11,7 +11,8 @@ import org.apache.spark.sql.Row;
  * conversion an element at a time, boxed, on the planning task's way into the cache and the inference task's way out.
  * On an H200's host, with the array, 0.55 s passed between a planning task's two blocks of 256 prompts, the reading of
  * the second one's rows (0.18 s for the first) included (bench/results/2026-12-03-e2e-NVIDIA-H200-run30's prof-1).
- * Not yet measured there with bytes.
+ * Bytes were measured there only together with the other changes of 2026-12-03's evening: the planning job took
+ * 1.22-1.36 s against 1.24-1.61 s (bench/results/2026-12-03-e2e-NVIDIA-H200-run31).
  */
 final class PromptTokenIds {
 
