@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# session 17: the fp8 job alternated in three rounds: head (main, f8c5ee3), pf (the engines' preload started before the
+# input's line count) and next (pf + the SQL warm-up compiling for the local executor's class loader, with Spark's
+# artifact isolation off), with generate.sh fp8 once after the first round. Everything goes into $OUT/e20a.tgz,
+# written again after every run.
+source .gpu/setup.sh > /dev/null
+source bench/gpu/lib.sh
+mkdir -p /tmp/o20
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > /tmp/o20/gpu.txt
+nproc >> /tmp/o20/gpu.txt; lscpu | grep "Model name" >> /tmp/o20/gpu.txt
+bench_prompts /tmp/e2e-prompts.jsonl 8192 0 128 512 p
+pack() { tar czf $OUT/e20a.tgz -C /tmp o20; }
+job() {  # $1 label, $2 classes, $3 more JVM options
+  mkdir -p /tmp/o20/$1; rm -rf /tmp/ev; mkdir -p /tmp/ev
+  OUT=/tmp/o20/$1 E2E_JOBS_CLASSES=$2 E2E_GENERATE=0 E2E_FP8=0 E2E_PADDED=0 E2E_UNFUSED=0 E2E_SHARED=0 E2E_DECODE=0 \
+    E2E_JOB_PRECISION=fp8 E2E_JOB_JAVA_OPTS="-Dspark.eventLog.enabled=true -Dspark.eventLog.dir=file:/tmp/ev -Dspark.eventLog.compress=false $3" \
+    timeout 120 bench/gpu/e2e.sh > /tmp/o20/$1/e2e.out 2>&1
+  mkdir -p /tmp/o20/$1/ev && cp -r /tmp/ev/* /tmp/o20/$1/ev/
+  python3 bench/spark_events.py $(ls -d /tmp/ev/* | tail -1) > /tmp/o20/$1/timeline.txt 2>&1
+  grep -vE "INFO org\.apache\.|^\s*launch|PtEngine|^SLF4J" /tmp/o20/$1/job.log > /tmp/job.log.tmp; mv /tmp/job.log.tmp /tmp/o20/$1/job.log
+  rm -f /tmp/o20/$1/generate*.log
+  echo "$1: $(grep -hE 'throughput|wall time|timeline' /tmp/o20/$1/job.log | tr -s ' ' | tr '\n' ' ')"
+  pack
+}
+NOISO=-Dspark.sql.artifact.isolation.enabled=false
+job head-1 $PWD/.gpulib/jobs-classes-head ""
+job pf-1 $PWD/.gpulib/jobs-classes-pf ""
+job next-1 $PWD/.gpulib/jobs-classes-next $NOISO
+mkdir -p /tmp/o20/generate; timeout 100 java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true \
+  -cp "/tmp/app/*" io.sparkinfer.cli.GenerateCommand --model $M --input /tmp/e2e-prompts.jsonl \
+  --output /tmp/e2e-generate-fp8.jsonl --device gpu --precision fp8 --max-new-tokens 128 --ignore-eos \
+  --progress-seconds 10 > /tmp/o20/generate/generate-fp8.log 2>&1; tail -1 /tmp/o20/generate/generate-fp8.log; pack
+job pf-2 $PWD/.gpulib/jobs-classes-pf ""
+job next-2 $PWD/.gpulib/jobs-classes-next $NOISO
+job head-2 $PWD/.gpulib/jobs-classes-head ""
+job next-3 $PWD/.gpulib/jobs-classes-next $NOISO
+job head-3 $PWD/.gpulib/jobs-classes-head ""
+job pf-3 $PWD/.gpulib/jobs-classes-pf ""
