@@ -28,12 +28,12 @@ import org.slf4j.LoggerFactory;
  * own queries need it, and compiles the code of the planning job and of the inference wave ({@link #compilePlanning},
  * {@link #compileWave}). It runs no Spark job; a failure is logged at debug level and changes nothing.
  *
- * <p>When it starts is the Spark setting {@value #CONF}: {@code first-job} (the default) when the run's first Spark
- * job starts (the input's line count, or the planning job), while the driver's thread waits for that job; {@code now}
- * at once; {@code false} never. On an H200's host the first inference task came 1.3 s earlier with {@code first-job}
- * than with {@code false} (bench/results/2026-12-02-e2e-NVIDIA-H200-run16); started with the run, the thread slowed
- * the driver's own way to its first job and gained 0.4 s (run15). It is off where RAPIDS' plugin is in {@code spark.plugins}:
- * RAPIDS plans queries its own way, and would explain the made-up queries in the job's log.
+ * <p>When it starts is the application's Spark setting {@value #CONF}: {@code first-job} (the default) when the run's
+ * first Spark job starts (the input's line count, or the planning job), while the driver's thread waits for that job;
+ * {@code now} at once; {@code false} never. On an H200's host the first inference task came 1.3 s earlier with
+ * {@code first-job} than with {@code false} (bench/results/2026-12-02-e2e-NVIDIA-H200-run16); started with the run, the
+ * thread slowed the driver's own way to its first job and gained 0.4 s (run15). It is off where RAPIDS' plugin is in
+ * {@code spark.plugins}: RAPIDS plans queries its own way, and would explain the made-up queries in the job's log.
  */
 final class SqlWarmUp {
 
@@ -48,12 +48,21 @@ final class SqlWarmUp {
   private SqlWarmUp() {}
 
   /**
-   * Starts the warm-up as {@value #CONF} says (the session's setting, or {@code --conf} at submit).
+   * Starts the warm-up as {@value #CONF} says: the application's Spark conf ({@code --conf} or a properties file at
+   * submit, or the builder's {@code config} where a program makes the SparkContext). Not the session's: reading that
+   * builds the session's state, which a run builds later anyway. Built before the input's line count, it held the
+   * count back: the count started 0.86-0.95 s after the application's start with the setting read from the Spark conf,
+   * 0.85-1.31 s with it read from the session (an H200's host, bench/results/2026-12-03-e2e-NVIDIA-H200-run35).
    *
    * @return whether the warm-up planned every query, once it has run; null when it is off
    */
   static CompletableFuture<Boolean> start(SparkSession spark) {
-    String when = spark.conf().get(CONF, "first-job").trim().toLowerCase(Locale.ROOT);
+    return start(spark, spark.sparkContext().getConf().get(CONF, "first-job"));
+  }
+
+  /** Starts the warm-up as {@code setting} says ({@value #CONF}'s values). */
+  static CompletableFuture<Boolean> start(SparkSession spark, String setting) {
+    String when = setting.trim().toLowerCase(Locale.ROOT);
     if (RapidsPlugin.configured(spark.sparkContext().getConf()) && !when.equals("now")) {
       return null;
     }

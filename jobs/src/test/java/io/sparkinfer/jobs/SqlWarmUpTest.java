@@ -3,6 +3,7 @@ package io.sparkinfer.jobs;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.lang.reflect.Field;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
@@ -19,7 +20,6 @@ import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.storage.StorageLevel;
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -29,11 +29,6 @@ import org.junit.jupiter.api.Test;
 class SqlWarmUpTest {
 
   private final SparkSession spark = TestSupport.spark();
-
-  @AfterEach
-  void unset() {
-    spark.conf().unset(SqlWarmUp.CONF);
-  }
 
   @Test
   void theRunsQueryShapesPlan() {
@@ -117,18 +112,38 @@ class SqlWarmUpTest {
 
   @Test
   void nowStartsADaemonThreadAtOnce() throws Exception {
-    spark.conf().set(SqlWarmUp.CONF, "now");
-    CompletableFuture<Boolean> planned = SqlWarmUp.start(spark);
+    CompletableFuture<Boolean> planned = SqlWarmUp.start(spark, "now");
     assertThat(planned.get(60, TimeUnit.SECONDS)).isTrue();
   }
 
   @Test
   void falseTurnsItOffAndOtherValuesAreRefused() {
-    spark.conf().set(SqlWarmUp.CONF, "false");
-    assertThat(SqlWarmUp.start(spark)).isNull();
-    spark.conf().set(SqlWarmUp.CONF, "later");
-    assertThatThrownBy(() -> SqlWarmUp.start(spark)).isInstanceOf(IllegalArgumentException.class)
+    assertThat(SqlWarmUp.start(spark, " False ")).isNull();
+    assertThatThrownBy(() -> SqlWarmUp.start(spark, "later")).isInstanceOf(IllegalArgumentException.class)
         .hasMessageContaining("first-job, now or false");
+  }
+
+  /**
+   * The setting is the application's (its Spark conf), read without building the session's state: a run builds that
+   * later, and built before the input's line count it held the count back. A session's own value is not read.
+   */
+  @Test
+  void theSettingIsTheApplicationsAndReadingItLeavesTheSessionsStateUnbuilt() throws Exception {
+    SparkSession session = spark.newSession(); // its state is built when first needed
+    session.conf(); // ... as here: the session's runtime setting, below, builds it
+    session.conf().set(SqlWarmUp.CONF, "false");
+    SparkSession fresh = spark.newSession();
+    Field state = fresh.getClass().getDeclaredField("sessionState"); // Scala's lazy val: null until built
+    state.setAccessible(true);
+    assertThat(state.get(fresh)).as("a new session's state").isNull();
+
+    CompletableFuture<Boolean> started = SqlWarmUp.start(fresh);
+    assertThat(state.get(fresh)).as("the session's state, once the setting is read").isNull();
+    CompletableFuture<Boolean> alsoStarted = SqlWarmUp.start(session);
+    assertThat(alsoStarted).as("a session set to false: the application's first-job applies").isNotNull();
+    assertThat(new JavaSparkContext(spark.sparkContext()).parallelize(List.of(1, 2)).count()).isEqualTo(2); // a job
+    assertThat(started.get(60, TimeUnit.SECONDS)).as("started with the first job").isTrue();
+    assertThat(alsoStarted.get(60, TimeUnit.SECONDS)).as("the other session's, started with it").isTrue();
   }
 
   private static long threadsNamed(String name) {
