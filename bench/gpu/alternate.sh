@@ -3,7 +3,8 @@
 # runs every build's job once (bench/gpu/e2e.sh, the job alone, Spark's event log on), in an order turned by one place
 # each round, so that no build always runs first; generate.sh runs once, in the jobs' precision, after the first round.
 # Every run's files go under $ALT_WORK/LABEL-ROUND/ (job.log filtered of Spark's INFO lines, e2e.json, Spark's event log
-# in ev/, its timeline from bench/spark_events.py), and all of it into $OUT/$ALT_NAME.tgz, written again after every run
+# in ev/, its timeline from bench/spark_events.py, its stages' tasks from
+# bench/spark_stages.py), and all of it into $OUT/$ALT_NAME.tgz, written again after every run
 # (a call returns few files, and a cut-short call keeps what ran). At the end, bench/alternate_table.py's table.
 #
 #   bench/gpu/alternate.sh head=.gpulib/jobs-classes-head new=.gpulib/jobs-classes-new
@@ -44,6 +45,7 @@ job() {  # $1 run name, $2 classes, $3 more JVM options
   if [ -n "$(ls -A "$ev")" ]; then
     mkdir -p "$run/ev" && cp -r "$ev"/* "$run/ev/"
     python3 bench/spark_events.py "$(ls -d "$ev"/* | tail -1)" > "$run/timeline.txt" 2>&1
+    python3 bench/spark_stages.py "$(ls -d "$ev"/* | tail -1)" > "$run/stages.txt" 2>&1
   fi
   if [ -f "$run/job.log" ]; then
     grep -vE "INFO org\.apache\.|^\s*launch|PtEngine|^SLF4J" "$run/job.log" > "$run/job.log.tmp"

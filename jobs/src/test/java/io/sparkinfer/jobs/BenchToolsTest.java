@@ -14,7 +14,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The host-side profiling tools of {@code bench/} on small inputs written here: {@code spark_events.py} (a Spark
- * event log as a timeline), {@code jfr_top.py} (a flight recording's samples per thread), {@code alternate_table.py}
+ * event log as a timeline), {@code spark_stages.py} (its stages' tasks), {@code jfr_top.py} (a flight recording's samples per thread), {@code alternate_table.py}
  * and {@code gpu/alternate.sh} (builds of the job set against each other). Skipped without {@code python3} (CI
  * installs it).
  */
@@ -41,6 +41,24 @@ class BenchToolsTest {
     Path compressed = Files.createDirectories(tmp.resolve("eventlog_v2_local-2"));
     Files.write(compressed.resolve("events_1_local-2.zstd"), new byte[] {1});
     assertThat(python(null, "bench/spark_events.py", compressed.toString())).contains("spark.eventLog.compress=false");
+  }
+
+  @Test
+  void sparkStagesPrintsEachStagesTasksWithTheirMeanRunAndCpuTimes() throws Exception {
+    Path dir = Files.createDirectories(tmp.resolve("eventlog_v2_local-3"));
+    String task = "{\"Event\":\"SparkListenerTaskEnd\",\"Stage ID\":1,\"Task Info\":{\"Launch Time\":%d,"
+        + "\"Finish Time\":%d},\"Task Metrics\":{\"Executor Deserialize Time\":%d,\"Executor Run Time\":%d,"
+        + "\"Executor CPU Time\":%d,\"JVM GC Time\":0}}";
+    Files.write(dir.resolve("events_1_local-3"), List.of(
+        "{\"Event\":\"SparkListenerApplicationStart\",\"Timestamp\":1000}",
+        String.format(task, 3000, 4000, 50, 900, 200_000_000L),
+        String.format(task, 3100, 4200, 70, 1100, 400_000_000L),
+        "{\"Event\":\"SparkListenerStageCompleted\",\"Stage Info\":{\"Stage ID\":1,\"Stage Name\":"
+            + "\"collect at PlanSummary.java:67\",\"Submission Time\":2900,\"Completion Time\":4300}}"),
+        StandardCharsets.UTF_8);
+    assertThat(python(null, "bench/spark_stages.py", dir.toString())).contains("stage 1 collect at PlanSummary.j: "
+        + "submitted 1.90 done 3.30 | 2 tasks launched 2.00-2.10, finished 3.00-3.20 | mean ms: deserialize 60, run "
+        + "1000 (max 1100), cpu 300, gc 0, shuffle write 0, fetch wait 0");
   }
 
   @Test
