@@ -122,6 +122,7 @@ public final class ExecutorEngines {
   /** Loads and warms up the engine for {@code key} into {@code slot} (whose lock the caller holds); its seconds. */
   private static double load(Key key, Slot<LlmEngine> slot) {
     long start = System.nanoTime();
+    LibtorchThreads.beforeFirstLoad(key.options());
     LlmEngine engine = LlmEngine.load(key.options());
     long warmUpStart = System.nanoTime();
     try {
