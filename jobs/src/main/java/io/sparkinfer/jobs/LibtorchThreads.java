@@ -15,6 +15,12 @@ import org.slf4j.LoggerFactory;
  * ({@code bench/results/2026-12-03-e2e-NVIDIA-H200-run36}, {@code run37}). The JVM's own setting
  * ({@code -Dai.djl.pytorch.num_threads}) wins; engines on the CPU keep libtorch's default, as their generator is one
  * thread feeding libtorch.
+ *
+ * <p>libtorch's count is per thread, taken from the process-wide one at a thread's first parallel op: set before the
+ * first engine loads, as DJL sets it at its start from those JVM options, it holds for every thread that runs libtorch
+ * ops after (the load's own thread, the generators'). On the development machine's CPU libtorch, a thread started
+ * after it ran an element-wise op on one thread (229 against 118 ms on two), while its CPU matrix products kept
+ * their own threads.
  */
 final class LibtorchThreads {
 
