@@ -3,8 +3,10 @@ ratio to `generate.sh`'s figure in the same call, its wall time and first infere
 its time went before the inference tasks (its Spark timeline, from `spark_events.py`), then each build's mean.
 
 usage: python3 bench/alternate_table.py DIR    # DIR holds LABEL-ROUND/ run directories (job.log, timeline.txt),
-                                               # optionally order.txt (the runs' names in the order they ran; else
-                                               # by name) and generate/generate-*.log (generate.sh's summary line)
+                                               # optionally order.txt (the runs' names in the order they ran: only
+                                               # these, so that runs of an earlier call in DIR stay out; without it
+                                               # every run, by name) and generate/generate-*.log (generate.sh's
+                                               # summary line)
 
 Times are seconds from the Spark application's start, except wall and first inference task (from the run's start, as
 the job prints them). A column the run's files do not give is '-'.
@@ -66,7 +68,7 @@ def main():
     order = os.path.join(directory, "order.txt")
     if os.path.exists(order):
         ran = [line.strip() for line in open(order, encoding="utf-8") if line.strip()]
-        names = [n for n in ran if n in names] + [n for n in names if n not in ran]
+        names = [n for n in ran if n in names]
     runs = []
     for name in names:
         run_dir = os.path.join(directory, name)

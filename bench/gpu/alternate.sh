@@ -12,8 +12,10 @@
 #
 # LABEL=DIR: a build's label (letters, digits, underscores) and its jobs module's classes (E2E_JOBS_CLASSES). Environment:
 # ALT_NAME (the tarball's name, default alternate), ALT_ROUNDS (3), ALT_PRECISION (the jobs' and generate.sh's, fp8),
-# ALT_JAVA_OPTS_<LABEL> (more JVM options for that build's jobs), ALT_GENERATE (1; 0 skips generate.sh), ALT_WORK
-# (/tmp/alternate), ALT_E2E (the command run per job, default bench/gpu/e2e.sh). Needs what bench/gpu/e2e.sh needs.
+# ALT_JAVA_OPTS_<LABEL> (more JVM options for that build's jobs), ALT_GENERATE (1; 0 skips generate.sh), ALT_WARM (1:
+# first a job of the first build over 256 prompts, not measured and kept out of the table, since a fresh machine
+# compiles the kernels at its first engine load; 0 skips it), ALT_WORK (/tmp/alternate), ALT_E2E (the command run per
+# job, default bench/gpu/e2e.sh). Needs what bench/gpu/e2e.sh needs.
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: bench/gpu/alternate.sh LABEL=CLASSES_DIR ..." >&2; exit 2; }
 labels=(); dirs=()
@@ -66,6 +68,12 @@ generate() {  # generate.sh once over the jobs' prompts, in their precision
   pack
 }
 
+if [ "${ALT_WARM:-1}" = 1 ]; then  # the kernels compiled (and the first build's class-data archive written) first
+  mkdir -p "$WORK/warm"
+  OUT=$WORK/warm E2E_JOBS_CLASSES=${dirs[0]} E2E_PROMPTS=256 E2E_GENERATE=0 E2E_FP8=0 E2E_PADDED=0 E2E_UNFUSED=0 \
+    E2E_SHARED=0 E2E_DECODE=0 E2E_JOB_PRECISION=$PRECISION timeout 300 $E2E > "$WORK/warm/e2e.out" 2>&1
+  echo "warm-up (not measured): $(grep -hE 'throughput' "$WORK/warm/job.log" 2>/dev/null | tr -s ' ')"
+fi
 n=${#labels[@]}
 for round in $(seq 1 "$ROUNDS"); do
   for i in $(seq 0 $((n - 1))); do

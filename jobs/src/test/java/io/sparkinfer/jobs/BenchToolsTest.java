@@ -90,6 +90,7 @@ class BenchToolsTest {
     writeRun("head-1", 45000, 20.0, timeline);
     writeRun("new-1", 50000, 19.5, timeline);
     writeRun("new-2", 51000, 19.4, null); // no timeline: its columns are '-'
+    writeRun("old-1", 40000, 22.0, null); // an earlier call's run in the same directory
     Files.writeString(tmp.resolve("order.txt"), "new-1\nhead-1\nnew-2\n");
     Files.createDirectories(tmp.resolve("generate"));
     Files.writeString(tmp.resolve("generate/generate-fp8.log"), "generate: done: 8 prompts (8 ok, 0 errors), 9 prompt "
@@ -99,13 +100,15 @@ class BenchToolsTest {
         + "| 1.50 |", "| head-1 | 45,000 | 0.900 | 20.0 |", "| new-2 | 51,000 | 1.020 | 19.4 | 3.0 | - | - | - | - |")
         .contains("new: mean 50,500 completion tokens/s over 2 runs (1.010 of generate.sh), 50,000-51,000",
             "head: mean 45,000 completion tokens/s over 1 runs (0.900 of generate.sh)");
+    assertThat(out).as("only the runs order.txt names").doesNotContain("old-1", "40,000");
     assertThat(out.indexOf("| new-1 |")).as("the runs in the order they ran").isLessThan(out.indexOf("| head-1 |"));
     assertThat(out.indexOf("| head-1 |")).isLessThan(out.indexOf("| new-2 |"));
   }
 
   /**
    * {@code gpu/alternate.sh} with a stand-in for {@code gpu/e2e.sh}: each round runs every build once, the order turned
-   * by one place a round, each build with its own JVM options; every run's files and the table end up in the tarball.
+   * by one place a round, each build with its own JVM options, after a warm-up job of the first build over 256 prompts
+   * that stays out of the order and the table; every run's files and the table end up in the tarball.
    */
   @Test
   void alternateRunsEveryBuildEachRoundInATurningOrderAndPacksTheRuns() throws Exception {
@@ -115,7 +118,7 @@ class BenchToolsTest {
     Path calls = tmp.resolve("calls.txt");
     Path fake = tmp.resolve("fake-e2e.sh");
     Files.writeString(fake, String.join("\n", "#!/usr/bin/env bash",
-        "echo \"$(basename \"$E2E_JOBS_CLASSES\") $E2E_JOB_PRECISION $E2E_JOB_JAVA_OPTS\" >> " + calls,
+        "echo \"$(basename \"$E2E_JOBS_CLASSES\") ${E2E_PROMPTS:-8192} $E2E_JOB_PRECISION $E2E_JOB_JAVA_OPTS\" >> " + calls,
         "tokens=$([ \"$(basename \"$E2E_JOBS_CLASSES\")\" = classes-a ] && echo 40000.0 || echo 44000.0)",
         "printf '  throughput   %s completion tokens/s | 1 rows/s\\n  wall time    20.0 s\\n' $tokens > \"$OUT/job.log\"",
         "echo '17:00:00 INFO org.apache.spark.SparkContext: dropped' >> \"$OUT/job.log\"", ""));
@@ -132,9 +135,11 @@ class BenchToolsTest {
 
     assertThat(Files.readAllLines(work.resolve("order.txt"))).containsExactly("a-1", "b-1", "b-2", "a-2");
     List<String> jobs = Files.readAllLines(calls);
-    assertThat(jobs).hasSize(4);
-    assertThat(jobs.get(0)).startsWith("classes-a fp8 -Dspark.eventLog.enabled=true").doesNotContain("-Dx=1");
-    assertThat(jobs.get(1)).startsWith("classes-b fp8 ").endsWith("-Dx=1");
+    assertThat(jobs).hasSize(5);
+    assertThat(jobs.get(0)).as("the warm-up").isEqualTo("classes-a 256 fp8 ");
+    assertThat(jobs.get(1)).startsWith("classes-a 8192 fp8 -Dspark.eventLog.enabled=true").doesNotContain("-Dx=1");
+    assertThat(jobs.get(2)).startsWith("classes-b 8192 fp8 ").endsWith("-Dx=1");
+    assertThat(log).containsPattern("warm-up \\(not measured\\): +throughput 40000.0").doesNotContain("| warm");
     assertThat(Files.readString(work.resolve("a-1/job.log"))).contains("throughput   40000.0").doesNotContain("dropped");
     assertThat(log).contains("| b-2 | 44,000 |", "a: mean 40,000 completion tokens/s over 2 runs");
     Process list = new ProcessBuilder("tar", "tzf", out.resolve("ab.tgz").toString()).redirectErrorStream(true).start();
