@@ -36,13 +36,18 @@ mkdir -p "$WORK" "$OUT"
   lscpu 2>/dev/null | grep "Model name"; } > "$WORK/gpu.txt"
 pack() { tar czf "$OUT/$NAME.tgz" -C "$(dirname "$WORK")" "$(basename "$WORK")"; }
 
+job_alone() {  # $1 output directory, $2 classes, $3 seconds, then VAR=value settings: $E2E with the job alone
+  local out=$1 classes=$2 limit=$3
+  shift 3
+  env "$@" OUT="$out" E2E_JOBS_CLASSES="$classes" E2E_GENERATE=0 E2E_FP8=0 E2E_PADDED=0 E2E_UNFUSED=0 E2E_SHARED=0 \
+    E2E_DECODE=0 E2E_JOB_PRECISION="$PRECISION" timeout "$limit" $E2E > "$out/e2e.out" 2>&1
+}
+
 job() {  # $1 run name, $2 classes, $3 more JVM options
   local run=$WORK/$1 ev=$WORK/.ev
   mkdir -p "$run"; rm -rf "$ev"; mkdir -p "$ev"
-  OUT=$run E2E_JOBS_CLASSES=$2 E2E_GENERATE=0 E2E_FP8=0 E2E_PADDED=0 E2E_UNFUSED=0 E2E_SHARED=0 E2E_DECODE=0 \
-    E2E_JOB_PRECISION=$PRECISION \
-    E2E_JOB_JAVA_OPTS="-Dspark.eventLog.enabled=true -Dspark.eventLog.dir=file:$ev -Dspark.eventLog.compress=false $3" \
-    timeout 180 $E2E > "$run/e2e.out" 2>&1
+  job_alone "$run" "$2" 180 \
+    E2E_JOB_JAVA_OPTS="-Dspark.eventLog.enabled=true -Dspark.eventLog.dir=file:$ev -Dspark.eventLog.compress=false $3"
   echo "$1" >> "$WORK/order.txt"
   if [ -n "$(ls -A "$ev")" ]; then
     mkdir -p "$run/ev" && cp -r "$ev"/* "$run/ev/"
@@ -70,8 +75,7 @@ generate() {  # generate.sh once over the jobs' prompts, in their precision
 
 if [ "${ALT_WARM:-1}" = 1 ]; then  # the kernels compiled (and the first build's class-data archive written) first
   mkdir -p "$WORK/warm"
-  OUT=$WORK/warm E2E_JOBS_CLASSES=${dirs[0]} E2E_PROMPTS=256 E2E_GENERATE=0 E2E_FP8=0 E2E_PADDED=0 E2E_UNFUSED=0 \
-    E2E_SHARED=0 E2E_DECODE=0 E2E_JOB_PRECISION=$PRECISION timeout 300 $E2E > "$WORK/warm/e2e.out" 2>&1
+  job_alone "$WORK/warm" "${dirs[0]}" 300 E2E_PROMPTS=256
   echo "warm-up (not measured): $(grep -hE 'throughput' "$WORK/warm/job.log" 2>/dev/null | tr -s ' ')"
 fi
 n=${#labels[@]}

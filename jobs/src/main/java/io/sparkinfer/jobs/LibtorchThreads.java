@@ -18,16 +18,15 @@ import org.slf4j.LoggerFactory;
  *
  * <p>libtorch's count is per thread, taken from the process-wide one at a thread's first parallel op: set before the
  * first engine loads, as DJL sets it at its start from those JVM options, it holds for every thread that runs libtorch
- * ops after (the load's own thread, the generators'). On the development machine's CPU libtorch, a thread started
- * after it ran an element-wise op on one thread (229 against 118 ms on two), while its CPU matrix products kept
- * their own threads.
+ * ops after (the load's own thread, the generators': {@code LibtorchThreadsTest}). CPU matrix products may keep
+ * threads of their own (MKL's).
  */
 final class LibtorchThreads {
 
   private static final Logger LOG = LoggerFactory.getLogger(LibtorchThreads.class);
 
-  static final String THREADS = "ai.djl.pytorch.num_threads";
-  static final String INTEROP_THREADS = "ai.djl.pytorch.num_interop_threads";
+  private static final String THREADS = "ai.djl.pytorch.num_threads";
+  private static final String INTEROP_THREADS = "ai.djl.pytorch.num_interop_threads";
 
   private static final AtomicBoolean DECIDED = new AtomicBoolean();
 

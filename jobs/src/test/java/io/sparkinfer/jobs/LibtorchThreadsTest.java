@@ -3,7 +3,10 @@ package io.sparkinfer.jobs;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.jni.JniUtils;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -33,6 +36,22 @@ class LibtorchThreadsTest {
   void enginesOnAGpuGiveEachOpOneThread() {
     assertThat(LibtorchThreads.oneThreadPerOp(true, null, null)).isTrue();
     assertThat(JniUtils.getNumThreads()).isEqualTo(1);
+  }
+
+  /** The count is per thread: one started after the call (a generator's) takes it at its first op. */
+  @Test
+  void aThreadStartedAfterTakesTheCount() throws Exception {
+    LibtorchThreads.oneThreadPerOp(true, null, null);
+    AtomicInteger seen = new AtomicInteger();
+    Thread generator = new Thread(() -> {
+      try (NDManager manager = NDManager.newBaseManager()) {
+        manager.ones(new Shape(64, 64)).exp().sum().getFloat(); // its first parallel op
+        seen.set(JniUtils.getNumThreads());
+      }
+    });
+    generator.start();
+    generator.join(60_000);
+    assertThat(seen.get()).as("the later thread's count").isEqualTo(1);
   }
 
   @Test
