@@ -206,9 +206,9 @@ public final class CubinCache {
 
   /**
    * Whether a path may be trusted: owned by this process's user, not a link, and writable by its owner alone. On a
-   * file system without POSIX attributes, any existing path.
+   * file system without POSIX attributes, any existing path. {@link CublasOverride}'s links are held to the same.
    */
-  private static boolean usable(Path path) throws IOException {
+  static boolean usable(Path path) throws IOException {
     PosixFileAttributeView view = Files.getFileAttributeView(path, PosixFileAttributeView.class,
         LinkOption.NOFOLLOW_LINKS);
     if (view == null) {
@@ -219,7 +219,7 @@ public final class CubinCache {
     boolean ours = a.owner().getName().equals(System.getProperty("user.name"));
     boolean othersWrite = p.contains(PosixFilePermission.GROUP_WRITE) || p.contains(PosixFilePermission.OTHERS_WRITE);
     if (a.isSymbolicLink() || !ours || othersWrite) {
-      LOG.warn("not using the kernel cache entry {}: it must be this user's ({}), not a link, and writable by its owner "
+      LOG.warn("not using {}: it must be this user's ({}), not a link, and writable by its owner "
           + "alone (owner {}, {})", path, System.getProperty("user.name"), a.owner().getName(),
           PosixFilePermissions.toString(p));
       return false;
@@ -227,7 +227,7 @@ public final class CubinCache {
     return true;
   }
 
-  private static void ownerOnly(Path path) throws IOException {
+  static void ownerOnly(Path path) throws IOException {
     if (Files.getFileAttributeView(path, PosixFileAttributeView.class) != null) {
       Files.setPosixFilePermissions(path, OWNER_ONLY);
     }

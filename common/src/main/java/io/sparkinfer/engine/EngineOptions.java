@@ -4,6 +4,7 @@ import ai.djl.Device;
 import ai.djl.engine.Engine;
 import io.sparkinfer.backend.fused.FusedOptions;
 import io.sparkinfer.backend.scripted.ScriptedOptions;
+import io.sparkinfer.cuda.CublasOverride;
 import io.sparkinfer.generate.GeneratorOptions;
 import io.sparkinfer.layout.Layout;
 import io.sparkinfer.model.Precision;
@@ -70,6 +71,7 @@ public final class EngineOptions implements Serializable {
     all.addAll(ScriptedOptions.ALL);
     all.addAll(FusedOptions.ALL);
     all.add(ROPE_IN_CHECKPOINT_DTYPE);
+    all.add(CublasOverride.CUBLAS);
     return List.copyOf(all);
   }
 
@@ -176,7 +178,7 @@ public final class EngineOptions implements Serializable {
    * CPU.
    */
   public List<Device> resolveDevices(int wanted) {
-    int gpus = Engine.getEngine("PyTorch").getGpuCount();
+    int gpus = gpuCount();
     String d = device();
     if ((d.equals("auto") && gpus > 0) || d.equals("gpu")) {
       List<Device> out = new ArrayList<>();
@@ -193,6 +195,15 @@ public final class EngineOptions implements Serializable {
       return out;
     }
     return List.of(parseDevice(d, gpus));
+  }
+
+  /**
+   * The GPUs the PyTorch engine sees. The first call in a JVM loads the engine, after pointing it at the cuBLAS of
+   * {@code --cublas} ({@link CublasOverride}).
+   */
+  public int gpuCount() {
+    CublasOverride.ensure(values.get(CublasOverride.CUBLAS));
+    return Engine.getEngine("PyTorch").getGpuCount();
   }
 
   /** The precision to load in: the given one, else fp16 on GPU and fp32 on CPU. */

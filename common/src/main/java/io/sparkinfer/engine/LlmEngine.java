@@ -9,6 +9,7 @@ import io.sparkinfer.backend.fused.FusedOptions;
 import io.sparkinfer.backend.scripted.ScriptedOptions;
 import io.sparkinfer.backend.sharded.ShardedCausalLm;
 import io.sparkinfer.cuda.CubinCache;
+import io.sparkinfer.cuda.CublasOverride;
 import io.sparkinfer.generate.Completion;
 import io.sparkinfer.generate.GenerationConfig;
 import io.sparkinfer.generate.GenerationRequest;
@@ -266,11 +267,14 @@ public final class LlmEngine implements AutoCloseable {
     }
   }
 
-  /** One line for logs: model, precision, device, and how the backend runs (CUDA graphs, fused kernels). */
+  /**
+   * One line for logs: model, precision, device, how the backend runs (CUDA graphs, fused kernels), and the cuBLAS
+   * where it is not the bundled one ({@code --cublas}).
+   */
   public String describe() {
-    return String.format(Locale.ROOT, "%s [%s, %s, %s%s]", config, weights.precision().label(), devices.size() == 1
+    return String.format(Locale.ROOT, "%s [%s, %s, %s%s%s]", config, weights.precision().label(), devices.size() == 1
         ? devices.get(0) : devices, generator.backend().describe(), layout.equals(Layout.SINGLE) ? ""
-        : ", layout " + layout.label());
+        : ", layout " + layout.label(), CublasOverride.applied().map(c -> ", " + c).orElse(""));
   }
 
   @Override

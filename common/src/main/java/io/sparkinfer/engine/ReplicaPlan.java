@@ -1,7 +1,6 @@
 package io.sparkinfer.engine;
 
 import ai.djl.Device;
-import ai.djl.engine.Engine;
 import io.sparkinfer.layout.Layout;
 import io.sparkinfer.model.ModelConfig;
 import io.sparkinfer.model.Precision;
@@ -29,7 +28,7 @@ public record ReplicaPlan(Layout layout, List<EngineOptions> replicas, List<Devi
   /** Plans {@code options}' layout over its devices; reads only the checkpoint's config.json. */
   public static ReplicaPlan of(EngineOptions options) {
     Layout layout = options.layout();
-    int gpus = options.device().equals("cpu") ? 0 : Engine.getEngine("PyTorch").getGpuCount();
+    int gpus = options.device().equals("cpu") ? 0 : options.gpuCount();
     List<Device> devices = options.resolveDevices(layout.auto() ? Math.max(1, gpus)
         : layout.replicas() * layout.devicesPerReplica());
     boolean gpu = devices.get(0).isGpu();
