@@ -2,6 +2,7 @@ package io.sparkinfer.jobs;
 
 import ai.djl.Device;
 import com.google.gson.Gson;
+import io.sparkinfer.cuda.CublasOverride;
 import io.sparkinfer.engine.BackendKind;
 import io.sparkinfer.engine.EngineOptions;
 import io.sparkinfer.generate.GeneratorOptions;
@@ -46,6 +47,8 @@ import java.util.Set;
  * the same alone and in padded batches), {@code --max-prompt-tokens} (it only decides which rows are errors, and
  * errors are never cached), {@code --oom-retry}, {@code --profile-steps}, {@code --graph-timing}, {@code --kernel-cache}
  * (where compiled kernels are kept), and the device's index ({@code gpu:0} and {@code gpu:1} are one kind).
+ * {@code --cublas} is named only where it is not {@code bundled} (another cuBLAS may round otherwise), so the keys of
+ * runs that never set it stay what they were before the option.
  */
 final class CacheKey implements Serializable {
 
@@ -96,7 +99,9 @@ final class CacheKey implements Serializable {
     Layout layout = engine.layout();
     List<String> engineOptions = new ArrayList<>();
     for (Option<?> option : EngineOptions.ALL.stream().sorted(Comparator.comparing(Option::name)).toList()) {
-      if (!NOT_IN_KEY.contains(option)) {
+      boolean bundledCublas = option == CublasOverride.CUBLAS && v.get(CublasOverride.CUBLAS).equals(
+          CublasOverride.BUNDLED);
+      if (!NOT_IN_KEY.contains(option) && !bundledCublas) {
         engineOptions.add(option.name() + "=" + v.text(option));
       }
     }

@@ -49,6 +49,7 @@ class CacheKeyTest {
     changed.put("layout", key("--layout", "tp=2"));
     changed.put("engine option", key("--rope-in-checkpoint-dtype"));
     changed.put("another engine option", key("--decode-chunk", "4"));
+    changed.put("another cuBLAS", key("--cublas", "/opt/cuda-12.6/lib64"));
     changed.put("max-new-tokens", key("--max-new-tokens", "4"));
     changed.put("stop", key("--stop", "\n"));
     changed.put("ignore-eos", key("--ignore-eos"));
@@ -88,6 +89,8 @@ class CacheKeyTest {
         "--commit-every", "10", "--dedup=false")).as("batching, limits that only make errors, the job's layout")
         .isEqualTo(base);
     assertThat(key("--kernel-cache", "none")).as("where compiled kernels are kept").isEqualTo(base);
+    assertThat(CacheKey.of(options("--cublas", "bundled"), FINGERPRINT, false, "1.0").text(PROMPT, "p0"))
+        .as("the bundled cuBLAS is not named: keys from before --cublas still hit").doesNotContain("cublas");
     assertThat(key("--precision", "fp32", "--backend", "eager", "--device", "cpu"))
         .as("what auto resolves to on a CPU, given explicitly").isEqualTo(base);
     assertThat(key("--temperature", "0", "--top-p", "0.5", "--seed", "9")).as("greedy is greedy").isEqualTo(base);
