@@ -17,8 +17,9 @@ import org.slf4j.LoggerFactory;
 /**
  * A newer cuBLAS 12 under DJL's libtorch ({@code --cublas DIR}): the matrix products of every engine in the JVM then
  * run on its kernels. DJL's CUDA build of libtorch 2.5.1 ships cuBLAS 12.4.5 under hashed names
- * ({@code libcublas-4cc45526.so.12}); cuBLAS 12.6.3 runs the decode step at batch 256 in 13% less time on an H200
- * (3.03 against 3.48 ms, {@code bench/results/2026-12-03-cublas-NVIDIA-H200}).
+ * ({@code libcublas-4cc45526.so.12}); cuBLAS 12.6.3 ran the decode step at batch 256 in 13% less time on an H200
+ * (3.03 against 3.48 ms, {@code bench/results/2026-12-03-cublas-NVIDIA-H200}), its two libraries copied into a libtorch
+ * directory as this class puts them there (this class itself has not run on a GPU yet: {@code bench/gpu/cublas_ab.sh}).
  *
  * <p>libtorch finds its cuBLAS next to itself ({@code $ORIGIN}), so the override is a directory of its own beside
  * DJL's (a {@link LibtorchOverlay}): each file of DJL's libtorch directory hard-linked (copied where the two lie on
