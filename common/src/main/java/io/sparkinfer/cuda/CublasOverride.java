@@ -160,7 +160,8 @@ public final class CublasOverride {
       for (Path file : files) {
         Matcher m = BUNDLED_NAME.matcher(file.getFileName().toString());
         if (m.matches()) {
-          replaced.put(file.getFileName().toString(), m.group(1).equals("cublasLt") ? cublas.cublasLt() : cublas.cublas());
+          Path replacement = m.group(1).equals("cublasLt") ? cublas.cublasLt() : cublas.cublas();
+          replaced.put(file.getFileName().toString(), replacement);
         }
       }
     }
@@ -173,7 +174,7 @@ public final class CublasOverride {
     return replaced;
   }
 
-  /** Where the overlays live: {@code $XDG_CACHE_HOME/sparkinfer/libtorch}, else {@code ~/.cache/sparkinfer/libtorch}. */
+  /** Where overlays live: {@code $XDG_CACHE_HOME/sparkinfer/libtorch}, else {@code ~/.cache/sparkinfer/libtorch}. */
   static Path defaultRoot() {
     String xdg = System.getenv("XDG_CACHE_HOME");
     Path base = xdg != null && !xdg.isBlank() ? Path.of(xdg) : Path.of(System.getProperty("user.home"), ".cache");
