@@ -9,10 +9,6 @@ import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.attribute.PosixFileAttributeView;
-import java.nio.file.attribute.PosixFileAttributes;
-import java.nio.file.attribute.PosixFilePermission;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.Arrays;
@@ -20,7 +16,6 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
-import java.util.Set;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -47,7 +42,6 @@ public final class CubinCache {
 
   private static final int DIGEST_BYTES = 32;
   private static final String SUFFIX = ".cubin";
-  private static final Set<PosixFilePermission> OWNER_ONLY = PosixFilePermissions.fromString("rwx------");
 
   private final Path dir; // null: no cache
 
@@ -135,7 +129,7 @@ public final class CubinCache {
     }
     Path file = file(key);
     try {
-      if (!usable(dir) || !usable(file)) {
+      if (!OwnerOnly.usable(dir) || !OwnerOnly.usable(file)) {
         return Optional.empty();
       }
       long size = Files.size(file);
@@ -170,9 +164,9 @@ public final class CubinCache {
     try {
       if (!Files.isDirectory(dir)) {
         Files.createDirectories(dir);
-        ownerOnly(dir);
+        OwnerOnly.restrict(dir);
       }
-      if (!usable(dir)) {
+      if (!OwnerOnly.usable(dir)) {
         return;
       }
       temp = Files.createTempFile(dir, key.digest(), ".tmp"); // owner-only, as createTempFile makes files
@@ -202,35 +196,6 @@ public final class CubinCache {
 
   Path file(Key key) {
     return dir.resolve(key.digest() + SUFFIX);
-  }
-
-  /**
-   * Whether a path may be trusted: owned by this process's user, not a link, and writable by its owner alone. On a
-   * file system without POSIX attributes, any existing path. {@link CublasOverride}'s links are held to the same.
-   */
-  static boolean usable(Path path) throws IOException {
-    PosixFileAttributeView view = Files.getFileAttributeView(path, PosixFileAttributeView.class,
-        LinkOption.NOFOLLOW_LINKS);
-    if (view == null) {
-      return Files.exists(path, LinkOption.NOFOLLOW_LINKS);
-    }
-    PosixFileAttributes a = view.readAttributes();
-    Set<PosixFilePermission> p = a.permissions();
-    boolean ours = a.owner().getName().equals(System.getProperty("user.name"));
-    boolean othersWrite = p.contains(PosixFilePermission.GROUP_WRITE) || p.contains(PosixFilePermission.OTHERS_WRITE);
-    if (a.isSymbolicLink() || !ours || othersWrite) {
-      LOG.warn("not using {}: it must be this user's ({}), not a link, and writable by its owner "
-          + "alone (owner {}, {})", path, System.getProperty("user.name"), a.owner().getName(),
-          PosixFilePermissions.toString(p));
-      return false;
-    }
-    return true;
-  }
-
-  static void ownerOnly(Path path) throws IOException {
-    if (Files.getFileAttributeView(path, PosixFileAttributeView.class) != null) {
-      Files.setPosixFilePermissions(path, OWNER_ONLY);
-    }
   }
 
   private static MessageDigest sha256() {

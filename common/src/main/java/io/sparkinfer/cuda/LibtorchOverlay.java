@@ -1,5 +1,6 @@
 package io.sparkinfer.cuda;
 
+import io.sparkinfer.base.FileTrees;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
@@ -13,7 +14,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
-import java.util.Comparator;
 import java.util.HexFormat;
 import java.util.Map;
 import java.util.TreeMap;
@@ -50,9 +50,9 @@ final class LibtorchOverlay {
   static Path write(Path libtorch, Map<String, Path> replaced, Path root) throws IOException {
     if (!Files.isDirectory(root)) {
       Files.createDirectories(root);
-      CubinCache.ownerOnly(root);
+      OwnerOnly.restrict(root);
     }
-    if (!CubinCache.usable(root)) {
+    if (!OwnerOnly.usable(root)) {
       throw new IOException(root + " must be this user's and writable by its owner alone");
     }
     Map<String, Path> kept = kept(libtorch, replaced);
@@ -72,12 +72,10 @@ final class LibtorchOverlay {
       LOG.info("libtorch's files copied into {}: it lies on another file system than {}", root, libtorch);
     }
     try {
-      if (Files.exists(dir, LinkOption.NOFOLLOW_LINKS)) {
-        deleteTree(dir); // entries that are not what they should be: replaced
-      }
+      FileTrees.delete(dir); // entries that are not what they should be, if any: replaced
       Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
     } catch (FileAlreadyExistsException | DirectoryNotEmptyException | AtomicMoveNotSupportedException e) {
-      deleteTree(tmp); // another process moved its own into place first
+      FileTrees.delete(tmp); // another process moved its own into place first
       if (!holds(dir, kept, replaced)) {
         throw new IOException("the libtorch overlay " + dir + " holds other files than it should", e);
       }
@@ -142,14 +140,6 @@ final class LibtorchOverlay {
       return "libtorch-" + HexFormat.of().formatHex(digest).substring(0, 16);
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException("every Java runtime has SHA-256", e);
-    }
-  }
-
-  private static void deleteTree(Path dir) throws IOException {
-    try (Stream<Path> paths = Files.walk(dir)) {
-      for (Path p : paths.sorted(Comparator.reverseOrder()).toList()) {
-        Files.deleteIfExists(p);
-      }
     }
   }
 }

@@ -1,5 +1,6 @@
 package io.sparkinfer.jobs;
 
+import io.sparkinfer.base.FileTrees;
 import io.sparkinfer.base.ModelLoadException;
 import io.sparkinfer.engine.ModelCheck;
 import java.io.IOException;
@@ -142,20 +143,12 @@ public final class ModelLocation implements Serializable {
         }
         Files.writeString(staging.resolve(COMPLETE_MARKER), uri, StandardCharsets.UTF_8);
         if (Files.exists(target)) {
-          deleteTree(target); // an earlier copy that did not complete
+          FileTrees.delete(target); // an earlier copy that did not complete
         }
         Files.move(staging, target, StandardCopyOption.ATOMIC_MOVE);
         return target;
       } catch (IOException e) {
         throw new ModelLoadException("cannot copy the checkpoint " + uri + " to " + target + ": " + e.getMessage(), e);
-      }
-    }
-  }
-
-  private static void deleteTree(Path dir) throws IOException {
-    try (var paths = Files.walk(dir)) {
-      for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
-        Files.delete(p);
       }
     }
   }

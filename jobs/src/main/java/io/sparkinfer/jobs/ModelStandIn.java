@@ -1,5 +1,6 @@
 package io.sparkinfer.jobs;
 
+import io.sparkinfer.base.FileTrees;
 import io.sparkinfer.safetensors.SafetensorsFile;
 import java.io.IOException;
 import java.io.InputStream;
@@ -9,10 +10,8 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.util.Comparator;
 import java.util.Locale;
 import java.util.Set;
-import java.util.stream.Stream;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FSDataInputStream;
 import org.apache.hadoop.fs.FileStatus;
@@ -128,10 +127,8 @@ final class ModelStandIn implements AutoCloseable {
 
   @Override
   public void close() {
-    try (Stream<Path> paths = Files.walk(dir)) {
-      for (Path p : paths.sorted(Comparator.reverseOrder()).toList()) {
-        Files.deleteIfExists(p);
-      }
+    try {
+      FileTrees.delete(dir);
     } catch (IOException e) {
       dir.toFile().deleteOnExit();
     }
