@@ -7,7 +7,8 @@
 # returns few files); the summary to stdout and $OUT/summary.txt.
 #
 #   CUBLAS_AB_DIR=/tmp/cb/c126 bench/gpu/cublas_ab.sh        (the default: bench/gpu/cublas_parts.sh's parts in /tmp/cb)
-#   CUBLAS_AB_TESTS=0 CUBLAS_AB_JOB=0 bench/gpu/cublas_ab.sh  (skip the GPU tests, the jobs)
+#   CUBLAS_AB_TESTS=0 CUBLAS_AB_JOB=0 bench/gpu/cublas_ab.sh  (skip the GPU tests, the jobs; CUBLAS_AB_DEC=0,
+#                                                            CUBLAS_AB_GEN=0 and CUBLAS_AB_SHAPES=0 skip those steps)
 #
 # Needs what bench/gpu/e2e.sh needs, and for the tests what bench/gpu/tests.sh needs carried in .gpulib/.
 set -uo pipefail
@@ -23,12 +24,11 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee $W/gpu.tx
 ls -la "$CB"/ >> $W/gpu.txt
 bench_prompts /tmp/e2e-prompts.jsonl "${CUBLAS_AB_PROMPTS:-8192}" 0 128 512 p
 head -256 /tmp/e2e-prompts.jsonl > /tmp/warm.jsonl
-generate() {  # generate.sh's engine, then its options
-  java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true -cp "/tmp/app/*" io.sparkinfer.cli.GenerateCommand \
-    --model $M --device gpu --max-new-tokens 128 --ignore-eos "$@"
-}
+# generate.sh's engine, then its options (an array, not a function: timeout runs it)
+generate=(java -Xmx24g -XX:MaxDirectMemorySize=64g -Dai.djl.offline=true -cp "/tmp/app/*" io.sparkinfer.cli.GenerateCommand
+  --model $M --device gpu --ignore-eos)
 # a short run first: compiles our kernels on a fresh machine and writes --cublas's libtorch directory
-timeout 120 generate --input /tmp/warm.jsonl --output /tmp/warm-out.jsonl --precision fp16 --max-new-tokens 8 \
+timeout 120 "${generate[@]}" --input /tmp/warm.jsonl --output /tmp/warm-out.jsonl --precision fp16 --max-new-tokens 8 \
   --cublas "$CB" > $W/warm.log 2>&1
 say "warm-up: $(grep -o 'cuBLAS [^]]*' $W/warm.log | head -1)"
 LINKS=$(ls -td ~/.cache/sparkinfer/libtorch/libtorch-* 2>/dev/null | head -1)
@@ -46,8 +46,8 @@ if [ "${CUBLAS_AB_TESTS:-1}" = 1 ]; then
 fi
 gen() {  # $1 label, $2 precision, then options
   local label=$1 precision=$2; shift 2
-  timeout 120 generate --input /tmp/e2e-prompts.jsonl --output /tmp/gen-$label.jsonl --precision $precision \
-    --progress-seconds 30 "$@" > $W/gen-$label.log 2>&1
+  timeout 120 "${generate[@]}" --input /tmp/e2e-prompts.jsonl --output /tmp/gen-$label.jsonl --precision $precision \
+    --max-new-tokens 128 --progress-seconds 30 "$@" > $W/gen-$label.log 2>&1
   say "generate.sh $label: $(grep 'generate: done' $W/gen-$label.log | grep -o '([0-9.]* tokens/s; prefill [0-9.]*s, decode [0-9.]*s')"
   pack
 }
@@ -72,12 +72,16 @@ job() {  # $1 label, then job options
   say "job fp8 $label: $(grep -o 'throughput *[0-9.,]* completion tokens/s' $W/job-$label/job.log | tail -1)"
   pack
 }
-dec bundled --cublas bundled
-dec cublas --cublas "$CB"
-gen fp16-bundled fp16 --cublas bundled
-gen fp16-cublas fp16 --cublas "$CB"
-gen fp8-cublas fp8 --cublas "$CB"
-gen fp8-bundled fp8 --cublas bundled
+if [ "${CUBLAS_AB_DEC:-1}" = 1 ]; then
+  dec bundled --cublas bundled
+  dec cublas --cublas "$CB"
+fi
+if [ "${CUBLAS_AB_GEN:-1}" = 1 ]; then
+  gen fp16-bundled fp16 --cublas bundled
+  gen fp16-cublas fp16 --cublas "$CB"
+  gen fp8-cublas fp8 --cublas "$CB"
+  gen fp8-bundled fp8 --cublas bundled
+fi
 if [ "${CUBLAS_AB_JOB:-1}" = 1 ]; then
   job bundled --cublas bundled
   job cublas --cublas "$CB"
@@ -96,7 +100,9 @@ for precision in ("fp16", "fp8"):
           f"all {sum(c == len(b[k]) for c, k in zip(common, b)) / len(common):.4f}, "
           f"mean common prefix {sum(common) / len(common):.1f}")
 PY
-timeout 120 python3 bench/cublas_shapes.py --cudart /tmp/g/libtorch/libcudart-8774224f.so.12 /tmp/g/libtorch "$CB" \
-  > $W/shapes.jsonl 2> $W/shapes.err
-say "cublas_shapes.py: $(wc -l < $W/shapes.jsonl) lines"
-pack
+if [ "${CUBLAS_AB_SHAPES:-1}" = 1 ]; then
+  timeout 120 python3 bench/cublas_shapes.py --cudart /tmp/g/libtorch/libcudart-8774224f.so.12 /tmp/g/libtorch "$CB" \
+    > $W/shapes.jsonl 2> $W/shapes.err
+  say "cublas_shapes.py: $(wc -l < $W/shapes.jsonl) lines"
+  pack
+fi

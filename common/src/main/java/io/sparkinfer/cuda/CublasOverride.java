@@ -17,9 +17,9 @@ import org.slf4j.LoggerFactory;
 /**
  * A newer cuBLAS 12 under DJL's libtorch ({@code --cublas DIR}): the matrix products of every engine in the JVM then
  * run on its kernels. DJL's CUDA build of libtorch 2.5.1 ships cuBLAS 12.4.5 under hashed names
- * ({@code libcublas-4cc45526.so.12}); cuBLAS 12.6.3 ran the decode step at batch 256 in 13% less time on an H200
- * (3.03 against 3.48 ms, {@code bench/results/2026-12-03-cublas-NVIDIA-H200}), its two libraries copied into a libtorch
- * directory as this class puts them there (this class itself has not run on a GPU yet: {@code bench/gpu/cublas_ab.sh}).
+ * ({@code libcublas-4cc45526.so.12}); through this class, cuBLAS 12.6.3 ran the fp16 decode step at batch 256 in 3.00
+ * against 3.80 ms on an H200, and 50 of the 55 GPU tests pass on it (five of our own paths' comparisons at bounds set
+ * on 12.4.5 do not: {@code bench/results/2026-12-04-cublas-ab-NVIDIA-H200}, from {@code bench/gpu/cublas_ab.sh}).
  *
  * <p>libtorch finds its cuBLAS next to itself ({@code $ORIGIN}), so the override is a directory of its own beside
  * DJL's (a {@link LibtorchOverlay}): each file of DJL's libtorch directory hard-linked (copied where the two lie on
@@ -38,7 +38,7 @@ public final class CublasOverride {
   public static final Option<String> CUBLAS = Option.text("cublas", "bundled|DIR", BUNDLED,
       "the cuBLAS of every engine in the JVM: bundled (12.4.5, shipped with DJL's CUDA libtorch) or (experimental) a "
           + "directory holding a newer cuBLAS 12's libcublas.so.12 and libcublasLt.so.12 (a CUDA 12.6+ toolkit's "
-          + "lib64); 12.6.3 ran the fp16 decode step 13% faster on an H200 (README, cuBLAS); the same for every "
+          + "lib64); 12.6.3 took 13-21% off the fp16 decode step on an H200 (README, cuBLAS); the same for every "
           + "engine of a JVM; PYTORCH_LIBRARY_PATH, if set, must be a system property, not in the environment")
       .validate(s -> !s.isBlank(), "bundled or a directory");
 
