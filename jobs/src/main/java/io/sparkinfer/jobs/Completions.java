@@ -25,7 +25,7 @@ import org.apache.spark.sql.types.DataTypes;
  *   <li>{@link #plan}: token ids and counts, and the rows that cannot run ({@link PromptPlanner}, on the executors);
  *   <li>{@link #requests}: the rows that can run as requests;
  *   <li>{@link #arrange}: range-partitioned by prompt length, sorted inside each partition, identical greedy prompts
- *       under one request;
+ *       under one request; or {@link #arrangeInPlace}, sorted where planning left them (one executor);
  *   <li>{@link #infer}: each partition through the executor's engines ({@link PartitionInference}), under the
  *       inference stage's GPU resource profile where Spark schedules GPUs ({@link InferenceStageProfile});
  *   <li>{@link #errorRows}: the rows planning answered, as completion rows.
@@ -97,7 +97,19 @@ final class Completions {
     Column tiebreak = col(Tables.TIEBREAK);
     Dataset<Row> ranged = ranges == null ? requests.repartitionByRange(partitions, length, tiebreak)
         : requests.repartitionById(partitions, ranges.partitionColumn(length, tiebreak));
-    Dataset<Row> sorted = ranged.sortWithinPartitions(length.desc(), tiebreak, col(Tables.PROMPT))
+    return arrangeInPlace(ranged, dedup);
+  }
+
+  /**
+   * The requests as they are partitioned, sorted by length inside each partition, longest first, as {@link #arrange}
+   * sorts its ranges: no shuffle, and so no job's stage of its own before the inference tasks. For a run whose
+   * partitions all feed one executor's generators ({@link RunPlan}: local mode), where ranges would spread nothing
+   * across executors. With {@code dedup}, identical prompts of one partition become one request; prompts repeated
+   * across partitions are not merged, so a run with {@code --dedup} arranges in place only when none repeat.
+   */
+  static Dataset<Row> arrangeInPlace(Dataset<Row> requests, boolean dedup) {
+    Dataset<Row> sorted = requests.sortWithinPartitions(col(Tables.PROMPT_TOKENS).desc(), col(Tables.TIEBREAK),
+        col(Tables.PROMPT))
         .select(col(Tables.PROMPT), col(Tables.PROMPT_TOKENS), col(Tables.IDS), col(Tables.PROMPT_TOKEN_IDS));
     return dedup ? sorted.mapPartitions(new RepeatedPrompts(), Encoders.row(sorted.schema())) : sorted;
   }

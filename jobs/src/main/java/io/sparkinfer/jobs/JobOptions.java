@@ -74,7 +74,8 @@ public final class JobOptions implements Serializable {
       "input column with the prompt text").matching(".*\\S.*", "a column name");
   public static final Option<Integer> PARTITIONS = Option.integerOrAuto("partitions", "N|auto", 1,
       "inference partitions per commit, range-partitioned by prompt length; auto: the cluster's parallelism, "
-          + "more for big inputs");
+          + "more for big inputs; in local mode the planned partitions instead, each sorted by length (no shuffle), "
+          + "when they are as many and, under --dedup, no prompt repeats");
   public static final Option<Long> COMMIT_EVERY = Option.longInteger("commit-every", "ROWS", 0,
       "commit the output in waves of about ROWS rows, so a failed run keeps what it finished (0: one commit)")
       .atLeast(0);

@@ -8,6 +8,7 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.SortedMap;
 import java.util.TreeMap;
+import java.util.function.Function;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
@@ -16,14 +17,16 @@ import org.apache.spark.sql.catalyst.expressions.XXH64;
 
 /**
  * What planning counted over the planned rows ({@link Tables#PLANNED}), in one pass over them: the rows, those that
- * cannot run and those the input could not give, the ids given to more than one row, and the longest prompt that can
- * run.
+ * cannot run and those the input could not give, the ids given to more than one row, the longest prompt that can
+ * run, the partitions, and when asked the prompts that more than one runnable row holds.
  *
  * <p>The pass is one Spark job of one stage: each planning task counts its partition's rows as it caches them and sends
  * the driver its counts and its ids' 64-bit hashes, and the driver sorts the hashes and finds the repeated ones.
  * Past {@link #MAX_ID_HASHES} ids the hashes stay on the executors and a Spark query groups the rows by id instead.
  * A repeated hash is a repeated id but for a collision of two ids' hashes (about one chance in 10^5 at 16 million
- * ids), which {@link RunPlan}'s check of the ids, run whenever this counts a repeat, tells apart.
+ * ids), which {@link RunPlan}'s check of the ids, run whenever this counts a repeat, tells apart. Prompts are counted
+ * the same way, their hashes under the same bound: a collision counts a repeat that is not one, never the reverse,
+ * which is the safe side for {@link RunPlan}, which arranges a run in place only when no prompt repeats.
  *
  * <p>Until 2026-12-03 the summary was a Spark SQL query (group by id, then add the groups up): three stages, whose
  * code the driver generated and compiled before the planning job (1.0 s of the driver's time on an H200's host,
@@ -38,9 +41,15 @@ import org.apache.spark.sql.catalyst.expressions.XXH64;
  * @param repeatedIds the ids of more than one row (a null id counts as one id)
  * @param promptLengths the rows that can run by their prompt's tokens: the inference partitions' ranges ({@link
  *     LengthRanges})
+ * @param partitions the planned rows' partitions
+ * @param repeatedPrompts the prompts of more than one row that can run; {@link #NOT_COUNTED} when not asked for, or
+ *     past {@link #MAX_ID_HASHES} rows
  */
 record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeatedIds,
-    SortedMap<Integer, Long> promptLengths) {
+    SortedMap<Integer, Long> promptLengths, int partitions, long repeatedPrompts) {
+
+  /** {@link #repeatedPrompts}: not counted. */
+  static final long NOT_COUNTED = -1;
 
   /** The most ids whose hashes reach the driver (8 bytes each, 128 MiB in all). */
   static final long MAX_ID_HASHES = 1L << 24;
@@ -53,24 +62,29 @@ record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeate
     return promptLengths.isEmpty() ? 0 : promptLengths.lastKey();
   }
 
-  /** Counts {@code planned} in one Spark job (two past {@link #MAX_ID_HASHES} rows). */
+  /** Counts {@code planned} in one Spark job (two past {@link #MAX_ID_HASHES} rows), repeated prompts not counted. */
   static PlanSummary of(Dataset<Row> planned) {
-    return of(planned, MAX_ID_HASHES);
+    return of(planned, MAX_ID_HASHES, false);
   }
 
-  /** {@link #of(Dataset)} with another bound on the ids' hashes sent to the driver. */
-  static PlanSummary of(Dataset<Row> planned, long maxIdHashes) {
+  /**
+   * {@link #of(Dataset)} with another bound on the hashes sent to the driver, and with {@code prompts} the repeated
+   * prompts counted too (their hashes sent under the same bound).
+   */
+  static PlanSummary of(Dataset<Row> planned, long maxIdHashes, boolean prompts) {
     // adaptive execution off: a planned Dataset with a shuffle would otherwise run it as a job of its own
     List<PartitionCounts> parts = AdaptiveExecution.off(planned.sparkSession(), () -> {
       JavaRDD<InternalRow> rows = counted(planned).queryExecution().toRdd().toJavaRDD();
       int perPartition = (int) Math.min(Integer.MAX_VALUE - 8, maxIdHashes / Math.max(1, rows.getNumPartitions()));
-      return rows.mapPartitions(part -> List.of(PartitionCounts.of(part, perPartition)).iterator()).collect();
+      return rows.mapPartitions(part -> List.of(PartitionCounts.of(part, perPartition, prompts)).iterator())
+          .collect();
     });
     long total = 0;
     long errors = 0;
     long inputErrors = 0;
     long nullIds = 0;
     boolean hashed = true;
+    boolean promptsHashed = prompts;
     SortedMap<Integer, Long> lengths = new TreeMap<>();
     for (PartitionCounts p : parts) {
       for (int i = 0; i < p.lengths.length; i++) {
@@ -81,23 +95,26 @@ record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeate
       inputErrors += p.inputErrors;
       nullIds += p.nullIds;
       hashed &= p.idHashes != null;
+      promptsHashed &= p.promptHashes != null;
     }
-    long repeated = hashed ? repeatedHashes(parts) + (nullIds > 1 ? 1 : 0) : repeatedIds(planned);
-    return new PlanSummary(total, errors, inputErrors, repeated, lengths);
+    long repeated = hashed ? repeatedHashes(parts, PartitionCounts::idHashes) + (nullIds > 1 ? 1 : 0)
+        : repeatedIds(planned);
+    long repeatedPrompts = promptsHashed ? repeatedHashes(parts, PartitionCounts::promptHashes) : NOT_COUNTED;
+    return new PlanSummary(total, errors, inputErrors, repeated, lengths, parts.size(), repeatedPrompts);
   }
 
-  /** The columns the summary reads, from the cached plan: (id, error_code, prompt_tokens). */
+  /** The columns the summary reads, from the cached plan: (id, error_code, prompt_tokens, prompt). */
   static Dataset<Row> counted(Dataset<Row> planned) {
-    return planned.select(col(Tables.ID), col(Tables.ERROR_CODE), col(Tables.PROMPT_TOKENS));
+    return planned.select(col(Tables.ID), col(Tables.ERROR_CODE), col(Tables.PROMPT_TOKENS), col(Tables.PROMPT));
   }
 
-  /** The hashes found more than once over the partitions' hashes. */
-  private static long repeatedHashes(List<PartitionCounts> parts) {
-    long[] all = new long[Math.toIntExact(parts.stream().mapToLong(p -> p.idHashes.length).sum())];
+  /** The hashes found more than once over the partitions' hashes ({@code hashes} of each). */
+  private static long repeatedHashes(List<PartitionCounts> parts, Function<PartitionCounts, long[]> hashes) {
+    long[] all = new long[Math.toIntExact(parts.stream().mapToLong(p -> hashes.apply(p).length).sum())];
     int at = 0;
     for (PartitionCounts p : parts) {
-      System.arraycopy(p.idHashes, 0, all, at, p.idHashes.length);
-      at += p.idHashes.length;
+      System.arraycopy(hashes.apply(p), 0, all, at, hashes.apply(p).length);
+      at += hashes.apply(p).length;
     }
     Arrays.sort(all);
     long repeated = 0;
@@ -117,13 +134,14 @@ record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeate
 
   /**
    * One planning partition's counts: its ids' hashes (null past its share of {@link #MAX_ID_HASHES}), the
-   * distinct prompt lengths of its rows that can run, ascending, and their rows.
+   * distinct prompt lengths of its rows that can run, ascending, and their rows, and the hashes of those rows'
+   * prompts (null when not asked for or past the share).
    */
   private record PartitionCounts(long rows, long errors, long inputErrors, long nullIds, long[] idHashes,
-      int[] lengths, long[] lengthCounts) implements Serializable {
+      int[] lengths, long[] lengthCounts, long[] promptHashes) implements Serializable {
 
-    /** Counts rows of {@link #counted}'s columns. */
-    static PartitionCounts of(Iterator<InternalRow> rows, int maxHashes) {
+    /** Counts rows of {@link #counted}'s columns, their prompts hashed with {@code prompts}. */
+    static PartitionCounts of(Iterator<InternalRow> rows, int maxHashes, boolean prompts) {
       long n = 0;
       long errors = 0;
       long inputErrors = 0;
@@ -131,6 +149,7 @@ record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeate
       long[] hashes = new long[0];
       int hashed = 0;
       int[] valid = new int[64]; // the prompt lengths of the rows that can run
+      long[] promptHashes = prompts ? new long[(int) Math.min(64, Math.max(1, maxHashes))] : null;
       int nValid = 0;
       while (rows.hasNext()) {
         InternalRow r = rows.next();
@@ -151,6 +170,16 @@ record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeate
             valid = Arrays.copyOf(valid, 2 * nValid);
           }
           valid[nValid++] = r.getInt(2);
+          if (promptHashes != null) {
+            if (nValid > maxHashes) {
+              promptHashes = null;
+            } else {
+              if (nValid > promptHashes.length) {
+                promptHashes = Arrays.copyOf(promptHashes, (int) Math.min(maxHashes, 2L * promptHashes.length));
+              }
+              promptHashes[nValid - 1] = XXH64.hashUTF8String(r.getUTF8String(3), 42);
+            }
+          }
         } else {
           errors++;
           if (InputRows.ERROR_CODES.contains(r.getUTF8String(1).toString())) {
@@ -172,7 +201,7 @@ record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeate
         counts[distinct - 1]++;
       }
       return new PartitionCounts(n, errors, inputErrors, nullIds, hashes, Arrays.copyOf(lengths, distinct),
-          Arrays.copyOf(counts, distinct));
+          Arrays.copyOf(counts, distinct), promptHashes == null ? null : Arrays.copyOf(promptHashes, nValid));
     }
   }
 }

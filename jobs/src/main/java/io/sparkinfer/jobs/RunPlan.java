@@ -34,7 +34,9 @@ import org.slf4j.LoggerFactory;
  * lengths); the repeated-id message's own queries run only when an id is repeated. For a run without a cache: the
  * input's line count, the planning job (one stage: tokenize, cache and count), then the wave: one job of the range
  * shuffle's map stage and the inference stage, adaptive query execution off ({@link AdaptiveExecution}), its ranges
- * cut from planning's count of the lengths ({@link LengthRanges}): 3 Spark jobs to the first inference task. With a
+ * cut from planning's count of the lengths ({@link LengthRanges}): 3 Spark jobs to the first inference task. In local
+ * mode the wave is, where it can be, one stage over the planned partitions, each sorted by length ({@link #inPlace()},
+ * {@link #inPlaceMode}): no range shuffle, whose map stage ran 0.45-0.49 s before the inference tasks. With a
  * cache, the requests to compute are those the cache did not answer, and Spark's range partitioner samples them in a
  * job of its own. Before: the summary as a Spark SQL query of three stages and the range partitioner's sampling job
  * (until 2026-12-03's afternoon: the first inference task came 0.6-0.7 s later on an H200's host,
@@ -101,9 +103,11 @@ final class RunPlan implements AutoCloseable {
   private final int waves;
   private final int partitions;
   private final LengthRanges ranges; // the partitions' ranges from planning's count; null: sampled by Spark
+  private final boolean inPlace; // arranged where planning left the rows (Completions.arrangeInPlace), not ranged
 
   private RunPlan(Dataset<Row> planned, Dataset<Row> errors, Dataset<Row> cached, Dataset<Row> looked,
-      Dataset<Row> groups, boolean groupsCached, boolean dedup, int waves, int partitions, LengthRanges ranges) {
+      Dataset<Row> groups, boolean groupsCached, boolean dedup, int waves, int partitions, LengthRanges ranges,
+      boolean inPlace) {
     this.planned = planned;
     this.errors = errors;
     this.cached = cached;
@@ -114,6 +118,7 @@ final class RunPlan implements AutoCloseable {
     this.waves = waves;
     this.partitions = partitions;
     this.ranges = ranges;
+    this.inPlace = inPlace;
   }
 
   /**
@@ -133,7 +138,9 @@ final class RunPlan implements AutoCloseable {
     spark.sparkContext().setJobDescription("sparkinfer " + runId + ": plan (token counts)");
     Dataset<Row> planned = Completions.plan(input, model, o, stage).persist(StorageLevel.MEMORY_AND_DISK());
     try {
-      PlanSummary summary = PlanSummary.of(planned);
+      boolean dedup = o.dedup() && o.isGreedy();
+      boolean inPlaceAllowed = cache == null && o.partitions() == 0 && !stage.isSet() && inPlaceMode(spark);
+      PlanSummary summary = PlanSummary.of(planned, PlanSummary.MAX_ID_HASHES, inPlaceAllowed && dedup);
       counts.rows = summary.rows();
       counts.plannedErrors = summary.plannedErrors();
       counts.inputErrors = summary.inputErrors();
@@ -152,7 +159,7 @@ final class RunPlan implements AutoCloseable {
       if (validRows > 0) {
         groups = Completions.requests(planned);
         if (cache != null) {
-          if (o.dedup() && o.isGreedy()) {
+          if (dedup) {
             groups = Completions.byPrompt(groups); // looked up, and its saved tokens counted, once per prompt
           }
           spark.sparkContext().setJobDescription("sparkinfer " + runId + ": look up the result cache");
@@ -173,10 +180,13 @@ final class RunPlan implements AutoCloseable {
       int waves = o.commitEvery() > 0 ? (int) Math.max(1, (computeRows + o.commitEvery() - 1) / o.commitEvery()) : 1;
       int partitions = o.partitions() > 0 ? o.partitions()
           : defaultPartitions((computeRows + waves - 1) / waves, spark.sparkContext().defaultParallelism());
+      boolean inPlace = groups != null && inPlaceAllowed && summary.partitions() == partitions
+          && (!dedup || summary.repeatedPrompts() == 0);
       LOG.info("run {}: {} rows to answer ({} skipped, {} planning errors of which {} unreadable input rows{}), {} "
-          + "commit(s) of {} inference partitions", runId, counts.rows, counts.inputRows - counts.rows,
+          + "commit(s) of {} inference partitions, {}", runId, counts.rows, counts.inputRows - counts.rows,
           counts.plannedErrors, counts.inputErrors, cache == null ? "" : ", " + counts.cacheHits
-              + " answered from the cache, " + counts.cacheMisses + " not found there", waves, partitions);
+              + " answered from the cache, " + counts.cacheMisses + " not found there", waves, partitions,
+          inPlace ? "sorted by length where planning left them" : "ranged by prompt length");
       if (groups != null && waves > 1) {
         groups = groups.persist(StorageLevel.MEMORY_AND_DISK()); // each wave reads it again
       }
@@ -185,10 +195,10 @@ final class RunPlan implements AutoCloseable {
       // (an H200's host, bench/results/2026-12-03-e2e-NVIDIA-H200-run27)
       Dataset<Row> errors = counts.plannedErrors > 0 || groups == null
           ? Completions.errorRows(planned, model.uri(), runId) : null;
-      LengthRanges ranges = groups != null && cutsRanges(cache != null, spark)
+      LengthRanges ranges = groups != null && !inPlace && cutsRanges(cache != null, spark)
           ? LengthRanges.of(summary.promptLengths(), partitions) : null;
-      return new RunPlan(planned, errors, cached, looked, groups, groups != null && waves > 1,
-          o.dedup() && o.isGreedy(), waves, partitions, ranges);
+      return new RunPlan(planned, errors, cached, looked, groups, groups != null && waves > 1, dedup, waves,
+          partitions, ranges, inPlace);
     } catch (RuntimeException e) {
       planned.unpersist();
       throw e;
@@ -203,6 +213,25 @@ final class RunPlan implements AutoCloseable {
    */
   static boolean cutsRanges(boolean cache, SparkSession spark) {
     return !cache && !RapidsPlugin.configured(spark.sparkContext().getConf());
+  }
+
+  /**
+   * Whether a run's waves may be arranged where planning left their rows ({@link Completions#arrangeInPlace}) rather
+   * than range-partitioned by prompt length: in local mode, where every partition feeds the one executor's generators
+   * and ranges spread nothing over executors, and not under RAPIDS' plugin. {@link #make} arranges in place when this
+   * holds, no result cache or {@code --partitions} is given, the inference stage asks for no devices of its own, the
+   * planned rows' partitions are as many as the wave's, and, with {@code --dedup}, planning counted no prompt held
+   * by two rows that can run (they would meet only in a range). The range shuffle's map stage, 0.45-0.49 s between
+   * the planning job and the first inference task on an H200's host (bench/results/2026-12-04-e2e-NVIDIA-H200-run39),
+   * is then not run.
+   */
+  static boolean inPlaceMode(SparkSession spark) {
+    return spark.sparkContext().isLocal() && cutsRanges(false, spark);
+  }
+
+  /** Whether the waves are arranged where planning left their rows (in place), not ranged by prompt length. */
+  boolean inPlace() {
+    return inPlace;
   }
 
   /** Output commits the run makes. */
@@ -242,14 +271,15 @@ final class RunPlan implements AutoCloseable {
 
   /**
    * The requests of commit {@code wave}: (prompt, prompt_tokens, ids) in {@link #partitions()} partitions,
-   * ranged on (length, hash) so similar lengths share a partition and equal lengths still spread, and sorted
-   * by length inside each; null when no row can run.
+   * ranged on (length, hash) so similar lengths share a partition and equal lengths still spread, or in place (the
+   * planned partitions, {@link #inPlace()}), and sorted by length inside each; null when no row can run.
    */
   Dataset<Row> wave(int wave) {
     if (groups == null) {
       return null;
     }
-    return Completions.arrange(part(wave), partitions, dedup, ranges);
+    return inPlace ? Completions.arrangeInPlace(part(wave), dedup)
+        : Completions.arrange(part(wave), partitions, dedup, ranges);
   }
 
   /** Partitions for {@code rows}: the cluster's parallelism, more when the input is large. */

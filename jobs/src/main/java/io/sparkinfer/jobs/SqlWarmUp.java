@@ -26,7 +26,8 @@ import org.slf4j.LoggerFactory;
  * A daemon thread plans, without running, queries of the shapes the run plans (the planned rows, their summary, the
  * requests arranged for inference) over one made-up row, so that the loading is done, or under way, when the run's
  * own queries need it, and compiles the code of the planning job and of the inference wave ({@link #compilePlanning},
- * {@link #compileWave}). It runs no Spark job; a failure is logged at debug level and changes nothing.
+ * {@link #compileWave}; in local mode the wave in place first, {@link #compileWaveInPlace}). It runs no Spark job; a
+ * failure is logged at debug level and changes nothing.
  *
  * <p>When it starts is the application's Spark setting {@value #CONF}: {@code first-job} (the default) when the run's
  * first Spark job starts (the input's line count, or the planning job), while the driver's thread waits for that job;
@@ -107,12 +108,16 @@ final class SqlWarmUp {
   static boolean plan(SparkSession spark) {
     try {
       compilePlanning(spark.newSession()); // first: the run's driver needs it first
+      boolean inPlace = RunPlan.inPlaceMode(spark); // the run's likely wave, as RunPlan arranges it
       LengthRanges ranges = RunPlan.cutsRanges(false, spark) ? LengthRanges.of(new TreeMap<>(), 2) : null; // the run's
       Dataset<Row> planned = madeUpPlan(spark);
       PlanSummary.counted(planned).queryExecution().executedPlan();
-      wave(planned, ranges).unionByName(Completions.errorRows(planned, "model", "run")).queryExecution()
+      wave(planned, ranges, inPlace).unionByName(Completions.errorRows(planned, "model", "run")).queryExecution()
           .executedPlan(); // the write's, with planning errors
-      if (ranges != null) {
+      if (inPlace) {
+        compileWaveInPlace(spark.newSession());
+      }
+      if (ranges != null) { // in local mode too: a run whose prompts repeat, say, is ranged there
         compileWave(spark.newSession(), ranges);
       }
       return true;
@@ -132,7 +137,22 @@ final class SqlWarmUp {
    */
   static void compileWave(SparkSession session, LengthRanges ranges) {
     session.conf().set(AdaptiveExecution.SETTING, "false");
-    wave(madeUpPlan(session), ranges).queryExecution().toRdd();
+    wave(madeUpPlan(session), ranges, false).queryExecution().toRdd();
+  }
+
+  /**
+   * {@link #compileWave} for a wave arranged in place ({@link RunPlan#inPlace()}): one stage that reads the cached
+   * plan, so the code is compiled over a made-up plan cached as the run's is (as {@link #compilePlanning} does), which
+   * runs no job and is left uncached.
+   */
+  static void compileWaveInPlace(SparkSession session) {
+    session.conf().set(AdaptiveExecution.SETTING, "false");
+    Dataset<Row> planned = madeUpCachedPlan(session);
+    try {
+      wave(planned, null, true).queryExecution().toRdd();
+    } finally {
+      planned.unpersist(false);
+    }
   }
 
   /**
@@ -143,15 +163,20 @@ final class SqlWarmUp {
    */
   static void compilePlanning(SparkSession session) {
     session.conf().set(AdaptiveExecution.SETTING, "false");
-    JavaRDD<Row> one = JavaSparkContext.fromSparkContext(session.sparkContext())
-        .parallelize(List.of(madeUpInputRow()), 1);
-    Dataset<Row> planned = session.createDataFrame(one, Tables.INPUT)
-        .mapPartitions(NO_ROWS, Encoders.row(Tables.PLANNED)).persist(StorageLevel.MEMORY_AND_DISK());
+    Dataset<Row> planned = madeUpCachedPlan(session);
     try {
       PlanSummary.counted(planned).queryExecution().toRdd();
     } finally {
       planned.unpersist(false);
     }
+  }
+
+  /** Planned rows over one made-up input row read from an RDD, as a JSONL or CSV input is, cached as the run's. */
+  private static Dataset<Row> madeUpCachedPlan(SparkSession session) {
+    JavaRDD<Row> one = JavaSparkContext.fromSparkContext(session.sparkContext())
+        .parallelize(List.of(madeUpInputRow()), 1);
+    return session.createDataFrame(one, Tables.INPUT)
+        .mapPartitions(NO_ROWS, Encoders.row(Tables.PLANNED)).persist(StorageLevel.MEMORY_AND_DISK());
   }
 
   /** Planned rows over one made-up input row, as {@link PromptPlanner}'s. */
@@ -165,9 +190,13 @@ final class SqlWarmUp {
     return RowFactory.create("id", "prompt", null, null, "file:1");
   }
 
-  /** Completion rows of {@code planned}, as the run's wave makes them ({@code --dedup}, the default, on). */
-  private static Dataset<Row> wave(Dataset<Row> planned, LengthRanges ranges) {
-    return Completions.arrange(Completions.requests(planned), 2, true, ranges)
+  /**
+   * Completion rows of {@code planned}, as the run's wave makes them ({@code --dedup}, the default, on): ranged, or
+   * {@code inPlace}.
+   */
+  private static Dataset<Row> wave(Dataset<Row> planned, LengthRanges ranges, boolean inPlace) {
+    Dataset<Row> requests = Completions.requests(planned);
+    return (inPlace ? Completions.arrangeInPlace(requests, true) : Completions.arrange(requests, 2, true, ranges))
         .mapPartitions(NO_ROWS, Encoders.row(Tables.COMPLETIONS)); // as PartitionInference's
   }
 }

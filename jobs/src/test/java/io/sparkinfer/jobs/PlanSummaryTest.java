@@ -15,8 +15,11 @@ import org.junit.jupiter.api.Test;
 class PlanSummaryTest {
 
   private static Row planned(String id, int tokens, String errorCode) {
-    return RowFactory.create(id, "prompt of " + id, tokens, errorCode, errorCode == null ? null : "why", "driver",
-        null);
+    return planned(id, "prompt of " + id, tokens, errorCode);
+  }
+
+  private static Row planned(String id, String prompt, int tokens, String errorCode) {
+    return RowFactory.create(id, prompt, tokens, errorCode, errorCode == null ? null : "why", "driver", null);
   }
 
   @Test
@@ -44,10 +47,40 @@ class PlanSummaryTest {
     assertThat(s.longestPromptTokens()).as("f's 9 tokens: e's 2,000 cannot run").isEqualTo(9);
     assertThat(s.promptLengths()).as("the rows that can run by prompt length")
         .containsExactly(entry(3, 2L), entry(4, 2L), entry(7, 2L), entry(9, 1L));
+    assertThat(s.partitions()).isEqualTo(3);
+    assertThat(s.repeatedPrompts()).as("not asked for").isEqualTo(PlanSummary.NOT_COUNTED);
 
-    assertThat(PlanSummary.of(rows, 2)).as("the ids counted by a query once their hashes would pass the bound")
+    assertThat(PlanSummary.of(rows, 2, false)).as("the ids counted by a query once their hashes would pass the bound")
         .isEqualTo(s);
-    assertThat(PlanSummary.of(rows, 0)).isEqualTo(s);
+    assertThat(PlanSummary.of(rows, 0, false)).isEqualTo(s);
+  }
+
+  /**
+   * Asked for, the prompts held by more than one row that can run are counted, over partitions, whatever their ids;
+   * a prompt whose other rows cannot run is not repeated. Past the bound on the hashes they are not counted.
+   */
+  @Test
+  void countsThePromptsOfMoreThanOneRowThatCanRun() {
+    SparkSession spark = TestSupport.spark();
+    Dataset<Row> rows = spark.createDataFrame(List.of(
+        planned("a", "def f():", 3, null),
+        planned("b", "def f():", 3, null),
+        planned("c", "def f():", 3, null),
+        planned("d", "import os", 2, null),
+        planned("e", "import os", 0, ErrorCode.EMPTY_PROMPT),
+        planned("f", "class A:", 3, null),
+        planned("g", "class A:", 3, null),
+        planned("h", "x = 1", 3, null)), Tables.PLANNED).repartition(3);
+    PlanSummary s = PlanSummary.of(rows, PlanSummary.MAX_ID_HASHES, true);
+    assertThat(s.repeatedPrompts()).as("'def f():' and 'class A:'; 'import os' once where it can run").isEqualTo(2);
+    assertThat(s.repeatedIds()).isZero();
+    assertThat(s.rows()).isEqualTo(8);
+    assertThat(PlanSummary.of(rows, 1, true).repeatedPrompts()).as("past the bound").isEqualTo(PlanSummary.NOT_COUNTED);
+
+    Dataset<Row> unique = spark.createDataFrame(List.of(planned("a", "def f():", 3, null),
+        planned("b", "def g():", 3, null), planned("c", "def f():", 0, ErrorCode.EMPTY_PROMPT)), Tables.PLANNED)
+        .repartition(2);
+    assertThat(PlanSummary.of(unique, PlanSummary.MAX_ID_HASHES, true).repeatedPrompts()).isZero();
   }
 
   @Test
@@ -56,7 +89,7 @@ class PlanSummaryTest {
     Dataset<Row> rows = spark.createDataFrame(List.of(planned(null, 3, null), planned("a", 3, null),
         planned(null, 4, null)), Tables.PLANNED).repartition(2);
     assertThat(PlanSummary.of(rows).repeatedIds()).isEqualTo(1);
-    assertThat(PlanSummary.of(rows, 0).repeatedIds()).as("as Spark's group-by counts them").isEqualTo(1);
+    assertThat(PlanSummary.of(rows, 0, false).repeatedIds()).as("as Spark's group-by counts them").isEqualTo(1);
     assertThat(PlanSummary.of(spark.createDataFrame(List.of(planned(null, 3, null), planned("a", 3, null)),
         Tables.PLANNED)).repeatedIds()).as("one null id").isZero();
   }
@@ -121,7 +154,8 @@ class PlanSummaryTest {
   @Test
   void noRows() {
     SparkSession spark = TestSupport.spark();
-    assertThat(PlanSummary.of(spark.createDataFrame(List.<Row>of(), Tables.PLANNED)))
-        .isEqualTo(new PlanSummary(0, 0, 0, 0, new java.util.TreeMap<>()));
+    Dataset<Row> none = spark.createDataFrame(List.<Row>of(), Tables.PLANNED);
+    assertThat(PlanSummary.of(none, PlanSummary.MAX_ID_HASHES, true)).isEqualTo(
+        new PlanSummary(0, 0, 0, 0, new java.util.TreeMap<>(), none.javaRDD().getNumPartitions(), 0));
   }
 }

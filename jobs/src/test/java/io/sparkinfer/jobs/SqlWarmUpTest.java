@@ -79,6 +79,40 @@ class SqlWarmUpTest {
   }
 
   /**
+   * A wave arranged in place (local mode, {@link RunPlan#inPlace()}) is one stage over the cached plan: its code,
+   * compiled ahead over a made-up cached plan, is the code the run's wave needs over its own (a real planner, another
+   * session, more rows). Neither runs a Spark job, and the made-up plan leaves nothing cached.
+   */
+  @Test
+  void theWavesCodeIsCompiledAheadInPlace() throws Exception {
+    SparkSession run = spark.newSession();
+    run.conf().set(AdaptiveExecution.SETTING, "false");
+    JobOptions o = TestSupport.options("--model", TestSupport.tinyModel().toString(), "--input", "x", "--output", "y");
+    ModelLocation model = ModelLocation.check(o.model(), new Configuration(false), null);
+    boolean nothingCached = spark.sharedState().cacheManager().isEmpty();
+    int jobs = TestSupport.sparkJobsDuring(spark, () -> {
+      SqlWarmUp.compileWaveInPlace(spark.newSession());
+      long compiled = CodegenMetrics.METRIC_COMPILATION_TIME().getCount();
+      Dataset<Row> input = run.createDataFrame(new JavaSparkContext(run.sparkContext()).parallelize(List.of(
+          RowFactory.create("a", "def f():", null, null, "in.jsonl:1"),
+          RowFactory.create("b", "import os", null, null, "in.jsonl:2")), 2), Tables.INPUT);
+      Dataset<Row> planned = Completions.plan(input, model, o, InferenceStageProfile.forRun(run, 0, null))
+          .persist(StorageLevel.MEMORY_AND_DISK());
+      try {
+        MapPartitionsFunction<Row, Row> none = rows -> Collections.emptyIterator();
+        Completions.arrangeInPlace(Completions.requests(planned), true)
+            .mapPartitions(none, Encoders.row(Tables.COMPLETIONS)).queryExecution().toRdd();
+        assertThat(CodegenMetrics.METRIC_COMPILATION_TIME().getCount()).as("classes the run's wave compiled")
+            .isEqualTo(compiled);
+      } finally {
+        planned.unpersist();
+      }
+    });
+    assertThat(jobs).as("Spark jobs").isZero();
+    assertThat(spark.sharedState().cacheManager().isEmpty()).as("nothing left cached").isEqualTo(nothingCached);
+  }
+
+  /**
    * The planning job's code, compiled ahead over a made-up input, is the code the run's driver needs for its planned
    * rows and their summary: building the run's own (a real planner, another session, more rows) compiles nothing more.
    * Neither runs a Spark job, and the made-up plan leaves nothing cached.
