@@ -10,6 +10,8 @@ import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+import java.util.function.Function;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.apache.spark.api.java.function.MapPartitionsFunction;
@@ -85,31 +87,9 @@ class SqlWarmUpTest {
    */
   @Test
   void theWavesCodeIsCompiledAheadInPlace() throws Exception {
-    SparkSession run = spark.newSession();
-    run.conf().set(AdaptiveExecution.SETTING, "false");
-    JobOptions o = TestSupport.options("--model", TestSupport.tinyModel().toString(), "--input", "x", "--output", "y");
-    ModelLocation model = ModelLocation.check(o.model(), new Configuration(false), null);
-    boolean nothingCached = spark.sharedState().cacheManager().isEmpty();
-    int jobs = TestSupport.sparkJobsDuring(spark, () -> {
-      SqlWarmUp.compileWaveInPlace(spark.newSession());
-      long compiled = CodegenMetrics.METRIC_COMPILATION_TIME().getCount();
-      Dataset<Row> input = run.createDataFrame(new JavaSparkContext(run.sparkContext()).parallelize(List.of(
-          RowFactory.create("a", "def f():", null, null, "in.jsonl:1"),
-          RowFactory.create("b", "import os", null, null, "in.jsonl:2")), 2), Tables.INPUT);
-      Dataset<Row> planned = Completions.plan(input, model, o, InferenceStageProfile.forRun(run, 0, null))
-          .persist(StorageLevel.MEMORY_AND_DISK());
-      try {
-        MapPartitionsFunction<Row, Row> none = rows -> Collections.emptyIterator();
-        Completions.arrangeInPlace(Completions.requests(planned), true)
-            .mapPartitions(none, Encoders.row(Tables.COMPLETIONS)).queryExecution().toRdd();
-        assertThat(CodegenMetrics.METRIC_COMPILATION_TIME().getCount()).as("classes the run's wave compiled")
-            .isEqualTo(compiled);
-      } finally {
-        planned.unpersist();
-      }
-    });
-    assertThat(jobs).as("Spark jobs").isZero();
-    assertThat(spark.sharedState().cacheManager().isEmpty()).as("nothing left cached").isEqualTo(nothingCached);
+    MapPartitionsFunction<Row, Row> none = rows -> Collections.emptyIterator();
+    assertCompiledAhead(SqlWarmUp::compileWaveInPlace, "import os", planned -> Completions.arrangeInPlace(
+        Completions.requests(planned), true).mapPartitions(none, Encoders.row(Tables.COMPLETIONS)), "wave");
   }
 
   /**
@@ -119,22 +99,32 @@ class SqlWarmUpTest {
    */
   @Test
   void thePlanningJobsCodeIsCompiledAhead() throws Exception {
+    assertCompiledAhead(SqlWarmUp::compilePlanning, "", PlanSummary::counted, "planning"); // as PlanSummary.of makes it
+  }
+
+  /**
+   * Compiles ahead with {@code ahead} (in a session of the warm-up's own), then makes the RDD of {@code query} over a
+   * run's cached plan (a real planner over two rows, the second prompt {@code secondPrompt}, in another session, as a
+   * run's), and checks that this compiled nothing more, that neither ran a Spark job, and that nothing is left cached.
+   */
+  private void assertCompiledAhead(Consumer<SparkSession> ahead, String secondPrompt,
+      Function<Dataset<Row>, Dataset<Row>> query, String what) throws Exception {
     SparkSession run = spark.newSession();
     run.conf().set(AdaptiveExecution.SETTING, "false");
     JobOptions o = TestSupport.options("--model", TestSupport.tinyModel().toString(), "--input", "x", "--output", "y");
     ModelLocation model = ModelLocation.check(o.model(), new Configuration(false), null);
     boolean nothingCached = spark.sharedState().cacheManager().isEmpty();
     int jobs = TestSupport.sparkJobsDuring(spark, () -> {
-      SqlWarmUp.compilePlanning(spark.newSession());
+      ahead.accept(spark.newSession());
       long compiled = CodegenMetrics.METRIC_COMPILATION_TIME().getCount();
       Dataset<Row> input = run.createDataFrame(new JavaSparkContext(run.sparkContext()).parallelize(List.of(
           RowFactory.create("a", "def f():", null, null, "in.jsonl:1"),
-          RowFactory.create("b", "", null, null, "in.jsonl:2")), 2), Tables.INPUT);
+          RowFactory.create("b", secondPrompt, null, null, "in.jsonl:2")), 2), Tables.INPUT);
       Dataset<Row> planned = Completions.plan(input, model, o, InferenceStageProfile.forRun(run, 0, null))
           .persist(StorageLevel.MEMORY_AND_DISK());
       try {
-        PlanSummary.counted(planned).queryExecution().toRdd(); // as PlanSummary.of makes it, before its job
-        assertThat(CodegenMetrics.METRIC_COMPILATION_TIME().getCount()).as("classes the run's planning compiled")
+        query.apply(planned).queryExecution().toRdd();
+        assertThat(CodegenMetrics.METRIC_COMPILATION_TIME().getCount()).as("classes the run's %s compiled", what)
             .isEqualTo(compiled);
       } finally {
         planned.unpersist();
