@@ -8,7 +8,8 @@ and out, through this Python's PyTorch and its cuBLAS), 28 layers a pass, passes
 JSON line a second (TFLOP/s over that second from CUDA events, and the GPU's state from nvidia-smi, sampled every 0.25
 s), then a summary: the first second against the last ones.
 
-usage: python3 bench/sustained_gemm.py [--seconds 20] [--rows 32768] [--peak 989e12]
+usage: python3 bench/sustained_gemm.py [--seconds 20] [--rows 32768] [--peak 989e12] [--graph]
+       (--rows 256 --graph: a decode step's products at batch 256, without the LM head)
 Needs PyTorch with CUDA and nvidia-smi; no model files.
 """
 import argparse
@@ -43,6 +44,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--rows", type=int, default=32768)
     ap.add_argument("--peak", type=float, default=989e12)
+    ap.add_argument("--graph", action="store_true", help="replay each pass as a CUDA graph (for few rows)")
     args = ap.parse_args()
     torch.manual_seed(0)
     xs = {k: torch.randn(args.rows, n_in, device="cuda", dtype=torch.float16) for k, (_, n_in) in SHAPES.items()}
@@ -58,6 +60,16 @@ def main():
 
     one_pass()
     torch.cuda.synchronize()
+    if args.graph:  # one pass as a CUDA graph, replayed: no launch gaps where the products are short (decode's rows)
+        graph = torch.cuda.CUDAGraph()
+        stream = torch.cuda.Stream()
+        with torch.cuda.stream(stream):
+            one_pass()  # warm-up on the capture stream
+            torch.cuda.synchronize()
+            with torch.cuda.graph(graph, stream=stream):
+                one_pass()
+        torch.cuda.synchronize()
+        one_pass = graph.replay
     samples, stop = [], threading.Event()
     sampler = threading.Thread(target=sample, args=(stop, samples), daemon=True)
     sampler.start()
@@ -73,7 +85,7 @@ def main():
         while time.monotonic() - t0 < 1.0:
             one_pass()
             passes += 1
-            if passes % 4 == 0:
+            if passes % (4 if args.rows > 4096 else 64) == 0:
                 torch.cuda.synchronize()  # keep the host within a few passes of the GPU
         end.record()
         end.synchronize()
