@@ -28,6 +28,10 @@
 #   E2E_JOB_CDS=0 bench/gpu/e2e.sh                                 # the job's driver without class-data sharing
 #                                                                  # (default 1: as submit/infer.sh starts it, with an
 #                                                                  # archive written first by a job over 256 prompts)
+#   E2E_SUSTAINED=1 bench/gpu/e2e.sh                               # also a prefill line's products for 10 s through
+#                                                                  # Python's PyTorch (bench/sustained_gemm.py): the
+#                                                                  # rate the GPU sustains under its power cap, and
+#                                                                  # prefill against it (prefill_fraction_of_sustained_8k)
 #
 # Needs what bench/gpu/study.sh needs (the bundle in /tmp/g, the Spark parts in /tmp/s, the engine jars in /tmp/app,
 # the job's classes in .gpulib/jobs-classes).
@@ -135,6 +139,9 @@ rm -f $OUT/engine256.json
   BENCH_BATCH_SIZES=256 BENCH_THREADS=1 BENCH_BACKENDS=scripted BENCH_CUDA_GRAPHS=true \
   BENCH_TIMEOUT=${E2E_DECODE_TIMEOUT:-200} SPARKINFER_CP="/tmp/app/*" submit/bench.sh /tmp/e2e-bench256 engine \
   > $OUT/bench256.log 2>&1 && cp /tmp/e2e-bench256/engine.json $OUT/engine256.json; }
+# the rate a prefill line's products sustain on this GPU (its power cap), in the same call (E2E_SUSTAINED=1)
+[ "${E2E_SUSTAINED:-0}" = 0 ] || timeout 60 python3 bench/sustained_gemm.py --seconds 10 > $OUT/sustained.jsonl 2>&1
+
 python3 - "$OUT" "$GPU" "$N" "${E2E_MASTER:-local[*]}" "${E2E_JOB_LAYOUT:-threads=1}" "${E2E_JOB_PRECISION:-fp16}" \
   "${E2E_JOB_OPTIONS:-}" <<'PY'
 import json, os, re, sys, datetime
@@ -222,6 +229,16 @@ if timeline:
             "engine_idle_s"]
     result.update({f"job_{k}": float(v) for k, v in zip(keys, timeline.groups()[:6])})
     result["job_batch_sizes"] = timeline.group(7)
+result["sustained_products_tflops"] = None  # E2E_SUSTAINED=1: bench/sustained_gemm.py's seconds after its first
+try:
+    sustained = json.loads(open(f"{out}/sustained.jsonl").read().strip().splitlines()[-1])
+    result["sustained_products_tflops"] = sustained["after_it_tflops_mean"]
+    result["sustained_sm_mhz_range"] = sustained["sm_mhz_range"]
+    if result.get("prefill_fraction_of_peak_8k"):
+        result["prefill_fraction_of_sustained_8k"] = \
+            result["prefill_fraction_of_peak_8k"] * 989e12 / (sustained["after_it_tflops_mean"] * 1e12)
+except (OSError, ValueError, IndexError, KeyError):
+    pass
 try:
     shared = json.loads(open(f"{out}/shared_prefix.log").read().strip().splitlines()[-1])
     result["prefix_cache_prefill_speedup"] = shared["prefix_cache_prefill_speedup"]
