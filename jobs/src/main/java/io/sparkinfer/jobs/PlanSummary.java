@@ -51,7 +51,7 @@ record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeate
   /** {@link #repeatedPrompts}: not counted. */
   static final long NOT_COUNTED = -1;
 
-  /** The most ids whose hashes reach the driver (8 bytes each, 128 MiB in all). */
+  /** The most ids whose hashes reach the driver (8 bytes each, 128 MiB in all; as many prompts' when asked). */
   static final long MAX_ID_HASHES = 1L << 24;
 
   /**
@@ -113,8 +113,9 @@ record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeate
     long[] all = new long[Math.toIntExact(parts.stream().mapToLong(p -> hashes.apply(p).length).sum())];
     int at = 0;
     for (PartitionCounts p : parts) {
-      System.arraycopy(hashes.apply(p), 0, all, at, hashes.apply(p).length);
-      at += hashes.apply(p).length;
+      long[] h = hashes.apply(p);
+      System.arraycopy(h, 0, all, at, h.length);
+      at += h.length;
     }
     Arrays.sort(all);
     long repeated = 0;
