@@ -8,17 +8,21 @@ import io.sparkinfer.engine.EngineOptions;
 import io.sparkinfer.engine.LlmEngine;
 import io.sparkinfer.generate.GenerationRequest;
 import io.sparkinfer.model.Precision;
+import io.sparkinfer.options.CliArgs;
+import io.sparkinfer.options.OptionTable;
 import java.io.IOException;
 import java.io.Reader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.Function;
 
 /**
  * Where a prefill's time goes, by libtorch op: prompts of a JSONL file (rows with a {@code "prompt"}) prefilled with
@@ -33,7 +37,7 @@ import java.util.Map;
  *
  * <pre>
  *   CUDA_LAUNCH_BLOCKING=1 java -cp ENGINE_CP io.sparkinfer.bench.PrefillProfile MODEL_DIR PROMPTS.jsonl PRECISION \
- *       COUNT OUT.json   (on a GPU)
+ *       COUNT OUT.json [ENGINE OPTIONS, e.g. --cublas DIR]   (on a GPU)
  * </pre>
  */
 public final class PrefillProfile {
@@ -41,12 +45,12 @@ public final class PrefillProfile {
   private PrefillProfile() {}
 
   public static void main(String[] args) throws IOException {
-    if (args.length != 5) {
-      System.err.println("usage: PrefillProfile MODEL_DIR PROMPTS.jsonl PRECISION COUNT OUT.json");
+    if (args.length < 5) {
+      System.err.println("usage: PrefillProfile MODEL_DIR PROMPTS.jsonl PRECISION COUNT OUT.json [ENGINE OPTIONS]");
       System.exit(2);
     }
     List<GenerationRequest> requests = prompts(Path.of(args[1]), Integer.parseInt(args[3]));
-    EngineOptions options = EngineOptions.of(Path.of(args[0]), Precision.parse(args[2]), "gpu");
+    EngineOptions options = options(args, System::getenv);
     try (LlmEngine engine = LlmEngine.load(options)) {
       engine.generate(requests.subList(0, Math.min(64, requests.size()))); // warm-up: kernels, graphs, allocator
       long start = System.nanoTime();
@@ -78,6 +82,18 @@ public final class PrefillProfile {
           requests.size(), args[2], plainMs, profiledMs, trace.spanMs(), trace.coveredMs(),
           "1".equals(System.getenv("CUDA_LAUNCH_BLOCKING")), engine.loadPhases());
     }
+  }
+
+  /**
+   * The engine's options: MODEL_DIR, PRECISION and the GPU from the positional arguments, and any engine option after
+   * the five (e.g. {@code --cublas DIR}), or from its environment variable ({@code SPARKINFER_CUBLAS}) as the
+   * command-line tools read them.
+   */
+  static EngineOptions options(String[] args, Function<String, String> environment) {
+    OptionTable table = new OptionTable(EngineOptions.GROUP);
+    CliArgs extra = table.parse(Arrays.copyOfRange(args, 5, args.length));
+    return new EngineOptions(args[0], table.resolve(extra, key -> null, environment))
+        .with(EngineOptions.PRECISION, Precision.parse(args[2])).with(EngineOptions.DEVICE_OPTION, "gpu");
   }
 
   /** The first {@code count} prompts of a JSONL file, each to make one token. */

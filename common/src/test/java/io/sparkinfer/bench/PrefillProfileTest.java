@@ -36,6 +36,30 @@ class PrefillProfileTest {
     assertThat(trace.byParent().get("- > aten::mm")).containsExactly(1.5, 2.0);
   }
 
+  /**
+   * The engine's options: model, precision and the GPU from the positional arguments, more engine options after them,
+   * or from their environment variables (a profile on another cuBLAS: {@code --cublas DIR} or {@code SPARKINFER_CUBLAS},
+   * which the tool read neither of before).
+   */
+  @Test
+  void engineOptionsFollowThePositionalArgumentsOrComeFromTheEnvironment() {
+    String[] positional = {"/models/m", "p.jsonl", "fp8", "16", "out.json"};
+    io.sparkinfer.engine.EngineOptions plain = PrefillProfile.options(positional, key -> null);
+    assertThat(plain.modelDir()).isEqualTo("/models/m");
+    assertThat(plain.precision()).isEqualTo(io.sparkinfer.model.Precision.FP8);
+    assertThat(plain.get(io.sparkinfer.engine.EngineOptions.DEVICE_OPTION)).isEqualTo("gpu");
+    assertThat(plain.get(io.sparkinfer.cuda.CublasOverride.CUBLAS)).isEqualTo("bundled");
+
+    String[] more = {"/models/m", "p.jsonl", "fp16", "16", "out.json", "--cublas", "/opt/cublas", "--cuda-graphs=false"};
+    io.sparkinfer.engine.EngineOptions given = PrefillProfile.options(more, key -> null);
+    assertThat(given.get(io.sparkinfer.cuda.CublasOverride.CUBLAS)).isEqualTo("/opt/cublas");
+    assertThat(given.get(io.sparkinfer.backend.scripted.ScriptedOptions.CUDA_GRAPHS)).isFalse();
+
+    io.sparkinfer.engine.EngineOptions fromEnv = PrefillProfile.options(positional,
+        key -> key.equals("SPARKINFER_CUBLAS") ? "/env/cublas" : null);
+    assertThat(fromEnv.get(io.sparkinfer.cuda.CublasOverride.CUBLAS)).isEqualTo("/env/cublas");
+  }
+
   @Test
   void promptsAreTheFirstRowsEachMakingOneToken() throws Exception {
     Path jsonl = Files.writeString(dir.resolve("p.jsonl"), """
