@@ -14,6 +14,7 @@ import org.apache.spark.sql.Dataset;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.catalyst.InternalRow;
 import org.apache.spark.sql.catalyst.expressions.XXH64;
+import org.apache.spark.unsafe.types.UTF8String;
 
 /**
  * What planning counted over the planned rows ({@link Tables#PLANNED}), in one pass over them: the rows, those that
@@ -147,24 +148,17 @@ record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeate
       long errors = 0;
       long inputErrors = 0;
       long nullIds = 0;
-      long[] hashes = new long[0];
-      int hashed = 0;
+      BoundedHashes ids = new BoundedHashes(maxHashes);
+      BoundedHashes promptHashes = prompts ? new BoundedHashes(maxHashes) : null;
       int[] valid = new int[64]; // the prompt lengths of the rows that can run
-      long[] promptHashes = prompts ? new long[(int) Math.min(64, Math.max(1, maxHashes))] : null;
       int nValid = 0;
       while (rows.hasNext()) {
         InternalRow r = rows.next();
         n++;
         if (r.isNullAt(0)) {
           nullIds++;
-        } else if (hashes != null) {
-          if (hashed == hashes.length) { // full: grow, or give up past the bound
-            hashes = hashed < maxHashes ? Arrays.copyOf(hashes, (int) Math.min(maxHashes, Math.max(64, 2L * hashed)))
-                : null;
-          }
-          if (hashes != null) {
-            hashes[hashed++] = XXH64.hashUTF8String(r.getUTF8String(0), 42);
-          }
+        } else {
+          ids.add(r.getUTF8String(0));
         }
         if (r.isNullAt(1)) {
           if (nValid == valid.length) {
@@ -172,14 +166,7 @@ record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeate
           }
           valid[nValid++] = r.getInt(2);
           if (promptHashes != null) {
-            if (nValid > maxHashes) {
-              promptHashes = null;
-            } else {
-              if (nValid > promptHashes.length) {
-                promptHashes = Arrays.copyOf(promptHashes, (int) Math.min(maxHashes, 2L * promptHashes.length));
-              }
-              promptHashes[nValid - 1] = XXH64.hashUTF8String(r.getUTF8String(3), 42);
-            }
+            promptHashes.add(r.getUTF8String(3));
           }
         } else {
           errors++;
@@ -187,9 +174,6 @@ record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeate
             inputErrors++;
           }
         }
-      }
-      if (hashes != null) {
-        hashes = Arrays.copyOf(hashes, hashed);
       }
       Arrays.sort(valid, 0, nValid);
       int distinct = 0;
@@ -201,8 +185,37 @@ record PlanSummary(long rows, long plannedErrors, long inputErrors, long repeate
         }
         counts[distinct - 1]++;
       }
-      return new PartitionCounts(n, errors, inputErrors, nullIds, hashes, Arrays.copyOf(lengths, distinct),
-          Arrays.copyOf(counts, distinct), promptHashes == null ? null : Arrays.copyOf(promptHashes, nValid));
+      return new PartitionCounts(n, errors, inputErrors, nullIds, ids.hashes(), Arrays.copyOf(lengths, distinct),
+          Arrays.copyOf(counts, distinct), promptHashes == null ? null : promptHashes.hashes());
+    }
+  }
+
+  /** 64-bit hashes of strings, at most {@code max} of them: past that, none ({@link #hashes} is null). */
+  private static final class BoundedHashes {
+    private final int max;
+    private long[] hashes = new long[0];
+    private int n;
+
+    BoundedHashes(int max) {
+      this.max = max;
+    }
+
+    void add(UTF8String s) {
+      if (hashes == null) {
+        return;
+      }
+      if (n == hashes.length) { // full: grow, or give up past the bound
+        hashes = n < max ? Arrays.copyOf(hashes, (int) Math.min(max, Math.max(64, 2L * n))) : null;
+        if (hashes == null) {
+          return;
+        }
+      }
+      hashes[n++] = XXH64.hashUTF8String(s, 42);
+    }
+
+    /** The hashes added, in order; null past the bound. */
+    long[] hashes() {
+      return hashes == null ? null : Arrays.copyOf(hashes, n);
     }
   }
 }

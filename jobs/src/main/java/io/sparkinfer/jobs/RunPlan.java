@@ -35,8 +35,8 @@ import org.slf4j.LoggerFactory;
  * input's line count, the planning job (one stage: tokenize, cache and count), then the wave: one job of the range
  * shuffle's map stage and the inference stage, adaptive query execution off ({@link AdaptiveExecution}), its ranges
  * cut from planning's count of the lengths ({@link LengthRanges}): 3 Spark jobs to the first inference task. In local
- * mode the wave is, where it can be, one stage over the planned partitions, each sorted by length ({@link #inPlace()},
- * {@link #inPlaceMode}): no range shuffle, whose map stage ran 0.45-0.49 s before the inference tasks. With a
+ * mode the wave is, where it can be, one stage over the planned partitions, each sorted by length ({@link #inPlaceMode},
+ * {@link Completions#arrangeInPlace}): no range shuffle, whose map stage ran 0.45-0.49 s before the inference tasks. With a
  * cache, the requests to compute are those the cache did not answer, and Spark's range partitioner samples them in a
  * job of its own. Before: the summary as a Spark SQL query of three stages and the range partitioner's sampling job
  * (until 2026-12-03's afternoon: the first inference task came 0.6-0.7 s later on an H200's host,
@@ -229,11 +229,6 @@ final class RunPlan implements AutoCloseable {
     return spark.sparkContext().isLocal() && cutsRanges(false, spark);
   }
 
-  /** Whether the waves are arranged where planning left their rows (in place), not ranged by prompt length. */
-  boolean inPlace() {
-    return inPlace;
-  }
-
   /** Output commits the run makes. */
   int waves() {
     return waves;
@@ -272,7 +267,7 @@ final class RunPlan implements AutoCloseable {
   /**
    * The requests of commit {@code wave}: (prompt, prompt_tokens, ids) in {@link #partitions()} partitions,
    * ranged on (length, hash) so similar lengths share a partition and equal lengths still spread, or in place (the
-   * planned partitions, {@link #inPlace()}), and sorted by length inside each; null when no row can run.
+   * planned partitions, {@link #inPlaceMode}), and sorted by length inside each; null when no row can run.
    */
   Dataset<Row> wave(int wave) {
     if (groups == null) {

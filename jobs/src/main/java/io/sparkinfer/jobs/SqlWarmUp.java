@@ -141,7 +141,7 @@ final class SqlWarmUp {
   }
 
   /**
-   * {@link #compileWave} for a wave arranged in place ({@link RunPlan#inPlace()}): one stage that reads the cached
+   * {@link #compileWave} for a wave arranged in place ({@link RunPlan#inPlaceMode}): one stage that reads the cached
    * plan, so the code is compiled over a made-up plan cached as the run's is (as {@link #compilePlanning} does), which
    * runs no job and is left uncached.
    */

@@ -15,7 +15,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * In local mode a run's wave is arranged where planning left its rows ({@link RunPlan#inPlace()}): one stage, no range
+ * In local mode a run's wave is arranged where planning left its rows ({@link RunPlan#inPlaceMode}): one stage, no range
  * shuffle, and the same answers as a ranged wave. A run with {@code --dedup} whose prompts repeat, or one given
  * {@code --partitions}, is ranged as before (where {@link RepeatedPrompts} merges the repeats of a range).
  */

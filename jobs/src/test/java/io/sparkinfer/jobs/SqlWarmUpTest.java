@@ -81,7 +81,7 @@ class SqlWarmUpTest {
   }
 
   /**
-   * A wave arranged in place (local mode, {@link RunPlan#inPlace()}) is one stage over the cached plan: its code,
+   * A wave arranged in place (local mode, {@link RunPlan#inPlaceMode}) is one stage over the cached plan: its code,
    * compiled ahead over a made-up cached plan, is the code the run's wave needs over its own (a real planner, another
    * session, more rows). Neither runs a Spark job, and the made-up plan leaves nothing cached.
    */
